@@ -1,0 +1,7 @@
+//! router: a chained CNI meta plugin built as a declarative reconciler.
+//! config + prevResult -> compile -> DesiredState; snapshot -> ActualState; plan -> ops;
+//! execute applies them; render shows them. See ARCHITECTURE.md.
+
+pub mod error;
+pub mod model;
+pub mod plan;
