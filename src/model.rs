@@ -618,10 +618,6 @@ pub struct ActualState {
     pub pod: Option<NetnsState>,
     #[serde(default)]
     pub host: NetnsState,
-    /// The id the pod netns gives the host netns (what a pod veth's `netnsid` says when its
-    /// peer is on the host).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_netnsid_in_pod: Option<i32>,
     /// The host's preferred source address toward each address of C (`ip route get`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub host_preferred_src: BTreeMap<IpAddr, IpAddr>,
