@@ -148,7 +148,9 @@ impl<'de> Deserialize<'de> for MacAddr {
 }
 
 /// Route scope (rtm_scope). IPv6 routes always read back as `Universe`.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteScope {
     #[default]
@@ -183,7 +185,9 @@ impl RouteScope {
 
 /// Route type (rtm_type). Only unicast routes are created; others are carried so that a
 /// snapshot never mistakes a blackhole for a unicast route with the same key.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteKind {
     #[default]
@@ -290,7 +294,9 @@ impl Route {
 
 /// FR_ACT_TO_TBL is the only rule action router creates; other actions are carried so
 /// that they never compare equal to a lookup rule.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleAction {
     #[default]
@@ -561,11 +567,23 @@ pub struct NetnsState {
     pub links: BTreeMap<String, Link>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub macs: BTreeMap<String, MacAddr>,
-    #[serde(default, with = "keyed_list", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        with = "keyed_list",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub routes: BTreeMap<RouteKey, Route>,
-    #[serde(default, with = "keyed_list", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        with = "keyed_list",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub rules: BTreeMap<RuleKey, Rule>,
-    #[serde(default, with = "keyed_list", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        with = "keyed_list",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub neighbours: BTreeMap<NeighbourKey, Neighbour>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<SysctlKey, i64>,
@@ -663,10 +681,10 @@ pub struct RouteSelector {
 impl Scope {
     pub fn holds_route(&self, route: &Route) -> bool {
         route.is_owned()
-            && self.routes.iter().any(|s| {
-                s.table == route.key.table
-                    && (s.dev.is_none() || s.dev == route.key.dev)
-            })
+            && self
+                .routes
+                .iter()
+                .any(|s| s.table == route.key.table && (s.dev.is_none() || s.dev == route.key.dev))
     }
 
     pub fn holds_rule(&self, rule: &Rule) -> bool {
@@ -895,7 +913,12 @@ mod tests {
 
     #[test]
     fn mac_rejects_short_long_and_signed_parts() {
-        for bad in ["0a:0b", "0a:0b:0c:0d:0e:0f:10", "-1:0b:0c:0d:0e:0f", "0a:0b:0c:0d:0e:g0"] {
+        for bad in [
+            "0a:0b",
+            "0a:0b:0c:0d:0e:0f:10",
+            "-1:0b:0c:0d:0e:0f",
+            "0a:0b:0c:0d:0e:g0",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }
