@@ -7,6 +7,7 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Code {
     IncompatibleVersion = 1,
+    UnknownContainer = 3,
     InvalidEnv = 4,
     Io = 5,
     Decode = 6,
@@ -36,6 +37,8 @@ pub enum Error {
     IncompatibleVersion(String),
     #[error("{0}")]
     InvalidEnv(String),
+    #[error("pod network namespace unusable: {0}")]
+    UnknownContainer(String),
     #[error("{what}: {reason}")]
     Io { what: String, reason: String },
     #[error("cannot decode {what}: {reason}")]
@@ -66,6 +69,7 @@ impl Error {
         match self {
             Error::IncompatibleVersion(_) => Code::IncompatibleVersion,
             Error::InvalidEnv(_) => Code::InvalidEnv,
+            Error::UnknownContainer(_) => Code::UnknownContainer,
             Error::Io { .. } => Code::Io,
             Error::Decode { .. } => Code::Decode,
             Error::InvalidConfig { .. } | Error::InvalidPrevResult(_) => Code::InvalidConfig,

@@ -734,6 +734,47 @@ impl DesiredState {
     }
 }
 
+/// P and the routes that moved from main for one family, fixed by the first ADD: after the
+/// move, main no longer shows P's default, so later runs compile from this.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Moved {
+    pub interface: String,
+    /// P's main-table routes as they were, copied into table T.
+    pub routes: Vec<Route>,
+    /// The subset ADD removed from main (P's default hops); DEL puts them back.
+    #[serde(default)]
+    pub removed_from_main: Vec<Route>,
+}
+
+/// The attachment record (BEHAVIOUR 6): what one ADD owns and what it replaced, so that
+/// CHECK and DEL compile from facts the kernel no longer shows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub version: u32,
+    pub container_id: String,
+    pub ifname: String,
+    pub table: u32,
+    pub host_rule_table: u32,
+    pub overlay_interface: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_peer: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub moved: BTreeMap<Family, Moved>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_mac: Option<MacAddr>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub original_sysctls: BTreeMap<SysctlKey, i64>,
+    /// The owned objects ADD wants present, per netns.
+    #[serde(default)]
+    pub pod: NetnsState,
+    #[serde(default)]
+    pub host: NetnsState,
+}
+
+impl Record {
+    pub const VERSION: u32 = 1;
+}
+
 /// ADD makes an attachment; DEL removes it. CHECK compiles as ADD.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

@@ -1,9 +1,15 @@
 //! plan: DesiredState x ActualState -> ordered ops. Pure; touches only owned objects plus
 //! the documented moves, and reports (never changes) unowned objects in the way.
+//! The op order keeps a default route in main at every step (DESIGN "order").
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Neighbour, Op, Route, Rule, Side};
+use crate::model::{
+    ActualState, DesiredNetns, DesiredState, Family, Mode, Neighbour, NetnsState, Op, Route,
+    RouteKey, Rule, Side, MAIN_TABLE,
+};
 
 /// An object named in a report.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -33,3 +39,308 @@ impl Plan {
         self.ops.is_empty() && self.blocked.is_empty()
     }
 }
+
+/// The ops that take `actual` to `desired`, in the order they must run for `mode`.
+/// A pod netns that is gone gets no ops.
+pub fn plan(desired: &DesiredState, actual: &ActualState, mode: Mode) -> Plan {
+    let mut plan = Plan::default();
+    for side in [Side::Pod, Side::Host] {
+        if let Some(actual_ns) = actual.side(side) {
+            NetnsPlanner {
+                side,
+                desired: desired.side(side),
+                actual: actual_ns,
+                claimed: BTreeSet::new(),
+                plan: &mut plan,
+            }
+            .run();
+        }
+    }
+    plan.ops.sort_by_key(|op| rank(op, mode));
+    plan
+}
+
+struct NetnsPlanner<'a> {
+    side: Side,
+    desired: &'a DesiredNetns,
+    actual: &'a NetnsState,
+    /// Actual routes already replaced or removed by an earlier op.
+    claimed: BTreeSet<RouteKey>,
+    plan: &'a mut Plan,
+}
+
+impl NetnsPlanner<'_> {
+    fn run(mut self) {
+        self.sysctls();
+        self.macs();
+        self.routes();
+        self.neighbours();
+        self.rules();
+        self.release_unused_rules();
+    }
+
+    fn op(&mut self, op: Op) {
+        self.plan.ops.push(op);
+    }
+
+    fn blocked(&mut self, wanted: Object, found: Object) {
+        self.plan.blocked.push(Blocked {
+            netns: self.side,
+            wanted,
+            found,
+        });
+    }
+
+    /// Compare before write: an equal value is not rewritten.
+    fn sysctls(&mut self) {
+        for (key, &new) in &self.desired.present.sysctls {
+            let old = self.actual.sysctls.get(key).copied();
+            if old != Some(new) {
+                let netns = self.side;
+                self.op(Op::SetSysctl {
+                    netns,
+                    key: key.clone(),
+                    old,
+                    new,
+                });
+            }
+        }
+    }
+
+    fn macs(&mut self) {
+        for (dev, &new) in &self.desired.present.macs {
+            let old = self.actual.macs.get(dev).copied();
+            if old != Some(new) {
+                let netns = self.side;
+                self.op(Op::SetMac {
+                    netns,
+                    dev: dev.clone(),
+                    old,
+                    new,
+                });
+            }
+        }
+    }
+
+    fn routes(&mut self) {
+        for want in self.desired.present.routes.values() {
+            self.route(want);
+        }
+        for key in &self.desired.absent_routes {
+            if let Some(have) = self.actual.routes.get(key) {
+                self.delete_route(have);
+            }
+        }
+        let extras: Vec<&Route> = self
+            .actual
+            .routes
+            .values()
+            .filter(|r| {
+                self.desired.scope.holds_route(r)
+                    && !self.desired.present.routes.contains_key(&r.key)
+                    && !self.desired.keep.routes.contains_key(&r.key)
+            })
+            .collect();
+        for have in extras {
+            self.delete_route(have);
+        }
+    }
+
+    fn delete_route(&mut self, have: &Route) {
+        if self.claimed.insert(have.key.clone()) {
+            let netns = self.side;
+            self.op(Op::DelRoute {
+                netns,
+                route: have.clone(),
+            });
+        }
+    }
+
+    fn replace_route(&mut self, old: Vec<Route>, new: &Route) {
+        self.claimed.extend(old.iter().map(|r| r.key.clone()));
+        let netns = self.side;
+        self.op(Op::ReplaceRoute {
+            netns,
+            old,
+            new: new.clone(),
+        });
+    }
+
+    fn route(&mut self, want: &Route) {
+        let takeover = self.desired.takeover.contains(&want.key);
+        match self.actual.routes.get(&want.key) {
+            Some(have) if have == want => {}
+            Some(have) if !have.is_owned() && have.same_effect(want) => {}
+            Some(have) if have.is_owned() || takeover => self.replace_route(vec![have.clone()], want),
+            Some(have) => self.blocked(Object::Route(want.clone()), Object::Route(have.clone())),
+            None => self.route_into_slot(want, takeover),
+        }
+    }
+
+    /// A new route whose slot (table, dst, tos, metric) other routes may hold: owned ones
+    /// are replaced (stale leftovers), unowned ones block it unless it is a documented move.
+    fn route_into_slot(&mut self, want: &Route, takeover: bool) {
+        let slot = want.key.slot();
+        let others: Vec<Route> = self
+            .actual
+            .routes_in_slot(&slot)
+            .filter(|r| {
+                !self.desired.present.routes.contains_key(&r.key) && !self.claimed.contains(&r.key)
+            })
+            .cloned()
+            .collect();
+        let in_the_way = others
+            .iter()
+            .find(|r| !r.is_owned() || self.desired.keep.routes.contains_key(&r.key));
+        match in_the_way {
+            _ if others.is_empty() => {
+                let netns = self.side;
+                self.op(Op::AddRoute {
+                    netns,
+                    route: want.clone(),
+                });
+            }
+            Some(found) if !takeover => {
+                self.blocked(Object::Route(want.clone()), Object::Route(found.clone()))
+            }
+            _ => self.replace_route(others, want),
+        }
+    }
+
+    fn neighbours(&mut self) {
+        for want in self.desired.present.neighbours.values() {
+            let netns = self.side;
+            match self.actual.neighbours.get(&want.key) {
+                Some(have) if have.lladdr == want.lladdr => {}
+                Some(have) if have.is_owned() => self.op(Op::ReplaceNeighbour {
+                    netns,
+                    old: have.clone(),
+                    new: want.clone(),
+                }),
+                Some(have) => self.blocked(
+                    Object::Neighbour(want.clone()),
+                    Object::Neighbour(have.clone()),
+                ),
+                None => self.op(Op::AddNeighbour {
+                    netns,
+                    neighbour: want.clone(),
+                }),
+            }
+        }
+        let extras: Vec<Neighbour> = self
+            .actual
+            .neighbours
+            .values()
+            .filter(|n| {
+                self.desired.scope.holds_neighbour(n)
+                    && !self.desired.present.neighbours.contains_key(&n.key)
+                    && !self.desired.keep.neighbours.contains_key(&n.key)
+            })
+            .cloned()
+            .collect();
+        for neighbour in extras {
+            let netns = self.side;
+            self.op(Op::DelNeighbour { netns, neighbour });
+        }
+    }
+
+    /// A rule's identity is all it has but its protocol: one with the same key, owned or
+    /// not, already does the job.
+    fn rules(&mut self) {
+        let missing: Vec<Rule> = self
+            .desired
+            .present
+            .rules
+            .values()
+            .filter(|want| !self.actual.rules.contains_key(&want.key))
+            .cloned()
+            .collect();
+        for rule in missing {
+            let netns = self.side;
+            self.op(Op::AddRule { netns, rule });
+        }
+        let extras: Vec<Rule> = self
+            .actual
+            .rules
+            .values()
+            .filter(|r| {
+                self.desired.scope.holds_rule(r)
+                    && !self.desired.present.rules.contains_key(&r.key)
+                    && !self.desired.keep.rules.contains_key(&r.key)
+            })
+            .cloned()
+            .collect();
+        for rule in extras {
+            let netns = self.side;
+            self.op(Op::DelRule { netns, rule });
+        }
+    }
+
+    /// The shared host rule goes only when, after this plan, no owned route of its family
+    /// is left in the table it looks up.
+    fn release_unused_rules(&mut self) {
+        if self.desired.release_when_unused.is_empty() {
+            return;
+        }
+        let mut after = self.actual.clone();
+        for op in self.plan.ops.iter().filter(|op| op.side() == self.side) {
+            after.apply(op);
+        }
+        for key in &self.desired.release_when_unused {
+            let Some(rule) = self.actual.rules.get(key).filter(|r| r.is_owned()) else {
+                continue;
+            };
+            if !table_has_owned_route(&after, rule.key.table, rule.key.family) {
+                let netns = self.side;
+                self.op(Op::DelRule {
+                    netns,
+                    rule: rule.clone(),
+                });
+            }
+        }
+    }
+}
+
+fn table_has_owned_route(ns: &NetnsState, table: u32, family: Family) -> bool {
+    ns.routes
+        .values()
+        .any(|r| r.key.table == table && r.key.family() == family && r.is_owned())
+}
+
+fn is_main(route: &Route) -> bool {
+    route.key.table == MAIN_TABLE
+}
+
+/// DESIGN "order". ADD: sysctls, MAC, routes into T (copies first), other routes,
+/// neighbours, rules, then removals (rules, routes out of main, neighbours). DEL runs the
+/// other way round, with the restore of P's default (a one-step replace) before the copies
+/// it relies on go.
+fn rank(op: &Op, mode: Mode) -> u8 {
+    match (mode, op) {
+        (Mode::Add, Op::SetSysctl { .. }) => 0,
+        (Mode::Add, Op::SetMac { .. }) => 1,
+        (Mode::Add, Op::AddRoute { route: r, .. } | Op::ReplaceRoute { new: r, .. }) => {
+            if is_main(r) {
+                3
+            } else {
+                2
+            }
+        }
+        (Mode::Add, Op::AddNeighbour { .. } | Op::ReplaceNeighbour { .. }) => 4,
+        (Mode::Add, Op::AddRule { .. }) => 5,
+        (Mode::Add, Op::DelRule { .. }) => 6,
+        (Mode::Add, Op::DelRoute { .. }) => 7,
+        (Mode::Add, Op::DelNeighbour { .. }) => 8,
+        (Mode::Del, Op::DelRule { .. }) => 0,
+        (Mode::Del, Op::AddRoute { .. } | Op::ReplaceRoute { .. }) => 1,
+        (Mode::Del, Op::DelRoute { .. }) => 2,
+        (Mode::Del, Op::DelNeighbour { .. }) => 3,
+        (Mode::Del, Op::AddNeighbour { .. } | Op::ReplaceNeighbour { .. }) => 4,
+        (Mode::Del, Op::AddRule { .. }) => 5,
+        (Mode::Del, Op::SetMac { .. }) => 6,
+        (Mode::Del, Op::SetSysctl { .. }) => 7,
+    }
+}
+
+#[cfg(test)]
+mod tests;
