@@ -141,7 +141,10 @@ fn families_of(addrs: &[IpNet]) -> BTreeSet<Family> {
 /// C's new MAC: the prefix, then the first IPv4 address's 4 bytes, else the last 4 bytes of
 /// the first IPv6 address. Leading zero bytes are kept.
 pub fn derive_mac(prefix: [u8; 2], chained_addrs: &[IpNet]) -> Option<MacAddr> {
-    let tail: [u8; 4] = match chained_addrs.iter().find(|a| Family::of_net(a) == Family::Ipv4) {
+    let tail: [u8; 4] = match chained_addrs
+        .iter()
+        .find(|a| Family::of_net(a) == Family::Ipv4)
+    {
         Some(IpNet::V4(v4)) => v4.addr().octets(),
         _ => match chained_addrs.iter().find_map(|a| match a {
             IpNet::V6(v6) => Some(v6.addr().octets()),
@@ -184,7 +187,12 @@ fn is_moved_kind(route: &Route) -> bool {
 fn find_previous(pod: &NetnsState, chained: &str, table: u32, family: Family) -> Option<Moved> {
     let holder = pod
         .main_defaults(family)
-        .filter_map(|r| r.key.dev.as_deref().map(|d| (r.key.metric, name_order(d), d)))
+        .filter_map(|r| {
+            r.key
+                .dev
+                .as_deref()
+                .map(|d| (r.key.metric, name_order(d), d))
+        })
         .filter(|(_, _, d)| *d != chained)
         .min();
     if let Some((_, _, p)) = holder {
@@ -235,7 +243,11 @@ fn recover_previous_from_copies(
             original
         })
         .collect();
-    let removed = routes.iter().filter(|r| r.key.is_default()).cloned().collect();
+    let removed = routes
+        .iter()
+        .filter(|r| r.key.is_default())
+        .cloned()
+        .collect();
     Some(Moved {
         interface: p.to_string(),
         routes,
@@ -286,7 +298,12 @@ fn host_rule(config: &Config, family: Family, table: u32) -> Rule {
 
 /// The owned objects that belong to one attachment: its table T, the host-address routes
 /// and neighbours through O in the pod; its routes and neighbours through H on the host.
-fn attachment_scope(table: u32, overlay: &str, host_table: u32, host_peer: Option<&str>) -> (Scope, Scope) {
+fn attachment_scope(
+    table: u32,
+    overlay: &str,
+    host_table: u32,
+    host_peer: Option<&str>,
+) -> (Scope, Scope) {
     let pod = Scope {
         routes: vec![
             RouteSelector { table, dev: None },
@@ -356,10 +373,14 @@ fn compile_add(input: &CompileInput<'_>) -> Result<Compiled> {
     let prev = input
         .prev
         .ok_or_else(|| Error::InvalidPrevResult("prevResult is required".into()))?;
-    let pod_actual = input.actual.pod.as_ref().ok_or_else(|| {
-        Error::UnknownContainer("the pod network namespace is gone".into())
-    })?;
-    let table = input.record.map_or_else(|| config.table_for(input.ifname), |r| Ok(r.table))?;
+    let pod_actual = input
+        .actual
+        .pod
+        .as_ref()
+        .ok_or_else(|| Error::UnknownContainer("the pod network namespace is gone".into()))?;
+    let table = input
+        .record
+        .map_or_else(|| config.table_for(input.ifname), |r| Ok(r.table))?;
     let chained_addrs = prev.addresses_of(input.ifname);
     let facts = Facts::derive(config, input.ifname, &chained_addrs, input.actual);
     let new_mac = match config.mac_prefix {
@@ -453,7 +474,10 @@ impl AddBuilder<'_> {
         let ifaces = self.pod_sysctl_ifaces();
         let uses_v6 = families_of(&self.chained_addrs).contains(&Family::Ipv6);
         for iface in &ifaces {
-            self.pod_sysctl(SysctlKey::new(iface, SysctlName::RpFilter), i64::from(rp.value));
+            self.pod_sysctl(
+                SysctlKey::new(iface, SysctlName::RpFilter),
+                i64::from(rp.value),
+            );
             if uses_v6 {
                 self.pod_sysctl(SysctlKey::new(iface, SysctlName::DisableIpv6), 0);
             }
@@ -464,10 +488,10 @@ impl AddBuilder<'_> {
                 .map(str::to_string)
                 .chain(self.facts.host_peer.clone());
             for iface in host_ifaces {
-                self.host
-                    .present
-                    .sysctls
-                    .insert(SysctlKey::new(&iface, SysctlName::RpFilter), i64::from(rp.value));
+                self.host.present.sysctls.insert(
+                    SysctlKey::new(&iface, SysctlName::RpFilter),
+                    i64::from(rp.value),
+                );
             }
         }
     }

@@ -171,7 +171,9 @@ impl NetnsPlanner<'_> {
         match self.actual.routes.get(&want.key) {
             Some(have) if have == want => {}
             Some(have) if !have.is_owned() && have.same_effect(want) => {}
-            Some(have) if have.is_owned() || takeover => self.replace_route(vec![have.clone()], want),
+            Some(have) if have.is_owned() || takeover => {
+                self.replace_route(vec![have.clone()], want)
+            }
             Some(have) => self.blocked(Object::Route(want.clone()), Object::Route(have.clone())),
             None => self.route_into_slot(want, takeover),
         }

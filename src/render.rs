@@ -1,0 +1,1395 @@
+//! render: shows ops and states for people (`ip` commands grouped by netns, `+ - ~`,
+//! colour only when asked) and programs (JSON). Pure; no I/O, no env.
+//! IPv6 routes and rules are named `route -6 ...` / `rule -6 ...` outside commands.
+
+use std::fmt::Display;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use similar::TextDiff;
+
+use crate::model::{
+    ActualState, Family, MacAddr, Neighbour, NetnsState, Op, Route, RouteKind, RouteScope, Rule,
+    RuleAction, RuleKey, Side, MAIN_TABLE,
+};
+use crate::plan::{Blocked, Object, Plan};
+
+/// The `schema` value of [`plan_json`]; bump it on any incompatible change.
+pub const PLAN_SCHEMA: &str = "router.plan/v1";
+
+const PRESENT: &str = "present";
+const ABSENT: &str = "absent";
+const MISSING: &str = "missing";
+const HELD_BY: &str = "held by unowned ";
+/// Items named in a drift summary; the rest are counted, so a CNI error stays one line.
+const SUMMARY_ITEMS: usize = 5;
+
+const BOLD: &str = "\x1b[1m";
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const MAGENTA: &str = "\x1b[35m";
+const RESET: &str = "\x1b[0m";
+
+/// How each netns is called in headers and JSON, e.g. pod = "/var/run/netns/x", host = "host".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetnsLabels {
+    pub pod: String,
+    pub host: String,
+}
+
+impl NetnsLabels {
+    fn of(&self, side: Side) -> &str {
+        match side {
+            Side::Pod => &self.pod,
+            Side::Host => &self.host,
+        }
+    }
+}
+
+// ---- object text --------------------------------------------------------------------
+
+/// `ip` prints host prefixes as bare addresses; doing the same keeps output familiar.
+fn net_text(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+fn dst_text(net: &IpNet) -> String {
+    if net.prefix_len() == 0 {
+        "default".to_string()
+    } else {
+        net_text(net)
+    }
+}
+
+/// Numeric except the names iproute2 ships in rt_protos, so a paste parses everywhere.
+fn proto_text(protocol: u8) -> String {
+    match protocol {
+        2 => "kernel".to_string(),
+        3 => "boot".to_string(),
+        4 => "static".to_string(),
+        n => n.to_string(),
+    }
+}
+
+fn table_name(table: u32) -> String {
+    match table {
+        253 => "default".to_string(),
+        MAIN_TABLE => "main".to_string(),
+        255 => "local".to_string(),
+        n => n.to_string(),
+    }
+}
+
+/// iproute2 parses `tos` as hex, so it must be written as hex to mean the same value.
+fn tos_text(tos: u8) -> String {
+    format!("{tos:#04x}")
+}
+
+fn kind_word(kind: RouteKind) -> Option<&'static str> {
+    match kind {
+        RouteKind::Unicast => None,
+        RouteKind::Local => Some("local"),
+        RouteKind::Broadcast => Some("broadcast"),
+        RouteKind::Blackhole => Some("blackhole"),
+        RouteKind::Unreachable => Some("unreachable"),
+        RouteKind::Prohibit => Some("prohibit"),
+        // No iproute2 type matches; named anyway so it never reads as unicast.
+        RouteKind::Other => Some("other"),
+    }
+}
+
+fn scope_word(scope: RouteScope) -> Option<&'static str> {
+    match scope {
+        RouteScope::Universe => None,
+        RouteScope::Site => Some("site"),
+        RouteScope::Link => Some("link"),
+        RouteScope::Host => Some("host"),
+        RouteScope::Nowhere => Some("nowhere"),
+    }
+}
+
+fn action_text(key: &RuleKey) -> String {
+    match key.action {
+        RuleAction::Lookup => format!("lookup {}", table_name(key.table)),
+        RuleAction::Goto => "goto".to_string(),
+        RuleAction::Nop => "nop".to_string(),
+        RuleAction::Blackhole => "blackhole".to_string(),
+        RuleAction::Unreachable => "unreachable".to_string(),
+        RuleAction::Prohibit => "prohibit".to_string(),
+        RuleAction::Other => "other".to_string(),
+    }
+}
+
+fn push_opt<T: Display>(words: &mut Vec<String>, name: &str, value: Option<T>) {
+    if let Some(value) = value {
+        words.push(format!("{name} {value}"));
+    }
+}
+
+fn route_text(route: &Route, with_proto: bool) -> String {
+    let key = &route.key;
+    let mut words: Vec<String> = kind_word(route.kind)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    words.push(dst_text(&key.dst));
+    push_opt(&mut words, "tos", (key.tos != 0).then(|| tos_text(key.tos)));
+    push_opt(&mut words, "via", key.gateway);
+    push_opt(&mut words, "dev", key.dev.as_deref());
+    push_opt(
+        &mut words,
+        "table",
+        (key.table != MAIN_TABLE).then_some(key.table),
+    );
+    push_opt(
+        &mut words,
+        "metric",
+        (key.metric != 0).then_some(key.metric),
+    );
+    push_opt(&mut words, "scope", scope_word(route.scope));
+    push_opt(&mut words, "src", route.prefsrc);
+    push_opt(
+        &mut words,
+        "proto",
+        with_proto.then(|| proto_text(route.protocol)),
+    );
+    if route.onlink {
+        words.push("onlink".to_string());
+    }
+    words.join(" ")
+}
+
+fn fwmark_text(key: &RuleKey) -> Option<String> {
+    let mark = key.fwmark?;
+    Some(match key.fwmask {
+        Some(mask) => format!("{mark:#x}/{mask:#x}"),
+        None => format!("{mark:#x}"),
+    })
+}
+
+fn rule_text(rule: &Rule, with_proto: bool) -> String {
+    let key = &rule.key;
+    let mut words = Vec::new();
+    if key.invert {
+        words.push("not".to_string());
+    }
+    let from = key.from.filter(|n| n.prefix_len() != 0);
+    words.push(format!(
+        "from {}",
+        from.map_or("all".to_string(), |n| net_text(&n))
+    ));
+    push_opt(&mut words, "to", key.to.map(|n| net_text(&n)));
+    push_opt(&mut words, "iif", key.iif.as_deref());
+    push_opt(&mut words, "oif", key.oif.as_deref());
+    push_opt(&mut words, "fwmark", fwmark_text(key));
+    push_opt(&mut words, "tos", (key.tos != 0).then(|| tos_text(key.tos)));
+    words.push(action_text(key));
+    words.push(format!("pref {}", key.priority));
+    // Protocol 0 is what a rule added without one carries: leaving it out reproduces it.
+    let proto = (with_proto && rule.protocol != 0).then(|| proto_text(rule.protocol));
+    push_opt(&mut words, "proto", proto);
+    words.join(" ")
+}
+
+/// The `ip route` arguments that name and build this route (without `ip route add`).
+pub fn route_spec(route: &Route) -> String {
+    route_text(route, true)
+}
+
+/// The `ip rule` arguments that name and build this rule (without `ip rule add`).
+pub fn rule_spec(rule: &Rule) -> String {
+    rule_text(rule, true)
+}
+
+fn lladdr_text(lladdr: Option<MacAddr>) -> String {
+    lladdr.map_or("no lladdr".to_string(), |mac| format!("lladdr {mac}"))
+}
+
+/// `<addr> [lladdr <mac>] dev <dev> proto <n>`: a neighbour with all it holds.
+fn neighbour_detail(n: &Neighbour) -> String {
+    let lladdr = n
+        .lladdr
+        .map(|mac| format!(" lladdr {mac}"))
+        .unwrap_or_default();
+    let (addr, dev, proto) = (n.key.addr, &n.key.dev, proto_text(n.protocol));
+    format!("{addr}{lladdr} dev {dev} proto {proto}")
+}
+
+/// Commands say the family with `ip -6`; outside a command the same mark keeps an IPv6
+/// `default dev eth0` from reading like its IPv4 twin.
+fn family_word(word: &str, family: Family) -> String {
+    match family {
+        Family::Ipv4 => word.to_string(),
+        Family::Ipv6 => format!("{word} -6"),
+    }
+}
+
+fn route_name(route: &Route, with_proto: bool) -> String {
+    let word = family_word("route", route.key.family());
+    format!("{word} {}", route_text(route, with_proto))
+}
+
+fn rule_name(rule: &Rule, with_proto: bool) -> String {
+    let word = family_word("rule", rule.key.family);
+    format!("{word} {}", rule_text(rule, with_proto))
+}
+
+fn neighbour_name(n: &Neighbour) -> String {
+    format!("neighbour {} dev {}", n.key.addr, n.key.dev)
+}
+
+/// What an object is, without the values a drift is about (the drift `object` field).
+fn object_name(object: &Object) -> String {
+    match object {
+        Object::Route(route) => route_name(route, false),
+        Object::Rule(rule) => rule_name(rule, false),
+        Object::Neighbour(n) => neighbour_name(n),
+    }
+}
+
+/// An object with everything it holds, protocol included: it shows who owns it.
+fn object_text(object: &Object) -> String {
+    match object {
+        Object::Route(route) => route_name(route, true),
+        Object::Rule(rule) => rule_name(rule, true),
+        Object::Neighbour(n) => format!("neighbour {}", neighbour_detail(n)),
+    }
+}
+
+// ---- ops ----------------------------------------------------------------------------
+
+fn route_command(verb: &str, route: &Route) -> String {
+    let six = if route.key.family() == Family::Ipv6 {
+        " -6"
+    } else {
+        ""
+    };
+    format!("ip{six} route {verb} {}", route_spec(route))
+}
+
+fn rule_command(verb: &str, rule: &Rule) -> String {
+    let six = if rule.key.family == Family::Ipv6 {
+        " -6"
+    } else {
+        ""
+    };
+    format!("ip{six} rule {verb} {}", rule_spec(rule))
+}
+
+/// `replace` for adds too: it also overrides a dynamic entry the kernel cached meanwhile.
+fn neighbour_command(n: &Neighbour) -> String {
+    let mut words = vec![format!("ip neigh replace {}", n.key.addr)];
+    push_opt(&mut words, "lladdr", n.lladdr);
+    words.push(format!("dev {} nud permanent", n.key.dev));
+    push_opt(
+        &mut words,
+        "proto",
+        (n.protocol != 0).then(|| proto_text(n.protocol)),
+    );
+    words.join(" ")
+}
+
+/// The iproute2/sysctl command doing what `op` does, ready to paste into a shell
+/// (inside the op's netns).
+pub fn op_command(op: &Op) -> String {
+    match op {
+        Op::SetSysctl { key, new, .. } => format!("sysctl -w {key}={new}"),
+        Op::SetMac { dev, new, .. } => format!("ip link set dev {dev} address {new}"),
+        Op::AddRoute { route, .. } => route_command("add", route),
+        Op::ReplaceRoute { new, .. } => route_command("replace", new),
+        Op::DelRoute { route, .. } => route_command("del", route),
+        Op::AddRule { rule, .. } => rule_command("add", rule),
+        Op::DelRule { rule, .. } => rule_command("del", rule),
+        Op::AddNeighbour { neighbour, .. } => neighbour_command(neighbour),
+        Op::ReplaceNeighbour { new, .. } => neighbour_command(new),
+        Op::DelNeighbour { neighbour, .. } => {
+            format!(
+                "ip neigh del {} dev {}",
+                neighbour.key.addr, neighbour.key.dev
+            )
+        }
+    }
+}
+
+/// `+` adds, `-` removes, `~` changes in place.
+pub fn op_sign(op: &Op) -> char {
+    match op {
+        Op::AddRoute { .. } | Op::AddRule { .. } | Op::AddNeighbour { .. } => '+',
+        Op::DelRoute { .. } | Op::DelRule { .. } | Op::DelNeighbour { .. } => '-',
+        Op::ReplaceRoute { .. }
+        | Op::ReplaceNeighbour { .. }
+        | Op::SetSysctl { .. }
+        | Op::SetMac { .. } => '~',
+    }
+}
+
+fn op_action(op: &Op) -> &'static str {
+    match op_sign(op) {
+        '+' => "add",
+        '-' => "remove",
+        _ => "change",
+    }
+}
+
+fn op_object(op: &Op) -> &'static str {
+    match op {
+        Op::AddRoute { .. } | Op::ReplaceRoute { .. } | Op::DelRoute { .. } => "route",
+        Op::AddRule { .. } | Op::DelRule { .. } => "rule",
+        Op::AddNeighbour { .. } | Op::ReplaceNeighbour { .. } | Op::DelNeighbour { .. } => {
+            "neighbour"
+        }
+        Op::SetSysctl { .. } => "sysctl",
+        Op::SetMac { .. } => "mac",
+    }
+}
+
+/// The value a change overwrites: the command alone would lose it.
+fn op_comment(op: &Op) -> Option<String> {
+    match op {
+        Op::SetSysctl { old, .. } => Some(format!("was {}", or_word(*old, "unset"))),
+        Op::SetMac { old, .. } => Some(format!("was {}", or_word(*old, "unknown"))),
+        Op::ReplaceRoute { old, .. } if !old.is_empty() => {
+            Some(format!("replaces: {}", route_specs(old)))
+        }
+        Op::ReplaceNeighbour { old, .. } => Some(format!("was {}", lladdr_text(old.lladdr))),
+        _ => None,
+    }
+}
+
+fn or_word<T: Display>(value: Option<T>, word: &str) -> String {
+    value.map_or(word.to_string(), |v| v.to_string())
+}
+
+fn route_specs(routes: &[Route]) -> String {
+    routes.iter().map(route_spec).collect::<Vec<_>>().join("; ")
+}
+
+// ---- text ---------------------------------------------------------------------------
+
+fn paint(line: String, code: &str, colour: bool) -> String {
+    if colour {
+        format!("{code}{line}{RESET}")
+    } else {
+        line
+    }
+}
+
+fn op_line(op: &Op, colour: bool) -> String {
+    let comment = op_comment(op)
+        .map(|c| format!("  # {c}"))
+        .unwrap_or_default();
+    let line = format!("  {} {}{comment}", op_sign(op), op_command(op));
+    let code = match op_sign(op) {
+        '+' => GREEN,
+        '-' => RED,
+        _ => YELLOW,
+    };
+    paint(line, code, colour)
+}
+
+fn blocked_description(blocked: &Blocked) -> String {
+    format!(
+        "{} wanted, but {} is in the way (not touched)",
+        object_text(&blocked.wanted),
+        object_text(&blocked.found)
+    )
+}
+
+fn render_group(plan: &Plan, side: Side, labels: &NetnsLabels, colour: bool) -> String {
+    let ops = plan.ops.iter().filter(|op| op.side() == side);
+    let blocked = plan.blocked.iter().filter(|b| b.netns == side);
+    let mut lines: Vec<String> = ops.map(|op| op_line(op, colour)).collect();
+    lines
+        .extend(blocked.map(|b| paint(format!("  ! {}", blocked_description(b)), MAGENTA, colour)));
+    if lines.is_empty() {
+        return String::new();
+    }
+    let header = paint(format!("{side} netns {}:", labels.of(side)), BOLD, colour);
+    let mut out = header + "\n";
+    for line in lines {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn summary_line(plan: &Plan) -> String {
+    let mut line = format!("{} pending", plural(plan.ops.len(), "op", "ops"));
+    if !plan.blocked.is_empty() {
+        line.push_str(&format!(", {} blocked", plan.blocked.len()));
+    }
+    line
+}
+
+/// The plan for people: per netns (pod first, then host) a header, one `<sign> <command>`
+/// line per op in plan order with the overwritten value as a `#` comment, then the
+/// blocked objects as `!` lines; a summary line last. ANSI colour only when `colour`.
+pub fn render_text(plan: &Plan, labels: &NetnsLabels, colour: bool) -> String {
+    if plan.is_empty() {
+        return "nothing to do\n".to_string();
+    }
+    let mut out: String = [Side::Pod, Side::Host]
+        .into_iter()
+        .map(|side| render_group(plan, side, labels, colour))
+        .collect();
+    out.push_str(&summary_line(plan));
+    out.push('\n');
+    out
+}
+
+// ---- drift --------------------------------------------------------------------------
+
+/// One way the kernel differs from what this attachment wants (CNI CHECK, `router check`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Drift {
+    pub netns: Side,
+    pub object: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+fn drift(
+    netns: Side,
+    object: String,
+    expected: impl Into<String>,
+    actual: impl Into<String>,
+) -> Drift {
+    Drift {
+        netns,
+        object,
+        expected: expected.into(),
+        actual: actual.into(),
+    }
+}
+
+fn neighbour_expected(n: &Neighbour) -> String {
+    n.lladdr
+        .map_or(PRESENT.to_string(), |mac| format!("lladdr {mac}"))
+}
+
+fn op_drift(op: &Op) -> Drift {
+    let side = op.side();
+    match op {
+        Op::AddRoute { route, .. } => drift(side, route_name(route, false), PRESENT, MISSING),
+        Op::DelRoute { route, .. } => drift(side, route_name(route, false), ABSENT, PRESENT),
+        Op::ReplaceRoute { old, new, .. } => {
+            let actual = if old.is_empty() {
+                MISSING.to_string()
+            } else {
+                route_specs(old)
+            };
+            drift(side, route_name(new, false), route_spec(new), actual)
+        }
+        Op::AddRule { rule, .. } => drift(side, rule_name(rule, false), PRESENT, MISSING),
+        Op::DelRule { rule, .. } => drift(side, rule_name(rule, false), ABSENT, PRESENT),
+        Op::AddNeighbour { neighbour: n, .. } => {
+            drift(side, neighbour_name(n), neighbour_expected(n), MISSING)
+        }
+        Op::ReplaceNeighbour { old, new, .. } => {
+            let (expected, actual) = (lladdr_text(new.lladdr), lladdr_text(old.lladdr));
+            drift(side, neighbour_name(new), expected, actual)
+        }
+        Op::DelNeighbour { neighbour: n, .. } => drift(side, neighbour_name(n), ABSENT, PRESENT),
+        Op::SetSysctl { key, old, new, .. } => drift(
+            side,
+            format!("sysctl {key}"),
+            new.to_string(),
+            or_word(*old, "unset"),
+        ),
+        Op::SetMac { dev, old, new, .. } => drift(
+            side,
+            format!("mac of {dev}"),
+            new.to_string(),
+            or_word(*old, "unknown"),
+        ),
+    }
+}
+
+fn blocked_drift(blocked: &Blocked) -> Drift {
+    let actual = format!("{HELD_BY}{}", object_text(&blocked.found));
+    drift(blocked.netns, object_name(&blocked.wanted), PRESENT, actual)
+}
+
+/// One drift per op of the plan (in order), then one per blocked object.
+pub fn drifts(plan: &Plan) -> Vec<Drift> {
+    let ops = plan.ops.iter().map(op_drift);
+    ops.chain(plan.blocked.iter().map(blocked_drift)).collect()
+}
+
+/// Object kind words, longest first so `route -6` wins over `route`.
+const OBJECT_KINDS: [&str; 7] = [
+    "route -6",
+    "rule -6",
+    "route",
+    "rule",
+    "neighbour",
+    "sysctl",
+    "mac of",
+];
+
+fn split_object(object: &str) -> (&str, &str) {
+    OBJECT_KINDS
+        .iter()
+        .find_map(|kind| Some((*kind, object.strip_prefix(kind)?.strip_prefix(' ')?)))
+        .unwrap_or(("object", object))
+}
+
+fn drift_state(d: &Drift) -> &'static str {
+    if d.actual.starts_with(HELD_BY) {
+        "blocked"
+    } else if d.actual == MISSING {
+        "missing"
+    } else if d.expected == ABSENT {
+        "unexpected"
+    } else {
+        "differs"
+    }
+}
+
+fn drift_item(d: &Drift) -> String {
+    let (kind, spec) = split_object(&d.object);
+    format!("{kind} `{spec}` {} in {}", drift_state(d), d.netns)
+}
+
+/// One line for a CNI error message or a log: `1 drift: ...`, `N drifts: a, b, ...`
+/// (at most five named, then `, and K more`), or `no drift`.
+pub fn drift_summary(drifts: &[Drift]) -> String {
+    match drifts {
+        [] => "no drift".to_string(),
+        [one] => format!("1 drift: {}", drift_item(one)),
+        many => {
+            let items: Vec<String> = many.iter().take(SUMMARY_ITEMS).map(drift_item).collect();
+            let mut line = format!("{} drifts: {}", many.len(), items.join(", "));
+            if many.len() > SUMMARY_ITEMS {
+                line.push_str(&format!(", and {} more", many.len() - SUMMARY_ITEMS));
+            }
+            line
+        }
+    }
+}
+
+// ---- JSON ---------------------------------------------------------------------------
+
+/// Op and Object hold no maps with non-string keys, so serde_json cannot fail on them;
+/// Null keeps this total instead of panicking.
+fn to_json<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+fn op_json(op: &Op) -> Value {
+    json!({
+        "netns": op.side(),
+        "action": op_action(op),
+        "object": op_object(op),
+        "command": op_command(op),
+        "detail": to_json(op),
+    })
+}
+
+fn blocked_json(blocked: &Blocked) -> Value {
+    json!({
+        "netns": blocked.netns,
+        "wanted": to_json(&blocked.wanted),
+        "found": to_json(&blocked.found),
+        "description": blocked_description(blocked),
+    })
+}
+
+/// The plan for programs. Stable schema `router.plan/v1`:
+///
+/// ```text
+/// {
+///   "schema": "router.plan/v1",
+///   "pending": <number of ops>,
+///   "blocked_count": <number of blocked objects>,
+///   "netns": {"pod": <label>, "host": <label>},
+///   "ops": [{"netns": "pod"|"host",
+///            "action": "add"|"remove"|"change",
+///            "object": "route"|"rule"|"neighbour"|"sysctl"|"mac",
+///            "command": <op_command text>,
+///            "detail": <the Op as serde writes it; reads back as an Op>}],
+///   "blocked": [{"netns": "pod"|"host",
+///                "wanted": <Object>, "found": <Object>,
+///                "description": <the text of the `!` line>}]
+/// }
+/// ```
+pub fn plan_json(plan: &Plan, labels: &NetnsLabels) -> Value {
+    json!({
+        "schema": PLAN_SCHEMA,
+        "pending": plan.ops.len(),
+        "blocked_count": plan.blocked.len(),
+        "netns": {"pod": labels.pod, "host": labels.host},
+        "ops": plan.ops.iter().map(op_json).collect::<Vec<_>>(),
+        "blocked": plan.blocked.iter().map(blocked_json).collect::<Vec<_>>(),
+    })
+}
+
+/// The drifts as a JSON array of `{"netns", "object", "expected", "actual"}`.
+pub fn drifts_json(drifts: &[Drift]) -> Value {
+    Value::Array(drifts.iter().map(to_json).collect())
+}
+
+// ---- state listing and diff ---------------------------------------------------------
+
+/// The reconciled objects of one netns (links are facts and left out), one sorted line
+/// each, so two states compare line by line.
+pub fn state_lines(ns: &NetnsState) -> Vec<String> {
+    let routes = ns.routes.values().map(|r| route_name(r, true));
+    let rules = ns.rules.values().map(|r| rule_name(r, true));
+    let neighbours = ns
+        .neighbours
+        .values()
+        .map(|n| format!("neigh {}", neighbour_detail(n)));
+    let sysctls = ns.sysctls.iter().map(|(k, v)| format!("sysctl {k} = {v}"));
+    let macs = ns.macs.iter().map(|(dev, mac)| format!("mac {dev} {mac}"));
+    let mut lines: Vec<String> = routes
+        .chain(rules)
+        .chain(neighbours)
+        .chain(sysctls)
+        .chain(macs)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn state_text(ns: Option<&NetnsState>) -> String {
+    ns.map(state_lines)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|line| line + "\n")
+        .collect()
+}
+
+fn netns_diff(name: &str, before: Option<&NetnsState>, after: Option<&NetnsState>) -> String {
+    let (old, new) = (state_text(before), state_text(after));
+    if old == new {
+        return String::new();
+    }
+    TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(1)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string()
+}
+
+/// A unified diff (`a/pod` `b/pod`, then `a/host` `b/host`) of the state lines; the pod
+/// part only when either state has a pod netns. Empty when nothing differs.
+pub fn state_diff(before: &ActualState, after: &ActualState) -> String {
+    let mut out = String::new();
+    if before.pod.is_some() || after.pod.is_some() {
+        out.push_str(&netns_diff("pod", before.pod.as_ref(), after.pod.as_ref()));
+    }
+    out.push_str(&netns_diff("host", Some(&before.host), Some(&after.host)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        NeighbourKey, RouteKey, SysctlKey, SysctlName, PROTOCOL_BOOT, PROTOCOL_KERNEL,
+        ROUTER_PROTOCOL,
+    };
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn mac(s: &str) -> MacAddr {
+        s.parse().unwrap()
+    }
+
+    /// An owned unicast route in main via `dev`, nothing else set.
+    fn route(dst: &str, dev: &str) -> Route {
+        Route {
+            key: RouteKey {
+                table: MAIN_TABLE,
+                dst: net(dst),
+                tos: 0,
+                metric: 0,
+                dev: Some(dev.to_string()),
+                gateway: None,
+            },
+            scope: RouteScope::Universe,
+            kind: RouteKind::Unicast,
+            protocol: ROUTER_PROTOCOL,
+            prefsrc: None,
+            onlink: false,
+        }
+    }
+
+    fn via(mut r: Route, gw: &str, table: u32) -> Route {
+        r.key.gateway = Some(gw.parse().unwrap());
+        r.key.table = table;
+        r
+    }
+
+    fn rule(from: Option<&str>, to: Option<&str>, table: u32, pref: u32) -> Rule {
+        let family = Family::of_net(&net(from.or(to).unwrap_or("0.0.0.0/0")));
+        Rule::owned_lookup(family, pref, from.map(net), to.map(net), table)
+    }
+
+    fn neighbour(addr: &str, lladdr: &str) -> Neighbour {
+        Neighbour {
+            key: NeighbourKey {
+                dev: "net1".to_string(),
+                addr: addr.parse().unwrap(),
+            },
+            lladdr: Some(mac(lladdr)),
+            protocol: ROUTER_PROTOCOL,
+        }
+    }
+
+    fn rp_filter(iface: &str, old: Option<i64>, new: i64) -> Op {
+        let key = SysctlKey::new(iface, SysctlName::RpFilter);
+        Op::SetSysctl {
+            netns: Side::Host,
+            key,
+            old,
+            new,
+        }
+    }
+
+    fn set_mac(old: Option<&str>) -> Op {
+        let (old, new) = (old.map(mac), mac("0a:0b:0a:14:14:5f"));
+        Op::SetMac {
+            netns: Side::Pod,
+            dev: "net1".to_string(),
+            old,
+            new,
+        }
+    }
+
+    fn add_route(netns: Side, route: Route) -> Op {
+        Op::AddRoute { netns, route }
+    }
+
+    fn add_rule(netns: Side, rule: Rule) -> Op {
+        Op::AddRule { netns, rule }
+    }
+
+    fn blocked_default(netns: Side) -> Blocked {
+        let wanted = via(route("0.0.0.0/0", "net1"), "192.168.50.254", 100);
+        let mut found = wanted.clone();
+        found.protocol = PROTOCOL_BOOT;
+        found.key.gateway = Some("192.168.50.1".parse().unwrap());
+        Blocked {
+            netns,
+            wanted: Object::Route(wanted),
+            found: Object::Route(found),
+        }
+    }
+
+    fn labels() -> NetnsLabels {
+        NetnsLabels {
+            pod: "/var/run/netns/x".to_string(),
+            host: "host".to_string(),
+        }
+    }
+
+    fn plan(ops: Vec<Op>, blocked: Vec<Blocked>) -> Plan {
+        Plan { ops, blocked }
+    }
+
+    fn only_drift(op: Op) -> Drift {
+        let mut all = drifts(&plan(vec![op], vec![]));
+        assert_eq!(all.len(), 1);
+        all.remove(0)
+    }
+
+    fn drift_of(object: &str, expected: &str, actual: &str) -> Drift {
+        drift(Side::Pod, object.to_string(), expected, actual)
+    }
+
+    #[test]
+    fn ipv4_route_prints_every_field_in_ip_route_order() {
+        let mut r = via(route("10.240.0.0/12", "net1"), "192.168.50.254", 100);
+        r.key.metric = 10;
+        r.scope = RouteScope::Link;
+        r.prefsrc = Some("192.168.50.7".parse().unwrap());
+        r.onlink = true;
+        assert_eq!(
+            op_command(&add_route(Side::Pod, r)),
+            "ip route add 10.240.0.0/12 via 192.168.50.254 dev net1 table 100 metric 10 \
+             scope link src 192.168.50.7 proto 176 onlink"
+        );
+    }
+
+    #[test]
+    fn default_route_prints_default_and_leaves_main_table_implicit() {
+        let r = via(route("0.0.0.0/0", "eth0"), "10.0.0.1", MAIN_TABLE);
+        assert_eq!(route_spec(&r), "default via 10.0.0.1 dev eth0 proto 176");
+    }
+
+    #[test]
+    fn host_prefixes_print_without_length_for_both_families() {
+        let mut v4 = route("10.1.2.3/32", "eth0");
+        v4.protocol = PROTOCOL_BOOT;
+        let del = Op::DelRoute {
+            netns: Side::Host,
+            route: v4,
+        };
+        assert_eq!(
+            op_command(&del),
+            "ip route del 10.1.2.3 dev eth0 proto boot"
+        );
+        let v6 = route("fd00::5/128", "eth0").normalised();
+        assert_eq!(route_spec(&v6), "fd00::5 dev eth0 metric 1024 proto 176");
+    }
+
+    #[test]
+    fn ipv6_route_commands_use_ip_dash_6() {
+        let new = via(route("::/0", "net1"), "fd00::1", 100).normalised();
+        let replace = Op::ReplaceRoute {
+            netns: Side::Pod,
+            old: vec![],
+            new,
+        };
+        assert_eq!(
+            op_command(&replace),
+            "ip -6 route replace default via fd00::1 dev net1 table 100 metric 1024 proto 176"
+        );
+    }
+
+    #[test]
+    fn non_unicast_route_prints_its_type_first_and_tos_in_hex() {
+        let mut r = route("10.0.0.0/8", "lo");
+        r.kind = RouteKind::Blackhole;
+        r.key.dev = None;
+        r.key.tos = 0x10;
+        assert_eq!(route_spec(&r), "blackhole 10.0.0.0/8 tos 0x10 proto 176");
+    }
+
+    #[test]
+    fn protocols_print_as_numbers_except_kernel_boot_static() {
+        let names: Vec<String> = [PROTOCOL_KERNEL, PROTOCOL_BOOT, 4, ROUTER_PROTOCOL, 12]
+            .into_iter()
+            .map(proto_text)
+            .collect();
+        assert_eq!(names, ["kernel", "boot", "static", "176", "12"]);
+    }
+
+    #[test]
+    fn rule_commands_print_from_to_and_host_prefixes() {
+        let from = rule(Some("10.0.0.5/32"), None, 100, 1000);
+        assert_eq!(
+            op_command(&add_rule(Side::Pod, from)),
+            "ip rule add from 10.0.0.5 lookup 100 pref 1000 proto 176"
+        );
+        let to = rule(None, Some("10.240.0.0/12"), MAIN_TABLE, 1001);
+        assert_eq!(
+            rule_spec(&to),
+            "from all to 10.240.0.0/12 lookup main pref 1001 proto 176"
+        );
+    }
+
+    #[test]
+    fn rule_prints_not_fwmark_with_mask_iif_oif_and_tos() {
+        let mut r = rule(None, None, 100, 900);
+        r.key.invert = true;
+        r.key.fwmark = Some(0x10);
+        r.key.fwmask = Some(0xff);
+        r.key.iif = Some("eth0".to_string());
+        r.key.oif = Some("net1".to_string());
+        r.key.tos = 0x08;
+        r.protocol = 0;
+        assert_eq!(
+            rule_spec(&r),
+            "not from all iif eth0 oif net1 fwmark 0x10/0xff tos 0x08 lookup 100 pref 900"
+        );
+    }
+
+    #[test]
+    fn ipv6_rule_delete_uses_ip_dash_6_and_non_lookup_actions_print_their_name() {
+        let del = Op::DelRule {
+            netns: Side::Pod,
+            rule: rule(Some("fd00::/64"), None, 100, 1000),
+        };
+        assert_eq!(
+            op_command(&del),
+            "ip -6 rule del from fd00::/64 lookup 100 pref 1000 proto 176"
+        );
+        let mut prohibit = rule(None, None, 0, 5);
+        prohibit.key.action = RuleAction::Prohibit;
+        assert_eq!(rule_spec(&prohibit), "from all prohibit pref 5 proto 176");
+    }
+
+    #[test]
+    fn neighbour_add_and_replace_are_permanent_replaces_and_delete_names_the_key() {
+        let n = neighbour("192.168.50.254", "0a:0b:0c:0d:0e:0f");
+        let expected = "ip neigh replace 192.168.50.254 lladdr 0a:0b:0c:0d:0e:0f dev net1 \
+                        nud permanent proto 176";
+        let add = Op::AddNeighbour {
+            netns: Side::Pod,
+            neighbour: n.clone(),
+        };
+        let old = neighbour("192.168.50.254", "0a:0b:0c:0d:0e:01");
+        let replace = Op::ReplaceNeighbour {
+            netns: Side::Pod,
+            old,
+            new: n.clone(),
+        };
+        let del = Op::DelNeighbour {
+            netns: Side::Pod,
+            neighbour: n,
+        };
+        assert_eq!(op_command(&add), expected);
+        assert_eq!(op_command(&replace), expected);
+        assert_eq!(op_command(&del), "ip neigh del 192.168.50.254 dev net1");
+        let v6 = Op::DelNeighbour {
+            netns: Side::Pod,
+            neighbour: neighbour("fd00::1", "0a:0b:0c:0d:0e:0f"),
+        };
+        assert_eq!(op_command(&v6), "ip neigh del fd00::1 dev net1");
+    }
+
+    #[test]
+    fn sysctl_and_mac_commands() {
+        assert_eq!(
+            op_command(&rp_filter("all", Some(2), 0)),
+            "sysctl -w net.ipv4.conf.all.rp_filter=0"
+        );
+        assert_eq!(
+            op_command(&set_mac(None)),
+            "ip link set dev net1 address 0a:0b:0a:14:14:5f"
+        );
+    }
+
+    #[test]
+    fn signs_are_plus_for_adds_minus_for_deletes_tilde_for_changes() {
+        let r = route("10.0.0.0/8", "net1");
+        let ops = [
+            add_route(Side::Pod, r.clone()),
+            Op::DelRoute {
+                netns: Side::Pod,
+                route: r.clone(),
+            },
+            Op::ReplaceRoute {
+                netns: Side::Pod,
+                old: vec![],
+                new: r,
+            },
+            rp_filter("all", None, 0),
+            set_mac(None),
+        ];
+        let signs: String = ops.iter().map(op_sign).collect();
+        assert_eq!(signs, "+-~~~");
+    }
+
+    #[test]
+    fn text_groups_pod_before_host_keeps_op_order_and_puts_blocked_last_in_group() {
+        let r = rule(None, Some("10.240.0.0/12"), 100, 1000);
+        let ops = vec![
+            rp_filter("all", Some(2), 0),
+            add_route(Side::Pod, route("10.240.0.0/12", "net1")),
+            add_rule(Side::Pod, r),
+        ];
+        let text = render_text(
+            &plan(ops, vec![blocked_default(Side::Pod)]),
+            &labels(),
+            false,
+        );
+        let expected = "\
+pod netns /var/run/netns/x:
+  + ip route add 10.240.0.0/12 dev net1 proto 176
+  + ip rule add from all to 10.240.0.0/12 lookup 100 pref 1000 proto 176
+  ! route default via 192.168.50.254 dev net1 table 100 proto 176 wanted, but route default \
+via 192.168.50.1 dev net1 table 100 proto boot is in the way (not touched)
+host netns host:
+  ~ sysctl -w net.ipv4.conf.all.rp_filter=0  # was 2
+3 ops pending, 1 blocked
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn changes_carry_the_overwritten_value_as_a_comment() {
+        let old = vec![route("0.0.0.0/0", "net1"), route("0.0.0.0/0", "eth1")];
+        let replace = Op::ReplaceRoute {
+            netns: Side::Pod,
+            old,
+            new: route("0.0.0.0/0", "eth0"),
+        };
+        let n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f");
+        let old_n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:01");
+        let neigh = Op::ReplaceNeighbour {
+            netns: Side::Pod,
+            old: old_n,
+            new: n,
+        };
+        let ops = vec![
+            rp_filter("all", None, 0),
+            set_mac(Some("02:00:00:00:00:01")),
+            replace,
+            neigh,
+        ];
+        let text = render_text(&plan(ops, vec![]), &labels(), false);
+        assert!(text.contains("rp_filter=0  # was unset\n"), "{text}");
+        assert!(
+            text.contains("address 0a:0b:0a:14:14:5f  # was 02:00:00:00:00:01\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# replaces: default dev net1 proto 176; default dev eth1 proto 176\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nud permanent proto 176  # was lladdr 0a:0b:0c:0d:0e:01\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("4 ops pending\n"), "{text}");
+    }
+
+    #[test]
+    fn text_has_escape_bytes_only_when_colour_is_asked() {
+        let ops = vec![
+            add_route(Side::Pod, route("10.0.0.0/8", "net1")),
+            Op::DelRoute {
+                netns: Side::Pod,
+                route: route("10.1.0.0/16", "net1"),
+            },
+            rp_filter("all", Some(1), 0),
+        ];
+        let p = plan(ops, vec![blocked_default(Side::Host)]);
+        assert!(!render_text(&p, &labels(), false).contains('\x1b'));
+        let coloured = render_text(&p, &labels(), true);
+        assert!(coloured.contains(&format!("{BOLD}pod netns /var/run/netns/x:{RESET}")));
+        assert!(coloured.contains(&format!("{GREEN}  + ip route add")));
+        assert!(coloured.contains(&format!("{RED}  - ip route del")));
+        assert!(coloured.contains(&format!("{YELLOW}  ~ sysctl")));
+        assert!(coloured.contains(&format!("{MAGENTA}  ! route")));
+    }
+
+    #[test]
+    fn empty_plan_says_nothing_to_do_and_blocked_only_plan_still_lists_them() {
+        assert_eq!(
+            render_text(&Plan::default(), &labels(), true),
+            "nothing to do\n"
+        );
+        let text = render_text(
+            &plan(vec![], vec![blocked_default(Side::Host)]),
+            &labels(),
+            false,
+        );
+        assert!(
+            text.starts_with("host netns host:\n  ! route default"),
+            "{text}"
+        );
+        assert!(!text.contains("pod netns"), "{text}");
+        assert!(text.ends_with("0 ops pending, 1 blocked\n"), "{text}");
+        let one = render_text(&plan(vec![set_mac(None)], vec![]), &labels(), false);
+        assert!(one.ends_with("\n1 op pending\n"), "{one}");
+    }
+
+    #[test]
+    fn route_and_rule_drifts_name_the_object_without_protocol() {
+        let r = via(route("0.0.0.0/0", "net1"), "192.168.50.254", 100);
+        let ru = rule(None, Some("10.240.0.0/12"), 100, 1000);
+        assert_eq!(
+            only_drift(add_route(Side::Pod, r.clone())),
+            drift_of(
+                "route default via 192.168.50.254 dev net1 table 100",
+                "present",
+                "missing"
+            )
+        );
+        assert_eq!(
+            only_drift(Op::DelRule {
+                netns: Side::Pod,
+                rule: ru.clone()
+            }),
+            drift_of(
+                "rule from all to 10.240.0.0/12 lookup 100 pref 1000",
+                "absent",
+                "present"
+            )
+        );
+        assert_eq!(only_drift(add_rule(Side::Pod, ru)).actual, "missing");
+        let v6 = route("fd00::/64", "net1").normalised();
+        assert_eq!(
+            only_drift(add_route(Side::Pod, v6)).object,
+            "route -6 fd00::/64 dev net1 metric 1024"
+        );
+    }
+
+    #[test]
+    fn replace_route_drift_compares_new_spec_with_old_specs() {
+        let new = route("0.0.0.0/0", "eth0");
+        let old = vec![route("0.0.0.0/0", "net1"), route("0.0.0.0/0", "eth1")];
+        let replace = Op::ReplaceRoute {
+            netns: Side::Pod,
+            old,
+            new: new.clone(),
+        };
+        assert_eq!(
+            only_drift(replace),
+            drift_of(
+                "route default dev eth0",
+                "default dev eth0 proto 176",
+                "default dev net1 proto 176; default dev eth1 proto 176"
+            )
+        );
+        let fresh = Op::ReplaceRoute {
+            netns: Side::Pod,
+            old: vec![],
+            new,
+        };
+        assert_eq!(only_drift(fresh).actual, "missing");
+    }
+
+    #[test]
+    fn neighbour_drifts_compare_lladdr() {
+        let n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f");
+        let add = Op::AddNeighbour {
+            netns: Side::Pod,
+            neighbour: n.clone(),
+        };
+        let object = "neighbour 10.0.0.1 dev net1";
+        assert_eq!(
+            only_drift(add),
+            drift_of(object, "lladdr 0a:0b:0c:0d:0e:0f", "missing")
+        );
+        let old = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:01");
+        let replace = Op::ReplaceNeighbour {
+            netns: Side::Pod,
+            old,
+            new: n.clone(),
+        };
+        assert_eq!(
+            only_drift(replace),
+            drift_of(
+                object,
+                "lladdr 0a:0b:0c:0d:0e:0f",
+                "lladdr 0a:0b:0c:0d:0e:01"
+            )
+        );
+        let del = Op::DelNeighbour {
+            netns: Side::Pod,
+            neighbour: n,
+        };
+        assert_eq!(only_drift(del), drift_of(object, "absent", "present"));
+    }
+
+    #[test]
+    fn sysctl_and_mac_drifts_show_new_against_old_or_unset() {
+        let set = only_drift(rp_filter("all", Some(2), 0));
+        assert_eq!(
+            (set.netns, set.object.as_str()),
+            (Side::Host, "sysctl net.ipv4.conf.all.rp_filter")
+        );
+        assert_eq!((set.expected.as_str(), set.actual.as_str()), ("0", "2"));
+        assert_eq!(only_drift(rp_filter("all", None, 0)).actual, "unset");
+        assert_eq!(
+            only_drift(set_mac(Some("02:00:00:00:00:01"))),
+            drift_of("mac of net1", "0a:0b:0a:14:14:5f", "02:00:00:00:00:01")
+        );
+        assert_eq!(only_drift(set_mac(None)).actual, "unknown");
+    }
+
+    #[test]
+    fn blocked_drift_names_the_unowned_holder_after_the_ops() {
+        let p = plan(vec![set_mac(None)], vec![blocked_default(Side::Pod)]);
+        let all = drifts(&p);
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            all[1],
+            drift_of(
+                "route default via 192.168.50.254 dev net1 table 100",
+                "present",
+                "held by unowned route default via 192.168.50.1 dev net1 table 100 proto boot"
+            )
+        );
+    }
+
+    #[test]
+    fn drift_summary_singular_names_object_state_and_netns() {
+        let d = only_drift(add_rule(
+            Side::Pod,
+            rule(None, Some("10.240.0.0/12"), 100, 1000),
+        ));
+        assert_eq!(
+            drift_summary(&[d]),
+            "1 drift: rule `from all to 10.240.0.0/12 lookup 100 pref 1000` missing in pod"
+        );
+        assert_eq!(drift_summary(&[]), "no drift");
+    }
+
+    #[test]
+    fn drift_summary_plural_words_each_state() {
+        let r = route("10.0.0.0/8", "net1");
+        let p = plan(
+            vec![
+                Op::DelRoute {
+                    netns: Side::Pod,
+                    route: r,
+                },
+                rp_filter("all", Some(2), 0),
+                set_mac(None),
+            ],
+            vec![blocked_default(Side::Host)],
+        );
+        assert_eq!(
+            drift_summary(&drifts(&p)),
+            "4 drifts: route `10.0.0.0/8 dev net1` unexpected in pod, \
+             sysctl `net.ipv4.conf.all.rp_filter` differs in host, \
+             mac of `net1` differs in pod, \
+             route `default via 192.168.50.254 dev net1 table 100` blocked in host"
+        );
+    }
+
+    #[test]
+    fn drift_summary_names_five_and_counts_the_rest() {
+        let ops: Vec<Op> = (1..=7)
+            .map(|i| add_route(Side::Pod, route(&format!("10.{i}.0.0/16"), "net1")))
+            .collect();
+        let line = drift_summary(&drifts(&plan(ops, vec![])));
+        assert!(
+            line.starts_with("7 drifts: route `10.1.0.0/16 dev net1` missing in pod, "),
+            "{line}"
+        );
+        assert!(
+            line.contains("route `10.5.0.0/16 dev net1` missing in pod, and 2 more"),
+            "{line}"
+        );
+        assert!(!line.contains("10.6.0.0"), "{line}");
+        assert_eq!(line.matches("missing").count(), 5);
+    }
+
+    #[test]
+    fn plan_json_carries_the_schema_fields() {
+        let ops = vec![
+            add_route(Side::Pod, route("10.0.0.0/8", "net1")),
+            rp_filter("all", Some(2), 0),
+        ];
+        let p = plan(ops, vec![blocked_default(Side::Host)]);
+        let v = plan_json(&p, &labels());
+        assert_eq!(v["schema"], "router.plan/v1");
+        assert_eq!(
+            (v["pending"].as_u64(), v["blocked_count"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert_eq!(
+            v["netns"],
+            json!({"pod": "/var/run/netns/x", "host": "host"})
+        );
+        assert_eq!(v["ops"][0]["netns"], "pod");
+        assert_eq!(v["ops"][0]["action"], "add");
+        assert_eq!(v["ops"][0]["object"], "route");
+        assert_eq!(
+            v["ops"][0]["command"],
+            "ip route add 10.0.0.0/8 dev net1 proto 176"
+        );
+        assert_eq!(
+            (
+                v["ops"][1]["action"].as_str(),
+                v["ops"][1]["object"].as_str()
+            ),
+            (Some("change"), Some("sysctl"))
+        );
+        let b = &v["blocked"][0];
+        assert_eq!(b["netns"], "host");
+        assert_eq!(b["description"], blocked_description(&p.blocked[0]));
+        let found: Object = serde_json::from_value(b["found"].clone()).unwrap();
+        assert_eq!(found, p.blocked[0].found);
+    }
+
+    #[test]
+    fn plan_json_detail_round_trips_into_the_op() {
+        let ops = vec![
+            add_rule(Side::Pod, rule(Some("10.0.0.5/32"), None, 100, 1000)),
+            set_mac(Some("02:00:00:00:00:01")),
+            Op::ReplaceNeighbour {
+                netns: Side::Host,
+                old: neighbour("10.0.0.1", "0a:0b:0c:0d:0e:01"),
+                new: neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f"),
+            },
+        ];
+        let v = plan_json(&plan(ops.clone(), vec![]), &labels());
+        let back: Vec<Op> = v["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| serde_json::from_value(o["detail"].clone()).unwrap())
+            .collect();
+        assert_eq!(back, ops);
+    }
+
+    #[test]
+    fn drifts_json_is_an_array_that_reads_back() {
+        let all = drifts(&plan(
+            vec![rp_filter("all", None, 0)],
+            vec![blocked_default(Side::Pod)],
+        ));
+        let v = drifts_json(&all);
+        assert_eq!(v.as_array().map(Vec::len), Some(2));
+        assert_eq!(v[0]["netns"], "host");
+        let back: Vec<Drift> = serde_json::from_value(v).unwrap();
+        assert_eq!(back, all);
+    }
+
+    #[test]
+    fn state_lines_are_sorted_and_name_every_reconciled_object() {
+        let mut ns = NetnsState::default();
+        ns.insert_route(route("10.0.0.0/8", "net1"));
+        ns.insert_route(route("::/0", "net1"));
+        ns.insert_rule(rule(None, Some("10.240.0.0/12"), 100, 1000));
+        ns.insert_neighbour(neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f"));
+        ns.sysctls
+            .insert(SysctlKey::new("all", SysctlName::RpFilter), 0);
+        ns.macs.insert("net1".to_string(), mac("0a:0b:0a:14:14:5f"));
+        assert_eq!(
+            state_lines(&ns),
+            [
+                "mac net1 0a:0b:0a:14:14:5f",
+                "neigh 10.0.0.1 lladdr 0a:0b:0c:0d:0e:0f dev net1 proto 176",
+                "route -6 default dev net1 metric 1024 proto 176",
+                "route 10.0.0.0/8 dev net1 proto 176",
+                "rule from all to 10.240.0.0/12 lookup 100 pref 1000 proto 176",
+                "sysctl net.ipv4.conf.all.rp_filter = 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn state_diff_shows_added_and_removed_routes_per_netns() {
+        let mut before = ActualState {
+            pod: Some(NetnsState::default()),
+            ..Default::default()
+        };
+        before.host.insert_route(route("10.9.0.0/16", "eth0"));
+        let mut after = before.clone();
+        after.host.routes.clear();
+        if let Some(pod) = after.pod.as_mut() {
+            pod.insert_route(route("10.0.0.0/8", "net1"));
+        }
+        let diff = state_diff(&before, &after);
+        assert!(diff.contains("--- a/pod\n+++ b/pod\n"), "{diff}");
+        assert!(
+            diff.contains("\n+route 10.0.0.0/8 dev net1 proto 176\n"),
+            "{diff}"
+        );
+        assert!(diff.contains("--- a/host\n+++ b/host\n"), "{diff}");
+        assert!(
+            diff.contains("\n-route 10.9.0.0/16 dev eth0 proto 176\n"),
+            "{diff}"
+        );
+        assert!(diff.find("a/pod") < diff.find("a/host"), "{diff}");
+    }
+
+    #[test]
+    fn state_diff_is_empty_for_equal_states() {
+        let mut state = ActualState::default();
+        state.host.insert_route(route("10.9.0.0/16", "eth0"));
+        assert_eq!(state_diff(&state, &state.clone()), "");
+    }
+}
