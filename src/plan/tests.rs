@@ -1,1 +1,336 @@
+use super::*;
+use crate::model::{
+    NeighbourKey, RouteKind, RouteScope, RouteSelector, Scope, SysctlKey, SysctlName,
+    PROTOCOL_BOOT, ROUTER_PROTOCOL,
+};
 
+fn route(table: u32, dst: &str, dev: &str, protocol: u8) -> Route {
+    Route {
+        key: RouteKey {
+            table,
+            dst: dst.parse().unwrap(),
+            tos: 0,
+            metric: 0,
+            dev: Some(dev.into()),
+            gateway: None,
+        },
+        scope: RouteScope::Link,
+        kind: RouteKind::Unicast,
+        protocol,
+        prefsrc: None,
+        onlink: false,
+    }
+    .normalised()
+}
+
+fn rule(to: &str, table: u32, protocol: u8) -> Rule {
+    let mut r = Rule::owned_lookup(Family::Ipv4, 1000, None, Some(to.parse().unwrap()), table);
+    r.protocol = protocol;
+    r
+}
+
+fn neighbour(addr: &str, mac: &str, protocol: u8) -> Neighbour {
+    Neighbour {
+        key: NeighbourKey {
+            dev: "eth0".into(),
+            addr: addr.parse().unwrap(),
+        },
+        lladdr: Some(mac.parse().unwrap()),
+        protocol,
+    }
+}
+
+fn host_only(desired: DesiredNetns, actual: NetnsState, mode: Mode) -> Plan {
+    let d = DesiredState {
+        pod: DesiredNetns::default(),
+        host: desired,
+    };
+    let a = ActualState {
+        pod: None,
+        host: actual,
+        ..ActualState::default()
+    };
+    plan(&d, &a, mode)
+}
+
+fn wanting(routes: &[Route]) -> DesiredNetns {
+    let mut d = DesiredNetns::default();
+    for r in routes {
+        d.present.insert_route(r.clone());
+    }
+    d
+}
+
+fn holding(routes: &[Route]) -> NetnsState {
+    let mut ns = NetnsState::default();
+    for r in routes {
+        ns.insert_route(r.clone());
+    }
+    ns
+}
+
+#[test]
+fn missing_route_is_added() {
+    let want = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
+    let p = host_only(wanting(&[want.clone()]), NetnsState::default(), Mode::Add);
+    assert_eq!(
+        p.ops,
+        vec![Op::AddRoute {
+            netns: Side::Host,
+            route: want
+        }]
+    );
+}
+
+#[test]
+fn stale_owned_route_through_another_device_is_replaced_in_one_step() {
+    let want = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
+    let stale = route(500, "10.0.0.5/32", "vethOld", ROUTER_PROTOCOL);
+    let p = host_only(
+        wanting(&[want.clone()]),
+        holding(&[stale.clone()]),
+        Mode::Add,
+    );
+    assert_eq!(
+        p.ops,
+        vec![Op::ReplaceRoute {
+            netns: Side::Host,
+            old: vec![stale],
+            new: want
+        }]
+    );
+}
+
+#[test]
+fn unowned_route_in_the_slot_blocks_and_is_not_touched() {
+    let want = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
+    let foreign = route(500, "10.0.0.5/32", "vethOld", PROTOCOL_BOOT);
+    let p = host_only(
+        wanting(&[want.clone()]),
+        holding(&[foreign.clone()]),
+        Mode::Add,
+    );
+    assert!(p.ops.is_empty());
+    assert_eq!(
+        p.blocked,
+        vec![Blocked {
+            netns: Side::Host,
+            wanted: Object::Route(want),
+            found: Object::Route(foreign)
+        }]
+    );
+}
+
+#[test]
+fn takeover_route_replaces_an_unowned_route_in_its_slot() {
+    let restore = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
+    let cs = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
+    let mut d = wanting(&[restore.clone()]);
+    d.takeover.insert(restore.key.clone());
+    let p = host_only(d, holding(&[cs.clone()]), Mode::Del);
+    assert_eq!(
+        p.ops,
+        vec![Op::ReplaceRoute {
+            netns: Side::Host,
+            old: vec![cs],
+            new: restore
+        }]
+    );
+}
+
+#[test]
+fn unowned_route_with_the_same_effect_satisfies_the_wish() {
+    let want = route(254, "10.0.0.5/32", "eth0", ROUTER_PROTOCOL);
+    let theirs = route(254, "10.0.0.5/32", "eth0", PROTOCOL_BOOT);
+    assert!(host_only(wanting(&[want]), holding(&[theirs]), Mode::Add).is_empty());
+}
+
+#[test]
+fn owned_extras_in_scope_are_removed_but_unowned_and_kept_ones_are_not() {
+    let extra = route(100, "10.9.0.0/16", "eth0", ROUTER_PROTOCOL);
+    let kept = route(100, "10.8.0.0/16", "eth0", ROUTER_PROTOCOL);
+    let foreign = route(100, "10.7.0.0/16", "eth0", PROTOCOL_BOOT);
+    let other_table = route(101, "10.6.0.0/16", "eth0", ROUTER_PROTOCOL);
+    let mut d = DesiredNetns::default();
+    d.scope = Scope {
+        routes: vec![RouteSelector {
+            table: 100,
+            dev: None,
+        }],
+        ..Scope::default()
+    };
+    d.keep.insert_route(kept.clone());
+    let p = host_only(
+        d,
+        holding(&[extra.clone(), kept, foreign, other_table]),
+        Mode::Add,
+    );
+    assert_eq!(
+        p.ops,
+        vec![Op::DelRoute {
+            netns: Side::Host,
+            route: extra
+        }]
+    );
+}
+
+#[test]
+fn absent_route_is_removed_even_when_unowned_as_a_documented_move() {
+    let p_default = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
+    let mut d = DesiredNetns::default();
+    d.absent_routes.push(p_default.key.clone());
+    let p = host_only(d, holding(&[p_default.clone()]), Mode::Add);
+    assert_eq!(
+        p.ops,
+        vec![Op::DelRoute {
+            netns: Side::Host,
+            route: p_default
+        }]
+    );
+}
+
+#[test]
+fn rules_are_added_when_missing_and_owned_extras_of_the_table_removed() {
+    let want = rule("10.240.0.0/12", 100, ROUTER_PROTOCOL);
+    let extra = rule("10.250.0.0/16", 100, ROUTER_PROTOCOL);
+    let foreign = rule("10.251.0.0/16", 100, PROTOCOL_BOOT);
+    let mut d = DesiredNetns::default();
+    d.present.insert_rule(want.clone());
+    d.scope.rule_tables.insert(100);
+    let mut a = NetnsState::default();
+    a.insert_rule(extra.clone());
+    a.insert_rule(foreign);
+    let p = host_only(d, a, Mode::Add);
+    assert_eq!(
+        p.ops,
+        vec![
+            Op::AddRule {
+                netns: Side::Host,
+                rule: want
+            },
+            Op::DelRule {
+                netns: Side::Host,
+                rule: extra
+            }
+        ]
+    );
+}
+
+#[test]
+fn neighbour_with_another_mac_is_replaced_when_owned_and_blocked_when_not() {
+    let want = neighbour("192.168.50.1", "a6:03:c3:8d:c9:f4", ROUTER_PROTOCOL);
+    let stale = neighbour("192.168.50.1", "00:00:00:00:00:01", ROUTER_PROTOCOL);
+    let mut d = DesiredNetns::default();
+    d.present.insert_neighbour(want.clone());
+    let mut a = NetnsState::default();
+    a.insert_neighbour(stale.clone());
+    let p = host_only(d.clone(), a, Mode::Add);
+    assert_eq!(
+        p.ops,
+        vec![Op::ReplaceNeighbour {
+            netns: Side::Host,
+            old: stale,
+            new: want
+        }]
+    );
+    let mut foreign = NetnsState::default();
+    foreign.insert_neighbour(neighbour("192.168.50.1", "00:00:00:00:00:01", 0));
+    let p = host_only(d, foreign, Mode::Add);
+    assert!(p.ops.is_empty());
+    assert_eq!(p.blocked.len(), 1);
+}
+
+#[test]
+fn equal_sysctl_is_not_rewritten() {
+    let key = SysctlKey::new("all", SysctlName::RpFilter);
+    let mut d = DesiredNetns::default();
+    d.present.sysctls.insert(key.clone(), 0);
+    let mut a = NetnsState::default();
+    a.sysctls.insert(key.clone(), 0);
+    assert!(host_only(d.clone(), a.clone(), Mode::Add).is_empty());
+    a.sysctls.insert(key.clone(), 2);
+    assert_eq!(
+        host_only(d, a, Mode::Add).ops,
+        vec![Op::SetSysctl {
+            netns: Side::Host,
+            key,
+            old: Some(2),
+            new: 0
+        }]
+    );
+}
+
+fn release_setup(routes_left: &[Route]) -> Plan {
+    let host_rule = Rule::owned_lookup(Family::Ipv4, 1000, None, None, 500);
+    let mine = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
+    let mut d = DesiredNetns::default();
+    d.scope.routes.push(RouteSelector {
+        table: 500,
+        dev: Some("vethA".into()),
+    });
+    d.release_when_unused.push(host_rule.key.clone());
+    let mut a = holding(routes_left);
+    a.insert_route(mine);
+    a.insert_rule(host_rule);
+    host_only(d, a, Mode::Del)
+}
+
+#[test]
+fn shared_host_rule_is_released_with_the_last_owned_route_of_its_table() {
+    let p = release_setup(&[]);
+    assert!(
+        matches!(p.ops.first(), Some(Op::DelRule { .. })),
+        "{:?}",
+        p.ops
+    );
+    assert_eq!(p.ops.len(), 2);
+}
+
+#[test]
+fn shared_host_rule_stays_while_another_pod_has_a_route_in_its_table() {
+    let p = release_setup(&[route(500, "10.0.0.6/32", "vethB", ROUTER_PROTOCOL)]);
+    assert_eq!(p.ops.len(), 1);
+    assert!(matches!(p.ops[0], Op::DelRoute { .. }));
+}
+
+#[test]
+fn add_orders_copies_before_main_changes_and_removals_last() {
+    let copy = route(100, "0.0.0.0/0", "eth0", ROUTER_PROTOCOL);
+    let main_host = route(254, "192.168.50.1/32", "eth0", ROUTER_PROTOCOL);
+    let p_default = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
+    let cs_default = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
+    let mut d = wanting(&[main_host.clone(), copy.clone()]);
+    d.absent_routes.push(p_default.key.clone());
+    d.present
+        .sysctls
+        .insert(SysctlKey::new("all", SysctlName::RpFilter), 0);
+    let p = host_only(d, holding(&[p_default.clone(), cs_default]), Mode::Add);
+    let kinds: Vec<String> = p
+        .ops
+        .iter()
+        .map(|op| {
+            format!("{op:?}")
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds, ["SetSysctl", "AddRoute", "AddRoute", "DelRoute"]);
+    assert_eq!(
+        p.ops[1],
+        Op::AddRoute {
+            netns: Side::Host,
+            route: copy
+        }
+    );
+}
+
+#[test]
+fn pod_that_is_gone_gets_no_ops() {
+    let mut d = DesiredState::default();
+    d.pod
+        .present
+        .insert_route(route(100, "0.0.0.0/0", "eth0", ROUTER_PROTOCOL));
+    assert!(plan(&d, &ActualState::default(), Mode::Del).is_empty());
+}
