@@ -2,9 +2,14 @@
 //! config + prevResult -> compile -> DesiredState; snapshot -> ActualState; plan -> ops;
 //! execute applies them; render shows them. See ARCHITECTURE.md.
 
+pub mod cni;
 pub mod compile;
 pub mod config;
 pub mod error;
+pub mod execute;
 pub mod model;
 pub mod plan;
+pub mod reconcile;
+pub mod record;
 pub mod render;
+pub mod snapshot;

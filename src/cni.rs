@@ -1,0 +1,354 @@
+//! cni: the CNI protocol (BEHAVIOUR 7): CNI_* variables, stdin, VERSION, results and error
+//! JSON on stdout with the config's cniVersion. The only module that reads CNI_*
+//! variables. Logs never go to stdout; no input may panic it.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use crate::config::{
+    is_valid_ifname, parse_netconf, CniVersion, Config, PrevView, SUPPORTED_VERSIONS,
+};
+use crate::error::{Error, Result};
+use crate::execute::Executor;
+use crate::model::MacAddr;
+use crate::reconcile::{self, Attachment, World};
+use crate::record::{is_valid_container_id, RecordStore};
+use crate::snapshot::SnapshotSource;
+
+/// Stdin beyond this is refused (code 6) without being held in memory.
+pub const MAX_STDIN: u64 = 4 << 20;
+/// Errors before the config's version is known are reported in this one.
+const FALLBACK_VERSION: &str = "1.1.0";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Add,
+    Del,
+    Check,
+    Version,
+}
+
+/// What the runtime asked for, from the CNI_* variables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invocation {
+    pub command: Command,
+    pub container_id: String,
+    pub netns: Option<PathBuf>,
+    pub ifname: String,
+}
+
+/// Whether the process was started by a runtime (CNI_COMMAND is set) or as a CLI.
+pub fn invoked_as_plugin() -> bool {
+    std::env::var_os("CNI_COMMAND").is_some()
+}
+
+/// The process environment as the protocol reads it.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+}
+
+fn parse_command(value: Option<String>) -> Result<Command> {
+    match value.as_deref() {
+        Some("ADD") => Ok(Command::Add),
+        Some("DEL") => Ok(Command::Del),
+        Some("CHECK") => Ok(Command::Check),
+        Some("VERSION") => Ok(Command::Version),
+        Some(other) => Err(Error::InvalidEnv(format!(
+            "CNI_COMMAND={other:?} is not one of ADD, DEL, CHECK, VERSION"
+        ))),
+        None => Err(Error::InvalidEnv("missing CNI_COMMAND".into())),
+    }
+}
+
+/// Reads and validates the CNI_* variables a command needs; names every missing one.
+pub fn parse_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation> {
+    let command = parse_command(env("CNI_COMMAND"))?;
+    let get = |name: &str| env(name).filter(|v| !v.is_empty());
+    let required: &[&str] = match command {
+        Command::Add | Command::Check => &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"],
+        Command::Del => &["CNI_CONTAINERID", "CNI_IFNAME"],
+        Command::Version => &[],
+    };
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|n| get(n).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::InvalidEnv(format!("missing {}", missing.join(", "))));
+    }
+    let container_id = get("CNI_CONTAINERID").unwrap_or_default();
+    let ifname = get("CNI_IFNAME").unwrap_or_default();
+    let netns = get("CNI_NETNS").map(PathBuf::from);
+    if command != Command::Version {
+        validate_identity(&container_id, &ifname, netns.as_ref())?;
+    }
+    Ok(Invocation {
+        command,
+        container_id,
+        netns,
+        ifname,
+    })
+}
+
+fn validate_identity(container_id: &str, ifname: &str, netns: Option<&PathBuf>) -> Result<()> {
+    if !is_valid_container_id(container_id) {
+        return Err(Error::InvalidEnv(format!(
+            "CNI_CONTAINERID={container_id:?} is not a valid container id (alphanumerics, '-', '_', '.')"
+        )));
+    }
+    if !is_valid_ifname(ifname) {
+        return Err(Error::InvalidEnv(format!(
+            "CNI_IFNAME={ifname:?} is not a valid interface name"
+        )));
+    }
+    if let Some(path) = netns {
+        if !path.is_absolute() || path.as_os_str().as_encoded_bytes().contains(&0) {
+            return Err(Error::InvalidEnv(format!(
+                "CNI_NETNS={:?} is not an absolute path",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads at most MAX_STDIN bytes; more is an error, not an allocation.
+pub fn read_stdin(stdin: &mut dyn Read) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    stdin
+        .take(MAX_STDIN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Decode {
+            what: "stdin".into(),
+            reason: e.to_string(),
+        })?;
+    if bytes.len() as u64 > MAX_STDIN {
+        return Err(Error::Decode {
+            what: "stdin".into(),
+            reason: format!("larger than {MAX_STDIN} bytes"),
+        });
+    }
+    Ok(bytes)
+}
+
+fn decode(bytes: &[u8]) -> Result<Value> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::Decode {
+        what: "stdin".into(),
+        reason: format!("not UTF-8: {e}"),
+    })?;
+    serde_json::from_str(text).map_err(|e| Error::Decode {
+        what: "stdin".into(),
+        reason: format!("not JSON: {e}"),
+    })
+}
+
+/// The version to echo: the input's own when it is one we speak.
+fn version_hint(bytes: &[u8]) -> String {
+    serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("cniVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .filter(|v| SUPPORTED_VERSIONS.contains(&v.as_str()))
+        .unwrap_or_else(|| FALLBACK_VERSION.to_string())
+}
+
+/// What the process prints and exits with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: String,
+    pub exit_code: i32,
+}
+
+impl Output {
+    fn success(value: Option<Value>) -> Output {
+        Output {
+            stdout: value.map(|v| format!("{v}\n")).unwrap_or_default(),
+            exit_code: 0,
+        }
+    }
+
+    pub fn error(err: &Error, version: &str) -> Output {
+        let mut body = json!({
+            "cniVersion": version,
+            "code": err.code().number(),
+            "msg": err.to_string(),
+        });
+        if let Some(details) = err.details() {
+            body["details"] = Value::String(details.to_string());
+        }
+        Output {
+            stdout: format!("{body}\n"),
+            exit_code: 1,
+        }
+    }
+}
+
+/// The live or test world for one invocation, built once the config is known.
+pub struct Backends {
+    pub snapshots: Box<dyn SnapshotSource>,
+    pub executor: Box<dyn Executor>,
+    pub records: Box<dyn RecordStore>,
+}
+
+pub type BackendFactory<'a> = &'a dyn Fn(&Config, &Invocation) -> Result<Backends>;
+
+/// One plugin invocation, start to end. Never panics on input; every failure is a CNI
+/// error on stdout.
+pub fn run(
+    env: &dyn Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+    backends: BackendFactory<'_>,
+) -> Output {
+    let bytes = match read_stdin(stdin) {
+        Ok(b) => b,
+        Err(e) => return Output::error(&e, FALLBACK_VERSION),
+    };
+    let hint = version_hint(&bytes);
+    let invocation = match parse_env(env) {
+        Ok(inv) => inv,
+        Err(e) => return Output::error(&e, &hint),
+    };
+    if invocation.command == Command::Version {
+        return Output::success(Some(json!({
+            "cniVersion": hint,
+            "supportedVersions": SUPPORTED_VERSIONS,
+        })));
+    }
+    let mut version = hint;
+    match run_command(&invocation, &bytes, &mut version, backends) {
+        Ok(result) => Output::success(result),
+        Err(e) => Output::error(&e, &version),
+    }
+}
+
+fn run_command(
+    inv: &Invocation,
+    bytes: &[u8],
+    version: &mut String,
+    backends: BackendFactory<'_>,
+) -> Result<Option<Value>> {
+    let netconf = parse_netconf(&decode(bytes)?)?;
+    let config = &netconf.config;
+    *version = config.cni_version.to_string();
+    if inv.command == Command::Check && !config.cni_version.supports_check() {
+        return Err(Error::IncompatibleVersion(format!(
+            "CHECK needs cniVersion 0.4.0 or later, the config says {}",
+            config.cni_version
+        )));
+    }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    if config.skip_call {
+        return Ok(skip_call_result(
+            inv.command,
+            netconf.prev_result.as_ref(),
+            config.cni_version,
+        ));
+    }
+    let att = Attachment {
+        container_id: inv.container_id.clone(),
+        ifname: inv.ifname.clone(),
+        netns: inv.netns.clone(),
+    };
+    let world = backends(config, inv)?;
+    let world = World {
+        snapshots: world.snapshots.as_ref(),
+        executor: world.executor.as_ref(),
+        records: world.records.as_ref(),
+    };
+    match inv.command {
+        Command::Add => {
+            let prev_json = netconf.prev_result.as_ref().ok_or_else(|| {
+                Error::InvalidPrevResult(
+                    "prevResult is required: router is a chained plugin".into(),
+                )
+            })?;
+            let prev = PrevView::parse(prev_json)?;
+            let outcome = reconcile::add(config, &att, &prev, &world)?;
+            for note in &outcome.notes {
+                tracing::info!("{note}");
+            }
+            Ok(Some(result_with_mac(
+                prev_json,
+                &inv.ifname,
+                outcome.new_mac,
+                config.cni_version,
+            )))
+        }
+        Command::Check => {
+            let prev_json = netconf
+                .prev_result
+                .as_ref()
+                .ok_or_else(|| Error::InvalidPrevResult("CHECK needs prevResult".into()))?;
+            reconcile::check(config, &att, &PrevView::parse(prev_json)?, &world)?;
+            Ok(None)
+        }
+        Command::Del => {
+            let prev = netconf.prev_result.as_ref().and_then(|p| {
+                PrevView::parse(p)
+                    .inspect_err(|e| tracing::warn!("DEL ignores an unusable prevResult: {e}"))
+                    .ok()
+            });
+            reconcile::del(config, &att, prev.as_ref(), &world)?;
+            Ok(None)
+        }
+        Command::Version => Ok(None),
+    }
+}
+
+/// skip_call: pass prevResult through untouched (or an empty result of the config's
+/// version); CHECK and DEL have nothing to say.
+fn skip_call_result(command: Command, prev: Option<&Value>, version: CniVersion) -> Option<Value> {
+    if command != Command::Add {
+        return None;
+    }
+    let mut result = prev
+        .cloned()
+        .unwrap_or_else(|| json!({ "interfaces": [], "ips": [], "dns": {} }));
+    if let Some(obj) = result.as_object_mut() {
+        obj.insert("cniVersion".into(), Value::String(version.to_string()));
+    }
+    Some(result)
+}
+
+/// The result: prevResult unchanged but for the config's cniVersion and C's new MAC in its
+/// sandbox `interfaces` entry (otherwise the previous plugin's CHECK fails).
+pub fn result_with_mac(
+    prev: &Value,
+    ifname: &str,
+    mac: Option<MacAddr>,
+    version: CniVersion,
+) -> Value {
+    let mut result = prev.clone();
+    let Some(obj) = result.as_object_mut() else {
+        return result;
+    };
+    obj.insert("cniVersion".into(), Value::String(version.to_string()));
+    if let (Some(mac), Some(Value::Array(interfaces))) = (mac, obj.get_mut("interfaces")) {
+        for itf in interfaces
+            .iter_mut()
+            .filter(|i| is_sandbox_entry(i, ifname))
+        {
+            itf["mac"] = Value::String(mac.to_string());
+        }
+    }
+    result
+}
+
+fn is_sandbox_entry(itf: &Value, ifname: &str) -> bool {
+    itf.get("name").and_then(Value::as_str) == Some(ifname)
+        && itf
+            .get("sandbox")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,328 @@
+//! The protocol end to end, in process, over the in-memory model kernel.
+
+use super::*;
+use crate::error::Code;
+use crate::execute::ModelKernel;
+use crate::model::{ActualState, ROUTER_PROTOCOL};
+use crate::record::MemRecords;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const SNAPSHOT: &str = include_str!("../../fixtures/add-seed-dual-stack/snapshot.json");
+const PREV: &str = include_str!("../../fixtures/add-seed-dual-stack/prev-result.json");
+
+struct Harness {
+    kernel: Arc<ModelKernel>,
+    records: Arc<MemRecords>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let state: ActualState = serde_json::from_str(SNAPSHOT).unwrap();
+        Harness {
+            kernel: Arc::new(ModelKernel::new(state)),
+            records: Arc::new(MemRecords::default()),
+        }
+    }
+
+    fn invoke(&self, env: &[(&str, &str)], stdin: &[u8]) -> Output {
+        let vars: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = |name: &str| vars.get(name).cloned();
+        let kernel = self.kernel.clone();
+        let records = self.records.clone();
+        let factory = move |_: &Config, _: &Invocation| -> Result<Backends> {
+            Ok(Backends {
+                snapshots: Box::new(kernel.clone()),
+                executor: Box::new(kernel.clone()),
+                records: Box::new(records.clone()),
+            })
+        };
+        run(&lookup, &mut &stdin[..], &factory)
+    }
+
+    fn command(&self, command: &str, stdin: &Value) -> Output {
+        self.invoke(&pod_env(command), stdin.to_string().as_bytes())
+    }
+}
+
+fn pod_env(command: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", "c1"),
+        ("CNI_NETNS", "/var/run/netns/pod-1"),
+        ("CNI_IFNAME", "net1"),
+        ("CNI_PATH", "/opt/cni/bin"),
+    ]
+}
+
+fn netconf(version: &str, with_prev: bool) -> Value {
+    let mut conf = json!({
+        "cniVersion": version,
+        "name": "macvlan-overlay",
+        "type": "router",
+        "overlay_hijack_subnet": ["10.240.0.0/12", "fd00:10:244::/96"],
+        "service_hijack_subnet": ["172.96.0.0/18", "2001:4860:fd00::/108"],
+        "rp_filter": {"set_host": true, "value": 0},
+        "mac_prefix": "0a:0b"
+    });
+    if with_prev {
+        let mut prev: Value = serde_json::from_str(PREV).unwrap();
+        prev["x-unknown-field"] = json!({"kept": true});
+        conf["prevResult"] = prev;
+    }
+    conf
+}
+
+fn body(out: &Output) -> Value {
+    serde_json::from_str(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn assert_error(out: &Output, code: Code, text: &str) {
+    assert_eq!(out.exit_code, 1, "{}", out.stdout);
+    let b = body(out);
+    assert_eq!(b["code"], code.number(), "{}", out.stdout);
+    assert!(
+        b["msg"].as_str().unwrap_or("").contains(text),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn version_lists_the_supported_versions_and_echoes_the_request() {
+    let h = Harness::new();
+    let out = h.invoke(&[("CNI_COMMAND", "VERSION")], br#"{"cniVersion":"0.4.0"}"#);
+    assert_eq!(out.exit_code, 0);
+    let b = body(&out);
+    assert_eq!(b["cniVersion"], "0.4.0");
+    assert_eq!(
+        b["supportedVersions"],
+        json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    );
+}
+
+#[test]
+fn missing_variables_are_code_4_naming_each() {
+    let h = Harness::new();
+    let out = h.invoke(&[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c1")], b"{}");
+    assert_error(&out, Code::InvalidEnv, "missing CNI_NETNS, CNI_IFNAME");
+    let out = h.invoke(&[("CNI_COMMAND", "DEL")], b"{}");
+    assert_error(
+        &out,
+        Code::InvalidEnv,
+        "missing CNI_CONTAINERID, CNI_IFNAME",
+    );
+}
+
+#[test]
+fn unknown_command_and_bad_identities_are_code_4() {
+    let h = Harness::new();
+    assert_error(
+        &h.invoke(&[("CNI_COMMAND", "FROB")], b"{}"),
+        Code::InvalidEnv,
+        "FROB",
+    );
+    let mut env = pod_env("ADD");
+    env[1] = ("CNI_CONTAINERID", "../../etc");
+    assert_error(&h.invoke(&env, b"{}"), Code::InvalidEnv, "CNI_CONTAINERID");
+    let mut env = pod_env("ADD");
+    env[3] = ("CNI_IFNAME", "net/1");
+    assert_error(&h.invoke(&env, b"{}"), Code::InvalidEnv, "CNI_IFNAME");
+    let mut env = pod_env("ADD");
+    env[2] = ("CNI_NETNS", "relative/path");
+    assert_error(&h.invoke(&env, b"{}"), Code::InvalidEnv, "CNI_NETNS");
+}
+
+#[test]
+fn undecodable_stdin_is_code_6() {
+    let h = Harness::new();
+    assert_error(
+        &h.invoke(&pod_env("ADD"), b"{not json"),
+        Code::Decode,
+        "not JSON",
+    );
+    assert_error(
+        &h.invoke(&pod_env("ADD"), &[0xff, 0xfe, b'{']),
+        Code::Decode,
+        "not UTF-8",
+    );
+    let huge = vec![b' '; (MAX_STDIN + 10) as usize];
+    assert_error(
+        &h.invoke(&pod_env("ADD"), &huge),
+        Code::Decode,
+        "larger than",
+    );
+}
+
+#[test]
+fn invalid_config_is_code_7_echoing_the_config_version() {
+    let h = Harness::new();
+    let mut conf = netconf("0.4.0", true);
+    conf["migrate_route"] = json!(5);
+    let out = h.command("ADD", &conf);
+    assert_error(&out, Code::InvalidConfig, "migrate_route = 5");
+    assert_eq!(body(&out)["cniVersion"], "0.4.0");
+}
+
+#[test]
+fn check_below_0_4_0_is_code_1() {
+    let h = Harness::new();
+    assert_error(
+        &h.command("CHECK", &netconf("0.3.1", true)),
+        Code::IncompatibleVersion,
+        "0.4.0",
+    );
+}
+
+#[test]
+fn add_without_prev_result_is_code_7() {
+    let h = Harness::new();
+    assert_error(
+        &h.command("ADD", &netconf("1.0.0", false)),
+        Code::InvalidConfig,
+        "prevResult",
+    );
+}
+
+#[test]
+fn skip_call_passes_prev_result_through_and_touches_nothing() {
+    let h = Harness::new();
+    let before = h.kernel.state();
+    let mut conf = netconf("1.0.0", true);
+    conf["skip_call"] = json!(true);
+    let out = h.command("ADD", &conf);
+    assert_eq!(out.exit_code, 0);
+    let mut expected = conf["prevResult"].clone();
+    expected["cniVersion"] = json!("1.0.0");
+    assert_eq!(body(&out), expected);
+    conf.as_object_mut().unwrap().remove("prevResult");
+    let out = h.command("ADD", &conf);
+    assert_eq!(
+        body(&out),
+        json!({"cniVersion": "1.0.0", "interfaces": [], "ips": [], "dns": {}})
+    );
+    assert_eq!(h.kernel.state(), before);
+}
+
+#[test]
+fn add_prints_prev_result_with_only_cs_mac_changed_and_the_config_version() {
+    let h = Harness::new();
+    let conf = netconf("1.0.0", true);
+    let out = h.command("ADD", &conf);
+    assert_eq!(out.exit_code, 0, "{}", out.stdout);
+    let mut expected = conf["prevResult"].clone();
+    expected["cniVersion"] = json!("1.0.0");
+    expected["interfaces"][0]["mac"] = json!("0a:0b:c0:a8:32:0a");
+    assert_eq!(body(&out), expected);
+    assert!(h.records.load("c1", "net1").unwrap().is_some());
+    let pod = h.kernel.state().pod.unwrap();
+    assert!(pod.rules.values().any(|r| r.protocol == ROUTER_PROTOCOL));
+}
+
+#[test]
+fn repeated_add_changes_nothing_and_prints_the_same_result() {
+    let h = Harness::new();
+    let conf = netconf("1.0.0", true);
+    let first = h.command("ADD", &conf);
+    let state = h.kernel.state();
+    let second = h.command("ADD", &conf);
+    assert_eq!(first, second);
+    assert_eq!(h.kernel.state(), state);
+}
+
+#[test]
+fn check_after_add_succeeds_silently() {
+    let h = Harness::new();
+    let conf = netconf("1.0.0", true);
+    h.command("ADD", &conf);
+    let out = h.command("CHECK", &conf);
+    assert_eq!(
+        out,
+        Output {
+            stdout: String::new(),
+            exit_code: 0
+        }
+    );
+}
+
+#[test]
+fn check_reports_a_removed_rule_as_code_100_naming_it() {
+    let h = Harness::new();
+    let conf = netconf("1.0.0", true);
+    h.command("ADD", &conf);
+    let mut state = h.kernel.state();
+    let pod = state.pod.as_mut().unwrap();
+    pod.rules
+        .retain(|k, _| k.to.map(|t| t.to_string()) != Some("10.240.0.0/12".into()));
+    h.kernel.set_state(state);
+    let out = h.command("CHECK", &conf);
+    assert_error(&out, Code::Drift, "10.240.0.0/12");
+    assert!(body(&out)["details"]
+        .as_str()
+        .unwrap()
+        .contains("pod netns"));
+}
+
+#[test]
+fn del_restores_the_pod_and_host_and_a_second_del_succeeds() {
+    let h = Harness::new();
+    let before = h.kernel.state();
+    let conf = netconf("1.0.0", true);
+    h.command("ADD", &conf);
+    assert_eq!(h.command("DEL", &conf).exit_code, 0);
+    let after = h.kernel.state();
+    // Host sysctls are shared by every pod: not restored (BEHAVIOUR 4).
+    let mut host = after.host.clone();
+    host.sysctls = before.host.sysctls.clone();
+    assert_eq!(host, before.host);
+    let pod = after.pod.unwrap();
+    assert!(pod.routes.values().all(|r| r.protocol != ROUTER_PROTOCOL));
+    assert_eq!(pod.macs, before.pod.as_ref().unwrap().macs);
+    assert_eq!(pod.sysctls, before.pod.unwrap().sysctls);
+    assert!(h.records.load("c1", "net1").unwrap().is_none());
+    assert_eq!(h.command("DEL", &conf).exit_code, 0);
+    assert_eq!(h.command("DEL", &netconf("0.3.1", false)).exit_code, 0);
+}
+
+#[test]
+fn a_fault_at_any_op_of_an_add_leaves_everything_as_before() {
+    let h = Harness::new();
+    let before = h.kernel.state();
+    let conf = netconf("1.0.0", true);
+    let mut n = 0;
+    loop {
+        h.kernel.fail_at(Some(n));
+        let out = h.command("ADD", &conf);
+        if out.exit_code == 0 {
+            break;
+        }
+        assert_error(&out, Code::Kernel, "injected fault");
+        assert_eq!(h.kernel.state(), before, "fault at op {n}");
+        assert!(h.records.load("c1", "net1").unwrap().is_none());
+        n += 1;
+    }
+    assert!(n > 20, "the ADD had only {n} ops");
+}
+
+#[test]
+fn add_blocked_by_an_unowned_object_is_code_103_and_changes_nothing() {
+    let h = Harness::new();
+    let mut state = h.kernel.state();
+    let conf = netconf("1.0.0", true);
+    let squatter = crate::model::Neighbour {
+        key: crate::model::NeighbourKey {
+            dev: "eth0".into(),
+            addr: "192.168.50.1".parse().unwrap(),
+        },
+        lladdr: Some("00:00:00:00:00:01".parse().unwrap()),
+        protocol: 0,
+    };
+    state.pod.as_mut().unwrap().insert_neighbour(squatter);
+    h.kernel.set_state(state.clone());
+    let out = h.command("ADD", &conf);
+    assert_error(&out, Code::Blocked, "not touched");
+    assert_eq!(h.kernel.state(), state);
+}

@@ -1,0 +1,295 @@
+//! record: where attachment records (BEHAVIOUR 6) live: `data_dir/<container id>-<ifname>.json`,
+//! written atomically (temp file, fsync, rename) with mode 0600. Ids and names are
+//! validated before they become file names. No kernel access; no decisions.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::config::is_valid_ifname;
+use crate::error::{Error, Result};
+use crate::model::Record;
+
+const MAX_CONTAINER_ID_LEN: usize = 256;
+
+/// CNI container ids: alphanumerics plus `-`, `_`, `.`, starting with an alphanumeric; never
+/// a path component trick.
+pub fn is_valid_container_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CONTAINER_ID_LEN
+        && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+pub trait RecordStore {
+    fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>>;
+    /// The records of the pod's other attachments.
+    fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>>;
+    fn save(&self, record: &Record) -> Result<()>;
+    fn remove(&self, container_id: &str, ifname: &str) -> Result<()>;
+}
+
+impl<T: RecordStore + ?Sized> RecordStore for std::sync::Arc<T> {
+    fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
+        (**self).load(container_id, ifname)
+    }
+    fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>> {
+        (**self).peers(container_id, ifname)
+    }
+    fn save(&self, record: &Record) -> Result<()> {
+        (**self).save(record)
+    }
+    fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
+        (**self).remove(container_id, ifname)
+    }
+}
+
+pub struct FileRecords {
+    pub dir: PathBuf,
+}
+
+impl FileRecords {
+    pub fn new(dir: &Path) -> FileRecords {
+        FileRecords {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, container_id: &str, ifname: &str) -> Result<PathBuf> {
+        if !is_valid_container_id(container_id) {
+            return Err(Error::InvalidEnv(format!(
+                "CNI_CONTAINERID {container_id:?} is not a valid container id"
+            )));
+        }
+        if !is_valid_ifname(ifname) {
+            return Err(Error::InvalidEnv(format!(
+                "CNI_IFNAME {ifname:?} is not a valid interface name"
+            )));
+        }
+        Ok(self.dir.join(format!("{container_id}-{ifname}.json")))
+    }
+
+    fn read(path: &Path) -> Result<Record> {
+        let text = fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading record {}", path.display()), e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Decode {
+            what: format!("record {}", path.display()),
+            reason: e.to_string(),
+        })
+    }
+
+    fn ensure_dir(&self) -> Result<()> {
+        fs::create_dir_all(&self.dir)
+            .and_then(|_| fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700)))
+            .map_err(|e| Error::io(format!("creating data_dir {}", self.dir.display()), e))
+    }
+}
+
+impl RecordStore for FileRecords {
+    fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
+        let path = self.path(container_id, ifname)?;
+        if !path.exists() {
+            return Ok(None);
+        }
+        Self::read(&path).map(Some)
+    }
+
+    fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>> {
+        let own = self.path(container_id, ifname)?;
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Ok(Vec::new());
+        };
+        let prefix = format!("{container_id}-");
+        let candidates = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                *p != own
+                    && p.extension().is_some_and(|x| x == "json")
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&prefix))
+            });
+        // Another container's id may start with ours: the record says whose it is.
+        Ok(candidates
+            .filter_map(|p| Self::read(&p).ok())
+            .filter(|r| r.container_id == container_id && r.ifname != ifname)
+            .collect())
+    }
+
+    fn save(&self, record: &Record) -> Result<()> {
+        let path = self.path(&record.container_id, &record.ifname)?;
+        self.ensure_dir()?;
+        let tmp = path.with_extension("json.tmp");
+        let what = || format!("writing record {}", path.display());
+        let text = serde_json::to_vec_pretty(record).map_err(|e| Error::io(what(), e))?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io(what(), e))?;
+        file.write_all(&text)
+            .and_then(|_| file.sync_all())
+            .and_then(|_| fs::rename(&tmp, &path))
+            .map_err(|e| Error::io(what(), e))
+    }
+
+    fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
+        let path = self.path(container_id, ifname)?;
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(format!("removing record {}", path.display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Records in memory, for tests and offline runs.
+#[derive(Default)]
+pub struct MemRecords {
+    records: Mutex<Vec<Record>>,
+}
+
+impl MemRecords {
+    pub fn with(records: Vec<Record>) -> MemRecords {
+        MemRecords {
+            records: Mutex::new(records),
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Vec<Record>>> {
+        self.records
+            .lock()
+            .map_err(|_| Error::TryAgain("record store lock poisoned".into()))
+    }
+}
+
+impl RecordStore for MemRecords {
+    fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
+        Ok(self
+            .lock()?
+            .iter()
+            .find(|r| r.container_id == container_id && r.ifname == ifname)
+            .cloned())
+    }
+
+    fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>> {
+        Ok(self
+            .lock()?
+            .iter()
+            .filter(|r| r.container_id == container_id && r.ifname != ifname)
+            .cloned()
+            .collect())
+    }
+
+    fn save(&self, record: &Record) -> Result<()> {
+        let mut records = self.lock()?;
+        records.retain(|r| !(r.container_id == record.container_id && r.ifname == record.ifname));
+        records.push(record.clone());
+        Ok(())
+    }
+
+    fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
+        self.lock()?
+            .retain(|r| !(r.container_id == container_id && r.ifname == ifname));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::NetnsState;
+    use std::collections::BTreeMap;
+
+    fn record(cid: &str, ifname: &str) -> Record {
+        Record {
+            version: Record::VERSION,
+            container_id: cid.into(),
+            ifname: ifname.into(),
+            table: 100,
+            host_rule_table: 500,
+            overlay_interface: "eth0".into(),
+            host_peer: None,
+            moved: BTreeMap::new(),
+            original_mac: None,
+            original_sysctls: BTreeMap::new(),
+            pod: NetnsState::default(),
+            host: NetnsState::default(),
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("router-records-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn container_ids_that_could_escape_the_directory_are_rejected() {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "a\0b",
+            "-lead",
+            &"x".repeat(300),
+        ] {
+            assert!(!is_valid_container_id(bad), "{bad:?}");
+        }
+        assert!(is_valid_container_id("0123abc_def.g-h"));
+    }
+
+    #[test]
+    fn saved_record_loads_back_with_mode_0600_and_remove_is_idempotent() {
+        let dir = temp_dir("roundtrip");
+        let store = FileRecords::new(&dir);
+        let r = record("c1", "net1");
+        store.save(&r).unwrap();
+        assert_eq!(store.load("c1", "net1").unwrap(), Some(r));
+        let mode = fs::metadata(dir.join("c1-net1.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        store.remove("c1", "net1").unwrap();
+        store.remove("c1", "net1").unwrap();
+        assert_eq!(store.load("c1", "net1").unwrap(), None);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn peers_are_the_same_containers_other_interfaces_only() {
+        let dir = temp_dir("peers");
+        let store = FileRecords::new(&dir);
+        for (cid, ifname) in [
+            ("c1", "net1"),
+            ("c1", "net2"),
+            ("c1-x", "net1"),
+            ("c2", "net1"),
+        ] {
+            store.save(&record(cid, ifname)).unwrap();
+        }
+        let peers = store.peers("c1", "net1").unwrap();
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].ifname, "net2");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn invalid_names_never_become_paths() {
+        let store = FileRecords::new(Path::new("/nonexistent"));
+        assert!(store.load("../../etc", "net1").is_err());
+        assert!(store.load("c1", "../x").is_err());
+        assert!(store.save(&record("c1", "a/b")).is_err());
+    }
+}
