@@ -2,7 +2,7 @@
 //! DesiredState, plus the attachment record an ADD writes. BEHAVIOUR sections 2 and 4.
 //! Pure: no I/O, no clock, no env; everything it knows comes in as arguments.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -349,9 +349,29 @@ fn merge_into(into: &mut NetnsState, from: &NetnsState) {
 }
 
 pub fn compile(input: &CompileInput<'_>) -> Result<Compiled> {
+    if input.config.skip_call {
+        return Ok(skipped(input));
+    }
     match input.mode {
         Mode::Add => compile_add(input),
         Mode::Del => compile_del(input),
+    }
+}
+
+/// skip_call: want nothing, own nothing, touch nothing.
+fn skipped(input: &CompileInput<'_>) -> Compiled {
+    let config = input.config;
+    Compiled {
+        desired: DesiredState::default(),
+        record: Record::new(
+            input.container_id,
+            input.ifname,
+            config.table_for(input.ifname).unwrap_or_default(),
+            config.host_rule_table,
+            &config.overlay_interface,
+        ),
+        new_mac: None,
+        notes: vec!["skip_call: nothing to do".into()],
     }
 }
 
@@ -393,18 +413,14 @@ fn compile_add(input: &CompileInput<'_>) -> Result<Compiled> {
         })?),
     };
     let record = Record {
-        version: Record::VERSION,
-        container_id: input.container_id.to_string(),
-        ifname: input.ifname.to_string(),
-        table,
-        host_rule_table: config.host_rule_table,
-        overlay_interface: config.overlay_interface.clone(),
         host_peer: facts.host_peer.clone(),
-        moved: BTreeMap::new(),
-        original_mac: None,
-        original_sysctls: BTreeMap::new(),
-        pod: NetnsState::default(),
-        host: NetnsState::default(),
+        ..Record::new(
+            input.container_id,
+            input.ifname,
+            table,
+            config.host_rule_table,
+            &config.overlay_interface,
+        )
     };
     let mut b = AddBuilder {
         input,
@@ -809,18 +825,14 @@ fn record_without_file(input: &CompileInput<'_>) -> Result<Record> {
         })
         .unwrap_or_default();
     Ok(Record {
-        version: Record::VERSION,
-        container_id: input.container_id.to_string(),
-        ifname: input.ifname.to_string(),
-        table,
-        host_rule_table: config.host_rule_table,
-        overlay_interface: config.overlay_interface.clone(),
-        host_peer: None,
         moved,
-        original_mac: None,
-        original_sysctls: BTreeMap::new(),
-        pod: NetnsState::default(),
-        host: NetnsState::default(),
+        ..Record::new(
+            input.container_id,
+            input.ifname,
+            table,
+            config.host_rule_table,
+            &config.overlay_interface,
+        )
     })
 }
 

@@ -2,6 +2,7 @@
 //! config + prevResult -> compile -> DesiredState; snapshot -> ActualState; plan -> ops;
 //! execute applies them; render shows them. See ARCHITECTURE.md.
 
+pub mod cli;
 pub mod cni;
 pub mod compile;
 pub mod config;

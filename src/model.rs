@@ -773,6 +773,30 @@ pub struct Record {
 
 impl Record {
     pub const VERSION: u32 = 1;
+
+    /// A record that owns nothing yet.
+    pub fn new(
+        container_id: &str,
+        ifname: &str,
+        table: u32,
+        host_rule_table: u32,
+        overlay_interface: &str,
+    ) -> Record {
+        Record {
+            version: Record::VERSION,
+            container_id: container_id.to_string(),
+            ifname: ifname.to_string(),
+            table,
+            host_rule_table,
+            overlay_interface: overlay_interface.to_string(),
+            host_peer: None,
+            moved: BTreeMap::new(),
+            original_mac: None,
+            original_sysctls: BTreeMap::new(),
+            pod: NetnsState::default(),
+            host: NetnsState::default(),
+        }
+    }
 }
 
 /// ADD makes an attachment; DEL removes it. CHECK compiles as ADD.

@@ -56,7 +56,8 @@ pub fn plan(desired: &DesiredState, actual: &ActualState, mode: Mode) -> Plan {
             .run();
         }
     }
-    plan.ops.sort_by_key(|op| rank(op, mode));
+    plan.ops
+        .sort_by_key(|op| (rank(op, mode), gateway_route(op)));
     plan
 }
 
@@ -307,6 +308,11 @@ fn table_has_owned_route(ns: &NetnsState, table: u32, family: Family) -> bool {
     ns.routes
         .values()
         .any(|r| r.key.table == table && r.key.family() == family && r.is_owned())
+}
+
+/// Within a phase, routes through a gateway come after the link routes that reach it.
+fn gateway_route(op: &Op) -> bool {
+    matches!(op, Op::AddRoute { route, .. } | Op::ReplaceRoute { new: route, .. } if route.key.gateway.is_some())
 }
 
 fn is_main(route: &Route) -> bool {

@@ -206,24 +206,9 @@ impl RecordStore for MemRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::NetnsState;
-    use std::collections::BTreeMap;
 
     fn record(cid: &str, ifname: &str) -> Record {
-        Record {
-            version: Record::VERSION,
-            container_id: cid.into(),
-            ifname: ifname.into(),
-            table: 100,
-            host_rule_table: 500,
-            overlay_interface: "eth0".into(),
-            host_peer: None,
-            moved: BTreeMap::new(),
-            original_mac: None,
-            original_sysctls: BTreeMap::new(),
-            pod: NetnsState::default(),
-            host: NetnsState::default(),
-        }
+        Record::new(cid, ifname, 100, 500, "eth0")
     }
 
     fn temp_dir(name: &str) -> PathBuf {
