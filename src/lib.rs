@@ -9,6 +9,8 @@ pub mod config;
 pub mod error;
 pub mod execute;
 pub mod model;
+pub mod netlink;
+pub mod netns;
 pub mod plan;
 pub mod reconcile;
 pub mod record;

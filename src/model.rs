@@ -436,8 +436,14 @@ impl SysctlKey {
     }
 
     /// The file under /proc/sys that holds the value.
+    /// Built from the parts: an interface name may itself hold a dot (`bond0.100`).
     pub fn proc_path(&self) -> String {
-        format!("/proc/sys/{}", self.to_string().replace('.', "/"))
+        format!(
+            "/proc/sys/net/{}/conf/{}/{}",
+            self.name.family(),
+            self.iface,
+            self.name.as_str()
+        )
     }
 }
 
@@ -994,6 +1000,11 @@ mod tests {
         assert_eq!(key, SysctlKey::new("eth0", SysctlName::RpFilter));
         assert_eq!(key.to_string(), "net.ipv4.conf.eth0.rp_filter");
         assert_eq!(key.proc_path(), "/proc/sys/net/ipv4/conf/eth0/rp_filter");
+        let dotted = SysctlKey::new("bond0.100", SysctlName::RpFilter);
+        assert_eq!(
+            dotted.proc_path(),
+            "/proc/sys/net/ipv4/conf/bond0.100/rp_filter"
+        );
         assert!("net.ipv6.conf.all.rp_filter".parse::<SysctlKey>().is_err());
     }
 

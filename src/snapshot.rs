@@ -1,22 +1,30 @@
-//! snapshot: where ActualState comes from. A trait with two sources: the live kernel
-//! (netlink, in the pod and host netns) and a JSON file (the offline format fixtures use).
-//! Never decides anything: it reports what is there.
+//! snapshot: reads the actual state (pod netns + host) into `ActualState`, live from the
+//! kernel or from an offline JSON file. It reads only: no kernel change, no decisions;
+//! the host is the netns this process (the calling thread) runs in, never entered.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::model::ActualState;
+use crate::model::{ActualState, NetnsState, SysctlKey, SysctlName, MAIN_TABLE};
+use crate::netlink::{Links, Netlink};
+use crate::netns;
 
-/// What to read: the pod netns (absent or gone: no pod side), the tables concerned, and the
-/// host facts compile needs.
+/// Whole-netns reads that met a transient inconsistency (`Error::TryAgain`, e.g. a link
+/// created between the link and route dumps) are repeated this many times in all.
+const READ_ATTEMPTS: usize = 3;
+
+/// What to read. Tables not listed are not read; the pod's main table always is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotRequest {
+    /// None, or a path that no longer is a netns, gives `pod: None`.
     pub pod_netns: Option<PathBuf>,
     pub pod_tables: BTreeSet<u32>,
     pub host_tables: BTreeSet<u32>,
+    /// Host interfaces whose rp_filter is read (besides all and default).
     pub host_sysctl_ifaces: BTreeSet<String>,
+    /// Addresses to ask the host for its preferred source toward (`ip route get`).
     pub preferred_src_for: Vec<IpAddr>,
 }
 
@@ -24,20 +32,138 @@ pub trait SnapshotSource {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState>;
 }
 
-/// An ActualState JSON file, as `router snapshot` prints it.
+/// Reads the kernel. The pod netns is read on a thread that enters it, concurrently with
+/// the host, which is read on the calling thread. Must not be called from async code.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LiveSnapshot;
+
+/// Reads an `ActualState` JSON file (the offline format). The request is not consulted:
+/// the file is the whole world.
+#[derive(Clone, Debug)]
 pub struct FileSnapshot {
     pub path: PathBuf,
 }
 
+impl SnapshotSource for LiveSnapshot {
+    fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
+        let pod_thread = match &req.pod_netns {
+            Some(path) if netns::is_netns(path)? => {
+                let mut tables = req.pod_tables.clone();
+                tables.insert(MAIN_TABLE);
+                match netns::spawn_in_netns(path, move || with_retries(|| read_pod(&tables))) {
+                    Ok(thread) => Some(thread),
+                    // Deleted between the check and the open: gone, like a missing path.
+                    Err(_) if !netns::is_netns(path)? => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => None,
+        };
+        let host = with_retries(|| read_host(req));
+        // Join before looking at the host result, so the pod thread is never left behind.
+        let pod = pod_thread.map(|thread| thread.join()).transpose()?;
+        let (host, host_preferred_src) = host?;
+        Ok(ActualState {
+            pod,
+            host,
+            host_preferred_src,
+        })
+    }
+}
+
 impl SnapshotSource for FileSnapshot {
     fn snapshot(&self, _req: &SnapshotRequest) -> Result<ActualState> {
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| Error::io(format!("reading snapshot {}", self.path.display()), e))?;
+        let what = || format!("snapshot file {}", self.path.display());
+        let text = std::fs::read_to_string(&self.path).map_err(|e| Error::io(what(), e))?;
         serde_json::from_str(&text).map_err(|e| Error::Decode {
-            what: format!("snapshot {}", self.path.display()),
+            what: what(),
             reason: e.to_string(),
         })
     }
+}
+
+fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match read() {
+            Err(Error::TryAgain(reason)) if attempt < READ_ATTEMPTS => {
+                tracing::debug!(%reason, attempt, "netns changed while it was read, reading again");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Links, routes of `tables`, rules and permanent neighbours of the calling thread's netns.
+fn read_netns(nl: &Netlink, tables: &BTreeSet<u32>) -> Result<(NetnsState, Links)> {
+    let links = nl.links()?;
+    let mut state = NetnsState {
+        links: links.links.clone(),
+        macs: links.macs.clone(),
+        ..NetnsState::default()
+    };
+    for route in nl.routes(tables, &links)? {
+        state.insert_route(route);
+    }
+    for rule in nl.rules()? {
+        state.insert_rule(rule);
+    }
+    for neighbour in nl.neighbours(&links)? {
+        state.insert_neighbour(neighbour);
+    }
+    Ok((state, links))
+}
+
+/// Reads each sysctl that exists into the state.
+fn read_sysctls(state: &mut NetnsState, keys: impl IntoIterator<Item = SysctlKey>) -> Result<()> {
+    for key in keys {
+        if let Some(value) = netns::read_sysctl(&key)? {
+            state.sysctls.insert(key, value);
+        }
+    }
+    Ok(())
+}
+
+/// The pod side; runs on the thread that entered the pod netns.
+fn read_pod(tables: &BTreeSet<u32>) -> Result<NetnsState> {
+    let nl = Netlink::new()?;
+    let (mut state, links) = read_netns(&nl, tables)?;
+    let ifaces = ["all", "default"].into_iter().chain(
+        links
+            .links
+            .keys()
+            .map(String::as_str)
+            .filter(|name| *name != "lo"),
+    );
+    let keys = ifaces.flat_map(|iface| {
+        [
+            SysctlKey::new(iface, SysctlName::RpFilter),
+            SysctlKey::new(iface, SysctlName::DisableIpv6),
+        ]
+    });
+    read_sysctls(&mut state, keys.collect::<Vec<_>>())?;
+    Ok(state)
+}
+
+/// The host side, in the calling thread's netns.
+fn read_host(req: &SnapshotRequest) -> Result<(NetnsState, BTreeMap<IpAddr, IpAddr>)> {
+    let nl = Netlink::new()?;
+    let (mut state, _) = read_netns(&nl, &req.host_tables)?;
+    let ifaces = ["all", "default"]
+        .into_iter()
+        .chain(req.host_sysctl_ifaces.iter().map(String::as_str));
+    read_sysctls(
+        &mut state,
+        ifaces.map(|iface| SysctlKey::new(iface, SysctlName::RpFilter)),
+    )?;
+    let mut preferred = BTreeMap::new();
+    for &addr in &req.preferred_src_for {
+        if let Some(src) = nl.preferred_src(addr)? {
+            preferred.insert(addr, src);
+        }
+    }
+    Ok((state, preferred))
 }
 
 impl<T: SnapshotSource + ?Sized> SnapshotSource for std::sync::Arc<T> {
