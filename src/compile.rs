@@ -11,8 +11,9 @@ use crate::config::{Config, MigrateRoute, PrevView};
 use crate::error::{Error, Result};
 use crate::model::{
     host_net, ActualState, DesiredNetns, DesiredState, Family, MacAddr, Mode, Moved, Neighbour,
-    NeighbourKey, NetnsState, Record, Route, RouteKey, RouteKind, RouteScope, RouteSelector, Rule,
-    Scope, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
+    NeighbourKey, NeighbourSelector, NetnsState, Record, Route, RouteKey, RouteKind, RouteScope,
+    RouteSelector, Rule, Scope, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL,
+    ROUTER_PROTOCOL,
 };
 
 /// Host links whose addresses are not the node's own (container and overlay plumbing).
@@ -296,37 +297,70 @@ fn host_rule(config: &Config, family: Family, table: u32) -> Rule {
     Rule::owned_lookup(family, config.host_rule_priority, None, None, table)
 }
 
-/// The owned objects that belong to one attachment: its table T, the host-address routes
-/// and neighbours through O in the pod; its routes and neighbours through H on the host.
-fn attachment_scope(
+/// Who an attachment's scope is computed for.
+struct ScopeOf<'a> {
     table: u32,
-    overlay: &str,
+    overlay: &'a str,
     host_table: u32,
-    host_peer: Option<&str>,
-) -> (Scope, Scope) {
-    let pod = Scope {
-        routes: vec![
-            RouteSelector { table, dev: None },
-            RouteSelector {
-                table: MAIN_TABLE,
-                dev: Some(overlay.to_string()),
-            },
-        ],
-        rule_tables: BTreeSet::from([table]),
-        neighbour_devs: BTreeSet::from([overlay.to_string()]),
+    host_peer: Option<&'a str>,
+    /// C's addresses: the host side of a pod is shared by its attachments through H.
+    chained_addrs: BTreeSet<IpAddr>,
+    /// Another router attachment lives in the pod: the host-address routes and neighbours
+    /// through O are shared with it.
+    pod_shared: bool,
+}
+
+/// The owned objects that belong to one attachment: its table T and rules, the
+/// host-address routes and neighbours through O (unless shared), and on the host its
+/// routes and neighbours through H for C's addresses.
+fn attachment_scope(of: &ScopeOf<'_>) -> (Scope, Scope) {
+    let mut pod = Scope {
+        routes: vec![RouteSelector {
+            table: of.table,
+            dev: None,
+            dst_in: BTreeSet::new(),
+        }],
+        rule_tables: BTreeSet::from([of.table]),
+        neighbours: Vec::new(),
     };
-    let host = match host_peer {
-        Some(h) => Scope {
+    if !of.pod_shared {
+        pod.routes.push(RouteSelector {
+            table: MAIN_TABLE,
+            dev: Some(of.overlay.to_string()),
+            dst_in: BTreeSet::new(),
+        });
+        pod.neighbours.push(NeighbourSelector {
+            dev: of.overlay.to_string(),
+            addr_in: BTreeSet::new(),
+        });
+    }
+    let host = match of.host_peer {
+        Some(h) if !of.chained_addrs.is_empty() => Scope {
             routes: vec![RouteSelector {
-                table: host_table,
+                table: of.host_table,
                 dev: Some(h.to_string()),
+                dst_in: of.chained_addrs.iter().map(|a| host_net(*a)).collect(),
             }],
             rule_tables: BTreeSet::new(),
-            neighbour_devs: BTreeSet::from([h.to_string()]),
+            neighbours: vec![NeighbourSelector {
+                dev: h.to_string(),
+                addr_in: of.chained_addrs.clone(),
+            }],
         },
-        None => Scope::default(),
+        _ => Scope::default(),
     };
     (pod, host)
+}
+
+/// Whether another router attachment lives in the pod: its records, or owned rules of
+/// another table in the kernel (when records were lost).
+fn other_attachments(pod: Option<&NetnsState>, table: u32, peers: &[Record]) -> bool {
+    !peers.is_empty()
+        || pod.is_some_and(|p| {
+            p.rules
+                .values()
+                .any(|r| r.is_owned() && r.key.table != table)
+        })
 }
 
 /// What the pod's other attachments want, per netns.
@@ -730,12 +764,14 @@ impl AddBuilder<'_> {
 
     fn scope(&mut self) {
         let config = self.config();
-        let (pod_scope, host_scope) = attachment_scope(
-            self.table,
-            &config.overlay_interface,
-            config.host_rule_table,
-            self.facts.host_peer.as_deref(),
-        );
+        let (pod_scope, host_scope) = attachment_scope(&ScopeOf {
+            table: self.table,
+            overlay: &config.overlay_interface,
+            host_table: config.host_rule_table,
+            host_peer: self.facts.host_peer.as_deref(),
+            chained_addrs: self.chained_addrs.iter().map(IpNet::addr).collect(),
+            pod_shared: other_attachments(Some(self.pod_actual), self.table, self.input.peers),
+        });
         let (pod_keep, host_keep) = peers_keep(self.input.peers);
         self.pod.scope = pod_scope;
         self.host.scope = host_scope;
@@ -774,19 +810,23 @@ fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
         .as_ref()
         .and_then(|pod| find_host_peer(pod, &input.actual.host, &record.overlay_interface))
         .or_else(|| record.host_peer.clone());
-    let (pod_scope, host_scope) = attachment_scope(
-        record.table,
-        &record.overlay_interface,
-        record.host_rule_table,
-        host_peer.as_deref(),
-    );
+    let pod_actual = input.actual.pod.as_ref();
+    let pod_shared = other_attachments(pod_actual, record.table, input.peers);
+    let (pod_scope, host_scope) = attachment_scope(&ScopeOf {
+        table: record.table,
+        overlay: &record.overlay_interface,
+        host_table: record.host_rule_table,
+        host_peer: host_peer.as_deref(),
+        chained_addrs: chained_addresses_for_del(input, &record),
+        pod_shared,
+    });
     let mut pod = DesiredNetns {
         scope: pod_scope,
         keep: pod_keep,
         ..DesiredNetns::default()
     };
-    match input.actual.pod.as_ref() {
-        Some(pod_actual) => restore_pod(&record, pod_actual, &mut pod, &mut notes),
+    match pod_actual {
+        Some(pod_actual) => restore_pod(&record, pod_actual, pod_shared, &mut pod, &mut notes),
         None => notes.push("the pod netns is gone: only the host side is cleaned".into()),
     }
     let host = DesiredNetns {
@@ -836,9 +876,35 @@ fn record_without_file(input: &CompileInput<'_>) -> Result<Record> {
     })
 }
 
+/// C's addresses at DEL: prevResult's, the record's host routes', and what C still holds.
+fn chained_addresses_for_del(input: &CompileInput<'_>, record: &Record) -> BTreeSet<IpAddr> {
+    let from_prev = input
+        .prev
+        .map(|p| p.addresses_of(input.ifname))
+        .unwrap_or_default();
+    let from_record = record.host.routes.keys().map(|k| k.dst.addr());
+    let from_pod = input
+        .actual
+        .pod
+        .as_ref()
+        .and_then(|p| p.links.get(input.ifname))
+        .map(|l| l.addresses.clone())
+        .unwrap_or_default();
+    from_prev
+        .iter()
+        .chain(&from_pod)
+        .map(IpNet::addr)
+        .chain(from_record)
+        .filter(|a| !is_link_local(a))
+        .collect()
+}
+
+/// Puts back what ADD replaced in the pod. With another attachment still in the pod, the
+/// sysctls it shares (all, default, O) stay as they are: only C's own are restored.
 fn restore_pod(
     record: &Record,
     pod_actual: &NetnsState,
+    pod_shared: bool,
     pod: &mut DesiredNetns,
     notes: &mut Vec<String>,
 ) {
@@ -851,7 +917,8 @@ fn restore_pod(
         let iface_exists = key.iface == "all"
             || key.iface == "default"
             || pod_actual.links.contains_key(&key.iface);
-        if iface_exists && !pod.keep.sysctls.contains_key(key) {
+        let shared = key.iface != record.ifname;
+        if iface_exists && !(pod_shared && shared) && !pod.keep.sysctls.contains_key(key) {
             pod.present.sysctls.insert(key.clone(), *value);
         }
     }

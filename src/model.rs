@@ -672,25 +672,37 @@ pub struct Scope {
     /// Owned rules looking up one of these tables.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub rule_tables: BTreeSet<u32>,
-    /// Owned neighbours on one of these devices.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub neighbour_devs: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<NeighbourSelector>,
 }
 
+/// Owned routes of a table, optionally only through one device and to some destinations
+/// (empty: any destination).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct RouteSelector {
     pub table: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub dst_in: BTreeSet<IpNet>,
+}
+
+/// Owned neighbours on a device, optionally only for some addresses (empty: any).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct NeighbourSelector {
+    pub dev: String,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub addr_in: BTreeSet<IpAddr>,
 }
 
 impl Scope {
     pub fn holds_route(&self, route: &Route) -> bool {
         route.is_owned()
-            && self
-                .routes
-                .iter()
-                .any(|s| s.table == route.key.table && (s.dev.is_none() || s.dev == route.key.dev))
+            && self.routes.iter().any(|s| {
+                s.table == route.key.table
+                    && (s.dev.is_none() || s.dev == route.key.dev)
+                    && (s.dst_in.is_empty() || s.dst_in.contains(&route.key.dst))
+            })
     }
 
     pub fn holds_rule(&self, rule: &Rule) -> bool {
@@ -698,7 +710,11 @@ impl Scope {
     }
 
     pub fn holds_neighbour(&self, neighbour: &Neighbour) -> bool {
-        neighbour.is_owned() && self.neighbour_devs.contains(&neighbour.key.dev)
+        neighbour.is_owned()
+            && self.neighbours.iter().any(|s| {
+                s.dev == neighbour.key.dev
+                    && (s.addr_in.is_empty() || s.addr_in.contains(&neighbour.key.addr))
+            })
     }
 }
 

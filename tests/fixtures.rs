@@ -64,7 +64,7 @@ fn golden(path: &Path, actual: &str) {
         )
     });
     if expected != actual {
-        let diff = similar::TextDiff::from_lines(&expected, actual)
+        let diff = similar::TextDiff::from_lines(expected.as_str(), actual)
             .unified_diff()
             .header("expected", "actual")
             .to_string();
@@ -241,4 +241,15 @@ fn del_with_and_without_prev_result_remove_the_same_objects() {
         with.contains("~ ip route replace default via 10.244.1.1 dev eth0 proto boot"),
         "{with}"
     );
+}
+
+#[test]
+fn a_second_attachment_never_removes_what_the_first_one_owns() {
+    let text = expected("add-net2-second-macvlan");
+    assert!(
+        !text.contains("192.168.50.10 dev veth2df2119e table 500"),
+        "{text}"
+    );
+    assert!(!text.contains("- ip neigh del"), "{text}");
+    assert!(!text.contains("lookup 100"), "{text}");
 }

@@ -40,6 +40,14 @@ fn neighbour(addr: &str, mac: &str, protocol: u8) -> Neighbour {
     }
 }
 
+fn selector(table: u32, dev: Option<&str>) -> RouteSelector {
+    RouteSelector {
+        table,
+        dev: dev.map(str::to_string),
+        dst_in: Default::default(),
+    }
+}
+
 fn host_only(desired: DesiredNetns, actual: NetnsState, mode: Mode) -> Plan {
     let d = DesiredState {
         pod: DesiredNetns::default(),
@@ -153,10 +161,7 @@ fn owned_extras_in_scope_are_removed_but_unowned_and_kept_ones_are_not() {
     let other_table = route(101, "10.6.0.0/16", "eth0", ROUTER_PROTOCOL);
     let mut d = DesiredNetns::default();
     d.scope = Scope {
-        routes: vec![RouteSelector {
-            table: 100,
-            dev: None,
-        }],
+        routes: vec![selector(100, None)],
         ..Scope::default()
     };
     d.keep.insert_route(kept.clone());
@@ -264,10 +269,7 @@ fn release_setup(routes_left: &[Route]) -> Plan {
     let host_rule = Rule::owned_lookup(Family::Ipv4, 1000, None, None, 500);
     let mine = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
     let mut d = DesiredNetns::default();
-    d.scope.routes.push(RouteSelector {
-        table: 500,
-        dev: Some("vethA".into()),
-    });
+    d.scope.routes.push(selector(500, Some("vethA")));
     d.release_when_unused.push(host_rule.key.clone());
     let mut a = holding(routes_left);
     a.insert_route(mine);
