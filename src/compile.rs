@@ -584,7 +584,7 @@ impl AddBuilder<'_> {
         let p = moved.interface.clone();
         let applies = migration_applies(self.config().migrate_route, self.ifname(), &p);
         if applies {
-            self.from_previous_rules(family, &p);
+            self.rules_for_previous_addresses(family, &p);
             if self.input.record.is_none() {
                 moved.removed_from_main = self.defaults_to_remove(family, &moved);
             }
@@ -639,7 +639,7 @@ impl AddBuilder<'_> {
             .unwrap_or_default()
     }
 
-    fn from_previous_rules(&mut self, family: Family, p: &str) {
+    fn rules_for_previous_addresses(&mut self, family: Family, p: &str) {
         let priority = self.config().rule_priority;
         for addr in self.previous_addresses(family, p) {
             let from = host_net(addr.addr());

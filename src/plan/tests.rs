@@ -80,7 +80,11 @@ fn holding(routes: &[Route]) -> NetnsState {
 #[test]
 fn missing_route_is_added() {
     let want = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
-    let p = host_only(wanting(&[want.clone()]), NetnsState::default(), Mode::Add);
+    let p = host_only(
+        wanting(std::slice::from_ref(&want)),
+        NetnsState::default(),
+        Mode::Add,
+    );
     assert_eq!(
         p.ops,
         vec![Op::AddRoute {
@@ -95,8 +99,8 @@ fn stale_owned_route_through_another_device_is_replaced_in_one_step() {
     let want = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
     let stale = route(500, "10.0.0.5/32", "vethOld", ROUTER_PROTOCOL);
     let p = host_only(
-        wanting(&[want.clone()]),
-        holding(&[stale.clone()]),
+        wanting(std::slice::from_ref(&want)),
+        holding(std::slice::from_ref(&stale)),
         Mode::Add,
     );
     assert_eq!(
@@ -114,8 +118,8 @@ fn unowned_route_in_the_slot_blocks_and_is_not_touched() {
     let want = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
     let foreign = route(500, "10.0.0.5/32", "vethOld", PROTOCOL_BOOT);
     let p = host_only(
-        wanting(&[want.clone()]),
-        holding(&[foreign.clone()]),
+        wanting(std::slice::from_ref(&want)),
+        holding(std::slice::from_ref(&foreign)),
         Mode::Add,
     );
     assert!(p.ops.is_empty());
@@ -133,9 +137,9 @@ fn unowned_route_in_the_slot_blocks_and_is_not_touched() {
 fn takeover_route_replaces_an_unowned_route_in_its_slot() {
     let restore = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let cs = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
-    let mut d = wanting(&[restore.clone()]);
+    let mut d = wanting(std::slice::from_ref(&restore));
     d.takeover.insert(restore.key.clone());
-    let p = host_only(d, holding(&[cs.clone()]), Mode::Del);
+    let p = host_only(d, holding(std::slice::from_ref(&cs)), Mode::Del);
     assert_eq!(
         p.ops,
         vec![Op::ReplaceRoute {
@@ -159,10 +163,12 @@ fn owned_extras_in_scope_are_removed_but_unowned_and_kept_ones_are_not() {
     let kept = route(100, "10.8.0.0/16", "eth0", ROUTER_PROTOCOL);
     let foreign = route(100, "10.7.0.0/16", "eth0", PROTOCOL_BOOT);
     let other_table = route(101, "10.6.0.0/16", "eth0", ROUTER_PROTOCOL);
-    let mut d = DesiredNetns::default();
-    d.scope = Scope {
-        routes: vec![selector(100, None)],
-        ..Scope::default()
+    let mut d = DesiredNetns {
+        scope: Scope {
+            routes: vec![selector(100, None)],
+            ..Scope::default()
+        },
+        ..DesiredNetns::default()
     };
     d.keep.insert_route(kept.clone());
     let p = host_only(
@@ -184,7 +190,7 @@ fn absent_route_is_removed_even_when_unowned_as_a_documented_move() {
     let p_default = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let mut d = DesiredNetns::default();
     d.absent_routes.push(p_default.key.clone());
-    let p = host_only(d, holding(&[p_default.clone()]), Mode::Add);
+    let p = host_only(d, holding(std::slice::from_ref(&p_default)), Mode::Add);
     assert_eq!(
         p.ops,
         vec![Op::DelRoute {
