@@ -305,8 +305,8 @@ struct ScopeOf<'a> {
     host_peer: Option<&'a str>,
     /// C's addresses: the host side of a pod is shared by its attachments through H.
     chained_addrs: BTreeSet<IpAddr>,
-    /// Another router attachment lives in the pod: the host-address routes and neighbours
-    /// through O are shared with it.
+    /// Another router attachment without a record lives in the pod: the host-address routes
+    /// and neighbours through O may be its too.
     pod_shared: bool,
 }
 
@@ -352,15 +352,17 @@ fn attachment_scope(of: &ScopeOf<'_>) -> (Scope, Scope) {
     (pod, host)
 }
 
-/// Whether another router attachment lives in the pod: its records, or owned rules of
-/// another table in the kernel (when records were lost).
-fn other_attachments(pod: Option<&NetnsState>, table: u32, peers: &[Record]) -> bool {
-    !peers.is_empty()
-        || pod.is_some_and(|p| {
-            p.rules
-                .values()
-                .any(|r| r.is_owned() && r.key.table != table)
+/// Whether another router attachment lives in the pod without a record to say what it
+/// wants: the kernel shows owned rules of a table no peer record names. Then the objects
+/// attachments share in the pod are left alone; with records, `keep` protects them.
+fn unrecorded_attachments(pod: Option<&NetnsState>, table: u32, peers: &[Record]) -> bool {
+    pod.is_some_and(|p| {
+        p.rules.values().any(|r| {
+            r.is_owned()
+                && r.key.table != table
+                && !peers.iter().any(|peer| peer.table == r.key.table)
         })
+    })
 }
 
 /// What the pod's other attachments want, per netns.
@@ -560,11 +562,12 @@ impl AddBuilder<'_> {
     }
 
     fn family(&mut self, family: Family) {
-        let moved = self
-            .input
-            .record
-            .and_then(|r| r.moved.get(&family).cloned())
-            .or_else(|| find_previous(self.pod_actual, self.ifname(), self.table, family));
+        // P is fixed by the first ADD, "no P" included: a default another interface (net2)
+        // adds to main later does not make it P for this attachment.
+        let moved = match self.input.record {
+            Some(r) => r.moved.get(&family).cloned(),
+            None => find_previous(self.pod_actual, self.ifname(), self.table, family),
+        };
         let previous = moved.as_ref().map(|m| m.interface.clone());
         if let Some(moved) = moved {
             self.migrate(family, moved);
@@ -770,7 +773,7 @@ impl AddBuilder<'_> {
             host_table: config.host_rule_table,
             host_peer: self.facts.host_peer.as_deref(),
             chained_addrs: self.chained_addrs.iter().map(IpNet::addr).collect(),
-            pod_shared: other_attachments(Some(self.pod_actual), self.table, self.input.peers),
+            pod_shared: unrecorded_attachments(Some(self.pod_actual), self.table, self.input.peers),
         });
         let (pod_keep, host_keep) = peers_keep(self.input.peers);
         self.pod.scope = pod_scope;
@@ -811,7 +814,7 @@ fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
         .and_then(|pod| find_host_peer(pod, &input.actual.host, &record.overlay_interface))
         .or_else(|| record.host_peer.clone());
     let pod_actual = input.actual.pod.as_ref();
-    let pod_shared = other_attachments(pod_actual, record.table, input.peers);
+    let pod_shared = unrecorded_attachments(pod_actual, record.table, input.peers);
     let (pod_scope, host_scope) = attachment_scope(&ScopeOf {
         table: record.table,
         overlay: &record.overlay_interface,
@@ -917,8 +920,16 @@ fn restore_pod(
         let iface_exists = key.iface == "all"
             || key.iface == "default"
             || pod_actual.links.contains_key(&key.iface);
+        // A value another attachment of the pod wants wins over the one this ADD replaced
+        // (leaving this ADD's value would make that attachment drift); without its record,
+        // a shared sysctl is left as it is.
         let shared = key.iface != record.ifname;
-        if iface_exists && !(pod_shared && shared) && !pod.keep.sysctls.contains_key(key) {
+        let value = match pod.keep.sysctls.get(key) {
+            Some(wanted) => Some(wanted),
+            None if pod_shared && shared => None,
+            None => Some(value),
+        };
+        if let (true, Some(value)) = (iface_exists, value) {
             pod.present.sysctls.insert(key.clone(), *value);
         }
     }
@@ -933,6 +944,15 @@ fn restore_pod(
         for route in &moved.removed_from_main {
             let route = route.clone().normalised();
             if !pod_actual.routes.contains_key(&route.key) {
+                // It replaces C's default hops in its slot, and only those: a default of
+                // another interface (net1's, when net2 goes) stays.
+                let slot = route.key.slot();
+                for hop in pod_actual.routes_in_slot(&slot) {
+                    let of_c = hop.key.dev.as_deref() == Some(record.ifname.as_str());
+                    if of_c && !pod.absent_routes.contains(&hop.key) {
+                        pod.absent_routes.push(hop.key.clone());
+                    }
+                }
                 pod.takeover.insert(route.key.clone());
                 pod.present.insert_route(route);
             }

@@ -724,11 +724,13 @@ pub struct DesiredNetns {
     /// Objects that must exist with exactly these values.
     #[serde(default)]
     pub present: NetnsState,
-    /// Exact routes that must not exist: the documented moves (P's default out of main).
+    /// Exact routes that must not exist: the documented moves (P's default out of main on
+    /// ADD; C's default hops that P's restored default replaces on DEL).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub absent_routes: Vec<RouteKey>,
-    /// Present routes allowed to replace whatever occupies their slot: the restore of P's
-    /// default into main, replacing C's, in one step.
+    /// Present routes allowed into a slot held by unowned routes: the restore of P's default
+    /// into main, replacing in one step the slot's routes listed in `absent_routes` (C's)
+    /// and stale owned ones, and going next to any other (another interface's default).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub takeover: BTreeSet<RouteKey>,
     #[serde(default)]

@@ -182,9 +182,12 @@ impl NetnsPlanner<'_> {
 
     /// A new route whose slot (table, dst, tos, metric) other routes may hold: owned ones
     /// are replaced (stale leftovers), unowned ones block it unless it is a documented move.
+    /// A move (takeover) replaces only the slot's routes listed absent (C's) and stale owned
+    /// ones, and goes next to the others, as IPAM's `append` put them there.
     fn route_into_slot(&mut self, want: &Route, takeover: bool) {
         let slot = want.key.slot();
-        let others: Vec<Route> = self
+        let kept = |r: &Route| self.desired.keep.routes.contains_key(&r.key);
+        let mut others: Vec<Route> = self
             .actual
             .routes_in_slot(&slot)
             .filter(|r| {
@@ -192,9 +195,12 @@ impl NetnsPlanner<'_> {
             })
             .cloned()
             .collect();
-        let in_the_way = others
-            .iter()
-            .find(|r| !r.is_owned() || self.desired.keep.routes.contains_key(&r.key));
+        if takeover {
+            others.retain(|r| {
+                self.desired.absent_routes.contains(&r.key) || (r.is_owned() && !kept(r))
+            });
+        }
+        let in_the_way = others.iter().find(|r| !r.is_owned() || kept(r));
         match in_the_way {
             _ if others.is_empty() => {
                 let netns = self.side;

@@ -134,11 +134,28 @@ fn unowned_route_in_the_slot_blocks_and_is_not_touched() {
 }
 
 #[test]
-fn takeover_route_replaces_an_unowned_route_in_its_slot() {
+fn takeover_route_goes_next_to_an_unowned_route_it_is_not_told_to_replace() {
+    let restore = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
+    let other = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
+    let mut d = wanting(std::slice::from_ref(&restore));
+    d.takeover.insert(restore.key.clone());
+    let p = host_only(d, holding(std::slice::from_ref(&other)), Mode::Del);
+    assert_eq!(
+        p.ops,
+        vec![Op::AddRoute {
+            netns: Side::Host,
+            route: restore
+        }]
+    );
+}
+
+#[test]
+fn takeover_route_replaces_the_unowned_route_listed_absent_in_its_slot() {
     let restore = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let cs = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
     let mut d = wanting(std::slice::from_ref(&restore));
     d.takeover.insert(restore.key.clone());
+    d.absent_routes.push(cs.key.clone());
     let p = host_only(d, holding(std::slice::from_ref(&cs)), Mode::Del);
     assert_eq!(
         p.ops,
