@@ -1,5 +1,5 @@
 //! cli: the operator commands (BEHAVIOUR 8) when the binary runs without CNI_COMMAND:
-//! `router plan` (and, as the live side lands, `snapshot` and `check`). Parses arguments,
+//! `router plan` (offline) and `router snapshot` (and, as the live side lands, `check`). Parses arguments,
 //! reads the files they name, and prints; every decision is made by reconcile.
 
 use std::io::IsTerminal;
@@ -12,10 +12,10 @@ use serde_json::Value;
 use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, Config, PrevView};
 use crate::error::{Error, Result};
 use crate::model::{Mode, Record};
-use crate::reconcile::{prepare, Attachment, Prepared};
+use crate::reconcile::{prepare, snapshot_request, Attachment, Prepared};
 use crate::record::MemRecords;
 use crate::render::{plan_json, render_text, state_diff, NetnsLabels};
-use crate::snapshot::FileSnapshot;
+use crate::snapshot::{FileSnapshot, LiveSnapshot, SnapshotRequest, SnapshotSource};
 
 /// Exit codes of `plan` and `check`.
 const EXIT_CLEAN: u8 = 0;
@@ -37,6 +37,31 @@ pub struct Cli {
 enum Command {
     /// Show the netlink changes an ADD (or, with --del, a DEL) would make, without making them.
     Plan(PlanArgs),
+    /// Print the actual state of a pod netns and of this (host) netns as JSON, the format
+    /// `plan --snapshot` reads.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct SnapshotArgs {
+    /// The pod netns (e.g. /var/run/netns/NAME); without it only the host is read.
+    #[arg(long)]
+    netns: Option<PathBuf>,
+    /// Read the tables this attachment uses (its T and host_rule_table), as ADD would.
+    #[arg(long, requires = "ifname")]
+    config: Option<PathBuf>,
+    /// The chained interface, with --config.
+    #[arg(long)]
+    ifname: Option<String>,
+    /// The previous result (with --config): the host's source addresses toward C are read.
+    #[arg(long)]
+    prev_result: Option<PathBuf>,
+    /// More pod route tables to read (main is always read).
+    #[arg(long = "table")]
+    tables: Vec<u32>,
+    /// Host route tables to read.
+    #[arg(long = "host-table")]
+    host_tables: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -80,6 +105,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Plan(args) => plan_command(&args),
+        Command::Snapshot(args) => snapshot_command(&args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -161,6 +187,33 @@ fn plan_command(args: &PlanArgs) -> Result<u8> {
     } else {
         EXIT_PENDING
     })
+}
+
+fn snapshot_command(args: &SnapshotArgs) -> Result<u8> {
+    let mut request = match (&args.config, &args.ifname) {
+        (Some(config), Some(ifname)) => {
+            let (config, prev_json) = load_inputs(config, args.prev_result.as_deref())?;
+            let prev = prev_json.as_ref().map(PrevView::parse).transpose()?;
+            let att = Attachment {
+                container_id: "snapshot".into(),
+                ifname: ifname.clone(),
+                netns: args.netns.clone(),
+            };
+            let chained = prev.map(|p| p.addresses_of(ifname)).unwrap_or_default();
+            snapshot_request(&config, &att, &chained, None)
+        }
+        _ => SnapshotRequest {
+            pod_netns: args.netns.clone(),
+            ..SnapshotRequest::default()
+        },
+    };
+    request.pod_tables.extend(&args.tables);
+    request.host_tables.extend(&args.host_tables);
+    let state = LiveSnapshot.snapshot(&request)?;
+    let text =
+        serde_json::to_string_pretty(&state).map_err(|e| Error::io("printing the snapshot", e))?;
+    println!("{text}");
+    Ok(EXIT_CLEAN)
 }
 
 fn render_plan(prepared: &Prepared, labels: &NetnsLabels, format: OutputFormat) -> String {

@@ -149,6 +149,7 @@ pub fn add(
     prev: &PrevView,
     world: &World<'_>,
 ) -> Result<AddOutcome> {
+    let _host = world.records.lock_host()?;
     let prepared = prepare(
         Mode::Add,
         config,
@@ -255,6 +256,7 @@ pub fn del(
     prev: Option<&PrevView>,
     world: &World<'_>,
 ) -> Result<Vec<Op>> {
+    let _host = world.records.lock_host()?;
     let prepared = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
     let failures = world.executor.apply_all(&prepared.plan.ops);
     let after = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;

@@ -4,9 +4,11 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::config::is_valid_ifname;
 use crate::error::{Error, Result};
@@ -31,7 +33,19 @@ pub trait RecordStore {
     fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>>;
     fn save(&self, record: &Record) -> Result<()>;
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()>;
+    /// Serialises the host-side changes of concurrent ADDs and DELs (the runtime runs pods in
+    /// parallel): held until the guard drops.
+    fn lock_host(&self) -> Result<HostLock>;
 }
+
+/// Holds the host lock while alive (an flock on `data_dir/host.lock`, released on close).
+pub struct HostLock {
+    _file: Option<fs::File>,
+}
+
+/// How long an ADD or DEL waits for the host lock before answering "try again" (code 11).
+const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+const LOCK_POLL: Duration = Duration::from_millis(5);
 
 impl<T: RecordStore + ?Sized> RecordStore for std::sync::Arc<T> {
     fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
@@ -45,6 +59,9 @@ impl<T: RecordStore + ?Sized> RecordStore for std::sync::Arc<T> {
     }
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
         (**self).remove(container_id, ifname)
+    }
+    fn lock_host(&self) -> Result<HostLock> {
+        (**self).lock_host()
     }
 }
 
@@ -149,6 +166,37 @@ impl RecordStore for FileRecords {
             _ => Ok(()),
         }
     }
+
+    fn lock_host(&self) -> Result<HostLock> {
+        self.ensure_dir()?;
+        let path = self.dir.join("host.lock");
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening lock {}", path.display()), e))?;
+        let deadline = Instant::now() + LOCK_TIMEOUT;
+        loop {
+            // SAFETY: flock only reads the fd, which `file` keeps open for the call.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(HostLock { _file: Some(file) });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(Error::io(format!("locking {}", path.display()), err));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::TryAgain(format!(
+                    "the host lock {} is held by another ADD or DEL for over {}s",
+                    path.display(),
+                    LOCK_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(LOCK_POLL);
+        }
+    }
 }
 
 /// Records in memory, for tests and offline runs.
@@ -194,6 +242,10 @@ impl RecordStore for MemRecords {
         records.retain(|r| !(r.container_id == record.container_id && r.ifname == record.ifname));
         records.push(record.clone());
         Ok(())
+    }
+
+    fn lock_host(&self) -> Result<HostLock> {
+        Ok(HostLock { _file: None })
     }
 
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
@@ -267,6 +319,22 @@ mod tests {
         let peers = store.peers("c1", "net1").unwrap();
         assert_eq!(peers.len(), 1);
         assert_eq!(peers[0].ifname, "net2");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn host_lock_excludes_a_second_holder_until_released() {
+        let dir = temp_dir("lock");
+        let store = FileRecords::new(&dir);
+        let first = store.lock_host().unwrap();
+        let path = dir.join("host.lock");
+        let other = fs::File::open(&path).unwrap();
+        // SAFETY: a plain flock on an open fd.
+        let busy = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(busy, -1);
+        drop(first);
+        let free = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(free, 0);
         let _ = fs::remove_dir_all(&dir);
     }
 

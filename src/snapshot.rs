@@ -62,7 +62,10 @@ impl SnapshotSource for LiveSnapshot {
         let host = with_retries(|| read_host(req));
         // Join before looking at the host result, so the pod thread is never left behind.
         let pod = pod_thread.map(|thread| thread.join()).transpose()?;
-        let (host, host_preferred_src) = host?;
+        let (mut host, host_preferred_src) = host?;
+        if let Some(pod) = &pod {
+            read_host_peer_sysctls(pod, &mut host)?;
+        }
         Ok(ActualState {
             pod,
             host,
@@ -164,6 +167,23 @@ fn read_host(req: &SnapshotRequest) -> Result<(NetnsState, BTreeMap<IpAddr, IpAd
         }
     }
     Ok((state, preferred))
+}
+
+/// The rp_filter of every host veth whose peer is in the pod (H among them): its name is
+/// known only once both sides are read.
+fn read_host_peer_sysctls(pod: &NetnsState, host: &mut NetnsState) -> Result<()> {
+    let peers: Vec<SysctlKey> = pod
+        .links
+        .values()
+        .filter_map(|link| {
+            let peer = link.peer.as_ref()?;
+            let (name, h) = host.link_by_index(peer.ifindex)?;
+            let points_back = h.peer.as_ref().is_some_and(|p| p.ifindex == link.index);
+            points_back.then(|| SysctlKey::new(name, SysctlName::RpFilter))
+        })
+        .filter(|key| !host.sysctls.contains_key(key))
+        .collect();
+    read_sysctls(host, peers)
 }
 
 impl<T: SnapshotSource + ?Sized> SnapshotSource for std::sync::Arc<T> {
