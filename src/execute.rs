@@ -1,11 +1,17 @@
-//! execute: applies ops. The trait the reconciler drives, and the in-memory model kernel
-//! (used by tests and offline runs). The netlink executor lives with the netlink module.
+//! execute: applies ops. The trait the reconciler drives, the live executor (drives
+//! `netlink` in the pod netns on a `netns` thread and in the host = the calling thread's
+//! netns, sysctls through `netns`), and the in-memory model kernel (tests, offline runs).
 //! Never plans: it applies what it is given, in order, and says what failed.
 
+use std::mem::discriminant;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::model::{ActualState, Op};
+use crate::model::{ActualState, Op, Side};
+use crate::netlink::{Links, Netlink, Outcome, Write};
+use crate::netns;
+use crate::render::op_command;
 use crate::snapshot::{SnapshotRequest, SnapshotSource};
 
 /// An op that failed, with the ops before it applied.
@@ -31,6 +37,262 @@ pub trait Executor {
             }
         }
         failures
+    }
+}
+
+/// Applies ops to the kernel: pod ops in `pod_netns` (entered on a thread of its own),
+/// host ops in the netns of the calling thread (the process's own: never entered).
+/// Consecutive ops of one kind (e.g. a thousand route adds) go to the kernel all at once
+/// and their ACKs are collected afterwards; to keep "stops at the first failure", the ops
+/// of such a batch that the kernel applied after the failing one are undone.
+/// Must not be called from async code (netlink blocks the calling thread).
+#[derive(Clone, Debug, Default)]
+pub struct LiveExecutor {
+    pod_netns: Option<PathBuf>,
+}
+
+/// Whether a failure ends the work (`apply`) or the rest is still tried (`apply_all`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Policy {
+    StopAtFirst,
+    Continue,
+}
+
+impl LiveExecutor {
+    pub fn new(pod_netns: Option<PathBuf>) -> LiveExecutor {
+        LiveExecutor { pod_netns }
+    }
+
+    /// Applies `ops` as runs of one side each; failure indexes are into `ops`.
+    fn run(&self, ops: &[Op], policy: Policy) -> Vec<Failed> {
+        let mut failures = Vec::new();
+        let mut start = 0;
+        while start < ops.len() {
+            let side = ops[start].side();
+            let end = ops[start..]
+                .iter()
+                .position(|op| op.side() != side)
+                .map_or(ops.len(), |n| start + n);
+            let run = &ops[start..end];
+            let run_failures = match side {
+                Side::Host => apply_run(run, policy),
+                Side::Pod => self.apply_in_pod(run, policy),
+            };
+            failures.extend(run_failures.into_iter().map(|f| Failed {
+                index: start + f.index,
+                error: f.error,
+            }));
+            if policy == Policy::StopAtFirst && !failures.is_empty() {
+                break;
+            }
+            start = end;
+        }
+        failures
+    }
+
+    /// A run of pod ops, on a thread inside the pod netns.
+    fn apply_in_pod(&self, run: &[Op], policy: Policy) -> Vec<Failed> {
+        let Some(path) = &self.pod_netns else {
+            let error = Error::Io {
+                what: "pod netns".to_string(),
+                reason: "no pod netns path was given for pod ops".to_string(),
+            };
+            return fail_all(run.len(), policy, &error);
+        };
+        let ops = run.to_vec();
+        match netns::run_in_netns(path, move || Ok(apply_run(&ops, policy))) {
+            Ok(failures) => failures,
+            // The netns is gone (an Io error naming the path) or the thread died.
+            Err(error) => fail_all(run.len(), policy, &error),
+        }
+    }
+}
+
+impl Executor for LiveExecutor {
+    fn apply(&self, ops: &[Op]) -> std::result::Result<(), Failed> {
+        match self.run(ops, Policy::StopAtFirst).into_iter().next() {
+            Some(failed) => Err(failed),
+            None => Ok(()),
+        }
+    }
+
+    fn apply_all(&self, ops: &[Op]) -> Vec<Failed> {
+        self.run(ops, Policy::Continue)
+    }
+}
+
+/// The failures of ops that could not even be tried: the first, or all of them.
+fn fail_all(len: usize, policy: Policy, error: &Error) -> Vec<Failed> {
+    let count = match policy {
+        Policy::StopAtFirst => len.min(1),
+        Policy::Continue => len,
+    };
+    (0..count)
+        .map(|index| Failed {
+            index,
+            error: error.clone(),
+        })
+        .collect()
+}
+
+/// Applies a run of ops in the calling thread's netns: one netlink socket and one link
+/// dump (to resolve device names) for the run. Failure indexes are into `ops`.
+fn apply_run(ops: &[Op], policy: Policy) -> Vec<Failed> {
+    let opened = Netlink::new().and_then(|nl| {
+        let links = nl.links()?;
+        Ok((nl, links))
+    });
+    let (nl, links) = match opened {
+        Ok(opened) => opened,
+        Err(error) => return fail_all(ops.len(), policy, &error),
+    };
+    let mut failures = Vec::new();
+    let mut start = 0;
+    while start < ops.len() {
+        let end = batch_end(ops, start);
+        let batch = &ops[start..end];
+        let batch_failures = if batch.len() > 1 {
+            apply_batch(&nl, &links, batch, policy)
+        } else {
+            apply_one(&nl, &links, &batch[0])
+                .err()
+                .map(|error| Failed { index: 0, error })
+                .into_iter()
+                .collect()
+        };
+        failures.extend(batch_failures.into_iter().map(|f| Failed {
+            index: start + f.index,
+            error: f.error,
+        }));
+        if policy == Policy::StopAtFirst && !failures.is_empty() {
+            break;
+        }
+        start = end;
+    }
+    failures
+}
+
+/// The end of the batch starting at `start`: the following ops of the same kind, when
+/// that kind is one netlink request per op.
+fn batch_end(ops: &[Op], start: usize) -> usize {
+    let first = &ops[start];
+    if !is_single_request(first) {
+        return start + 1;
+    }
+    ops[start..]
+        .iter()
+        .position(|op| discriminant(op) != discriminant(first))
+        .map_or(ops.len(), |n| start + n)
+}
+
+/// Ops that are one netlink request each. A route replace is several (the replace, then
+/// the removals); a sysctl is a file write.
+fn is_single_request(op: &Op) -> bool {
+    !matches!(op, Op::ReplaceRoute { .. } | Op::SetSysctl { .. })
+}
+
+/// The request of a single-request op; None for the others.
+fn single_write(op: &Op, links: &Links) -> Option<Result<Write>> {
+    Some(match op {
+        Op::AddRoute { route, .. } => Write::add_route(route, links),
+        Op::DelRoute { route, .. } => Write::del_route(route, links),
+        Op::AddRule { rule, .. } => Write::add_rule(rule),
+        Op::DelRule { rule, .. } => Ok(Write::del_rule(rule)),
+        Op::AddNeighbour { neighbour, .. } | Op::ReplaceNeighbour { new: neighbour, .. } => {
+            Write::replace_neighbour(neighbour, links)
+        }
+        Op::DelNeighbour { neighbour, .. } => Ok(Write::del_neighbour(neighbour, links)),
+        Op::SetMac { dev, new, .. } => Write::set_mac(dev, *new, links),
+        Op::ReplaceRoute { .. } | Op::SetSysctl { .. } => return None,
+    })
+}
+
+/// One op, waiting for its answer.
+fn apply_one(nl: &Netlink, links: &Links, op: &Op) -> Result<Outcome> {
+    let outcome = match op {
+        Op::SetSysctl { key, new, .. } => netns::write_sysctl(key, *new).map(|()| Outcome::Changed),
+        Op::ReplaceRoute { old, new, .. } => nl.replace_route(new, old, links),
+        _ => match single_write(op, links) {
+            Some(write) => nl.write(write?),
+            None => Err(Error::Kernel {
+                object: op_command(op),
+                reason: "no netlink request for this op".to_string(),
+            }),
+        },
+    }?;
+    tracing::debug!(command = %op_command(op), ?outcome, "applied");
+    Ok(outcome)
+}
+
+/// Ops of one single-request kind, all sent before any answer is awaited. With
+/// `StopAtFirst`, nothing after an op whose request cannot be built is sent, and what the
+/// kernel applied after the first failing op is undone (the later ops were in flight).
+fn apply_batch(nl: &Netlink, links: &Links, batch: &[Op], policy: Policy) -> Vec<Failed> {
+    let mut results: Vec<Option<Result<Outcome>>> = Vec::with_capacity(batch.len());
+    let mut writes = Vec::with_capacity(batch.len());
+    let mut sent = Vec::with_capacity(batch.len());
+    for (index, op) in batch.iter().enumerate() {
+        match single_write(op, links) {
+            Some(Ok(write)) => {
+                writes.push(write);
+                sent.push(index);
+                results.push(None);
+            }
+            Some(Err(error)) => {
+                results.push(Some(Err(error)));
+                if policy == Policy::StopAtFirst {
+                    break;
+                }
+            }
+            // Not a single-request kind (batch_end never batches those): apply alone.
+            None => results.push(Some(apply_one(nl, links, op))),
+        }
+    }
+    for (index, result) in sent.into_iter().zip(nl.write_many(writes)) {
+        results[index] = Some(result);
+    }
+    let mut failures = Vec::new();
+    for (index, result) in results.iter().enumerate() {
+        if let Some(Err(error)) = result {
+            failures.push(Failed {
+                index,
+                error: error.clone(),
+            });
+            if policy == Policy::StopAtFirst {
+                undo_after(nl, links, batch, &results, index);
+                break;
+            }
+        }
+    }
+    for (op, result) in batch.iter().zip(&results) {
+        if let Some(Ok(outcome)) = result {
+            tracing::debug!(command = %op_command(op), ?outcome, "applied");
+        }
+    }
+    failures
+}
+
+/// Undoes, last first, the ops after `failed` that changed the kernel.
+fn undo_after(
+    nl: &Netlink,
+    links: &Links,
+    batch: &[Op],
+    results: &[Option<Result<Outcome>>],
+    failed: usize,
+) {
+    for (op, result) in batch.iter().zip(results).skip(failed + 1).rev() {
+        if !matches!(result, Some(Ok(Outcome::Changed))) {
+            continue;
+        }
+        for undo in op.inverse() {
+            if let Err(error) = apply_one(nl, links, &undo) {
+                tracing::warn!(
+                    command = %op_command(&undo),
+                    %error,
+                    "could not undo an op applied after a failed one"
+                );
+            }
+        }
     }
 }
 
@@ -109,5 +371,60 @@ impl Executor for ModelKernel {
 impl<T: Executor + ?Sized> Executor for std::sync::Arc<T> {
     fn apply(&self, ops: &[Op]) -> std::result::Result<(), Failed> {
         (**self).apply(ops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Rule, SysctlKey, SysctlName};
+
+    fn rule_op(netns: Side, priority: u32) -> Op {
+        Op::AddRule {
+            netns,
+            rule: Rule::owned_lookup(crate::model::Family::Ipv4, priority, None, None, 100),
+        }
+    }
+
+    fn sysctl_op() -> Op {
+        Op::SetSysctl {
+            netns: Side::Pod,
+            key: SysctlKey::new("all", SysctlName::RpFilter),
+            old: None,
+            new: 2,
+        }
+    }
+
+    #[test]
+    fn batches_are_runs_of_one_single_request_kind() {
+        let ops = [
+            rule_op(Side::Pod, 1),
+            rule_op(Side::Pod, 2),
+            rule_op(Side::Pod, 3),
+            sysctl_op(),
+            sysctl_op(),
+            rule_op(Side::Pod, 4),
+        ];
+        assert_eq!(batch_end(&ops, 0), 3);
+        assert_eq!(batch_end(&ops, 1), 3);
+        // A sysctl is a file write: never batched.
+        assert_eq!(batch_end(&ops, 3), 4);
+        assert_eq!(batch_end(&ops, 4), 5);
+        assert_eq!(batch_end(&ops, 5), 6);
+    }
+
+    #[test]
+    fn ops_without_a_pod_netns_fail_at_the_first_pod_op() {
+        let executor = LiveExecutor::new(None);
+        // Host ops first would touch this process's netns: only pod ops here.
+        let ops = [rule_op(Side::Pod, 1), rule_op(Side::Pod, 2)];
+        let failed = executor.apply(&ops).unwrap_err();
+        assert_eq!(failed.index, 0);
+        assert!(matches!(failed.error, Error::Io { .. }), "{failed:?}");
+        let failures = executor.apply_all(&ops);
+        assert_eq!(
+            failures.iter().map(|f| f.index).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
     }
 }

@@ -1,6 +1,9 @@
 //! netlink: the only module that talks rtnetlink. It reads links, addresses, routes, rules
-//! and neighbours of the calling thread's netns into model types (and will write them).
-//! It must not decide anything: no filtering by ownership, no setns, no sysctls.
+//! and neighbours of the calling thread's netns into model types, and writes routes, rules,
+//! neighbours and MACs from them: one request per object with NLM_F_ACK, many in flight at
+//! once (`write_many`), errno mapped to meaning (EEXIST on an add and ESRCH/ENOENT on a
+//! delete are "already so"). It must not decide anything: no filtering by ownership, no
+//! ordering or rollback, no setns, no sysctls.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
@@ -14,9 +17,12 @@ use futures_util::stream::{Stream, StreamExt};
 use ipnet::IpNet;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkInfo, LinkMessage};
-use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHopFlags, RouteType, RouteVia,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHopFlags,
+    RouteProtocol, RouteScope as NlRouteScope, RouteType, RouteVia,
 };
 use netlink_packet_route::rule::{
     RuleAction as NlRuleAction, RuleAttribute, RuleFlags, RuleMessage,
@@ -24,7 +30,8 @@ use netlink_packet_route::rule::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{
     ErrorMessage, NetlinkBuffer, NetlinkDeserializable, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload, NetlinkSerializable, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    NetlinkPayload, NetlinkSerializable, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use rtnetlink::proto::sys::{protocols::NETLINK_ROUTE, AsyncSocket, SocketAddr, TokioSocket};
 use rtnetlink::proto::{ConnectionHandle, NetlinkCodec, NetlinkMessageCodec};
@@ -32,8 +39,9 @@ use rtnetlink::proto::{ConnectionHandle, NetlinkCodec, NetlinkMessageCodec};
 use crate::error::{Error, Result};
 use crate::model::{
     Family, Link, LinkPeer, MacAddr, Neighbour, NeighbourKey, Route, RouteKey, RouteKind,
-    RouteScope, Rule, RuleAction, RuleKey,
+    RouteScope, Rule, RuleAction, RuleKey, IPV6_DEFAULT_METRIC,
 };
+use crate::render;
 
 /// Dumps flagged NLM_F_DUMP_INTR (the object list changed mid-dump) are read again this
 /// many times in all before giving up with `Error::TryAgain`.
@@ -276,13 +284,361 @@ impl Netlink {
         message: NetlinkMessage<RouteNetlinkMessage>,
         dump: bool,
     ) -> Result<Reply, Failure> {
-        let replies = self
-            .conn
+        let replies = self.issue(message)?;
+        self.rt.block_on(answer(replies, dump))
+    }
+
+    /// Hands one request to the connection; its answer arrives on the returned stream.
+    /// Nothing is sent until the runtime runs (`block_on`), then requests go out in the
+    /// order they were issued.
+    fn issue(
+        &self,
+        message: NetlinkMessage<RouteNetlinkMessage>,
+    ) -> Result<impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin, Failure> {
+        self.conn
             .request(message, SocketAddr::new(0, 0))
-            .map_err(|e| Failure::Other(e.to_string()))?;
-        self.rt
-            .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, collect(replies, dump)).await })
-            .map_err(|_| Failure::Timeout)?
+            .map_err(|e| Failure::Other(e.to_string()))
+    }
+
+    // ---- writes ----
+
+    /// Sends one write and waits for its ACK.
+    pub fn write(&self, write: Write) -> Result<Outcome> {
+        self.write_many(vec![write]).pop().unwrap_or_else(|| {
+            Err(Error::Kernel {
+                object: "netlink write".to_string(),
+                reason: "no result for the request".to_string(),
+            })
+        })
+    }
+
+    /// Sends every write before waiting for any ACK (all requests in flight, the kernel
+    /// applies them in order), then collects the ACKs in order: one result per write.
+    /// A failure does not stop the kernel from applying the writes after it; the caller
+    /// decides what to do with those (`execute` undoes them to stop at the first failure).
+    pub fn write_many(&self, writes: Vec<Write>) -> Vec<Result<Outcome>> {
+        let issued: Vec<_> = writes
+            .into_iter()
+            .map(|write| {
+                let Write { object, request } = write;
+                let issued = request.map(
+                    |Request {
+                         message,
+                         flags,
+                         already_so,
+                     }| {
+                        let mut message = NetlinkMessage::from(message);
+                        message.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+                        (self.issue(message), already_so)
+                    },
+                );
+                (object, issued)
+            })
+            .collect();
+        self.rt.block_on(async move {
+            let mut results = Vec::with_capacity(issued.len());
+            // After one request went unanswered for REQUEST_TIMEOUT, the rest are not
+            // waited for in turn (each would wait as long): they fail at once.
+            let mut stalled = false;
+            for (object, issued) in issued {
+                let result = match issued {
+                    // Nothing to send: the object is already so (its device is gone).
+                    None => Ok(Outcome::AlreadySo),
+                    Some((Err(failure), _)) => Err(failure.into_error(&object)),
+                    Some(_) if stalled => Err(Failure::Timeout.into_error(&object)),
+                    Some((Ok(replies), already_so)) => match answer(replies, false).await {
+                        Ok(Reply::Complete(_)) => Ok(Outcome::Changed),
+                        Ok(Reply::Interrupted) => Err(Error::TryAgain(format!(
+                            "{object}: the kernel's answer was lost (netlink overrun)"
+                        ))),
+                        Err(Failure::Errno(errno)) if already_so.contains(&errno) => {
+                            Ok(Outcome::AlreadySo)
+                        }
+                        Err(failure) => {
+                            stalled = failure == Failure::Timeout;
+                            Err(failure.into_error(&object))
+                        }
+                    },
+                };
+                results.push(result);
+            }
+            results
+        })
+    }
+
+    /// `ip route append`: RTM_NEWROUTE with CREATE|APPEND. An IPv4 route joins the others
+    /// of its slot as another alias; an IPv6 route through a gateway joins the multipath
+    /// route of its slot as a hop. The same route again (EEXIST) is already so.
+    pub fn add_route(&self, route: &Route, links: &Links) -> Result<Outcome> {
+        self.write(Write::add_route(route, links)?)
+    }
+
+    /// Puts `new` in place of `old` in one step: RTM_NEWROUTE with CREATE|REPLACE, then
+    /// removes each route of `old` the replace may not have taken; one already gone is
+    /// fine. Kernel semantics to know: an IPv4 replace takes the first alias of the slot
+    /// (whichever it is); an IPv6 replace of a multipath route takes the whole group. So
+    /// every old route is deleted by its own protocol afterwards, except one with new's
+    /// key and protocol, which the delete could not tell from `new`.
+    pub fn replace_route(&self, new: &Route, old: &[Route], links: &Links) -> Result<Outcome> {
+        let replace = Write::replace_route(new, links)?;
+        let object = replace.object.clone();
+        let mut outcome = self.write(replace)?;
+        let new_key = new.clone().normalised().key;
+        let removals = old
+            .iter()
+            .filter(|route| {
+                route.protocol != new.protocol || (*route).clone().normalised().key != new_key
+            })
+            .map(|route| Write::del_route(route, links))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| in_replace(&object, e))?;
+        for result in self.write_many(removals) {
+            match result.map_err(|e| in_replace(&object, e))? {
+                Outcome::Changed => outcome = Outcome::Changed,
+                Outcome::AlreadySo => {}
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// `ip route del` naming table, destination, tos, metric, device, gateway and protocol:
+    /// only that route goes (one hop of an IPv6 multipath route). Gone already is fine.
+    pub fn del_route(&self, route: &Route, links: &Links) -> Result<Outcome> {
+        self.write(Write::del_route(route, links)?)
+    }
+
+    /// `ip rule add` (CREATE|EXCL): the same rule again (EEXIST) is already so.
+    pub fn add_rule(&self, rule: &Rule) -> Result<Outcome> {
+        self.write(Write::add_rule(rule)?)
+    }
+
+    /// `ip rule del` matching every selector, the action, table and protocol.
+    pub fn del_rule(&self, rule: &Rule) -> Result<Outcome> {
+        self.write(Write::del_rule(rule))
+    }
+
+    /// `ip neigh replace ... nud permanent`: also overrides a dynamic entry.
+    pub fn replace_neighbour(&self, neighbour: &Neighbour, links: &Links) -> Result<Outcome> {
+        self.write(Write::replace_neighbour(neighbour, links)?)
+    }
+
+    /// `ip neigh del`; gone already (or its device gone) is fine.
+    pub fn del_neighbour(&self, neighbour: &Neighbour, links: &Links) -> Result<Outcome> {
+        self.write(Write::del_neighbour(neighbour, links))
+    }
+
+    /// `ip link set dev <dev> address <mac>`.
+    pub fn set_mac(&self, dev: &str, mac: MacAddr, links: &Links) -> Result<Outcome> {
+        self.write(Write::set_mac(dev, mac, links)?)
+    }
+}
+
+/// Waits for the whole answer to one request, within REQUEST_TIMEOUT.
+async fn answer<S>(replies: S, dump: bool) -> Result<Reply, Failure>
+where
+    S: Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
+{
+    tokio::time::timeout(REQUEST_TIMEOUT, collect(replies, dump))
+        .await
+        .map_err(|_| Failure::Timeout)?
+}
+
+/// A failure removing a replaced route, named by the replace that asked for it.
+fn in_replace(object: &str, error: Error) -> Error {
+    match error {
+        Error::Kernel {
+            object: removal,
+            reason,
+        } => Error::Kernel {
+            object: object.to_string(),
+            reason: format!("removing the replaced route ({removal}): {reason}"),
+        },
+        other => other,
+    }
+}
+
+/// What a write did to the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Changed,
+    /// Nothing to do: EEXIST on an add, ESRCH/ENOENT on a delete, or a delete of an
+    /// object whose device is gone.
+    AlreadySo,
+}
+
+/// One write request, built from a model object with its device names resolved against
+/// the `Links` of the netns it is for, and named by its `ip` command for errors.
+#[derive(Debug)]
+pub struct Write {
+    object: String,
+    /// None: nothing to send, the object is already so.
+    request: Option<Request>,
+}
+
+#[derive(Debug)]
+struct Request {
+    message: RouteNetlinkMessage,
+    /// NLM_F_* flags besides REQUEST and ACK.
+    flags: u16,
+    /// Errnos that mean the kernel already is as asked.
+    already_so: &'static [i32],
+}
+
+const GONE: &[i32] = &[libc::ESRCH, libc::ENOENT];
+const EXISTS: &[i32] = &[libc::EEXIST];
+
+impl Write {
+    /// The `ip` command this write does, as errors name it.
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+
+    fn send(
+        object: String,
+        message: RouteNetlinkMessage,
+        flags: u16,
+        already_so: &'static [i32],
+    ) -> Write {
+        Write {
+            object,
+            request: Some(Request {
+                message,
+                flags,
+                already_so,
+            }),
+        }
+    }
+
+    /// RTM_NEWROUTE with CREATE|APPEND (see [`Netlink::add_route`]).
+    pub fn add_route(route: &Route, links: &Links) -> Result<Write> {
+        let object = render::route_command("add", route);
+        let message = route_message(route, links, RouteWrite::Create, &object)?;
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::NewRoute(message),
+            NLM_F_CREATE | NLM_F_APPEND,
+            EXISTS,
+        ))
+    }
+
+    /// RTM_NEWROUTE with CREATE|REPLACE (the first step of [`Netlink::replace_route`]).
+    /// EEXIST (IPv4: the same route is in the slot, not as its first alias) is already so.
+    pub fn replace_route(route: &Route, links: &Links) -> Result<Write> {
+        let object = render::route_command("replace", route);
+        let message = route_message(route, links, RouteWrite::Create, &object)?;
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::NewRoute(message),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            EXISTS,
+        ))
+    }
+
+    /// RTM_DELROUTE (see [`Netlink::del_route`]). A route through a device that is gone
+    /// is gone with it: nothing to send.
+    pub fn del_route(route: &Route, links: &Links) -> Result<Write> {
+        let object = render::route_command("del", route);
+        if let Some(dev) = &route.key.dev {
+            if !links.links.contains_key(dev) {
+                return Ok(Write {
+                    object,
+                    request: None,
+                });
+            }
+        }
+        let message = route_message(route, links, RouteWrite::Delete, &object)?;
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::DelRoute(message),
+            0,
+            GONE,
+        ))
+    }
+
+    /// RTM_NEWRULE with CREATE|EXCL.
+    pub fn add_rule(rule: &Rule) -> Result<Write> {
+        let object = render::rule_command("add", rule);
+        let action = kernel_rule_action(rule.key.action).ok_or_else(|| {
+            refused(
+                &object,
+                "a rule of an unknown action cannot be created".into(),
+            )
+        })?;
+        let message = rule_message(rule, action);
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::NewRule(message),
+            NLM_F_CREATE | NLM_F_EXCL,
+            EXISTS,
+        ))
+    }
+
+    /// RTM_DELRULE; a rule of an action the model cannot name matches any action.
+    pub fn del_rule(rule: &Rule) -> Write {
+        let object = render::rule_command("del", rule);
+        // FR_ACT_UNSPEC in a delete matches any action.
+        let action = kernel_rule_action(rule.key.action).unwrap_or(NlRuleAction::Unspec);
+        let message = rule_message(rule, action);
+        Write::send(object, RouteNetlinkMessage::DelRule(message), 0, GONE)
+    }
+
+    /// RTM_NEWNEIGH with CREATE|REPLACE, NUD_PERMANENT.
+    pub fn replace_neighbour(neighbour: &Neighbour, links: &Links) -> Result<Write> {
+        let object = render::neighbour_command(neighbour);
+        let ifindex = ifindex(links, &neighbour.key.dev, &object)?;
+        let mut message = neighbour_message(neighbour, ifindex);
+        message.header.state = NeighbourState::Permanent;
+        if let Some(mac) = neighbour.lladdr {
+            message
+                .attributes
+                .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
+        }
+        if neighbour.protocol != 0 {
+            message
+                .attributes
+                .push(NeighbourAttribute::Protocol(RouteProtocol::from(
+                    neighbour.protocol,
+                )));
+        }
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::NewNeighbour(message),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &[],
+        ))
+    }
+
+    /// RTM_DELNEIGH with the device and address; a neighbour whose device is gone is gone.
+    pub fn del_neighbour(neighbour: &Neighbour, links: &Links) -> Write {
+        let object = render::neighbour_del_command(neighbour);
+        match links.links.get(&neighbour.key.dev) {
+            None => Write {
+                object,
+                request: None,
+            },
+            Some(link) => Write::send(
+                object,
+                RouteNetlinkMessage::DelNeighbour(neighbour_message(neighbour, link.index)),
+                0,
+                GONE,
+            ),
+        }
+    }
+
+    /// RTM_SETLINK with the link's index and IFLA_ADDRESS.
+    pub fn set_mac(dev: &str, mac: MacAddr, links: &Links) -> Result<Write> {
+        let object = render::mac_command(dev, mac);
+        let mut message = LinkMessage::default();
+        message.header.index = ifindex(links, dev, &object)?;
+        message
+            .attributes
+            .push(LinkAttribute::Address(mac.0.to_vec()));
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::SetLink(message),
+            0,
+            &[],
+        ))
     }
 }
 
@@ -497,6 +853,195 @@ fn route_dump_request(family: Family, table: u32) -> RouteMessage {
     request.header.address_family = address_family(family);
     request.attributes.push(RouteAttribute::Table(table));
     request
+}
+
+// ---- conversions: model -> write request ----
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RouteWrite {
+    Create,
+    Delete,
+}
+
+/// A table in a header byte: itself below 256, else RT_TABLE_UNSPEC (RTA_TABLE/FRA_TABLE,
+/// always sent too, carries it).
+fn header_table(table: u32) -> u8 {
+    u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC)
+}
+
+fn kernel_addr(addr: IpAddr) -> RouteAddress {
+    match addr {
+        IpAddr::V4(a) => RouteAddress::Inet(a),
+        IpAddr::V6(a) => RouteAddress::Inet6(a),
+    }
+}
+
+fn kernel_route_type(kind: RouteKind) -> Option<RouteType> {
+    match kind {
+        RouteKind::Unicast => Some(RouteType::Unicast),
+        RouteKind::Local => Some(RouteType::Local),
+        RouteKind::Broadcast => Some(RouteType::Broadcast),
+        RouteKind::Blackhole => Some(RouteType::BlackHole),
+        RouteKind::Unreachable => Some(RouteType::Unreachable),
+        RouteKind::Prohibit => Some(RouteType::Prohibit),
+        RouteKind::Other => None,
+    }
+}
+
+fn kernel_rule_action(action: RuleAction) -> Option<NlRuleAction> {
+    match action {
+        RuleAction::Lookup => Some(NlRuleAction::ToTable),
+        RuleAction::Goto => Some(NlRuleAction::Goto),
+        RuleAction::Nop => Some(NlRuleAction::Nop),
+        RuleAction::Blackhole => Some(NlRuleAction::Blackhole),
+        RuleAction::Unreachable => Some(NlRuleAction::Unreachable),
+        RuleAction::Prohibit => Some(NlRuleAction::Prohibit),
+        RuleAction::Other => None,
+    }
+}
+
+/// The index of `dev` in this netns; a missing device is an error naming it.
+fn ifindex(links: &Links, dev: &str, object: &str) -> Result<u32> {
+    links
+        .links
+        .get(dev)
+        .map(|link| link.index)
+        .ok_or_else(|| Error::Kernel {
+            object: object.to_string(),
+            reason: format!("no device {dev:?} in this network namespace"),
+        })
+}
+
+fn refused(object: &str, reason: String) -> Error {
+    Error::Kernel {
+        object: object.to_string(),
+        reason,
+    }
+}
+
+/// RTM_NEWROUTE/RTM_DELROUTE for one route (one hop). A delete matches any scope and
+/// names the protocol, so the kernel removes only the route of that protocol.
+fn route_message(
+    route: &Route,
+    links: &Links,
+    write: RouteWrite,
+    object: &str,
+) -> Result<RouteMessage> {
+    let key = &route.key;
+    let family = key.family();
+    let dst = key.dst.trunc();
+    let mut message = RouteMessage::default();
+    let header = &mut message.header;
+    header.address_family = address_family(family);
+    header.destination_prefix_length = dst.prefix_len();
+    header.tos = key.tos;
+    header.table = header_table(key.table);
+    header.protocol = RouteProtocol::from(route.protocol);
+    match write {
+        RouteWrite::Create => {
+            header.scope = NlRouteScope::from(route.scope.to_kernel());
+            header.kind = kernel_route_type(route.kind).ok_or_else(|| {
+                refused(
+                    object,
+                    "a route of an unknown type cannot be created".into(),
+                )
+            })?;
+            if route.onlink {
+                header.flags = RouteFlags::Onlink;
+            }
+        }
+        RouteWrite::Delete => {
+            // RT_SCOPE_NOWHERE in a delete means any scope (what `ip route del` sends).
+            header.scope = NlRouteScope::NoWhere;
+            header.kind = kernel_route_type(route.kind).unwrap_or(RouteType::Unspec);
+        }
+    }
+    let attributes = &mut message.attributes;
+    attributes.push(RouteAttribute::Table(key.table));
+    if dst.prefix_len() > 0 {
+        attributes.push(RouteAttribute::Destination(kernel_addr(dst.addr())));
+    }
+    if let Some(dev) = &key.dev {
+        attributes.push(RouteAttribute::Oif(ifindex(links, dev, object)?));
+    }
+    match key.gateway {
+        Some(gateway) if Family::of_addr(&gateway) == family => {
+            attributes.push(RouteAttribute::Gateway(kernel_addr(gateway)))
+        }
+        // An IPv4 route through an IPv6 gateway (RFC 5549).
+        Some(IpAddr::V6(gateway)) => attributes.push(RouteAttribute::Via(RouteVia::Inet6(gateway))),
+        Some(IpAddr::V4(gateway)) => attributes.push(RouteAttribute::Via(RouteVia::Inet(gateway))),
+        None => {}
+    }
+    // IPv6 reads a missing or 0 metric as 1024, the normalised value: the same either way.
+    let metric = match family {
+        Family::Ipv6 if key.metric == 0 => IPV6_DEFAULT_METRIC,
+        _ => key.metric,
+    };
+    if metric != 0 {
+        attributes.push(RouteAttribute::Priority(metric));
+    }
+    if write == RouteWrite::Create {
+        if let Some(src) = route.prefsrc {
+            attributes.push(RouteAttribute::PrefSource(kernel_addr(src)));
+        }
+    }
+    Ok(message)
+}
+
+/// RTM_NEWRULE/RTM_DELRULE for one rule: every selector, the action, table and protocol.
+fn rule_message(rule: &Rule, action: NlRuleAction) -> RuleMessage {
+    let key = &rule.key;
+    let mut message = RuleMessage::default();
+    let header = &mut message.header;
+    header.family = address_family(key.family);
+    header.tos = key.tos;
+    header.table = header_table(key.table);
+    header.action = action;
+    if key.invert {
+        header.flags = RuleFlags::Invert;
+    }
+    let attributes = &mut message.attributes;
+    attributes.push(RuleAttribute::Priority(key.priority));
+    // A /0 selector is "all": the kernel stores and shows it as no selector.
+    if let Some(from) = key.from.filter(|n| n.prefix_len() > 0) {
+        header.src_len = from.prefix_len();
+        attributes.push(RuleAttribute::Source(from.trunc().addr()));
+    }
+    if let Some(to) = key.to.filter(|n| n.prefix_len() > 0) {
+        header.dst_len = to.prefix_len();
+        attributes.push(RuleAttribute::Destination(to.trunc().addr()));
+    }
+    if let Some(iif) = &key.iif {
+        attributes.push(RuleAttribute::Iifname(iif.clone()));
+    }
+    if let Some(oif) = &key.oif {
+        attributes.push(RuleAttribute::Oifname(oif.clone()));
+    }
+    if let Some(mark) = key.fwmark {
+        attributes.push(RuleAttribute::FwMark(mark));
+    }
+    if let Some(mask) = key.fwmask {
+        attributes.push(RuleAttribute::FwMask(mask));
+    }
+    attributes.push(RuleAttribute::Table(key.table));
+    attributes.push(RuleAttribute::Protocol(RouteProtocol::from(rule.protocol)));
+    message
+}
+
+/// The header and NDA_DST of a neighbour request.
+fn neighbour_message(neighbour: &Neighbour, ifindex: u32) -> NeighbourMessage {
+    let addr = neighbour.key.addr;
+    let mut message = NeighbourMessage::default();
+    message.header.family = address_family(Family::of_addr(&addr));
+    message.header.ifindex = ifindex;
+    message
+        .attributes
+        .push(NeighbourAttribute::Destination(match addr {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+    message
 }
 
 // ---- conversions: kernel message -> model ----
@@ -1121,6 +1666,189 @@ mod tests {
         };
         assert_eq!(object, "ipv4 routes of table 7");
         assert!(reason.contains("not permitted"), "{reason}");
+    }
+
+    fn links() -> Links {
+        let link = |index| Link {
+            index,
+            kind: None,
+            peer: None,
+            addresses: Vec::new(),
+        };
+        Links {
+            links: BTreeMap::from([("eth0".to_string(), link(2)), ("net1".to_string(), link(3))]),
+            macs: BTreeMap::new(),
+        }
+    }
+
+    fn model_route(table: u32, dst: &str, dev: &str, gateway: Option<&str>) -> Route {
+        Route {
+            key: RouteKey {
+                table,
+                dst: dst.parse().unwrap(),
+                tos: 0,
+                metric: 0,
+                dev: Some(dev.to_string()),
+                gateway: gateway.map(|g| g.parse().unwrap()),
+            },
+            scope: RouteScope::Universe,
+            kind: RouteKind::Unicast,
+            protocol: 176,
+            prefsrc: None,
+            onlink: false,
+        }
+    }
+
+    fn request_of(write: Write) -> Request {
+        write.request.expect("a request to send")
+    }
+
+    #[test]
+    fn a_route_add_sends_every_field_and_reads_back_as_itself() {
+        let mut route = model_route(500, "10.240.0.0/12", "net1", Some("192.168.50.254"));
+        route.prefsrc = Some("192.168.50.2".parse().unwrap());
+        route.onlink = true;
+        route.key.metric = 7;
+        let write = Write::add_route(&route, &links()).unwrap();
+        assert_eq!(write.object(), render::route_command("add", &route));
+        let request = request_of(write);
+        assert_eq!(request.flags, NLM_F_CREATE | NLM_F_APPEND);
+        assert_eq!(request.already_so, &[libc::EEXIST]);
+        let RouteNetlinkMessage::NewRoute(message) = request.message else {
+            panic!("{:?}", request.message)
+        };
+        // Table 500 does not fit the header byte: RT_TABLE_UNSPEC there, RTA_TABLE says it.
+        assert_eq!(message.header.table, 0);
+        assert_eq!(message.header.protocol, RouteProtocol::Other(176));
+        assert_eq!(message.header.kind, RouteType::Unicast);
+        assert!(message.header.flags.contains(RouteFlags::Onlink));
+        assert!(message.attributes.contains(&RouteAttribute::Oif(3)));
+        let read = routes_from_message(&message, &links().names_by_index()).unwrap();
+        assert_eq!(read, vec![route]);
+    }
+
+    #[test]
+    fn a_default_route_has_no_destination_and_ipv4_metric_zero_is_left_out() {
+        let route = model_route(254, "0.0.0.0/0", "eth0", Some("10.244.1.1"));
+        let RouteNetlinkMessage::NewRoute(message) =
+            request_of(Write::add_route(&route, &links()).unwrap()).message
+        else {
+            panic!()
+        };
+        assert_eq!(message.header.table, 254);
+        assert!(!message.attributes.iter().any(|a| matches!(
+            a,
+            RouteAttribute::Destination(_) | RouteAttribute::Priority(_)
+        )));
+        // IPv6 spells its default metric out, so a delete matches only that metric.
+        let route = model_route(254, "::/0", "eth0", Some("fd00::1"));
+        let RouteNetlinkMessage::DelRoute(message) =
+            request_of(Write::del_route(&route, &links()).unwrap()).message
+        else {
+            panic!()
+        };
+        assert!(message
+            .attributes
+            .contains(&RouteAttribute::Priority(IPV6_DEFAULT_METRIC)));
+    }
+
+    #[test]
+    fn a_route_delete_names_the_protocol_and_matches_any_scope() {
+        let mut route = model_route(100, "10.244.1.1/32", "eth0", None);
+        route.scope = RouteScope::Link;
+        route.prefsrc = Some("10.244.1.2".parse().unwrap());
+        let request = request_of(Write::del_route(&route, &links()).unwrap());
+        assert_eq!(request.already_so, &[libc::ESRCH, libc::ENOENT]);
+        let RouteNetlinkMessage::DelRoute(message) = request.message else {
+            panic!()
+        };
+        assert_eq!(message.header.scope, NlRouteScope::NoWhere);
+        assert_eq!(message.header.protocol, RouteProtocol::Other(176));
+        assert!(!message
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::PrefSource(_))));
+    }
+
+    #[test]
+    fn a_missing_device_fails_an_add_and_is_gone_for_a_delete() {
+        let route = model_route(100, "10.9.0.0/16", "nope0", None);
+        let err = Write::add_route(&route, &links()).unwrap_err();
+        let Error::Kernel { object, reason } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(object, &render::route_command("add", &route));
+        assert!(reason.contains("nope0"), "{reason}");
+        assert!(Write::del_route(&route, &links())
+            .unwrap()
+            .request
+            .is_none());
+        let neighbour = Neighbour {
+            key: NeighbourKey {
+                dev: "nope0".into(),
+                addr: "10.9.9.9".parse().unwrap(),
+            },
+            lladdr: None,
+            protocol: 176,
+        };
+        assert!(Write::del_neighbour(&neighbour, &links()).request.is_none());
+        assert!(Write::replace_neighbour(&neighbour, &links()).is_err());
+    }
+
+    #[test]
+    fn a_rule_add_reads_back_as_itself_with_all_as_no_selector() {
+        let mut rule = Rule::owned_lookup(
+            Family::Ipv4,
+            1000,
+            Some("0.0.0.0/0".parse().unwrap()),
+            Some("10.240.0.0/12".parse().unwrap()),
+            500,
+        );
+        rule.key.oif = Some("net1".into());
+        rule.key.invert = true;
+        let request = request_of(Write::add_rule(&rule).unwrap());
+        assert_eq!(request.flags, NLM_F_CREATE | NLM_F_EXCL);
+        let RouteNetlinkMessage::NewRule(message) = request.message else {
+            panic!()
+        };
+        assert_eq!(message.header.table, 0);
+        assert!(!message
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RuleAttribute::Source(_))));
+        let mut expected = rule.clone();
+        expected.key.from = None;
+        assert_eq!(rule_from_message(&message).unwrap(), Some(expected));
+
+        rule.key.action = RuleAction::Other;
+        assert!(Write::add_rule(&rule).is_err());
+        let RouteNetlinkMessage::DelRule(message) = request_of(Write::del_rule(&rule)).message
+        else {
+            panic!()
+        };
+        assert_eq!(message.header.action, NlRuleAction::Unspec);
+    }
+
+    #[test]
+    fn a_neighbour_replace_is_permanent_with_its_mac_and_protocol() {
+        let neighbour = Neighbour {
+            key: NeighbourKey {
+                dev: "eth0".into(),
+                addr: "fd00::1".parse().unwrap(),
+            },
+            lladdr: Some(MacAddr([2, 0, 0, 0, 1, 1])),
+            protocol: 176,
+        };
+        let request = request_of(Write::replace_neighbour(&neighbour, &links()).unwrap());
+        assert_eq!(request.flags, NLM_F_CREATE | NLM_F_REPLACE);
+        let RouteNetlinkMessage::NewNeighbour(message) = request.message else {
+            panic!()
+        };
+        assert_eq!(message.header.ifindex, 2);
+        assert_eq!(
+            neighbour_from_message(&message, &links().names_by_index()).unwrap(),
+            Some(neighbour)
+        );
     }
 
     #[test]

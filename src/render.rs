@@ -264,7 +264,8 @@ fn object_text(object: &Object) -> String {
 
 // ---- ops ----------------------------------------------------------------------------
 
-fn route_command(verb: &str, route: &Route) -> String {
+/// `ip [-6] route <verb> <spec>`; `netlink` names the routes it writes with it.
+pub(crate) fn route_command(verb: &str, route: &Route) -> String {
     let six = if route.key.family() == Family::Ipv6 {
         " -6"
     } else {
@@ -273,7 +274,8 @@ fn route_command(verb: &str, route: &Route) -> String {
     format!("ip{six} route {verb} {}", route_spec(route))
 }
 
-fn rule_command(verb: &str, rule: &Rule) -> String {
+/// `ip [-6] rule <verb> <spec>`.
+pub(crate) fn rule_command(verb: &str, rule: &Rule) -> String {
     let six = if rule.key.family == Family::Ipv6 {
         " -6"
     } else {
@@ -283,7 +285,7 @@ fn rule_command(verb: &str, rule: &Rule) -> String {
 }
 
 /// `replace` for adds too: it also overrides a dynamic entry the kernel cached meanwhile.
-fn neighbour_command(n: &Neighbour) -> String {
+pub(crate) fn neighbour_command(n: &Neighbour) -> String {
     let mut words = vec![format!("ip neigh replace {}", n.key.addr)];
     push_opt(&mut words, "lladdr", n.lladdr);
     words.push(format!("dev {} nud permanent", n.key.dev));
@@ -300,7 +302,7 @@ fn neighbour_command(n: &Neighbour) -> String {
 pub fn op_command(op: &Op) -> String {
     match op {
         Op::SetSysctl { key, new, .. } => format!("sysctl -w {key}={new}"),
-        Op::SetMac { dev, new, .. } => format!("ip link set dev {dev} address {new}"),
+        Op::SetMac { dev, new, .. } => mac_command(dev, *new),
         Op::AddRoute { route, .. } => route_command("add", route),
         Op::ReplaceRoute { new, .. } => route_command("replace", new),
         Op::DelRoute { route, .. } => route_command("del", route),
@@ -308,13 +310,16 @@ pub fn op_command(op: &Op) -> String {
         Op::DelRule { rule, .. } => rule_command("del", rule),
         Op::AddNeighbour { neighbour, .. } => neighbour_command(neighbour),
         Op::ReplaceNeighbour { new, .. } => neighbour_command(new),
-        Op::DelNeighbour { neighbour, .. } => {
-            format!(
-                "ip neigh del {} dev {}",
-                neighbour.key.addr, neighbour.key.dev
-            )
-        }
+        Op::DelNeighbour { neighbour, .. } => neighbour_del_command(neighbour),
     }
+}
+
+pub(crate) fn neighbour_del_command(n: &Neighbour) -> String {
+    format!("ip neigh del {} dev {}", n.key.addr, n.key.dev)
+}
+
+pub(crate) fn mac_command(dev: &str, mac: MacAddr) -> String {
+    format!("ip link set dev {dev} address {mac}")
 }
 
 /// `+` adds, `-` removes, `~` changes in place.

@@ -3,103 +3,19 @@
 //! a snapshot is a test netns entered by a run_in_netns thread, never the real host.
 //! These tests fail (never skip) when namespaces cannot be made.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
-use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use common::*;
 use router::error::Error;
 use router::model::{
-    ActualState, Family, LinkPeer, MacAddr, Neighbour, NeighbourKey, Route, RouteKey, RouteKind,
-    RouteScope, Rule, RuleAction, RuleKey, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT,
-    PROTOCOL_KERNEL, ROUTER_PROTOCOL,
+    Family, LinkPeer, MacAddr, Neighbour, NeighbourKey, Rule, SysctlKey, SysctlName, MAIN_TABLE,
+    PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 use router::netns::{read_sysctl, run_in_netns, write_sysctl};
-use router::snapshot::{FileSnapshot, LiveSnapshot, SnapshotRequest, SnapshotSource};
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A name no other test (or test run) uses.
-fn unique(tag: &str) -> String {
-    format!(
-        "rtr-{}-{}-{tag}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// Runs a command; a failure fails the test with its output.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A network namespace made for one test, deleted (with its links) on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = unique(tag);
-        run("ip", &["netns", "add", &name]);
-        Netns { name }
-    }
-
-    fn path(&self) -> PathBuf {
-        Path::new("/run/netns").join(&self.name)
-    }
-
-    /// `ip -n <netns> <command>`, one command per line.
-    fn ip(&self, commands: &str) {
-        for command in commands.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let mut args = vec!["-n", self.name.as_str()];
-            args.extend(command.split_whitespace());
-            run("ip", &args);
-        }
-    }
-
-    fn exec(&self, command: &[&str]) -> String {
-        let mut args = vec!["netns", "exec", self.name.as_str()];
-        args.extend_from_slice(command);
-        run("ip", &args)
-    }
-
-    fn set_sysctl(&self, key: &str, value: i64) {
-        self.exec(&["sysctl", "-qw", &format!("{key}={value}")]);
-    }
-
-    fn sysctl(&self, key: &SysctlKey) -> i64 {
-        let out = self.exec(&["sysctl", "-n", &key.to_string()]);
-        out.trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{key} = {out:?}: {e}"))
-    }
-
-    fn ifindex(&self, dev: &str) -> u32 {
-        let out = self.exec(&["cat", &format!("/sys/class/net/{dev}/ifindex")]);
-        out.trim().parse().unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
+use router::snapshot::{FileSnapshot, SnapshotRequest, SnapshotSource};
 
 /// A file in the temp dir, removed on drop.
 struct TempFile(PathBuf);
@@ -118,66 +34,6 @@ impl Drop for TempFile {
     }
 }
 
-/// A pod with an overlay `eth0` (veth to the host) and a macvlan `net1` (on a veth whose
-/// both ends stay in the host). Links get `addrgenmode none`: link-local addresses and
-/// their routes appear asynchronously (after link-watch), which would make reads racy.
-struct Topology {
-    pod: Netns,
-    host: Netns,
-}
-
-const POD_ETH0_MAC: &str = "0a:58:0a:f4:01:02";
-const POD_NET1_MAC: &str = "02:50:00:00:00:02";
-const GW_MAC: &str = "02:00:00:00:01:01";
-
-fn topology() -> Topology {
-    let pod = Netns::new("pod");
-    let host = Netns::new("host");
-    pod.ip(&format!(
-        "link add eth0 type veth peer name vethpod netns {}",
-        host.name
-    ));
-    host.ip(&format!(
-        "link add vp0 type veth peer name vp1
-         link add net1 link vp0 type macvlan mode bridge
-         link set net1 netns {}",
-        pod.name
-    ));
-    pod.ip(&format!(
-        "link set eth0 address {POD_ETH0_MAC} addrgenmode none
-         link set net1 address {POD_NET1_MAC} addrgenmode none
-         link set lo up
-         link set eth0 up
-         link set net1 up
-         addr add 10.244.1.2/24 dev eth0
-         addr add fd00:10:244:1::2/64 dev eth0 nodad
-         addr add 192.168.50.2/24 dev net1
-         addr add fd00:50::2/64 dev net1 nodad"
-    ));
-    host.ip("link set vethpod addrgenmode none
-         link set vp0 addrgenmode none
-         link set vp1 addrgenmode none
-         link set lo up
-         link set vethpod up
-         link set vp0 up
-         link set vp1 up
-         addr add 10.244.1.1/24 dev vethpod
-         addr add fd00:10:244:1::1/64 dev vethpod nodad");
-    pod.ip(&format!(
-        "route add default via 10.244.1.1 dev eth0
-         route append default via 192.168.50.254 dev net1
-         -6 route add default nexthop via fd00:10:244:1::1 dev eth0 nexthop via fd00:50::254 dev net1
-         route add 10.240.0.0/12 via 10.244.1.1 dev eth0 table 100 proto 176
-         rule add to 10.240.0.0/12 lookup 100 pref 1000 protocol 176
-         -6 rule add from fd00:10:244:1::2 lookup 100 pref 1001
-         neigh add 10.244.1.1 lladdr {GW_MAC} dev eth0 nud permanent protocol 176"
-    ));
-    pod.set_sysctl("net.ipv4.conf.eth0.rp_filter", 2);
-    pod.set_sysctl("net.ipv4.conf.net1.rp_filter", 1);
-    host.set_sysctl("net.ipv4.conf.vethpod.rp_filter", 1);
-    Topology { pod, host }
-}
-
 fn request(pod: Option<PathBuf>) -> SnapshotRequest {
     SnapshotRequest {
         pod_netns: pod,
@@ -187,87 +43,6 @@ fn request(pod: Option<PathBuf>) -> SnapshotRequest {
         host_sysctl_ifaces: BTreeSet::from(["vethpod".to_string(), "gone0".to_string()]),
         preferred_src_for: vec![ip("10.244.1.2"), ip("fd00:10:244:1::2"), ip("203.0.113.9")],
     }
-}
-
-/// Takes a live snapshot from a thread inside the test's host netns.
-fn snapshot_from(host: &Netns, req: SnapshotRequest) -> ActualState {
-    run_in_netns(&host.path(), move || LiveSnapshot.snapshot(&req)).unwrap()
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().unwrap()
-}
-
-fn route(
-    table: u32,
-    dst: &str,
-    metric: u32,
-    dev: &str,
-    gateway: Option<&str>,
-    protocol: u8,
-) -> Route {
-    Route {
-        key: RouteKey {
-            table,
-            dst: net(dst),
-            tos: 0,
-            metric,
-            dev: Some(dev.to_string()),
-            gateway: gateway.map(ip),
-        },
-        scope: RouteScope::Universe,
-        kind: RouteKind::Unicast,
-        protocol,
-        prefsrc: None,
-        onlink: false,
-    }
-}
-
-fn connected(dst: &str, dev: &str, prefsrc: Option<&str>) -> Route {
-    let family = Family::of_net(&net(dst));
-    let mut r = route(MAIN_TABLE, dst, 0, dev, None, PROTOCOL_KERNEL);
-    if family == Family::Ipv4 {
-        r.scope = RouteScope::Link;
-        r.prefsrc = prefsrc.map(ip);
-    } else {
-        r.key.metric = 256;
-    }
-    r
-}
-
-fn rule(
-    family: Family,
-    priority: u32,
-    from: Option<&str>,
-    to: Option<&str>,
-    table: u32,
-    protocol: u8,
-) -> Rule {
-    Rule {
-        key: RuleKey {
-            family,
-            priority,
-            from: from.map(net),
-            to: to.map(net),
-            iif: None,
-            oif: None,
-            fwmark: None,
-            fwmask: None,
-            tos: 0,
-            invert: false,
-            action: RuleAction::Lookup,
-            table,
-        },
-        protocol,
-    }
-}
-
-fn by_key<K: Ord + Clone, V: Clone>(items: &[V], key: impl Fn(&V) -> K) -> BTreeMap<K, V> {
-    items.iter().map(|v| (key(v), v.clone())).collect()
 }
 
 #[test]
