@@ -116,20 +116,32 @@ fn is_node_address(addr: &IpAddr) -> bool {
     !(addr.is_loopback() || addr.is_multicast() || addr.is_unspecified() || is_link_local(addr))
 }
 
-/// The node's own addresses (BEHAVIOUR 2.3) of the families C uses.
+fn is_node_link(name: &str) -> bool {
+    name != "lo" && !FOREIGN_LINK_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The node's own addresses (BEHAVIOUR 2.3) of the families C uses. A preferred source
+/// that sits on a plumbing link is not one: once router's host route to C exists, the
+/// kernel picks the host veth's own address toward C.
 fn host_addresses(actual: &ActualState, chained_addrs: &[IpNet]) -> BTreeSet<IpAddr> {
     let families = families_of(chained_addrs);
+    let on_plumbing: BTreeSet<IpAddr> = actual
+        .host
+        .links
+        .iter()
+        .filter(|(name, _)| !is_node_link(name))
+        .flat_map(|(_, link)| link.addresses.iter().map(|a| a.addr()))
+        .collect();
     let own = actual
         .host
         .links
         .iter()
-        .filter(|(name, _)| {
-            name.as_str() != "lo" && !FOREIGN_LINK_PREFIXES.iter().any(|p| name.starts_with(p))
-        })
+        .filter(|(name, _)| is_node_link(name))
         .flat_map(|(_, link)| link.addresses.iter().map(|a| a.addr()));
     let preferred = chained_addrs
         .iter()
-        .filter_map(|c| actual.host_preferred_src.get(&c.addr()).copied());
+        .filter_map(|c| actual.host_preferred_src.get(&c.addr()).copied())
+        .filter(|a| !on_plumbing.contains(a));
     own.chain(preferred)
         .filter(|a| is_node_address(a) && families.contains(&Family::of_addr(a)))
         .collect()

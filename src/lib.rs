@@ -8,6 +8,7 @@ pub mod compile;
 pub mod config;
 pub mod error;
 pub mod execute;
+pub mod live;
 pub mod logging;
 pub mod model;
 pub mod netlink;

@@ -1,5 +1,20 @@
-//! The `router` binary: the operator CLI (the CNI entry joins with the live backends).
+//! The `router` binary: a CNI plugin when a runtime sets CNI_COMMAND, else the operator CLI.
 
-fn main() -> std::process::ExitCode {
-    router::cli::main()
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    if !router::cni::invoked_as_plugin() {
+        return router::cli::main();
+    }
+    let output = router::cni::run(
+        &router::cni::process_env,
+        &mut std::io::stdin().lock(),
+        &router::live::backends,
+    );
+    let mut stdout = std::io::stdout().lock();
+    // Nothing else can be told if stdout is gone: the exit code still says it.
+    let _ = stdout.write_all(output.stdout.as_bytes());
+    let _ = stdout.flush();
+    ExitCode::from(u8::try_from(output.exit_code).unwrap_or(1))
 }

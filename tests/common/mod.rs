@@ -3,6 +3,8 @@
 //! with two defaults, IPv6 multipath default), and model-object builders.
 #![allow(dead_code)] // each test crate uses a part
 
+pub mod cni;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

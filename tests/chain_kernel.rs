@@ -1,0 +1,378 @@
+//! The live reconciler on a real kernel with the real upstream plugins (Debian's ptp,
+//! host-local, macvlan, static), invoked as libcni does. Every namespace is the test's own.
+
+mod common;
+
+use common::cni::*;
+use common::Netns;
+use serde_json::{json, Value};
+
+/// A node with one pod whose eth0 is attached.
+fn pod_with_overlay(tag: &str, pod_index: u8, dual_stack: bool) -> (Node, Pod, Network) {
+    let node = Node::new(tag);
+    let pod = Pod::new(tag);
+    let mut overlay = overlay_network(&node, pod_index, dual_stack);
+    let out = overlay.add(&node, &pod);
+    assert!(out.ok, "ptp ADD: {} {}", out.stdout, out.stderr);
+    (node, pod, overlay)
+}
+
+fn added(node: &Node, pod: &Pod, network: &mut Network) -> Value {
+    let out = network.add(node, pod);
+    assert!(
+        out.ok,
+        "{} ADD: {} {}",
+        network.ifname, out.stdout, out.stderr
+    );
+    out.json()
+}
+
+/// What router owns or sets in the pod, as `ip` shows it, for comparing states. The local
+/// table is left out: IPv6 DAD adds its routes whenever it finishes.
+fn pod_state(pod: &Pod) -> String {
+    let ns = &pod.netns;
+    [
+        ns.ipx(&["rule"]),
+        ns.ipx(&["-6", "rule"]),
+        ns.ipx(&["route", "show", "table", "main"]),
+        ns.ipx(&["-6", "route", "show", "table", "main"]),
+        ns.table("-4", "100"),
+        ns.table("-6", "100"),
+        ns.ipx(&["neigh", "show", "nud", "permanent"]),
+        ns.exec(&[
+            "sysctl",
+            "net.ipv4.conf.all.rp_filter",
+            "net.ipv4.conf.eth0.rp_filter",
+        ]),
+    ]
+    .join("\n")
+}
+
+/// The host's rules, table 500 and permanent neighbours: what router touches there.
+fn host_state(node: &Node) -> String {
+    let ns = &node.host;
+    [
+        ns.ipx(&["rule"]),
+        ns.ipx(&["-6", "rule"]),
+        ns.table("-4", "500"),
+        ns.table("-6", "500"),
+        ns.ipx(&["neigh", "show", "nud", "permanent"]),
+    ]
+    .join("\n")
+}
+
+#[test]
+fn router_makes_the_node_reach_the_pods_macvlan_address_which_fails_without_it() {
+    let (node, pod, _overlay) = pod_with_overlay("reach", 1, true);
+    let mut bare = bare_macvlan_network(&node, "net1", 1, &[4, 6]);
+    added(&node, &pod, &mut bare);
+    assert!(
+        !node.host.pings(&underlay_v4(1)),
+        "the node reaches a macvlan pod without router?"
+    );
+    assert!(bare.del(&node, &pod).ok);
+
+    let mut net1 = macvlan_network(&node, "net1", 1, &[4, 6], json!({}));
+    added(&node, &pod, &mut net1);
+    assert!(node.host.pings(&underlay_v4(1)), "node -> pod net1 (IPv4)");
+    assert!(node.host.pings(&underlay_v6(1)), "node -> pod net1 (IPv6)");
+    assert!(node.ext.pings(&underlay_v4(1)), "ext -> pod net1 (IPv4)");
+    assert!(node.ext.pings(&underlay_v6(1)), "ext -> pod net1 (IPv6)");
+    assert!(pod.netns.pings(NODE_V4), "pod -> node over eth0 (IPv4)");
+    assert!(pod.netns.pings(NODE_V6), "pod -> node over eth0 (IPv6)");
+}
+
+#[test]
+fn add_leaves_exactly_the_documented_kernel_state_and_the_result_carries_the_mac() {
+    let (node, pod, _overlay) = pod_with_overlay("state", 2, true);
+    let mut net1 = macvlan_network(&node, "net1", 2, &[4, 6], json!({"mac_prefix": "0a:0b"}));
+    let result = added(&node, &pod, &mut net1);
+    let ns = &pod.netns;
+
+    let rules = ns.ipx(&["rule"]);
+    for rule in [
+        "1000:\tfrom all to 10.244.0.0/16 lookup 100 proto 176",
+        "1000:\tfrom all to 10.96.0.0/12 lookup 100 proto 176",
+        "1000:\tfrom 10.244.2.2 lookup 100 proto 176",
+    ] {
+        assert!(rules.contains(rule), "missing {rule:?} in\n{rules}");
+    }
+    let rules6 = ns.ipx(&["-6", "rule"]);
+    assert!(
+        rules6.contains("from all to fd00:10:244::/48 lookup 100 proto 176"),
+        "{rules6}"
+    );
+    let t = ns.table("-4", "100");
+    assert!(
+        t.contains("default via 10.244.2.1 dev eth0 table 100 proto 176"),
+        "{t}"
+    );
+    assert!(
+        t.contains("192.168.50.1 dev eth0 table 100 proto 176 scope link"),
+        "{t}"
+    );
+    let main = ns.ipx(&["route", "show", "table", "main"]);
+    assert!(
+        main.contains("default via 192.168.50.254 dev net1"),
+        "{main}"
+    );
+    assert!(
+        !main.contains("default via 10.244.2.1"),
+        "eth0's default stayed in main:\n{main}"
+    );
+    assert!(
+        main.contains("192.168.50.1 dev eth0 proto 176 scope link"),
+        "{main}"
+    );
+    let main6 = ns.ipx(&["-6", "route", "show", "table", "main"]);
+    assert!(
+        !main6.contains("via fd00:10:244:2::1 dev eth0 metric 1024"),
+        "{main6}"
+    );
+    let neigh = ns.ipx(&["neigh", "show", "nud", "permanent"]);
+    assert!(neigh.contains("192.168.50.1 dev eth0 lladdr"), "{neigh}");
+    assert_eq!(ns.sysctl_text("net.ipv4.conf.net1.rp_filter"), "0");
+    assert_eq!(ns.sysctl_text("net.ipv6.conf.all.disable_ipv6"), "0");
+
+    let mac = "0a:0b:c0:a8:32:0c";
+    assert!(ns.ipx(&["link", "show", "net1"]).contains(mac));
+    let net1_entry = result["interfaces"]
+        .as_array()
+        .and_then(|i| i.iter().find(|i| i["name"] == "net1"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(net1_entry["mac"], mac, "{result}");
+
+    let host = &node.host;
+    assert!(host
+        .ipx(&["rule"])
+        .contains("1000:\tfrom all lookup 500 proto 176"));
+    assert!(host
+        .ipx(&["-6", "rule"])
+        .contains("from all lookup 500 proto 176"));
+    let t500 = host.table("-4", "500");
+    assert!(
+        t500.contains(&format!("{} dev veth", underlay_v4(2))),
+        "{t500}"
+    );
+    let t500v6 = host.table("-6", "500");
+    assert!(
+        t500v6.contains(&format!("{} dev veth", underlay_v6(2))),
+        "{t500v6}"
+    );
+    assert!(host
+        .ipx(&["neigh", "show", "nud", "permanent"])
+        .contains(&underlay_v4(2)));
+}
+
+#[test]
+fn the_whole_chain_checks_clean_after_add_and_a_repeated_add_changes_nothing() {
+    let (node, pod, _overlay) = pod_with_overlay("check", 3, true);
+    let mut net1 = macvlan_network(&node, "net1", 3, &[4, 6], json!({"mac_prefix": "0a:0b"}));
+    let first = added(&node, &pod, &mut net1);
+    let check = net1.check(&node, &pod);
+    assert!(check.ok, "chain CHECK: {} {}", check.stdout, check.stderr);
+    let before = (pod_state(&pod), host_state(&node));
+    let again = net1.invoke_one(&node, &pod, "ADD", "router");
+    assert!(again.ok, "{}", again.stdout);
+    assert_eq!(again.json(), first);
+    assert_eq!((pod_state(&pod), host_state(&node)), before);
+}
+
+/// A change made behind router's back.
+type Tamper<'a> = Box<dyn Fn() + 'a>;
+
+/// Each kind of tampering is drift that router's CHECK reports with code 100, naming it.
+#[test]
+fn check_reports_each_kind_of_tampering_with_code_100() {
+    let (node, pod, _overlay) = pod_with_overlay("tamper", 4, false);
+    let mut net1 = macvlan_network(&node, "net1", 4, &[4], json!({"mac_prefix": "0a:0b"}));
+    added(&node, &pod, &mut net1);
+    let pod_ns = &pod.netns;
+    let tampers: Vec<(&str, Tamper)> = vec![
+        (
+            "10.96.0.0/12",
+            Box::new(|| {
+                pod_ns.ipx(&[
+                    "rule",
+                    "del",
+                    "to",
+                    "10.96.0.0/12",
+                    "lookup",
+                    "100",
+                    "pref",
+                    "1000",
+                ]);
+            }),
+        ),
+        (
+            "default via 10.244.4.1",
+            Box::new(|| {
+                pod_ns.ipx(&[
+                    "route",
+                    "replace",
+                    "default",
+                    "via",
+                    "10.244.4.1",
+                    "dev",
+                    "eth0",
+                    "table",
+                    "100",
+                    "proto",
+                    "176",
+                    "metric",
+                    "0",
+                    "onlink",
+                ]);
+            }),
+        ),
+        (
+            "neighbour 192.168.50.1",
+            Box::new(|| {
+                pod_ns.ipx(&["neigh", "del", "192.168.50.1", "dev", "eth0"]);
+            }),
+        ),
+        (
+            "rp_filter",
+            Box::new(|| pod_ns.set_sysctl("net.ipv4.conf.net1.rp_filter", 1)),
+        ),
+        (
+            "mac of net1",
+            Box::new(|| {
+                pod_ns.ipx(&["link", "set", "net1", "address", "02:00:00:00:00:01"]);
+            }),
+        ),
+    ];
+    for (what, tamper) in &tampers {
+        tamper();
+        let out = net1.invoke_one(&node, &pod, "CHECK", "router");
+        assert!(!out.ok, "{what}: CHECK passed");
+        assert_eq!(out.code(), Some(100), "{what}: {}", out.stdout);
+        assert!(
+            out.stdout.contains(what),
+            "{what} not named: {}",
+            out.stdout
+        );
+        let repaired = net1.invoke_one(&node, &pod, "ADD", "router");
+        assert!(repaired.ok, "{what}: ADD repairs: {}", repaired.stdout);
+        assert!(
+            net1.invoke_one(&node, &pod, "CHECK", "router").ok,
+            "{what}: clean after repair"
+        );
+    }
+    let host_route = underlay_v4(4);
+    let veth = node.host.table("-4", "500");
+    let dev = veth
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_string();
+    node.host
+        .ipx(&["route", "del", &host_route, "dev", &dev, "table", "500"]);
+    let out = net1.invoke_one(&node, &pod, "CHECK", "router");
+    assert_eq!(out.code(), Some(100), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&host_route) && out.stdout.contains("host"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn del_restores_the_pod_and_the_host_exactly_and_a_second_del_succeeds() {
+    let (node, pod, _overlay) = pod_with_overlay("del", 5, true);
+    let (pod_before, host_before) = (pod_state(&pod), host_state(&node));
+    let mut net1 = macvlan_network(&node, "net1", 5, &[4, 6], json!({"mac_prefix": "0a:0b"}));
+    added(&node, &pod, &mut net1);
+    let out = net1.del(&node, &pod);
+    assert!(out.ok, "chain DEL: {} {}", out.stdout, out.stderr);
+    assert_eq!(pod_state(&pod), pod_before);
+    assert_eq!(host_state(&node), host_before);
+    let again = net1.invoke_one(&node, &pod, "DEL", "router");
+    assert!(again.ok, "second DEL: {}", again.stdout);
+    let mut without_prev = net1.conflist["plugins"][1].clone();
+    without_prev["cniVersion"] = json!("0.3.1");
+    without_prev["name"] = json!("old");
+    let bare = node.invoke(&router_bin(), "DEL", &pod, "net1", &without_prev);
+    assert!(bare.ok, "DEL without prevResult: {}", bare.stdout);
+}
+
+#[test]
+fn del_when_the_pod_netns_is_gone_cleans_the_host() {
+    let (node, pod, _overlay) = pod_with_overlay("gone", 6, false);
+    let host_before = host_state(&node);
+    let mut net1 = macvlan_network(&node, "net1", 6, &[4], json!({}));
+    added(&node, &pod, &mut net1);
+    let Pod { netns, id } = pod;
+    let path = netns.path();
+    drop(netns);
+    let ghost = Pod {
+        netns: Netns {
+            name: format!("gone-{}", std::process::id()),
+        },
+        id,
+    };
+    let mut conf = net1.conflist["plugins"][1].clone();
+    conf["cniVersion"] = json!("1.0.0");
+    conf["name"] = json!("macvlan-overlay-net1");
+    conf["prevResult"] = net1.cached.clone().unwrap_or(Value::Null);
+    let out = node.invoke(&router_bin(), "DEL", &ghost, "net1", &conf);
+    std::mem::forget(ghost);
+    assert!(
+        out.ok,
+        "DEL with the pod gone ({}): {}",
+        path.display(),
+        out.stdout
+    );
+    assert_eq!(host_state(&node), host_before);
+}
+
+/// 20 pods ADDed in parallel, then DELed in parallel: the host ends as it began, and the
+/// shared host rule is there exactly while any pod is attached.
+#[test]
+fn twenty_pods_in_parallel_leave_the_host_as_before() {
+    const PODS: u8 = 20;
+    let node = Node::new("par");
+    let host_before = host_state(&node);
+    let pods: Vec<(Pod, Network, Network)> = (0..PODS)
+        .map(|i| {
+            let pod = Pod::new("par");
+            let overlay = overlay_network(&node, 100 + i, false);
+            let net1 = macvlan_network(&node, "net1", 100 + i, &[4], json!({}));
+            (pod, overlay, net1)
+        })
+        .collect();
+    let pods: Vec<(Pod, Network, Network)> = std::thread::scope(|s| {
+        let handles: Vec<_> = pods
+            .into_iter()
+            .map(|(pod, mut overlay, mut net1)| {
+                let node = &node;
+                s.spawn(move || {
+                    added(node, &pod, &mut overlay);
+                    added(node, &pod, &mut net1);
+                    (pod, overlay, net1)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let routes = node.host.table("-4", "500");
+    assert_eq!(routes.lines().count(), usize::from(PODS), "{routes}");
+    let (last, rest) = pods.split_last().unwrap();
+    std::thread::scope(|s| {
+        for (pod, _, net1) in rest {
+            let node = &node;
+            s.spawn(move || assert!(net1.del(node, pod).ok));
+        }
+    });
+    assert!(
+        node.host.ipx(&["rule"]).contains("lookup 500"),
+        "the shared rule went early"
+    );
+    assert!(last.2.del(&node, &last.0).ok);
+    assert!(!node.host.ipx(&["rule"]).contains("lookup 500"));
+    for (pod, overlay, _) in &pods {
+        assert!(overlay.del(&node, pod).ok);
+    }
+    assert_eq!(host_state(&node), host_before);
+}
