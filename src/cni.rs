@@ -221,9 +221,21 @@ pub fn run(
         })));
     }
     let mut version = hint;
-    match run_command(&invocation, &bytes, &mut version, backends) {
-        Ok(result) => Output::success(result),
-        Err(e) => Output::error(&e, &version),
+    let outcome = run_command(&invocation, &bytes, &mut version, backends);
+    let (command, container, ifname) = (
+        invocation.command,
+        &invocation.container_id,
+        &invocation.ifname,
+    );
+    match outcome {
+        Ok(result) => {
+            tracing::info!(?command, container, ifname, "done");
+            Output::success(result)
+        }
+        Err(e) => {
+            tracing::warn!(?command, container, ifname, code = e.code().number(), error = %e, "failed");
+            Output::error(&e, &version)
+        }
     }
 }
 

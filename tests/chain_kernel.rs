@@ -8,10 +8,10 @@ use common::Netns;
 use serde_json::{json, Value};
 
 /// A node with one pod whose eth0 is attached.
-fn pod_with_overlay(tag: &str, pod_index: u8, dual_stack: bool) -> (Node, Pod, Network) {
+fn pod_with_overlay(tag: &str, pod_index: u8, families: &[u8]) -> (Node, Pod, Network) {
     let node = Node::new(tag);
     let pod = Pod::new(tag);
-    let mut overlay = overlay_network(&node, pod_index, dual_stack);
+    let mut overlay = overlay_network(&node, pod_index, families);
     let out = overlay.add(&node, &pod);
     assert!(out.ok, "ptp ADD: {} {}", out.stdout, out.stderr);
     (node, pod, overlay)
@@ -63,7 +63,7 @@ fn host_state(node: &Node) -> String {
 
 #[test]
 fn router_makes_the_node_reach_the_pods_macvlan_address_which_fails_without_it() {
-    let (node, pod, _overlay) = pod_with_overlay("reach", 1, true);
+    let (node, pod, _overlay) = pod_with_overlay("reach", 1, &[4, 6]);
     let mut bare = bare_macvlan_network(&node, "net1", 1, &[4, 6]);
     added(&node, &pod, &mut bare);
     assert!(
@@ -84,7 +84,7 @@ fn router_makes_the_node_reach_the_pods_macvlan_address_which_fails_without_it()
 
 #[test]
 fn add_leaves_exactly_the_documented_kernel_state_and_the_result_carries_the_mac() {
-    let (node, pod, _overlay) = pod_with_overlay("state", 2, true);
+    let (node, pod, _overlay) = pod_with_overlay("state", 2, &[4, 6]);
     let mut net1 = macvlan_network(&node, "net1", 2, &[4, 6], json!({"mac_prefix": "0a:0b"}));
     let result = added(&node, &pod, &mut net1);
     let ns = &pod.netns;
@@ -143,6 +143,16 @@ fn add_leaves_exactly_the_documented_kernel_state_and_the_result_carries_the_mac
         .unwrap_or(Value::Null);
     assert_eq!(net1_entry["mac"], mac, "{result}");
 
+    let log = std::fs::read_to_string(node.dir.join("router.log")).unwrap_or_default();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "done"),
+        "{log}"
+    );
+
     let host = &node.host;
     assert!(host
         .ipx(&["rule"])
@@ -167,7 +177,7 @@ fn add_leaves_exactly_the_documented_kernel_state_and_the_result_carries_the_mac
 
 #[test]
 fn the_whole_chain_checks_clean_after_add_and_a_repeated_add_changes_nothing() {
-    let (node, pod, _overlay) = pod_with_overlay("check", 3, true);
+    let (node, pod, _overlay) = pod_with_overlay("check", 3, &[4, 6]);
     let mut net1 = macvlan_network(&node, "net1", 3, &[4, 6], json!({"mac_prefix": "0a:0b"}));
     let first = added(&node, &pod, &mut net1);
     let check = net1.check(&node, &pod);
@@ -185,7 +195,7 @@ type Tamper<'a> = Box<dyn Fn() + 'a>;
 /// Each kind of tampering is drift that router's CHECK reports with code 100, naming it.
 #[test]
 fn check_reports_each_kind_of_tampering_with_code_100() {
-    let (node, pod, _overlay) = pod_with_overlay("tamper", 4, false);
+    let (node, pod, _overlay) = pod_with_overlay("tamper", 4, &[4]);
     let mut net1 = macvlan_network(&node, "net1", 4, &[4], json!({"mac_prefix": "0a:0b"}));
     added(&node, &pod, &mut net1);
     let pod_ns = &pod.netns;
@@ -280,7 +290,7 @@ fn check_reports_each_kind_of_tampering_with_code_100() {
 
 #[test]
 fn del_restores_the_pod_and_the_host_exactly_and_a_second_del_succeeds() {
-    let (node, pod, _overlay) = pod_with_overlay("del", 5, true);
+    let (node, pod, _overlay) = pod_with_overlay("del", 5, &[4, 6]);
     let (pod_before, host_before) = (pod_state(&pod), host_state(&node));
     let mut net1 = macvlan_network(&node, "net1", 5, &[4, 6], json!({"mac_prefix": "0a:0b"}));
     added(&node, &pod, &mut net1);
@@ -299,7 +309,7 @@ fn del_restores_the_pod_and_the_host_exactly_and_a_second_del_succeeds() {
 
 #[test]
 fn del_when_the_pod_netns_is_gone_cleans_the_host() {
-    let (node, pod, _overlay) = pod_with_overlay("gone", 6, false);
+    let (node, pod, _overlay) = pod_with_overlay("gone", 6, &[4]);
     let host_before = host_state(&node);
     let mut net1 = macvlan_network(&node, "net1", 6, &[4], json!({}));
     added(&node, &pod, &mut net1);
@@ -337,7 +347,7 @@ fn twenty_pods_in_parallel_leave_the_host_as_before() {
     let pods: Vec<(Pod, Network, Network)> = (0..PODS)
         .map(|i| {
             let pod = Pod::new("par");
-            let overlay = overlay_network(&node, 100 + i, false);
+            let overlay = overlay_network(&node, 100 + i, &[4]);
             let net1 = macvlan_network(&node, "net1", 100 + i, &[4], json!({}));
             (pod, overlay, net1)
         })
@@ -375,4 +385,69 @@ fn twenty_pods_in_parallel_leave_the_host_as_before() {
         assert!(overlay.del(&node, pod).ok);
     }
     assert_eq!(host_state(&node), host_before);
+}
+
+#[test]
+fn an_ipv6_only_pod_is_reached_over_its_macvlan_address() {
+    let (node, pod, _overlay) = pod_with_overlay("six", 8, &[6]);
+    let (pod_before, host_before) = (pod_state(&pod), host_state(&node));
+    let mut net1 = macvlan_network(&node, "net1", 8, &[6], json!({}));
+    added(&node, &pod, &mut net1);
+    assert!(node.host.pings(&underlay_v6(8)), "node -> pod net1 (IPv6)");
+    assert!(node.ext.pings(&underlay_v6(8)), "ext -> pod net1 (IPv6)");
+    assert!(pod.netns.pings(NODE_V6), "pod -> node over eth0 (IPv6)");
+    assert!(pod
+        .netns
+        .ipx(&["-6", "rule"])
+        .contains("lookup 100 proto 176"));
+    assert!(
+        !pod.netns.ipx(&["rule"]).contains("lookup 100"),
+        "IPv4 rules in an IPv6-only pod"
+    );
+    assert!(
+        !node.host.ipx(&["rule"]).contains("lookup 500"),
+        "IPv4 host rule for an IPv6-only pod"
+    );
+    assert!(net1.check(&node, &pod).ok);
+    assert!(net1.del(&node, &pod).ok);
+    assert_eq!(
+        (pod_state(&pod), host_state(&node)),
+        (pod_before, host_before)
+    );
+}
+
+/// net2, a second macvlan: its own table 101 takes net1's routes, and net1 keeps working
+/// and checking clean while net2 comes and goes.
+#[test]
+fn a_second_macvlan_gets_its_own_table_and_leaves_the_first_intact() {
+    let (node, pod, _overlay) = pod_with_overlay("two", 9, &[4]);
+    let mut net1 = macvlan_network(&node, "net1", 9, &[4], json!({}));
+    added(&node, &pod, &mut net1);
+    let with_net1 = (pod_state(&pod), host_state(&node));
+    let mut net2 = macvlan_network(&node, "net2", 29, &[4], json!({}));
+    added(&node, &pod, &mut net2);
+    let t101 = pod.netns.table("-4", "101");
+    assert!(
+        t101.contains("default via 192.168.50.254 dev net1"),
+        "{t101}"
+    );
+    assert!(pod
+        .netns
+        .ipx(&["rule"])
+        .contains("from 192.168.50.19 lookup 101"));
+    assert!(
+        net1.check(&node, &pod).ok,
+        "net1 drifts once net2 is attached"
+    );
+    assert!(net2.check(&node, &pod).ok);
+    assert!(node.host.pings(&underlay_v4(9)), "node -> net1");
+    assert!(node.host.pings(&underlay_v4(29)), "node -> net2");
+    assert!(net2.del(&node, &pod).ok);
+    assert_eq!(pod.netns.table("-4", "101"), "", "net2's table outlived it");
+    assert!(net1.check(&node, &pod).ok, "net1 drifts once net2 is gone");
+    assert!(
+        node.host.pings(&underlay_v4(9)),
+        "node -> net1 after net2 went"
+    );
+    assert_eq!((pod_state(&pod), host_state(&node)), with_net1);
 }

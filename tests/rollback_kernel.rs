@@ -68,7 +68,7 @@ fn state(node: &Node, pod: &Pod) -> String {
 fn a_fault_at_each_op_of_an_add_leaves_pod_host_and_records_as_before() {
     let node = Node::new("fault");
     let pod = Pod::new("fault");
-    let mut overlay = overlay_network(&node, 7, true);
+    let mut overlay = overlay_network(&node, 7, &[4, 6]);
     assert!(overlay.add(&node, &pod).ok);
     let mut bare = bare_macvlan_network(&node, "net1", 7, &[4, 6]);
     let macvlan = bare.add(&node, &pod);

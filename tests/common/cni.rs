@@ -331,11 +331,16 @@ impl Network {
     }
 }
 
-/// eth0 from Debian's ptp + host-local, as Calico's veth would be.
-pub fn overlay_network(node: &Node, pod_index: u8, dual_stack: bool) -> Network {
-    let mut ranges = vec![json!([{ "subnet": format!("10.244.{pod_index}.0/24") }])];
-    let mut routes = vec![json!({ "dst": "0.0.0.0/0" })];
-    if dual_stack {
+/// eth0 from Debian's ptp + host-local, as Calico's veth would be, in the families given
+/// (4, 6).
+pub fn overlay_network(node: &Node, pod_index: u8, families: &[u8]) -> Network {
+    let mut ranges = Vec::new();
+    let mut routes = Vec::new();
+    if families.contains(&4) {
+        ranges.push(json!([{ "subnet": format!("10.244.{pod_index}.0/24") }]));
+        routes.push(json!({ "dst": "0.0.0.0/0" }));
+    }
+    if families.contains(&6) {
         ranges.push(json!([{ "subnet": format!("fd00:10:244:{pod_index:x}::/64") }]));
         routes.push(json!({ "dst": "::/0" }));
     }
