@@ -609,9 +609,21 @@ impl NetnsState {
         self.neighbours.insert(neighbour.key.clone(), neighbour);
     }
 
-    /// Routes of one slot, in key order.
+    /// Routes of one slot, in key order. The slot is a prefix of the key order, so this is
+    /// a range read, not a scan: the planner asks once per wanted route.
     pub fn routes_in_slot<'a>(&'a self, slot: &'a RouteSlot) -> impl Iterator<Item = &'a Route> {
-        self.routes.values().filter(move |r| r.key.slot() == *slot)
+        let first = RouteKey {
+            table: slot.table,
+            dst: slot.dst,
+            tos: slot.tos,
+            metric: slot.metric,
+            dev: None,
+            gateway: None,
+        };
+        self.routes
+            .range(first..)
+            .map(|(_, r)| r)
+            .take_while(move |r| r.key.slot() == *slot)
     }
 
     /// Default routes of a family in the main table, in key order.
