@@ -6,7 +6,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use router::compile::{compile, CompileInput};
 use router::config::{parse_netconf, PrevView};
-use router::model::{ActualState, Mode, Route, RouteKey, RouteKind, RouteScope, MAIN_TABLE};
+use router::model::{ActualState, Mode, Route, MAIN_TABLE};
 use router::plan::plan;
 use router::render::{render_text, NetnsLabels};
 use serde_json::{json, Value};
@@ -34,23 +34,13 @@ fn world_with_routes(n: usize) -> ActualState {
     let mut world: ActualState = serde_json::from_str(SNAPSHOT).expect("fixture snapshot");
     if let Some(pod) = world.pod.as_mut() {
         for i in 0..n {
-            pod.insert_route(Route {
-                key: RouteKey {
-                    table: MAIN_TABLE,
-                    dst: format!("198.18.{}.{}/32", (i / 256) % 256, i % 256)
-                        .parse()
-                        .expect("prefix"),
-                    tos: 0,
-                    metric: (i / 65536) as u32,
-                    dev: Some("eth0".into()),
-                    gateway: None,
-                },
-                scope: RouteScope::Link,
-                kind: RouteKind::Unicast,
-                protocol: 3,
-                prefsrc: None,
-                onlink: false,
-            });
+            let dst = format!("198.18.{}.{}/32", (i / 256) % 256, i % 256);
+            pod.insert_route(Route::link(
+                MAIN_TABLE,
+                dst.parse().expect("prefix"),
+                "eth0",
+                3,
+            ));
         }
     }
     world

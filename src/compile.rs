@@ -11,9 +11,8 @@ use crate::config::{Config, MigrateRoute, PrevView};
 use crate::error::{Error, Result};
 use crate::model::{
     host_net, ActualState, DesiredNetns, DesiredState, Family, MacAddr, Mode, Moved, Neighbour,
-    NeighbourKey, NeighbourSelector, NetnsState, Record, Route, RouteKey, RouteKind, RouteScope,
-    RouteSelector, Rule, Scope, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL,
-    ROUTER_PROTOCOL,
+    NeighbourKey, NeighbourSelector, NetnsState, Record, Route, RouteSelector, Rule, Scope,
+    SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 
 /// Host links whose addresses are not the node's own (container and overlay plumbing).
@@ -147,6 +146,11 @@ fn host_addresses(actual: &ActualState, chained_addrs: &[IpNet]) -> BTreeSet<IpA
         .collect()
 }
 
+/// The addresses of one family (collected: callers mutate the builder while iterating).
+fn of_family(addrs: impl Iterator<Item = IpAddr>, family: Family) -> Vec<IpAddr> {
+    addrs.filter(|a| Family::of_addr(a) == family).collect()
+}
+
 fn families_of(addrs: &[IpNet]) -> BTreeSet<Family> {
     addrs.iter().map(Family::of_net).collect()
 }
@@ -269,22 +273,7 @@ fn recover_previous_from_copies(
 }
 
 fn owned_route(table: u32, dst: IpNet, dev: &str) -> Route {
-    Route {
-        key: RouteKey {
-            table,
-            dst,
-            tos: 0,
-            metric: 0,
-            dev: Some(dev.to_string()),
-            gateway: None,
-        },
-        scope: RouteScope::Link,
-        kind: RouteKind::Unicast,
-        protocol: ROUTER_PROTOCOL,
-        prefsrc: None,
-        onlink: false,
-    }
-    .normalised()
+    Route::link(table, dst, dev, ROUTER_PROTOCOL)
 }
 
 fn copy_into(route: &Route, table: u32) -> Route {
@@ -706,14 +695,7 @@ impl AddBuilder<'_> {
         }
         let overlay = self.overlay().to_string();
         let lladdr = self.facts.host_peer_mac;
-        let addrs: Vec<IpAddr> = self
-            .facts
-            .host_addresses
-            .iter()
-            .filter(|a| Family::of_addr(a) == family)
-            .copied()
-            .collect();
-        for addr in addrs {
+        for addr in of_family(self.facts.host_addresses.iter().copied(), family) {
             for table in [MAIN_TABLE, self.table] {
                 self.pod
                     .present
@@ -736,13 +718,7 @@ impl AddBuilder<'_> {
         let rule = host_rule(config, family, host_table);
         self.host.present.insert_rule(rule);
         let overlay_mac = self.facts.overlay_mac;
-        let addrs: Vec<IpAddr> = self
-            .chained_addrs
-            .iter()
-            .filter(|a| Family::of_net(a) == family)
-            .map(IpNet::addr)
-            .collect();
-        for addr in addrs {
+        for addr in of_family(self.chained_addrs.iter().map(IpNet::addr), family) {
             self.host
                 .present
                 .insert_route(owned_route(host_table, host_net(addr), &h));

@@ -265,6 +265,26 @@ pub struct Route {
 }
 
 impl Route {
+    /// A unicast route straight out of a device (`<dst> dev <dev> scope link`), normalised.
+    pub fn link(table: u32, dst: IpNet, dev: &str, protocol: u8) -> Route {
+        Route {
+            key: RouteKey {
+                table,
+                dst,
+                tos: 0,
+                metric: 0,
+                dev: Some(dev.to_string()),
+                gateway: None,
+            },
+            scope: RouteScope::Link,
+            kind: RouteKind::Unicast,
+            protocol,
+            prefsrc: None,
+            onlink: false,
+        }
+        .normalised()
+    }
+
     /// Masks the destination and fills what the kernel fills, so a route built here
     /// compares equal to the same route read back from the kernel.
     pub fn normalised(mut self) -> Route {
@@ -1040,22 +1060,12 @@ mod tests {
 
     #[test]
     fn ipv6_routes_normalise_metric_and_scope_like_the_kernel() {
-        let route = Route {
-            key: RouteKey {
-                table: 100,
-                dst: "fd00::1:2/64".parse().unwrap(),
-                tos: 0,
-                metric: 0,
-                dev: Some("eth0".into()),
-                gateway: None,
-            },
-            scope: RouteScope::Link,
-            kind: RouteKind::Unicast,
-            protocol: ROUTER_PROTOCOL,
-            prefsrc: None,
-            onlink: false,
-        }
-        .normalised();
+        let route = Route::link(
+            100,
+            "fd00::1:2/64".parse().unwrap(),
+            "eth0",
+            ROUTER_PROTOCOL,
+        );
         assert_eq!(route.key.dst.to_string(), "fd00::/64");
         assert_eq!(route.key.metric, IPV6_DEFAULT_METRIC);
         assert_eq!(route.scope, RouteScope::Universe);

@@ -1,26 +1,10 @@
 use super::*;
 use crate::model::{
-    NeighbourKey, RouteKind, RouteScope, RouteSelector, Scope, SysctlKey, SysctlName,
-    PROTOCOL_BOOT, ROUTER_PROTOCOL,
+    NeighbourKey, RouteSelector, Scope, SysctlKey, SysctlName, PROTOCOL_BOOT, ROUTER_PROTOCOL,
 };
 
 fn route(table: u32, dst: &str, dev: &str, protocol: u8) -> Route {
-    Route {
-        key: RouteKey {
-            table,
-            dst: dst.parse().unwrap(),
-            tos: 0,
-            metric: 0,
-            dev: Some(dev.into()),
-            gateway: None,
-        },
-        scope: RouteScope::Link,
-        kind: RouteKind::Unicast,
-        protocol,
-        prefsrc: None,
-        onlink: false,
-    }
-    .normalised()
+    Route::link(table, dst.parse().unwrap(), dev, protocol)
 }
 
 fn rule(to: &str, table: u32, protocol: u8) -> Rule {
