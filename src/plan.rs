@@ -56,8 +56,18 @@ pub fn plan(desired: &DesiredState, actual: &ActualState, mode: Mode) -> Plan {
             .run();
         }
     }
-    plan.ops
-        .sort_by_key(|op| (rank(op, mode), gateway_route(op)));
+    // All of one netns, then the other (they do not depend on each other, and each switch
+    // costs the executor a thread in the pod netns and a netlink socket), except that an
+    // ADD's removals come after every addition: the last thing it does is move P's default
+    // out of main, so a failure anywhere before it leaves nothing hard to put back.
+    plan.ops.sort_by_key(|op| {
+        (
+            is_add_removal(op, mode),
+            op.side(),
+            rank(op, mode),
+            gateway_route(op),
+        )
+    });
     plan
 }
 
@@ -314,6 +324,14 @@ fn table_has_owned_route(ns: &NetnsState, table: u32, family: Family) -> bool {
     ns.routes
         .values()
         .any(|r| r.key.table == table && r.key.family() == family && r.is_owned())
+}
+
+fn is_add_removal(op: &Op, mode: Mode) -> bool {
+    mode == Mode::Add
+        && matches!(
+            op,
+            Op::DelRule { .. } | Op::DelRoute { .. } | Op::DelNeighbour { .. }
+        )
 }
 
 /// Within a phase, routes through a gateway come after the link routes that reach it.
