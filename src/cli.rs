@@ -1,26 +1,28 @@
 //! cli: the operator commands (BEHAVIOUR 8) when the binary runs without CNI_COMMAND:
-//! `router plan` (offline) and `router snapshot` (and, as the live side lands, `check`). Parses arguments,
-//! reads the files they name, and prints; every decision is made by reconcile.
+//! `router plan` (live or offline), `router check` (one attachment or `--all`, optionally
+//! `--repair`), `router snapshot` and `router install`. Parses arguments, prints, and maps
+//! outcomes to exit codes; operator and reconcile do the work and make every decision.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::Value;
 
-use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, Config, PrevView};
+use crate::cache::DEFAULT_CACHE_DIR;
 use crate::error::{Error, Result};
-use crate::model::{Mode, Record};
-use crate::reconcile::{prepare, snapshot_request, Attachment, Prepared};
-use crate::record::MemRecords;
+use crate::install::{self, Installed};
+use crate::model::Mode;
+use crate::operator::{self, Sources, StateSource, Target};
+use crate::reconcile::Prepared;
 use crate::render::{plan_json, render_text, state_diff, NetnsLabels};
-use crate::snapshot::{FileSnapshot, LiveSnapshot, SnapshotRequest, SnapshotSource};
+use crate::report::{CheckReport, EXIT_CLEAN, EXIT_DRIFT, EXIT_ERROR};
+use crate::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
 
-/// Exit codes of `plan` and `check`.
-const EXIT_CLEAN: u8 = 0;
-const EXIT_ERROR: u8 = 1;
-const EXIT_PENDING: u8 = 2;
+/// Where CNI runtimes (`ip netns`, CRI-O, containerd) bind-mount pod netns.
+const DEFAULT_NETNS_DIR: &str = "/run/netns";
+/// How the host netns is labelled in a live plan: the netns `router` runs in.
+const LOCAL_HOST_LABEL: &str = "(local)";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,27 +37,73 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Show the netlink changes an ADD (or, with --del, a DEL) would make, without making them.
+    /// Show the netlink changes an ADD (or, with --del, a DEL) would make, without making
+    /// them. Exit 0 nothing pending, 2 pending, 1 error.
     Plan(PlanArgs),
+    /// CHECK one attachment, or every attachment in the result cache with --all; report
+    /// the drift (and with --repair, fix it). Exit 0 clean, 2 drift, 1 error.
+    Check(CheckArgs),
     /// Print the actual state of a pod netns and of this (host) netns as JSON, the format
     /// `plan --snapshot` reads.
     Snapshot(SnapshotArgs),
+    /// Copy this binary into a CNI bin dir atomically (temporary name, fsync, rename); a
+    /// no-op when the same binary is there.
+    Install(InstallArgs),
+}
+
+/// The inputs that name one attachment, shared by plan, check and snapshot.
+#[derive(clap::Args, Debug)]
+struct AttachmentArgs {
+    /// The plugin config: a plugin object or a whole conflist (its `router` entry is
+    /// used). Default: the conflist cached with the result (needs --container-id).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The chained interface (CNI_IFNAME).
+    #[arg(long)]
+    ifname: Option<String>,
+    /// The previous plugin's result. Default: the cached result when --container-id is
+    /// given, else the config's own prevResult.
+    #[arg(long)]
+    prev_result: Option<PathBuf>,
+    /// The runtime's result cache (libcni's `DIR/results/<network>-<id>-<ifname>`).
+    #[arg(long, default_value = DEFAULT_CACHE_DIR)]
+    cache_dir: PathBuf,
+    /// The pod's container id (CNI_CONTAINERID): finds the cache entry and the record.
+    #[arg(long)]
+    container_id: Option<String>,
+}
+
+impl AttachmentArgs {
+    fn sources(&self) -> Result<Sources<'_>> {
+        let ifname = self
+            .ifname
+            .as_deref()
+            .ok_or_else(|| Error::InvalidEnv("missing input: --ifname".into()))?;
+        Ok(Sources {
+            config: self.config.as_deref(),
+            prev_result: self.prev_result.as_deref(),
+            cache_dir: &self.cache_dir,
+            container_id: self.container_id.as_deref(),
+            ifname,
+        })
+    }
+
+    /// Whether these name an attachment at all (snapshot can also read a bare netns).
+    fn names_attachment(&self) -> bool {
+        self.ifname.is_some() && (self.config.is_some() || self.container_id.is_some())
+    }
 }
 
 #[derive(clap::Args, Debug)]
 struct SnapshotArgs {
-    /// The pod netns (e.g. /var/run/netns/NAME); without it only the host is read.
+    /// The pod netns (e.g. /run/netns/NAME); without it (and no cached netns) only the host
+    /// is read.
     #[arg(long)]
     netns: Option<PathBuf>,
-    /// Read the tables this attachment uses (its T and host_rule_table), as ADD would.
-    #[arg(long, requires = "ifname")]
-    config: Option<PathBuf>,
-    /// The chained interface, with --config.
-    #[arg(long)]
-    ifname: Option<String>,
-    /// The previous result (with --config): the host's source addresses toward C are read.
-    #[arg(long)]
-    prev_result: Option<PathBuf>,
+    /// With --ifname and --config or --container-id: read what ADD would read for that
+    /// attachment (its tables, the host's source addresses toward it, its record).
+    #[command(flatten)]
+    attachment: AttachmentArgs,
     /// More pod route tables to read (main is always read).
     #[arg(long = "table")]
     tables: Vec<u32>,
@@ -76,24 +124,19 @@ enum OutputFormat {
 
 #[derive(clap::Args, Debug)]
 struct PlanArgs {
-    /// The plugin config: a plugin object or a whole conflist (its `router` entry is used).
+    #[command(flatten)]
+    attachment: AttachmentArgs,
+    /// The live pod netns (the host is the netns this runs in). Default: the netns
+    /// recorded in the cache entry.
+    #[arg(long, conflicts_with = "snapshot")]
+    netns: Option<PathBuf>,
+    /// An ActualState JSON file (what `router snapshot` prints): plan offline.
     #[arg(long)]
-    config: PathBuf,
-    /// The chained interface (CNI_IFNAME).
-    #[arg(long)]
-    ifname: String,
-    /// The previous plugin's result; defaults to the config's own prevResult.
-    #[arg(long)]
-    prev_result: Option<PathBuf>,
-    /// An ActualState JSON file (what `router snapshot` prints).
-    #[arg(long)]
-    snapshot: PathBuf,
-    /// The attachment record an earlier ADD wrote (data_dir/<id>-<ifname>.json).
+    snapshot: Option<PathBuf>,
+    /// The attachment record an earlier ADD wrote (data_dir/<id>-<ifname>.json). Live
+    /// plans read it from the config's data_dir without this.
     #[arg(long)]
     record: Option<PathBuf>,
-    /// The container id the record belongs to.
-    #[arg(long, default_value = "offline")]
-    container_id: String,
     /// Plan a DEL instead of an ADD.
     #[arg(long)]
     del: bool,
@@ -101,11 +144,50 @@ struct PlanArgs {
     output: OutputFormat,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CheckFormat {
+    /// A line per attachment, then each drift (netns, object, expected, actual).
+    Text,
+    /// One JSON document, schema router.check/v1: an object per attachment.
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    attachment: AttachmentArgs,
+    /// The pod netns. Default: the netns recorded in the cache entry.
+    #[arg(long)]
+    netns: Option<PathBuf>,
+    /// Every attachment in the result cache whose chain runs router.
+    #[arg(long, conflicts_with_all = ["config", "ifname", "prev_result", "container_id", "netns"])]
+    all: bool,
+    /// With --all: where to look for the netns of a cache entry that records none
+    /// (`DIR/<container id>`).
+    #[arg(long, default_value = DEFAULT_NETNS_DIR)]
+    netns_dir: PathBuf,
+    /// Apply the plan of each drifted attachment (under the host lock, rolled back on
+    /// failure), then check again: exit 0 only when everything is clean afterwards.
+    #[arg(long)]
+    repair: bool,
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    output: CheckFormat,
+}
+
+#[derive(clap::Args, Debug)]
+struct InstallArgs {
+    /// The CNI bin dir to install into (e.g. /opt/cni/bin, mounted at /host/opt/cni/bin).
+    #[arg(long)]
+    cni_bin_dir: PathBuf,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Plan(args) => plan_command(&args),
+        Command::Check(args) => check_command(&args),
         Command::Snapshot(args) => snapshot_command(&args),
+        Command::Install(args) => install_command(&args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -116,104 +198,112 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn read_json(path: &Path, what: &str) -> Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading {what} {}", path.display()), e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Decode {
-        what: format!("{what} {}", path.display()),
-        reason: e.to_string(),
-    })
+fn missing(what: &str) -> Error {
+    Error::InvalidEnv(format!("missing input: {what}"))
 }
 
-/// The config and prevResult as a runtime would pass them.
-fn load_inputs(config: &Path, prev_result: Option<&Path>) -> Result<(Config, Option<Value>)> {
-    let plugin = plugin_from_conflist_or_plugin(read_json(config, "config")?)?;
-    let netconf = parse_netconf(&plugin)?;
-    let prev = match prev_result {
-        Some(path) => Some(read_json(path, "prevResult")?),
-        None => netconf.prev_result,
-    };
-    Ok((netconf.config, prev))
+/// The state source of a plan: the snapshot file, else the live netns given or cached.
+fn state_source(args: &PlanArgs, target: &Target) -> Result<StateSource> {
+    if let Some(file) = &args.snapshot {
+        return Ok(StateSource::File(file.clone()));
+    }
+    target
+        .netns_or_cached(args.netns.as_deref())
+        .map(StateSource::Live)
+        .ok_or_else(|| missing("--netns or --snapshot (the cache entry records no netns)"))
 }
 
-fn load_record(path: Option<&Path>) -> Result<Vec<Record>> {
-    let Some(path) = path else {
-        return Ok(Vec::new());
-    };
-    let value = read_json(path, "record")?;
-    let record = serde_json::from_value(value).map_err(|e| Error::Decode {
-        what: format!("record {}", path.display()),
-        reason: e.to_string(),
-    })?;
-    Ok(vec![record])
+fn labels_of(source: &StateSource) -> NetnsLabels {
+    match source {
+        StateSource::Live(netns) => NetnsLabels {
+            pod: netns.display().to_string(),
+            host: LOCAL_HOST_LABEL.to_string(),
+        },
+        StateSource::File(file) => NetnsLabels {
+            pod: format!("(snapshot {})", file.display()),
+            host: format!("(snapshot {})", file.display()),
+        },
+    }
 }
 
 fn plan_command(args: &PlanArgs) -> Result<u8> {
-    let (config, prev_json) = load_inputs(&args.config, args.prev_result.as_deref())?;
+    let target = operator::resolve(&args.attachment.sources()?)?;
+    let source = state_source(args, &target)?;
+    let record = args
+        .record
+        .as_deref()
+        .map(operator::read_record)
+        .transpose()?;
     let mode = if args.del { Mode::Del } else { Mode::Add };
-    let prev = prev_json.as_ref().map(PrevView::parse).transpose()?;
-    if mode == Mode::Add && prev.is_none() {
-        return Err(Error::InvalidPrevResult(
-            "an ADD plan needs --prev-result (or a prevResult in the config)".into(),
-        ));
-    }
-    let mut records = load_record(args.record.as_deref())?;
-    for record in &mut records {
-        record.container_id = args.container_id.clone();
-    }
-    let att = Attachment {
-        container_id: args.container_id.clone(),
-        ifname: args.ifname.clone(),
-        netns: None,
-    };
-    let snapshots = FileSnapshot {
-        path: args.snapshot.clone(),
-    };
-    let prepared = prepare(
-        mode,
-        &config,
-        &att,
-        prev.as_ref(),
-        &snapshots,
-        &MemRecords::with(records),
-    )?;
-    let labels = NetnsLabels {
-        pod: format!("(snapshot {})", args.snapshot.display()),
-        host: format!("(snapshot {})", args.snapshot.display()),
-    };
-    print!("{}", render_plan(&prepared, &labels, args.output));
+    let prepared = operator::plan(&target, &source, record, mode)?;
+    print!(
+        "{}",
+        render_plan(&prepared, &labels_of(&source), args.output)
+    );
     Ok(if prepared.plan.is_empty() {
         EXIT_CLEAN
     } else {
-        EXIT_PENDING
+        EXIT_DRIFT
     })
 }
 
-fn snapshot_command(args: &SnapshotArgs) -> Result<u8> {
-    let mut request = match (&args.config, &args.ifname) {
-        (Some(config), Some(ifname)) => {
-            let (config, prev_json) = load_inputs(config, args.prev_result.as_deref())?;
-            let prev = prev_json.as_ref().map(PrevView::parse).transpose()?;
-            let att = Attachment {
-                container_id: "snapshot".into(),
-                ifname: ifname.clone(),
-                netns: args.netns.clone(),
-            };
-            let chained = prev.map(|p| p.addresses_of(ifname)).unwrap_or_default();
-            snapshot_request(&config, &att, &chained, None)
+fn check_command(args: &CheckArgs) -> Result<u8> {
+    let report = if args.all {
+        operator::check_all(&args.attachment.cache_dir, &args.netns_dir, args.repair)?
+    } else {
+        let target = operator::resolve(&args.attachment.sources()?)?;
+        let netns = target
+            .netns_or_cached(args.netns.as_deref())
+            .ok_or_else(|| missing("--netns (the cache entry records no netns)"))?;
+        CheckReport {
+            attachments: vec![operator::check(&target, &netns, args.repair)],
+            named: true,
         }
-        _ => SnapshotRequest {
+    };
+    match args.output {
+        CheckFormat::Text => print!("{}", report.text(colour_wanted())),
+        CheckFormat::Json => println!("{}", pretty(&report.json())?),
+    }
+    Ok(report.exit_code())
+}
+
+fn snapshot_command(args: &SnapshotArgs) -> Result<u8> {
+    let mut request = if args.attachment.names_attachment() {
+        let target = operator::resolve(&args.attachment.sources()?)?;
+        let netns = target.netns_or_cached(args.netns.as_deref());
+        operator::snapshot_request_for(&target, netns)?
+    } else {
+        SnapshotRequest {
             pod_netns: args.netns.clone(),
             ..SnapshotRequest::default()
-        },
+        }
     };
     request.pod_tables.extend(&args.tables);
     request.host_tables.extend(&args.host_tables);
     let state = LiveSnapshot.snapshot(&request)?;
-    let text =
-        serde_json::to_string_pretty(&state).map_err(|e| Error::io("printing the snapshot", e))?;
-    println!("{text}");
+    println!("{}", pretty(&state)?);
     Ok(EXIT_CLEAN)
+}
+
+fn install_command(args: &InstallArgs) -> Result<u8> {
+    let source = install::current_binary()?;
+    let outcome = install::install(&source, &args.cni_bin_dir)?;
+    let target = args.cni_bin_dir.join(install::BINARY_NAME);
+    let what = match outcome {
+        Installed::Fresh => "installed",
+        Installed::Replaced => "replaced",
+        Installed::Unchanged => "unchanged (the same binary is installed)",
+    };
+    println!("{}: {what}", display(&target));
+    Ok(EXIT_CLEAN)
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn pretty<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string_pretty(value).map_err(|e| Error::io("printing JSON", e))
 }
 
 fn render_plan(prepared: &Prepared, labels: &NetnsLabels, format: OutputFormat) -> String {
@@ -234,4 +324,58 @@ fn render_plan(prepared: &Prepared, labels: &NetnsLabels, format: OutputFormat) 
 /// Colour on a terminal only, and never when NO_COLOR is set.
 fn colour_wanted() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parses(args: &[&str]) -> bool {
+        Cli::try_parse_from(args).is_ok()
+    }
+
+    #[test]
+    fn the_documented_command_lines_parse_and_conflicts_are_refused() {
+        assert!(parses(&[
+            "router",
+            "plan",
+            "--container-id",
+            "c1",
+            "--ifname",
+            "net1"
+        ]));
+        assert!(parses(&[
+            "router",
+            "plan",
+            "--config",
+            "c.json",
+            "--ifname",
+            "net1",
+            "--prev-result",
+            "p.json",
+            "--netns",
+            "/run/netns/p",
+        ]));
+        assert!(!parses(&[
+            "router",
+            "plan",
+            "--ifname",
+            "net1",
+            "--netns",
+            "/run/netns/p",
+            "--snapshot",
+            "s.json",
+        ]));
+        assert!(parses(&[
+            "router", "check", "--all", "--output", "json", "--repair"
+        ]));
+        assert!(!parses(&["router", "check", "--all", "--ifname", "net1"]));
+        assert!(parses(&[
+            "router",
+            "install",
+            "--cni-bin-dir",
+            "/host/opt/cni/bin"
+        ]));
+        assert!(!parses(&["router", "install"]));
+    }
 }

@@ -2,19 +2,23 @@
 //! config + prevResult -> compile -> DesiredState; snapshot -> ActualState; plan -> ops;
 //! execute applies them; render shows them. See ARCHITECTURE.md.
 
+pub mod cache;
 pub mod cli;
 pub mod cni;
 pub mod compile;
 pub mod config;
 pub mod error;
 pub mod execute;
+pub mod install;
 pub mod live;
 pub mod logging;
 pub mod model;
 pub mod netlink;
 pub mod netns;
+pub mod operator;
 pub mod plan;
 pub mod reconcile;
 pub mod record;
 pub mod render;
+pub mod report;
 pub mod snapshot;

@@ -176,6 +176,43 @@ pub fn add(
     })
 }
 
+/// `router check --repair`: makes a drifted attachment what ADD would make it, under the
+/// host lock, through the same plan, record, rollback and verification as ADD. Unlike ADD
+/// it probes for no IP conflict (the addresses are the pod's already) and prints no result;
+/// the record is written only when there is something to apply, and then exactly as ADD
+/// would write it. Returns the ops applied (empty when there was no drift).
+pub fn repair(
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    world: &World<'_>,
+) -> Result<Vec<Op>> {
+    let _host = world.records.lock_host()?;
+    let prepared = prepare(
+        Mode::Add,
+        config,
+        att,
+        Some(prev),
+        world.snapshots,
+        world.records,
+    )?;
+    if !prepared.plan.blocked.is_empty() {
+        return Err(blocked_error(&prepared.plan));
+    }
+    if prepared.plan.ops.is_empty() {
+        return Ok(Vec::new());
+    }
+    world.records.save(&prepared.compiled.record)?;
+    if let Err(failed) = world.executor.apply(&prepared.plan.ops) {
+        roll_back(world, &prepared.plan.ops[..failed.index]);
+        restore_record(world, att, prepared.previous_record.as_ref());
+        return Err(failed.error);
+    }
+    let mut applied = prepared.plan.ops;
+    applied.extend(verify(Mode::Add, config, att, Some(prev), world)?);
+    Ok(applied)
+}
+
 /// Undoes applied ops in reverse, best effort: the failure being reported matters more.
 fn roll_back(world: &World<'_>, applied: &[Op]) {
     let undo: Vec<Op> = applied.iter().rev().flat_map(Op::inverse).collect();
@@ -286,3 +323,6 @@ fn del_error(failures: &[Failed], left: &Plan) -> Error {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod repair_tests;

@@ -1,0 +1,391 @@
+//! report: the result of `router check` for people (a line per attachment, then its drifts;
+//! colour only when asked) and for programs (JSON, schema `router.check/v1`), and the exit
+//! code it means. Pure: no I/O, no env; operator fills it, cli prints it.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::render::Drift;
+
+/// The `schema` value of [`CheckReport::json`]; bump it on any incompatible change.
+pub const CHECK_SCHEMA: &str = "router.check/v1";
+
+/// Exit codes shared by `plan` and `check`.
+pub const EXIT_CLEAN: u8 = 0;
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_DRIFT: u8 = 2;
+
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const MAGENTA: &str = "\x1b[35m";
+const DIM: &str = "\x1b[2m";
+const RESET: &str = "\x1b[0m";
+
+/// What became of one attachment.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The kernel holds what ADD would make: CHECK passes.
+    Clean,
+    /// CHECK would fail (or still fails after a repair): `drifts` says how.
+    Drift,
+    /// Drift was found and `--repair` removed it: CHECK passes now.
+    Repaired,
+    /// The pod netns no longer exists: nothing to check (the runtime's DEL cleans up).
+    Gone,
+    /// Not router's: the chain has no router, the file is no cache entry, or skip_call.
+    Skipped,
+    /// The check could not run (bad config, unreadable record, kernel error, failed repair).
+    Error,
+}
+
+impl Status {
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Clean => "clean",
+            Status::Drift => "drift",
+            Status::Repaired => "repaired",
+            Status::Gone => "gone",
+            Status::Skipped => "skipped",
+            Status::Error => "error",
+        }
+    }
+
+    fn colour(self) -> &'static str {
+        match self {
+            Status::Clean | Status::Repaired => GREEN,
+            Status::Drift => RED,
+            Status::Gone | Status::Skipped => DIM,
+            Status::Error => MAGENTA,
+        }
+    }
+}
+
+/// What `--repair` did for one attachment.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct Repair {
+    /// The ops applied, as `ip`/`sysctl` commands, in order.
+    pub applied: Vec<String>,
+    /// The drift left afterwards (empty when the repair worked).
+    pub remaining: Vec<Drift>,
+}
+
+/// One attachment's line of the report.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct AttachmentReport {
+    pub container_id: String,
+    pub ifname: String,
+    /// The CNI network (conflist) name, when known.
+    pub network: Option<String>,
+    /// The pod netns path checked (or found gone).
+    pub netns: Option<String>,
+    /// The result cache file the attachment came from.
+    pub cache_entry: Option<String>,
+    pub status: Status,
+    /// The drift found (before any repair).
+    pub drifts: Vec<Drift>,
+    /// Present when `--repair` acted on this attachment.
+    pub repair: Option<Repair>,
+    /// Why an attachment is gone, skipped or in error.
+    pub message: Option<String>,
+    /// The CNI error code of an error.
+    pub error_code: Option<u32>,
+}
+
+impl AttachmentReport {
+    /// A report for `container_id`/`ifname` with nothing found yet.
+    pub fn new(container_id: &str, ifname: &str, status: Status) -> AttachmentReport {
+        AttachmentReport {
+            container_id: container_id.to_string(),
+            ifname: ifname.to_string(),
+            network: None,
+            netns: None,
+            cache_entry: None,
+            status,
+            drifts: Vec::new(),
+            repair: None,
+            message: None,
+            error_code: None,
+        }
+    }
+
+    fn name(&self) -> String {
+        if self.container_id.is_empty() {
+            self.cache_entry.clone().unwrap_or_default()
+        } else {
+            format!("{}/{}", self.container_id, self.ifname)
+        }
+    }
+
+    fn detail(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(network) = &self.network {
+            parts.push(format!("network {network}"));
+        }
+        if let Some(netns) = &self.netns {
+            parts.push(format!("netns {netns}"));
+        }
+        match self.status {
+            Status::Drift | Status::Repaired => {
+                parts.push(plural(self.drifts.len(), "drift", "drifts"))
+            }
+            _ => {}
+        }
+        if let Some(repair) = &self.repair {
+            parts.push(format!(
+                "repair applied {}",
+                plural(repair.applied.len(), "op", "ops")
+            ));
+        }
+        parts.extend(self.message.clone());
+        parts.join(", ")
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn paint(text: &str, code: &str, colour: bool) -> String {
+    if colour {
+        format!("{code}{text}{RESET}")
+    } else {
+        text.to_string()
+    }
+}
+
+fn drift_line(d: &Drift, colour: bool) -> String {
+    let line = format!(
+        "    {} netns: {}: expected {}, actual {}",
+        d.netns, d.object, d.expected, d.actual
+    );
+    paint(&line, YELLOW, colour)
+}
+
+/// Every attachment `router check` looked at, in the order it looked.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CheckReport {
+    pub attachments: Vec<AttachmentReport>,
+    /// The operator named the attachment (not `--all`): then a gone netns means nothing
+    /// was checked, and that is an error (exit 1), not a shrug.
+    pub named: bool,
+}
+
+impl CheckReport {
+    fn count(&self, status: Status) -> usize {
+        self.attachments
+            .iter()
+            .filter(|a| a.status == status)
+            .count()
+    }
+
+    /// 1 when any check failed to run, else 2 when drift is left, else 0. Gone and skipped
+    /// attachments count as neither in a scan (a pod that went away is the runtime's to
+    /// clean up); a named attachment that is gone is an error.
+    pub fn exit_code(&self) -> u8 {
+        let gone_counts = self.named && self.count(Status::Gone) > 0;
+        if self.count(Status::Error) > 0 || gone_counts {
+            EXIT_ERROR
+        } else if self.count(Status::Drift) > 0 {
+            EXIT_DRIFT
+        } else {
+            EXIT_CLEAN
+        }
+    }
+
+    fn summary(&self) -> String {
+        let statuses = [
+            Status::Clean,
+            Status::Drift,
+            Status::Repaired,
+            Status::Gone,
+            Status::Skipped,
+            Status::Error,
+        ];
+        let counts: Vec<String> = statuses
+            .iter()
+            .map(|s| (s, self.count(*s)))
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| format!("{n} {}", s.word()))
+            .collect();
+        let head = plural(self.attachments.len(), "attachment", "attachments");
+        if counts.is_empty() {
+            head
+        } else {
+            format!("{head}: {}", counts.join(", "))
+        }
+    }
+
+    /// For people: per attachment `<status> <container id>/<ifname> (<details>)`, then
+    /// one indented line per drift (netns, object, expected, actual) and, after a repair,
+    /// per op applied; a summary line last. Skipped entries (every pod's overlay network,
+    /// on a real node) are only counted there: the JSON lists them. ANSI colour only when
+    /// `colour`.
+    pub fn text(&self, colour: bool) -> String {
+        let mut out = String::new();
+        let shown = self
+            .attachments
+            .iter()
+            .filter(|a| a.status != Status::Skipped);
+        for a in shown {
+            let status = paint(
+                &format!("{:<8}", a.status.word()),
+                a.status.colour(),
+                colour,
+            );
+            out.push_str(&format!("{status} {} ({})\n", a.name(), a.detail()));
+            for d in &a.drifts {
+                out.push_str(&drift_line(d, colour));
+                out.push('\n');
+            }
+            if let Some(repair) = &a.repair {
+                for command in &repair.applied {
+                    out.push_str(&format!("    applied: {command}\n"));
+                }
+                for d in &repair.remaining {
+                    out.push_str(&format!("    still: {}\n", drift_line(d, colour).trim()));
+                }
+            }
+        }
+        out.push_str(&self.summary());
+        out.push('\n');
+        out
+    }
+
+    /// For programs. Stable schema `router.check/v1`:
+    ///
+    /// ```text
+    /// {
+    ///   "schema": "router.check/v1",
+    ///   "exit_code": 0 | 1 | 2,
+    ///   "summary": {"attachments": N, "clean": N, "drift": N, "repaired": N,
+    ///               "gone": N, "skipped": N, "error": N},
+    ///   "attachments": [{
+    ///     "container_id": <string>, "ifname": <string>,
+    ///     "network": <string|null>, "netns": <string|null>, "cache_entry": <string|null>,
+    ///     "status": "clean"|"drift"|"repaired"|"gone"|"skipped"|"error",
+    ///     "drifts": [{"netns": "pod"|"host", "object": <string>,
+    ///                 "expected": <string>, "actual": <string>}],
+    ///     "repair": null | {"applied": [<command>], "remaining": [<drift>]},
+    ///     "message": <string|null>,
+    ///     "error_code": <CNI error code|null>
+    ///   }]
+    /// }
+    /// ```
+    pub fn json(&self) -> Value {
+        json!({
+            "schema": CHECK_SCHEMA,
+            "exit_code": self.exit_code(),
+            "summary": {
+                "attachments": self.attachments.len(),
+                "clean": self.count(Status::Clean),
+                "drift": self.count(Status::Drift),
+                "repaired": self.count(Status::Repaired),
+                "gone": self.count(Status::Gone),
+                "skipped": self.count(Status::Skipped),
+                "error": self.count(Status::Error),
+            },
+            "attachments": serde_json::to_value(&self.attachments).unwrap_or(Value::Null),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Side;
+
+    fn drift() -> Drift {
+        Drift {
+            netns: Side::Pod,
+            object: "rule to 10.96.0.0/12 lookup 100 pref 1000".into(),
+            expected: "present".into(),
+            actual: "missing".into(),
+        }
+    }
+
+    fn report() -> CheckReport {
+        let mut clean = AttachmentReport::new("c1", "net1", Status::Clean);
+        clean.network = Some("macvlan-net1".into());
+        clean.netns = Some("/run/netns/p1".into());
+        clean.cache_entry = Some("/var/lib/cni/results/macvlan-net1-c1-net1".into());
+        let mut drifted = AttachmentReport::new("c2", "net1", Status::Drift);
+        drifted.drifts = vec![drift()];
+        let mut gone = AttachmentReport::new("c3", "net1", Status::Gone);
+        gone.netns = Some("/run/netns/p3".into());
+        gone.message = Some("the pod netns is gone".into());
+        let mut skipped = AttachmentReport::new("c1", "eth0", Status::Skipped);
+        skipped.message = Some("no router in the chain".into());
+        CheckReport {
+            attachments: vec![clean, drifted, gone, skipped],
+            named: false,
+        }
+    }
+
+    /// The schema, pinned field by field: changing any of this is a new schema version.
+    #[test]
+    fn the_json_schema_is_router_check_v1() {
+        let doc = report().json();
+        assert_eq!(
+            doc,
+            json!({
+                "schema": "router.check/v1",
+                "exit_code": 2,
+                "summary": {"attachments": 4, "clean": 1, "drift": 1, "repaired": 0,
+                            "gone": 1, "skipped": 1, "error": 0},
+                "attachments": [
+                    {"container_id": "c1", "ifname": "net1", "network": "macvlan-net1",
+                     "netns": "/run/netns/p1",
+                     "cache_entry": "/var/lib/cni/results/macvlan-net1-c1-net1",
+                     "status": "clean", "drifts": [], "repair": null, "message": null,
+                     "error_code": null},
+                    {"container_id": "c2", "ifname": "net1", "network": null, "netns": null,
+                     "cache_entry": null, "status": "drift",
+                     "drifts": [{"netns": "pod",
+                                 "object": "rule to 10.96.0.0/12 lookup 100 pref 1000",
+                                 "expected": "present", "actual": "missing"}],
+                     "repair": null, "message": null, "error_code": null},
+                    {"container_id": "c3", "ifname": "net1", "network": null,
+                     "netns": "/run/netns/p3", "cache_entry": null, "status": "gone",
+                     "drifts": [], "repair": null, "message": "the pod netns is gone",
+                     "error_code": null},
+                    {"container_id": "c1", "ifname": "eth0", "network": null, "netns": null,
+                     "cache_entry": null, "status": "skipped", "drifts": [], "repair": null,
+                     "message": "no router in the chain", "error_code": null}
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn text_has_a_line_per_attachment_then_its_drifts_and_a_summary_counting_skipped() {
+        let text = report().text(false);
+        assert_eq!(
+            text,
+            "clean    c1/net1 (network macvlan-net1, netns /run/netns/p1)\n\
+             drift    c2/net1 (1 drift)\n    \
+             pod netns: rule to 10.96.0.0/12 lookup 100 pref 1000: expected present, actual missing\n\
+             gone     c3/net1 (netns /run/netns/p3, the pod netns is gone)\n\
+             4 attachments: 1 clean, 1 drift, 1 gone, 1 skipped\n"
+        );
+        assert!(!text.contains('\x1b'));
+        assert!(report().text(true).contains("\x1b[31mdrift"));
+    }
+
+    #[test]
+    fn exit_code_is_error_over_drift_over_clean_and_ignores_gone_and_skipped() {
+        let mut r = report();
+        assert_eq!(r.exit_code(), EXIT_DRIFT);
+        r.attachments[1].status = Status::Repaired;
+        assert_eq!(r.exit_code(), EXIT_CLEAN);
+        r.attachments[0].status = Status::Error;
+        assert_eq!(r.exit_code(), EXIT_ERROR);
+        assert_eq!(CheckReport::default().exit_code(), EXIT_CLEAN);
+        let named_gone = CheckReport {
+            attachments: vec![AttachmentReport::new("c3", "net1", Status::Gone)],
+            named: true,
+        };
+        assert_eq!(named_gone.exit_code(), EXIT_ERROR);
+    }
+}

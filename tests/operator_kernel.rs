@@ -1,0 +1,517 @@
+//! The operator commands (`router plan`, `router snapshot`, `router check [--all]
+//! [--repair]`) on a real kernel: pods attached by the real chain (Debian's ptp, host-local,
+//! macvlan, static, then router) as libcni does, a result cache written in libcni's
+//! format, and the router binary run inside the test's "host" netns. Every namespace and
+//! directory is the test's own and is removed when it ends.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use common::cni::*;
+use common::unique;
+use serde_json::{json, Value};
+
+/// What one run of the router binary printed and its exit code.
+struct Run {
+    stdout: String,
+    stderr: String,
+    code: i32,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// `ip netns exec <host> router ARGS`, as an operator on the node would run it.
+fn router(node: &Node, args: &[&str]) -> Run {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &node.host.name])
+        .arg(router_bin())
+        .args(args)
+        .env_remove("CNI_COMMAND")
+        .output()
+        .unwrap();
+    Run {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.status.code().unwrap_or(-1),
+    }
+}
+
+/// A libcni result cache in a directory of the test's own.
+struct Cache {
+    dir: TempDir,
+}
+
+impl Cache {
+    fn new(tag: &str) -> Cache {
+        let dir = TempDir::new(tag);
+        fs::create_dir_all(dir.join("results")).unwrap();
+        Cache { dir }
+    }
+
+    fn path(&self) -> &str {
+        self.dir.0.to_str().unwrap()
+    }
+
+    /// Writes the entry libcni's cacheAdd writes after an ADD of `network` (its conflist
+    /// as base64 bytes, the chain's final result), with the netns when `netns` is given.
+    fn write(&self, network: &Network, container_id: &str, netns: Option<&Path>) -> PathBuf {
+        let name = network.conflist["name"].as_str().unwrap().to_string();
+        let mut entry = json!({
+            "kind": "cniCacheV1",
+            "containerId": container_id,
+            "config": STANDARD.encode(serde_json::to_vec(&network.conflist).unwrap()),
+            "ifName": network.ifname,
+            "networkName": name,
+            "cniArgs": [["K8S_POD_NAMESPACE", "default"], ["K8S_POD_NAME", "p"]],
+            "result": network.cached.clone().expect("the network was added"),
+        });
+        if let Some(netns) = netns {
+            entry["netns"] = json!(netns);
+        }
+        let file = self
+            .dir
+            .join("results")
+            .join(format!("{name}-{container_id}-{}", network.ifname));
+        fs::write(&file, entry.to_string()).unwrap();
+        file
+    }
+}
+
+/// A pod on `node` with eth0 from ptp and net1 from macvlan + router, both ADDed.
+fn attached_pod(node: &Node, tag: &str, index: u8) -> (Pod, Network, Network) {
+    let pod = Pod::new(tag);
+    let mut overlay = overlay_network(node, index, &[4, 6]);
+    let out = overlay.add(node, &pod);
+    assert!(out.ok, "ptp ADD: {} {}", out.stdout, out.stderr);
+    let mut net1 = macvlan_network(node, "net1", index, &[4, 6], json!({}));
+    let out = net1.add(node, &pod);
+    assert!(out.ok, "net1 ADD: {} {}", out.stdout, out.stderr);
+    (pod, overlay, net1)
+}
+
+/// The host veth whose table-500 route leads to the pod with this underlay address.
+fn host_veth(node: &Node, underlay: &str) -> String {
+    let table = node.host.table("-4", "500");
+    table
+        .lines()
+        .find(|l| l.starts_with(&format!("{underlay} ")))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_else(|| panic!("no table-500 route to {underlay}:\n{table}"))
+        .to_string()
+}
+
+/// Drift behind router's back: a pod rule and sysctl, and the host route to the pod.
+fn tamper(node: &Node, pod: &Pod, index: u8) -> String {
+    let veth = host_veth(node, &underlay_v4(index));
+    pod.netns.ipx(&[
+        "rule",
+        "del",
+        "to",
+        "10.96.0.0/12",
+        "lookup",
+        "100",
+        "pref",
+        "1000",
+    ]);
+    pod.netns.set_sysctl("net.ipv4.conf.net1.rp_filter", 1);
+    node.host.ipx(&[
+        "route",
+        "del",
+        &underlay_v4(index),
+        "dev",
+        &veth,
+        "table",
+        "500",
+    ]);
+    veth
+}
+
+fn attachment_args<'a>(cache: &'a Cache, pod: &'a Pod) -> Vec<&'a str> {
+    vec![
+        "--cache-dir",
+        cache.path(),
+        "--container-id",
+        &pod.id,
+        "--ifname",
+        "net1",
+    ]
+}
+
+fn with<'a>(mut base: Vec<&'a str>, more: &[&'a str]) -> Vec<&'a str> {
+    base.extend_from_slice(more);
+    base
+}
+
+#[test]
+fn plan_is_empty_after_add_and_after_tampering_lists_exactly_the_repairs() {
+    let node = Node::new("oplan");
+    let (pod, _overlay, net1) = attached_pod(&node, "oplan", 1);
+    let cache = Cache::new("oplanc");
+    cache.write(&net1, &pod.id, Some(&pod.netns.path()));
+    let plan = with(vec!["plan"], &attachment_args(&cache, &pod));
+
+    let clean = router(&node, &plan);
+    assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);
+    assert_eq!(clean.stdout, "nothing to do\n");
+    // The same with the config and the netns named instead of taken from the cache.
+    let conflist = cache.dir.join("conflist.json");
+    fs::write(&conflist, net1.conflist.to_string()).unwrap();
+    let netns = pod.netns.path();
+    let explicit = router(
+        &node,
+        &with(
+            plan.clone(),
+            &[
+                "--config",
+                conflist.to_str().unwrap(),
+                "--netns",
+                netns.to_str().unwrap(),
+            ],
+        ),
+    );
+    assert_eq!(
+        (explicit.code, explicit.stdout.as_str()),
+        (0, "nothing to do\n")
+    );
+
+    let veth = tamper(&node, &pod, 1);
+    let drifted = router(&node, &plan);
+    assert_eq!(drifted.code, 2, "{}{}", drifted.stdout, drifted.stderr);
+    let expected = format!(
+        "pod netns {}:\n  \
+         ~ sysctl -w net.ipv4.conf.net1.rp_filter=0  # was 1\n  \
+         + ip rule add from all to 10.96.0.0/12 lookup 100 pref 1000 proto 176\n\
+         host netns (local):\n  \
+         + ip route add {} dev {veth} table 500 scope link proto 176\n\
+         3 ops pending\n",
+        netns.display(),
+        underlay_v4(1)
+    );
+    assert_eq!(drifted.stdout, expected);
+
+    let json = router(&node, &with(plan.clone(), &["--output", "json"]));
+    assert_eq!(json.code, 2);
+    let doc = json.json();
+    assert_eq!(doc["schema"], "router.plan/v1");
+    assert_eq!(doc["pending"], 3);
+    assert_eq!(doc["netns"]["pod"], json!(netns));
+    let commands: Vec<&str> = doc["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        commands,
+        // Plan order: the pod's ops (sysctls, routes, rules), then the host's.
+        [
+            "sysctl -w net.ipv4.conf.net1.rp_filter=0".to_string(),
+            "ip rule add from all to 10.96.0.0/12 lookup 100 pref 1000 proto 176".to_string(),
+            format!(
+                "ip route add {} dev {veth} table 500 scope link proto 176",
+                underlay_v4(1)
+            ),
+        ]
+    );
+    // router's own CHECK agrees that this is drift.
+    assert_eq!(
+        net1.invoke_one(&node, &pod, "CHECK", "router").code(),
+        Some(100)
+    );
+}
+
+/// The ops (and blocked objects) of a plan in JSON: what must match between two plans
+/// whose netns labels differ.
+fn ops_of(run: &Run) -> (Value, Value) {
+    let doc = run.json();
+    (doc["ops"].clone(), doc["blocked"].clone())
+}
+
+#[test]
+fn an_offline_plan_of_a_fresh_snapshot_equals_the_live_plan() {
+    let node = Node::new("osnap");
+    let (pod, _overlay, net1) = attached_pod(&node, "osnap", 2);
+    let cache = Cache::new("osnapc");
+    cache.write(&net1, &pod.id, Some(&pod.netns.path()));
+    tamper(&node, &pod, 2);
+    let args = attachment_args(&cache, &pod);
+    let record = node
+        .dir
+        .join("router")
+        .join(format!("{}-net1.json", pod.id));
+    assert!(
+        record.exists(),
+        "ADD wrote no record at {}",
+        record.display()
+    );
+
+    for del in [false, true] {
+        let mode: &[&str] = if del { &["--del"] } else { &[] };
+        let snapshot = router(&node, &with(vec!["snapshot"], &args));
+        assert_eq!(snapshot.code, 0, "{}", snapshot.stderr);
+        let file = cache.dir.join("snapshot.json");
+        fs::write(&file, &snapshot.stdout).unwrap();
+        let live = router(
+            &node,
+            &with(with(vec!["plan", "--output", "json"], &args), mode),
+        );
+        let files = [
+            "--snapshot",
+            file.to_str().unwrap(),
+            "--record",
+            record.to_str().unwrap(),
+        ];
+        let offline = router(
+            &node,
+            &with(
+                with(with(vec!["plan", "--output", "json"], &args), &files),
+                mode,
+            ),
+        );
+        assert_eq!(live.code, 2, "del={del}: {}{}", live.stdout, live.stderr);
+        assert_eq!(offline.code, 2, "del={del}: {}", offline.stderr);
+        assert_eq!(ops_of(&offline), ops_of(&live), "del={del}");
+        assert!(offline.json()["netns"]["pod"]
+            .as_str()
+            .unwrap()
+            .contains("snapshot"));
+    }
+}
+
+/// A node with: pod A's net1 (clean; its cache entry records no netns, so it is found in
+/// the netns dir), pod A's eth0 (ptp: no router), pod B's net1 (drifted), a net1 whose
+/// netns is gone, and a legacy file that is no cniCacheV1 entry.
+struct Scene {
+    node: Node,
+    a: Pod,
+    b: Pod,
+    b_net1: Network,
+    cache: Cache,
+    netns_dir: TempDir,
+    gone_id: String,
+    _keep: Vec<Network>,
+}
+
+fn scene(tag: &str) -> Scene {
+    let node = Node::new(tag);
+    let (a, a_eth0, a_net1) = attached_pod(&node, &format!("{tag}a"), 3);
+    let (b, _b_eth0, b_net1) = attached_pod(&node, &format!("{tag}b"), 4);
+    let cache = Cache::new(&format!("{tag}c"));
+    let netns_dir = TempDir::new(&format!("{tag}n"));
+    symlink(a.netns.path(), netns_dir.join(&a.id)).unwrap();
+    cache.write(&a_net1, &a.id, None);
+    cache.write(&a_eth0, &a.id, Some(&a.netns.path()));
+    cache.write(&b_net1, &b.id, Some(&b.netns.path()));
+    let gone_id = format!("ctr-{}", unique("gone"));
+    let gone_netns = PathBuf::from("/run/netns").join(unique("gone"));
+    cache.write(&a_net1, &gone_id, Some(&gone_netns));
+    fs::write(
+        cache.dir.join("results").join("legacy-c9-eth0"),
+        r#"{"cniVersion":"0.3.1","ips":[]}"#,
+    )
+    .unwrap();
+    tamper(&node, &b, 4);
+    Scene {
+        node,
+        a,
+        b,
+        b_net1,
+        cache,
+        netns_dir,
+        gone_id,
+        _keep: vec![a_eth0, a_net1],
+    }
+}
+
+impl Scene {
+    fn check_all(&self, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "check",
+            "--all",
+            "--cache-dir",
+            self.cache.path(),
+            "--netns-dir",
+            self.netns_dir.0.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        router(&self.node, &args)
+    }
+
+    /// (status, drift count) per "container/ifname" of a `router.check/v1` document.
+    fn statuses(doc: &Value) -> Vec<(String, String, usize)> {
+        let mut rows: Vec<(String, String, usize)> = doc["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    format!(
+                        "{}/{}",
+                        a["container_id"].as_str().unwrap(),
+                        a["ifname"].as_str().unwrap()
+                    ),
+                    a["status"].as_str().unwrap().to_string(),
+                    a["drifts"].as_array().unwrap().len(),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    fn expected(&self, b_status: &str, b_drifts: usize) -> Vec<(String, String, usize)> {
+        let mut rows = vec![
+            ("/".to_string(), "skipped".to_string(), 0),
+            (format!("{}/eth0", self.a.id), "skipped".to_string(), 0),
+            (format!("{}/net1", self.a.id), "clean".to_string(), 0),
+            (
+                format!("{}/net1", self.b.id),
+                b_status.to_string(),
+                b_drifts,
+            ),
+            (format!("{}/net1", self.gone_id), "gone".to_string(), 0),
+        ];
+        rows.sort();
+        rows
+    }
+}
+
+#[test]
+fn check_all_reports_clean_drifted_gone_and_non_router_attachments() {
+    let s = scene("ochk");
+    let json = s.check_all(&["--output", "json"]);
+    assert_eq!(json.code, 2, "{}{}", json.stdout, json.stderr);
+    let doc = json.json();
+    assert_eq!(doc["schema"], "router.check/v1");
+    assert_eq!(doc["exit_code"], 2);
+    assert_eq!(Scene::statuses(&doc), s.expected("drift", 3));
+    assert_eq!(
+        doc["summary"],
+        json!({"attachments": 5, "clean": 1, "drift": 1, "repaired": 0, "gone": 1,
+               "skipped": 2, "error": 0})
+    );
+    let b = doc["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["container_id"] == json!(s.b.id) && a["ifname"] == "net1")
+        .unwrap();
+    let objects: Vec<(&str, &str)> = b["drifts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["netns"].as_str().unwrap(), d["object"].as_str().unwrap()))
+        .collect();
+    assert_eq!(objects.len(), 3);
+    assert!(
+        objects.contains(&("pod", "sysctl net.ipv4.conf.net1.rp_filter")),
+        "{objects:?}"
+    );
+    assert!(objects
+        .iter()
+        .any(|(ns, o)| *ns == "host" && o.contains(&underlay_v4(4))));
+
+    let text = s.check_all(&[]);
+    assert_eq!(text.code, 2);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    let line_of = |prefix: &str, who: &str| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(prefix) && l.contains(who))
+    };
+    assert!(
+        line_of("clean ", &format!("{}/net1", s.a.id)),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        line_of("drift ", &format!("{}/net1", s.b.id)),
+        "{}",
+        text.stdout
+    );
+    assert!(line_of("gone ", &s.gone_id), "{}", text.stdout);
+    assert!(
+        !text.stdout.contains("/eth0"),
+        "skipped entries are only counted in text: {}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains("pod netns: sysctl net.ipv4.conf.net1.rp_filter: expected 0, actual 1"),
+        "{}",
+        text.stdout
+    );
+    assert!(text
+        .stdout
+        .ends_with("5 attachments: 1 clean, 1 drift, 1 gone, 2 skipped\n"));
+
+    // One attachment at a time: the drifted one is 2, the clean one 0, the gone one 1.
+    let one = |id: &str| {
+        router(
+            &s.node,
+            &[
+                "check",
+                "--cache-dir",
+                s.cache.path(),
+                "--container-id",
+                id,
+                "--ifname",
+                "net1",
+            ],
+        )
+    };
+    assert_eq!(one(&s.b.id).code, 2);
+    let a_netns = s.a.netns.path();
+    let a_check = router(
+        &s.node,
+        &[
+            "check",
+            "--cache-dir",
+            s.cache.path(),
+            "--container-id",
+            &s.a.id,
+            "--ifname",
+            "net1",
+            "--netns",
+            a_netns.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(a_check.code, 0, "{}{}", a_check.stdout, a_check.stderr);
+    assert_eq!(one(&s.gone_id).code, 1);
+}
+
+#[test]
+fn repair_restores_the_drifted_attachment_and_check_passes_again() {
+    let s = scene("orep");
+    let repaired = s.check_all(&["--repair", "--output", "json"]);
+    assert_eq!(repaired.code, 0, "{}{}", repaired.stdout, repaired.stderr);
+    let doc = repaired.json();
+    assert_eq!(Scene::statuses(&doc), s.expected("repaired", 3));
+    let b = doc["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["container_id"] == json!(s.b.id) && a["ifname"] == "net1")
+        .unwrap();
+    assert_eq!(b["repair"]["applied"].as_array().unwrap().len(), 3, "{b}");
+    assert_eq!(b["repair"]["remaining"], json!([]));
+
+    let check = s.b_net1.invoke_one(&s.node, &s.b, "CHECK", "router");
+    assert!(check.ok, "router's CHECK after repair: {}", check.stdout);
+    let chain = s.b_net1.check(&s.node, &s.b);
+    assert!(chain.ok, "the chain's CHECK after repair: {}", chain.stdout);
+    let again = s.check_all(&[]);
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    assert!(s.node.host.pings(&underlay_v4(4)), "node -> repaired pod");
+}
