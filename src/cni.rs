@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::config::{
     is_valid_ifname, parse_netconf, CniVersion, Config, PrevView, SUPPORTED_VERSIONS,
 };
+use crate::conflict::AddressProbe;
 use crate::error::{Error, Result};
 use crate::execute::Executor;
 use crate::model::MacAddr;
@@ -194,6 +195,8 @@ pub struct Backends {
     pub snapshots: Box<dyn SnapshotSource>,
     pub executor: Box<dyn Executor>,
     pub records: Box<dyn RecordStore>,
+    /// C's L2 segment: conflict probes and announcements.
+    pub probe: Box<dyn AddressProbe>,
 }
 
 pub type BackendFactory<'a> = &'a dyn Fn(&Config, &Invocation) -> Result<Backends>;
@@ -269,11 +272,11 @@ fn run_command(
         ifname: inv.ifname.clone(),
         netns: inv.netns.clone(),
     };
-    let world = backends(config, inv)?;
+    let backends = backends(config, inv)?;
     let world = World {
-        snapshots: world.snapshots.as_ref(),
-        executor: world.executor.as_ref(),
-        records: world.records.as_ref(),
+        snapshots: backends.snapshots.as_ref(),
+        executor: backends.executor.as_ref(),
+        records: backends.records.as_ref(),
     };
     match inv.command {
         Command::Add => {
@@ -283,7 +286,7 @@ fn run_command(
                 )
             })?;
             let prev = PrevView::parse(prev_json)?;
-            let outcome = reconcile::add(config, &att, &prev, &world)?;
+            let outcome = reconcile::add(config, &att, &prev, &world, backends.probe.as_ref())?;
             for note in &outcome.notes {
                 tracing::info!("{note}");
             }

@@ -1,17 +1,20 @@
 //! reconcile: the one path ADD, CHECK, DEL and the operator commands share:
 //! snapshot -> compile -> plan (-> execute -> verify, rollback on failure). It reaches the
-//! world only through the SnapshotSource, Executor and RecordStore traits; reads no env.
+//! world only through the SnapshotSource, Executor, RecordStore and AddressProbe traits;
+//! reads no env.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
 
 use crate::compile::{compile, CompileInput, Compiled};
 use crate::config::{Config, PrevView};
+use crate::conflict::AddressProbe;
 use crate::error::{Error, Result};
 use crate::execute::{Executor, Failed};
-use crate::model::{ActualState, MacAddr, Mode, Op, Record, MAIN_TABLE};
+use crate::model::{ActualState, MacAddr, Mode, Op, Record, Side, MAIN_TABLE};
 use crate::plan::{plan, Plan};
 use crate::record::RecordStore;
 use crate::render::{drift_summary, drifts};
@@ -141,25 +144,77 @@ fn details_of(drifts: &[crate::render::Drift]) -> String {
         .join("\n")
 }
 
-/// BEHAVIOUR 2: plan, refuse when unowned objects block, write the record, apply (rolling
-/// back on failure), verify.
+/// BEHAVIOUR 2: plan, refuse when unowned objects block, probe C's addresses when
+/// `ip_conflict` is enabled (5), write the record, apply (rolling back on failure), verify,
+/// and announce C's addresses when its MAC changed (2.1).
 pub fn add(
     config: &Config,
     att: &Attachment,
     prev: &PrevView,
     world: &World<'_>,
+    probe: &dyn AddressProbe,
 ) -> Result<AddOutcome> {
-    let _host = world.records.lock_host()?;
-    let prepared = prepare(
+    if config.ip_conflict.enabled {
+        // Outside the host lock: probing takes retries x interval and reads only the pod's
+        // segment; holding the node-wide lock that long would queue every ADD and DEL on
+        // the node behind it. The locked part below plans again from a fresh snapshot.
+        let prepared = prepare_add(config, att, prev, world)?;
+        if !prepared.plan.blocked.is_empty() {
+            return Err(blocked_error(&prepared.plan));
+        }
+        detect_conflicts(config, att, prev, &prepared.actual, probe)?;
+    }
+    let outcome = apply_locked(config, att, prev, world, RecordWrite::Always)?;
+    announce_new_mac(att, prev, &outcome.applied, probe);
+    Ok(outcome)
+}
+
+/// ADD's (and CHECK's) view: compiled as ADD from the world as it is now.
+fn prepare_add(
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    world: &World<'_>,
+) -> Result<Prepared> {
+    prepare(
         Mode::Add,
         config,
         att,
         Some(prev),
         world.snapshots,
         world.records,
-    )?;
+    )
+}
+
+/// Whether the record is written when the plan is already empty.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RecordWrite {
+    /// ADD: always (a repeated ADD refreshes it).
+    Always,
+    /// repair: only when there is something to apply.
+    WhenPending,
+}
+
+/// Under the host lock: plan, refuse when blocked, record, apply with rollback, verify.
+fn apply_locked(
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    world: &World<'_>,
+    record: RecordWrite,
+) -> Result<AddOutcome> {
+    let _host = world.records.lock_host()?;
+    let prepared = prepare_add(config, att, prev, world)?;
     if !prepared.plan.blocked.is_empty() {
         return Err(blocked_error(&prepared.plan));
+    }
+    let mut outcome = AddOutcome {
+        new_mac: prepared.compiled.new_mac,
+        applied: Vec::new(),
+        notes: prepared.compiled.notes.clone(),
+    };
+    if record == RecordWrite::WhenPending && prepared.plan.ops.is_empty() {
+        return Ok(outcome);
     }
     world.records.save(&prepared.compiled.record)?;
     if let Err(failed) = world.executor.apply(&prepared.plan.ops) {
@@ -167,13 +222,11 @@ pub fn add(
         restore_record(world, att, prepared.previous_record.as_ref());
         return Err(failed.error);
     }
-    let mut applied = prepared.plan.ops.clone();
-    applied.extend(verify(Mode::Add, config, att, Some(prev), world)?);
-    Ok(AddOutcome {
-        new_mac: prepared.compiled.new_mac,
-        applied,
-        notes: prepared.compiled.notes,
-    })
+    outcome.applied = prepared.plan.ops;
+    outcome
+        .applied
+        .extend(verify(Mode::Add, config, att, Some(prev), world)?);
+    Ok(outcome)
 }
 
 /// `router check --repair`: makes a drifted attachment what ADD would make it, under the
@@ -187,30 +240,89 @@ pub fn repair(
     prev: &PrevView,
     world: &World<'_>,
 ) -> Result<Vec<Op>> {
-    let _host = world.records.lock_host()?;
-    let prepared = prepare(
-        Mode::Add,
-        config,
-        att,
-        Some(prev),
-        world.snapshots,
-        world.records,
+    apply_locked(config, att, prev, world, RecordWrite::WhenPending).map(|o| o.applied)
+}
+
+/// BEHAVIOUR 5: every address of C probed at once from the MAC C has now (the probes go
+/// out before any MAC change is applied). A conflict is error 101.
+fn detect_conflicts(
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    actual: &ActualState,
+    probe: &dyn AddressProbe,
+) -> Result<()> {
+    let netns = att.netns.as_deref().ok_or_else(|| {
+        Error::UnknownContainer("no pod netns to probe C's addresses from".into())
+    })?;
+    let mac = actual
+        .pod
+        .as_ref()
+        .and_then(|pod| pod.macs.get(&att.ifname))
+        .copied()
+        .ok_or_else(|| Error::Kernel {
+            object: format!("link {} in the pod netns", att.ifname),
+            reason: "not found: its addresses cannot be probed for conflicts".into(),
+        })?;
+    let addrs = chained_ips(prev, &att.ifname);
+    let conflict = &config.ip_conflict;
+    let started = std::time::Instant::now();
+    let found = probe.detect(
+        netns,
+        &att.ifname,
+        mac,
+        &addrs,
+        conflict.interval,
+        conflict.retries,
     )?;
-    if !prepared.plan.blocked.is_empty() {
-        return Err(blocked_error(&prepared.plan));
+    tracing::debug!(
+        addresses = addrs.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        conflict = ?found,
+        "ip conflict check"
+    );
+    match found {
+        Some(c) => Err(c.into()),
+        None => Ok(()),
     }
-    if prepared.plan.ops.is_empty() {
-        return Ok(Vec::new());
+}
+
+/// C's addresses from prevResult, each once, in prevResult's order.
+fn chained_ips(prev: &PrevView, ifname: &str) -> Vec<IpAddr> {
+    let mut addrs: Vec<IpAddr> = Vec::new();
+    for addr in prev.addresses_of(ifname).iter().map(IpNet::addr) {
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
     }
-    world.records.save(&prepared.compiled.record)?;
-    if let Err(failed) = world.executor.apply(&prepared.plan.ops) {
-        roll_back(world, &prepared.plan.ops[..failed.index]);
-        restore_record(world, att, prepared.previous_record.as_ref());
-        return Err(failed.error);
+    addrs
+}
+
+/// BEHAVIOUR 2.1: after C's MAC changed, one announcement per address of C from the new
+/// MAC. Best effort: the attachment is made; peers that miss it relearn the MAC when their
+/// cache entry expires.
+fn announce_new_mac(att: &Attachment, prev: &PrevView, applied: &[Op], probe: &dyn AddressProbe) {
+    let new_mac = applied.iter().rev().find_map(|op| match op {
+        Op::SetMac {
+            netns: Side::Pod,
+            dev,
+            new,
+            ..
+        } if *dev == att.ifname => Some(*new),
+        _ => None,
+    });
+    let (Some(mac), Some(netns)) = (new_mac, att.netns.as_deref()) else {
+        return;
+    };
+    let addrs = chained_ips(prev, &att.ifname);
+    if let Err(e) = probe.announce(netns, &att.ifname, mac, &addrs) {
+        tracing::warn!(
+            error = %e,
+            %mac,
+            ifname = %att.ifname,
+            "could not announce C's addresses after its MAC changed"
+        );
     }
-    let mut applied = prepared.plan.ops;
-    applied.extend(verify(Mode::Add, config, att, Some(prev), world)?);
-    Ok(applied)
 }
 
 /// Undoes applied ops in reverse, best effort: the failure being reported matters more.
@@ -267,14 +379,7 @@ fn verify(
 
 /// BEHAVIOUR 3: the plan against the current state is the drift.
 pub fn check(config: &Config, att: &Attachment, prev: &PrevView, world: &World<'_>) -> Result<()> {
-    let prepared = prepare(
-        Mode::Add,
-        config,
-        att,
-        Some(prev),
-        world.snapshots,
-        world.records,
-    )?;
+    let prepared = prepare_add(config, att, prev, world)?;
     if prepared.plan.is_empty() {
         return Ok(());
     }

@@ -7,16 +7,6 @@ use common::cni::*;
 use common::Netns;
 use serde_json::{json, Value};
 
-/// A node with one pod whose eth0 is attached.
-fn pod_with_overlay(tag: &str, pod_index: u8, families: &[u8]) -> (Node, Pod, Network) {
-    let node = Node::new(tag);
-    let pod = Pod::new(tag);
-    let mut overlay = overlay_network(&node, pod_index, families);
-    let out = overlay.add(&node, &pod);
-    assert!(out.ok, "ptp ADD: {} {}", out.stdout, out.stderr);
-    (node, pod, overlay)
-}
-
 fn added(node: &Node, pod: &Pod, network: &mut Network) -> Value {
     let out = network.add(node, pod);
     assert!(
@@ -25,40 +15,6 @@ fn added(node: &Node, pod: &Pod, network: &mut Network) -> Value {
         network.ifname, out.stdout, out.stderr
     );
     out.json()
-}
-
-/// What router owns or sets in the pod, as `ip` shows it, for comparing states. The local
-/// table is left out: IPv6 DAD adds its routes whenever it finishes.
-fn pod_state(pod: &Pod) -> String {
-    let ns = &pod.netns;
-    [
-        ns.ipx(&["rule"]),
-        ns.ipx(&["-6", "rule"]),
-        ns.ipx(&["route", "show", "table", "main"]),
-        ns.ipx(&["-6", "route", "show", "table", "main"]),
-        ns.table("-4", "100"),
-        ns.table("-6", "100"),
-        ns.ipx(&["neigh", "show", "nud", "permanent"]),
-        ns.exec(&[
-            "sysctl",
-            "net.ipv4.conf.all.rp_filter",
-            "net.ipv4.conf.eth0.rp_filter",
-        ]),
-    ]
-    .join("\n")
-}
-
-/// The host's rules, table 500 and permanent neighbours: what router touches there.
-fn host_state(node: &Node) -> String {
-    let ns = &node.host;
-    [
-        ns.ipx(&["rule"]),
-        ns.ipx(&["-6", "rule"]),
-        ns.table("-4", "500"),
-        ns.table("-6", "500"),
-        ns.ipx(&["neigh", "show", "nud", "permanent"]),
-    ]
-    .join("\n")
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::cni::*;
 use router::config::{parse_netconf, PrevView};
+use router::conflict::NoConflicts;
 use router::error::Error;
 use router::execute::{Executor, Failed, LiveExecutor};
 use router::model::Op;
@@ -105,7 +106,7 @@ fn a_fault_at_each_op_of_an_add_leaves_pod_host_and_records_as_before() {
                 executor: &executor,
                 records: &records,
             };
-            Ok(reconcile::add(&cfg, &at, &pv, &world).map(|o| o.applied.len()))
+            Ok(reconcile::add(&cfg, &at, &pv, &world, &NoConflicts).map(|o| o.applied.len()))
         })
         .unwrap();
         match outcome {

@@ -1,12 +1,16 @@
 //! The protocol end to end, in process, over the in-memory model kernel.
 
 use super::*;
+use crate::conflict::Conflict;
 use crate::error::Code;
 use crate::execute::ModelKernel;
 use crate::model::{ActualState, ROUTER_PROTOCOL};
 use crate::record::MemRecords;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const SNAPSHOT: &str = include_str!("../../fixtures/add-seed-dual-stack/snapshot.json");
 const PREV: &str = include_str!("../../fixtures/add-seed-dual-stack/prev-result.json");
@@ -14,15 +18,95 @@ const PREV: &str = include_str!("../../fixtures/add-seed-dual-stack/prev-result.
 struct Harness {
     kernel: Arc<ModelKernel>,
     records: Arc<MemRecords>,
+    probe: Arc<ScriptedProbe>,
+}
+
+/// One `detect` call as the probe saw it, with what the kernel and data_dir held then.
+#[derive(Clone, Debug)]
+struct Detect {
+    netns: PathBuf,
+    ifname: String,
+    mac: MacAddr,
+    addrs: Vec<IpAddr>,
+    interval: Duration,
+    retries: u32,
+    kernel: ActualState,
+    record_saved: bool,
+}
+
+type Announce = (String, MacAddr, Vec<IpAddr>);
+
+/// C's segment, scripted: answers `detect` with `conflict`, records every call.
+struct ScriptedProbe {
+    kernel: Arc<ModelKernel>,
+    records: Arc<MemRecords>,
+    conflict: Mutex<Option<Conflict>>,
+    fail_announce: Mutex<bool>,
+    detects: Mutex<Vec<Detect>>,
+    announces: Mutex<Vec<Announce>>,
+}
+
+impl AddressProbe for ScriptedProbe {
+    fn detect(
+        &self,
+        pod_netns: &Path,
+        ifname: &str,
+        mac: MacAddr,
+        addrs: &[IpAddr],
+        interval: Duration,
+        retries: u32,
+    ) -> Result<Option<Conflict>> {
+        self.detects.lock().unwrap().push(Detect {
+            netns: pod_netns.to_path_buf(),
+            ifname: ifname.to_string(),
+            mac,
+            addrs: addrs.to_vec(),
+            interval,
+            retries,
+            kernel: self.kernel.state(),
+            record_saved: self.records.load("c1", ifname).unwrap().is_some(),
+        });
+        Ok(*self.conflict.lock().unwrap())
+    }
+
+    fn announce(&self, _: &Path, ifname: &str, mac: MacAddr, addrs: &[IpAddr]) -> Result<()> {
+        self.announces
+            .lock()
+            .unwrap()
+            .push((ifname.to_string(), mac, addrs.to_vec()));
+        if *self.fail_announce.lock().unwrap() {
+            return Err(Error::io("raw socket", "injected fault"));
+        }
+        Ok(())
+    }
 }
 
 impl Harness {
     fn new() -> Harness {
         let state: ActualState = serde_json::from_str(SNAPSHOT).unwrap();
+        let kernel = Arc::new(ModelKernel::new(state));
+        let records = Arc::new(MemRecords::default());
+        let probe = Arc::new(ScriptedProbe {
+            kernel: kernel.clone(),
+            records: records.clone(),
+            conflict: Mutex::new(None),
+            fail_announce: Mutex::new(false),
+            detects: Mutex::new(Vec::new()),
+            announces: Mutex::new(Vec::new()),
+        });
         Harness {
-            kernel: Arc::new(ModelKernel::new(state)),
-            records: Arc::new(MemRecords::default()),
+            kernel,
+            records,
+            probe,
         }
+    }
+
+    fn detects(&self) -> Vec<Detect> {
+        self.probe.detects.lock().unwrap().clone()
+    }
+
+    fn announces(&self) -> Vec<Announce> {
+        self.probe.announces.lock().unwrap().clone()
     }
 
     fn invoke(&self, env: &[(&str, &str)], stdin: &[u8]) -> Output {
@@ -33,11 +117,13 @@ impl Harness {
         let lookup = |name: &str| vars.get(name).cloned();
         let kernel = self.kernel.clone();
         let records = self.records.clone();
+        let probe = self.probe.clone();
         let factory = move |_: &Config, _: &Invocation| -> Result<Backends> {
             Ok(Backends {
                 snapshots: Box::new(kernel.clone()),
                 executor: Box::new(kernel.clone()),
                 records: Box::new(records.clone()),
+                probe: Box::new(probe.clone()),
             })
         };
         run(&lookup, &mut &stdin[..], &factory)
@@ -325,4 +411,116 @@ fn add_blocked_by_an_unowned_object_is_code_103_and_changes_nothing() {
     let out = h.command("ADD", &conf);
     assert_error(&out, Code::Blocked, "not touched");
     assert_eq!(h.kernel.state(), state);
+}
+
+fn with_ip_conflict(mut conf: Value) -> Value {
+    conf["ip_conflict"] = json!({"enabled": true, "interval": "100ms", "retries": 2});
+    conf
+}
+
+fn net1_addrs() -> Vec<IpAddr> {
+    vec![
+        "192.168.50.10".parse().unwrap(),
+        "fd50::10".parse().unwrap(),
+    ]
+}
+
+#[test]
+fn ip_conflict_probes_every_address_of_c_from_its_current_mac_before_anything_is_applied() {
+    let h = Harness::new();
+    let before = h.kernel.state();
+    let out = h.command("ADD", &with_ip_conflict(netconf("1.0.0", true)));
+    assert_eq!(out.exit_code, 0, "{}", out.stdout);
+    let detects = h.detects();
+    assert_eq!(detects.len(), 1, "{detects:?}");
+    let d = &detects[0];
+    assert_eq!(d.netns, PathBuf::from("/var/run/netns/pod-1"));
+    assert_eq!(d.ifname, "net1");
+    // The probes go out before the MAC change: from the MAC net1 has now.
+    assert_eq!(d.mac.to_string(), "da:5e:d2:d6:b7:6d");
+    assert_eq!(d.addrs, net1_addrs());
+    assert_eq!((d.interval, d.retries), (Duration::from_millis(100), 2));
+    assert_eq!(d.kernel, before, "something was applied before the probe");
+    assert!(!d.record_saved, "the record was written before the probe");
+}
+
+#[test]
+fn a_conflict_is_code_101_naming_address_and_mac_and_changes_nothing() {
+    let h = Harness::new();
+    let before = h.kernel.state();
+    *h.probe.conflict.lock().unwrap() = Some(Conflict {
+        addr: "fd50::10".parse().unwrap(),
+        mac: "02:00:00:00:00:0e".parse().unwrap(),
+    });
+    let out = h.command("ADD", &with_ip_conflict(netconf("1.0.0", true)));
+    assert_error(
+        &out,
+        Code::IpConflict,
+        "fd50::10 is in use by 02:00:00:00:00:0e",
+    );
+    assert_eq!(h.kernel.state(), before);
+    assert!(h.records.load("c1", "net1").unwrap().is_none());
+    assert!(h.announces().is_empty());
+}
+
+#[test]
+fn without_ip_conflict_nothing_is_probed_and_check_never_probes() {
+    let h = Harness::new();
+    let conf = netconf("1.0.0", true);
+    assert_eq!(h.command("ADD", &conf).exit_code, 0);
+    assert!(h.detects().is_empty());
+    let conf = with_ip_conflict(conf);
+    assert_eq!(h.command("ADD", &conf).exit_code, 0);
+    assert_eq!(h.detects().len(), 1);
+    assert_eq!(h.command("CHECK", &conf).exit_code, 0);
+    assert_eq!(h.detects().len(), 1, "CHECK probed");
+}
+
+#[test]
+fn an_add_blocked_by_an_unowned_object_is_refused_before_probing() {
+    let h = Harness::new();
+    let mut state = h.kernel.state();
+    let squatter = crate::model::Neighbour {
+        key: crate::model::NeighbourKey {
+            dev: "eth0".into(),
+            addr: "192.168.50.1".parse().unwrap(),
+        },
+        lladdr: Some("00:00:00:00:00:01".parse().unwrap()),
+        protocol: 0,
+    };
+    state.pod.as_mut().unwrap().insert_neighbour(squatter);
+    h.kernel.set_state(state);
+    let out = h.command("ADD", &with_ip_conflict(netconf("1.0.0", true)));
+    assert_error(&out, Code::Blocked, "not touched");
+    assert!(h.detects().is_empty());
+}
+
+#[test]
+fn a_mac_change_is_announced_once_from_the_new_mac_for_every_address_of_c() {
+    let h = Harness::new();
+    let conf = netconf("1.0.0", true);
+    assert_eq!(h.command("ADD", &conf).exit_code, 0);
+    let expected = vec![(
+        "net1".to_string(),
+        "0a:0b:c0:a8:32:0a".parse().unwrap(),
+        net1_addrs(),
+    )];
+    assert_eq!(h.announces(), expected);
+    // A repeated ADD changes no MAC, so it announces nothing.
+    assert_eq!(h.command("ADD", &conf).exit_code, 0);
+    assert_eq!(h.announces(), expected);
+    let mut no_mac = netconf("1.0.0", true);
+    no_mac["mac_prefix"] = json!("");
+    let h = Harness::new();
+    assert_eq!(h.command("ADD", &no_mac).exit_code, 0);
+    assert!(h.announces().is_empty());
+}
+
+#[test]
+fn a_failed_announcement_is_logged_and_the_add_succeeds() {
+    let h = Harness::new();
+    *h.probe.fail_announce.lock().unwrap() = true;
+    let out = h.command("ADD", &netconf("1.0.0", true));
+    assert_eq!(out.exit_code, 0, "{}", out.stdout);
+    assert_eq!(h.announces().len(), 1);
 }

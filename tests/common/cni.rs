@@ -21,6 +21,8 @@ pub trait Shell {
     fn pings(&self, addr: &str) -> bool;
     /// The routes of one table (empty when the table does not exist).
     fn table(&self, family: &str, table: &str) -> String;
+    /// The MAC of `dev`, as `ip` prints it.
+    fn link_mac(&self, dev: &str) -> String;
 }
 
 impl Shell for Netns {
@@ -55,6 +57,15 @@ impl Shell for Netns {
             .filter(|l| l.contains(&tag))
             .map(|l| format!("{l}\n"))
             .collect()
+    }
+
+    fn link_mac(&self, dev: &str) -> String {
+        let brief = self.ipx(&["-br", "link", "show", "dev", dev]);
+        brief
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_else(|| panic!("no MAC for {dev} in {brief:?}"))
+            .to_string()
     }
 }
 
@@ -303,6 +314,38 @@ impl Network {
         self.each(node, pod, "DEL", plugins)
     }
 
+    /// ADD through the chain up to, not including, the first plugin of type `kind`: the
+    /// prevResult libcni would inject into it. A failure on the way fails the test.
+    pub fn add_until(&self, node: &Node, pod: &Pod, kind: &str) -> Value {
+        let mut prev: Option<Value> = None;
+        for plugin in self.plugins().into_iter().take_while(|p| p["type"] != kind) {
+            let kind = plugin["type"].as_str().unwrap_or_default().to_string();
+            let conf = self.plugin_conf(&plugin, prev.as_ref());
+            let out = node.invoke(&plugin_path(&kind), "ADD", pod, &self.ifname, &conf);
+            assert!(out.ok, "{kind} ADD: {} {}", out.stdout, out.stderr);
+            prev = Some(out.json());
+        }
+        prev.unwrap_or(Value::Null)
+    }
+
+    /// The first plugin of type `kind` alone, with `prev` injected as libcni would.
+    pub fn invoke_with(
+        &self,
+        node: &Node,
+        pod: &Pod,
+        command: &str,
+        kind: &str,
+        prev: &Value,
+    ) -> CniOutput {
+        let plugin = self
+            .plugins()
+            .into_iter()
+            .find(|p| p["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in the chain"));
+        let conf = self.plugin_conf(&plugin, Some(prev));
+        node.invoke(&plugin_path(kind), command, pod, &self.ifname, &conf)
+    }
+
     /// One plugin of the chain alone (e.g. router's CHECK), with the cached result.
     pub fn invoke_one(&self, node: &Node, pod: &Pod, command: &str, kind: &str) -> CniOutput {
         let plugins: Vec<Value> = self
@@ -432,4 +475,48 @@ pub fn bare_macvlan_network(node: &Node, ifname: &str, pod_index: u8, families: 
         plugins.retain(|p| p["type"] != "router");
     }
     network
+}
+
+/// A node with one pod whose eth0 is attached.
+pub fn pod_with_overlay(tag: &str, pod_index: u8, families: &[u8]) -> (Node, Pod, Network) {
+    let node = Node::new(tag);
+    let pod = Pod::new(tag);
+    let mut overlay = overlay_network(&node, pod_index, families);
+    let out = overlay.add(&node, &pod);
+    assert!(out.ok, "ptp ADD: {} {}", out.stdout, out.stderr);
+    (node, pod, overlay)
+}
+
+/// What router owns or sets in the pod, as `ip` shows it, for comparing states. The local
+/// table is left out: IPv6 DAD adds its routes whenever it finishes.
+pub fn pod_state(pod: &Pod) -> String {
+    let ns = &pod.netns;
+    [
+        ns.ipx(&["rule"]),
+        ns.ipx(&["-6", "rule"]),
+        ns.ipx(&["route", "show", "table", "main"]),
+        ns.ipx(&["-6", "route", "show", "table", "main"]),
+        ns.table("-4", "100"),
+        ns.table("-6", "100"),
+        ns.ipx(&["neigh", "show", "nud", "permanent"]),
+        ns.exec(&[
+            "sysctl",
+            "net.ipv4.conf.all.rp_filter",
+            "net.ipv4.conf.eth0.rp_filter",
+        ]),
+    ]
+    .join("\n")
+}
+
+/// The host's rules, table 500 and permanent neighbours: what router touches there.
+pub fn host_state(node: &Node) -> String {
+    let ns = &node.host;
+    [
+        ns.ipx(&["rule"]),
+        ns.ipx(&["-6", "rule"]),
+        ns.table("-4", "500"),
+        ns.table("-6", "500"),
+        ns.ipx(&["neigh", "show", "nud", "permanent"]),
+    ]
+    .join("\n")
 }

@@ -1,0 +1,421 @@
+//! conflict: IP conflict detection before an ADD applies anything (BEHAVIOUR 5) and the
+//! announcement of C's addresses after its MAC changed (2.1), on raw sockets opened on a
+//! thread inside the pod netns. It only sends and listens: it changes no kernel state and
+//! decides nothing about routes; `reconcile` decides when it runs.
+
+pub mod packet;
+pub mod socket;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::model::MacAddr;
+use crate::netns;
+use socket::PacketSocket;
+
+/// Another host holds (or is probing for) one of C's addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub addr: IpAddr,
+    pub mac: MacAddr,
+}
+
+impl From<Conflict> for Error {
+    fn from(c: Conflict) -> Error {
+        Error::IpConflict {
+            addr: c.addr.to_string(),
+            mac: c.mac.to_string(),
+        }
+    }
+}
+
+/// How the reconciler reaches C's L2 segment.
+pub trait AddressProbe {
+    /// Probes every address of `addrs` at once from `mac` on `ifname` in the pod netns:
+    /// `retries` rounds `interval` apart, listening until `interval` after the last. The
+    /// first frame showing another MAC holding an address is the conflict; silence is none.
+    fn detect(
+        &self,
+        pod_netns: &Path,
+        ifname: &str,
+        mac: MacAddr,
+        addrs: &[IpAddr],
+        interval: Duration,
+        retries: u32,
+    ) -> Result<Option<Conflict>>;
+
+    /// Announces every address of `addrs` once at `mac` (gratuitous ARP, unsolicited
+    /// neighbour advertisement), so peers drop C's old MAC.
+    fn announce(
+        &self,
+        pod_netns: &Path,
+        ifname: &str,
+        mac: MacAddr,
+        addrs: &[IpAddr],
+    ) -> Result<()>;
+}
+
+impl<T: AddressProbe + ?Sized> AddressProbe for std::sync::Arc<T> {
+    fn detect(
+        &self,
+        pod_netns: &Path,
+        ifname: &str,
+        mac: MacAddr,
+        addrs: &[IpAddr],
+        interval: Duration,
+        retries: u32,
+    ) -> Result<Option<Conflict>> {
+        (**self).detect(pod_netns, ifname, mac, addrs, interval, retries)
+    }
+
+    fn announce(
+        &self,
+        pod_netns: &Path,
+        ifname: &str,
+        mac: MacAddr,
+        addrs: &[IpAddr],
+    ) -> Result<()> {
+        (**self).announce(pod_netns, ifname, mac, addrs)
+    }
+}
+
+/// The live probe: AF_PACKET sockets on C, in the pod netns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawSocketProbe;
+
+/// A segment where nobody else is: no conflict, announcements go nowhere. For tests and
+/// for runs that must not touch a network.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoConflicts;
+
+impl AddressProbe for NoConflicts {
+    fn detect(
+        &self,
+        _pod_netns: &Path,
+        _ifname: &str,
+        _mac: MacAddr,
+        _addrs: &[IpAddr],
+        _interval: Duration,
+        _retries: u32,
+    ) -> Result<Option<Conflict>> {
+        Ok(None)
+    }
+
+    fn announce(
+        &self,
+        _pod_netns: &Path,
+        _ifname: &str,
+        _mac: MacAddr,
+        _addrs: &[IpAddr],
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl AddressProbe for RawSocketProbe {
+    fn detect(
+        &self,
+        pod_netns: &Path,
+        ifname: &str,
+        mac: MacAddr,
+        addrs: &[IpAddr],
+        interval: Duration,
+        retries: u32,
+    ) -> Result<Option<Conflict>> {
+        if addrs.is_empty() {
+            return Ok(None);
+        }
+        let (ifname, addrs) = (ifname.to_string(), addrs.to_vec());
+        let schedule = Schedule::new(interval, retries);
+        netns::run_in_netns(pod_netns, move || {
+            detect_here(&ifname, mac, &addrs, schedule)
+        })
+    }
+
+    fn announce(
+        &self,
+        pod_netns: &Path,
+        ifname: &str,
+        mac: MacAddr,
+        addrs: &[IpAddr],
+    ) -> Result<()> {
+        if addrs.is_empty() {
+            return Ok(());
+        }
+        let (ifname, addrs) = (ifname.to_string(), addrs.to_vec());
+        netns::run_in_netns(pod_netns, move || announce_here(&ifname, mac, &addrs))
+    }
+}
+
+/// When the rounds of probes go out: the first at once, each next one `interval` after the
+/// previous was sent (so a late thread never sends two rounds back to back), and the end
+/// `interval` after the last, so a reply to the last probe is waited for as long as a
+/// reply to the first. Pure: it is given the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    interval: Duration,
+    retries: u32,
+    sent: u32,
+    last_sent: Duration,
+}
+
+/// What the probing loop does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Send one probe per address now.
+    Send,
+    /// Listen this long.
+    Wait(Duration),
+    /// Silence until the end: no conflict.
+    Done,
+}
+
+impl Schedule {
+    pub fn new(interval: Duration, retries: u32) -> Schedule {
+        Schedule {
+            interval,
+            retries,
+            sent: 0,
+            last_sent: Duration::ZERO,
+        }
+    }
+
+    /// The next step at `elapsed` since the start; a `Send` counts as sent at `elapsed`.
+    pub fn step(&mut self, elapsed: Duration) -> Step {
+        let due = if self.sent == 0 {
+            Duration::ZERO
+        } else {
+            self.last_sent + self.interval
+        };
+        if elapsed < due {
+            return Step::Wait(due - elapsed);
+        }
+        if self.sent >= self.retries {
+            return Step::Done;
+        }
+        self.sent += 1;
+        self.last_sent = elapsed;
+        Step::Send
+    }
+}
+
+/// Frames longer than this are truncated on receipt: every frame we read fits in far less.
+const FRAME_BUFFER: usize = 2048;
+
+/// One socket per Ethernet type in use (ARP for IPv4, IPv6 for ND), on C.
+struct Sockets {
+    ifname: String,
+    open: Vec<(u16, PacketSocket)>,
+}
+
+impl Sockets {
+    fn open(ifname: &str, addrs: &[IpAddr]) -> Result<Sockets> {
+        let index = socket::ifindex(ifname).map_err(|e| Error::Kernel {
+            object: format!("link {ifname} in the pod netns"),
+            reason: e.to_string(),
+        })?;
+        let mut types: Vec<u16> = addrs.iter().map(|a| packet::ethertype_of(*a)).collect();
+        types.sort_unstable();
+        types.dedup();
+        let mut open = Vec::with_capacity(types.len());
+        for ethertype in types {
+            let sock = PacketSocket::open(index, ethertype)
+                .map_err(|e| socket_error(ifname, "open a raw socket", e))?;
+            open.push((ethertype, sock));
+        }
+        Ok(Sockets {
+            ifname: ifname.to_string(),
+            open,
+        })
+    }
+
+    fn send(&self, frame: &[u8], addr: IpAddr) -> Result<()> {
+        let ethertype = packet::ethertype_of(addr);
+        let Some((_, sock)) = self.open.iter().find(|(t, _)| *t == ethertype) else {
+            return Err(socket_error(
+                &self.ifname,
+                "send",
+                std::io::Error::other("no socket for the address family"),
+            ));
+        };
+        sock.send(frame)
+            .map_err(|e| socket_error(&self.ifname, &format!("send a frame for {addr}"), e))
+    }
+
+    fn all(&self) -> Vec<&PacketSocket> {
+        self.open.iter().map(|(_, s)| s).collect()
+    }
+}
+
+fn socket_error(ifname: &str, what: &str, e: std::io::Error) -> Error {
+    Error::Kernel {
+        object: format!("{what} on {ifname} in the pod netns"),
+        reason: e.to_string(),
+    }
+}
+
+/// The probing loop, on a thread already inside the pod netns. The sockets close when this
+/// returns, whichever way.
+fn detect_here(
+    ifname: &str,
+    mac: MacAddr,
+    addrs: &[IpAddr],
+    mut schedule: Schedule,
+) -> Result<Option<Conflict>> {
+    let sockets = Sockets::open(ifname, addrs)?;
+    let probes: Vec<(IpAddr, Vec<u8>)> =
+        addrs.iter().map(|a| (*a, packet::probe(mac, *a))).collect();
+    let mut buf = vec![0u8; FRAME_BUFFER];
+    let start = Instant::now();
+    loop {
+        match schedule.step(start.elapsed()) {
+            Step::Send => {
+                for (addr, frame) in &probes {
+                    sockets.send(frame, *addr)?;
+                }
+            }
+            Step::Wait(timeout) => {
+                if let Some(conflict) = listen(&sockets, timeout, mac, addrs, &mut buf)? {
+                    return Ok(Some(conflict));
+                }
+            }
+            Step::Done => return Ok(None),
+        }
+    }
+}
+
+/// Waits up to `timeout` for frames and reads every one queued; the first that shows
+/// another MAC holding one of `addrs` is the conflict.
+fn listen(
+    sockets: &Sockets,
+    timeout: Duration,
+    mac: MacAddr,
+    addrs: &[IpAddr],
+    buf: &mut [u8],
+) -> Result<Option<Conflict>> {
+    let all = sockets.all();
+    let ready = socket::wait_readable(&all, timeout)
+        .map_err(|e| socket_error(&sockets.ifname, "wait for replies", e))?;
+    for (sock, _) in all.iter().zip(ready).filter(|(_, r)| *r) {
+        while let Some(len) = sock
+            .recv(buf)
+            .map_err(|e| socket_error(&sockets.ifname, "receive", e))?
+        {
+            if let Some(conflict) = conflict_in(&buf[..len], mac, addrs) {
+                return Ok(Some(conflict));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A frame is a conflict when it claims one of `addrs` for a MAC that is not C's.
+pub fn conflict_in(frame: &[u8], own: MacAddr, addrs: &[IpAddr]) -> Option<Conflict> {
+    packet::claim(frame)
+        .filter(|c| c.mac != own && addrs.contains(&c.addr))
+        .map(|c| Conflict {
+            addr: c.addr,
+            mac: c.mac,
+        })
+}
+
+/// Sends one announcement per address, on a thread already inside the pod netns.
+fn announce_here(ifname: &str, mac: MacAddr, addrs: &[IpAddr]) -> Result<()> {
+    let sockets = Sockets::open(ifname, addrs)?;
+    for addr in addrs {
+        sockets.send(&packet::announcement(mac, *addr), *addr)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Runs a schedule against a clock that jumps to each deadline, plus `lag` per step.
+    fn trace(interval: u64, retries: u32, lag: u64) -> Vec<(u64, Step)> {
+        let mut schedule = Schedule::new(ms(interval), retries);
+        let mut now = ms(0);
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            let step = schedule.step(now);
+            out.push((now.as_millis() as u64, step));
+            match step {
+                Step::Send => now += ms(lag),
+                Step::Wait(d) => now += d + ms(lag),
+                Step::Done => break,
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn rounds_go_out_interval_apart_and_listening_ends_interval_after_the_last() {
+        let sends: Vec<u64> = trace(100, 3, 0)
+            .iter()
+            .filter(|(_, s)| *s == Step::Send)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(sends, vec![0, 100, 200]);
+        assert_eq!(trace(100, 3, 0).last(), Some(&(300, Step::Done)));
+        assert_eq!(trace(250, 1, 0).last(), Some(&(250, Step::Done)));
+    }
+
+    #[test]
+    fn a_late_thread_keeps_the_spacing_and_still_listens_a_full_interval() {
+        let steps = trace(100, 3, 30);
+        let sends: Vec<u64> = steps
+            .iter()
+            .filter(|(_, s)| *s == Step::Send)
+            .map(|(t, _)| *t)
+            .collect();
+        assert!(sends.windows(2).all(|w| w[1] - w[0] >= 100), "{sends:?}");
+        let (end, step) = steps.last().copied().unwrap();
+        assert_eq!(step, Step::Done);
+        assert!(end >= sends[2] + 100, "{steps:?}");
+    }
+
+    #[test]
+    fn a_wait_is_never_zero_so_the_loop_cannot_spin() {
+        for (_, step) in trace(100, 5, 0) {
+            assert_ne!(step, Step::Wait(Duration::ZERO));
+        }
+    }
+
+    #[test]
+    fn only_another_macs_claim_on_one_of_the_addresses_is_a_conflict() {
+        let own = MacAddr([2, 0x50, 0, 0, 0, 2]);
+        let other = MacAddr([2, 0, 0, 0, 0, 0x0e]);
+        let addr: IpAddr = "192.168.50.11".parse().unwrap();
+        let reply = packet::gratuitous_arp(other, "192.168.50.11".parse().unwrap());
+        assert_eq!(
+            conflict_in(&reply, own, &[addr]),
+            Some(Conflict { addr, mac: other })
+        );
+        assert_eq!(conflict_in(&reply, other, &[addr]), None, "our own MAC");
+        let elsewhere: IpAddr = "192.168.50.12".parse().unwrap();
+        assert_eq!(conflict_in(&reply, own, &[elsewhere]), None);
+        let ours = packet::probe(own, addr);
+        assert_eq!(conflict_in(&ours, own, &[addr]), None, "our own probe");
+    }
+
+    #[test]
+    fn a_conflict_is_error_101_naming_the_address_and_the_mac() {
+        let err = Error::from(Conflict {
+            addr: "fd50::11".parse().unwrap(),
+            mac: MacAddr([2, 0, 0, 0, 0, 0x0e]),
+        });
+        assert_eq!(err.code().number(), 101);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("fd50::11") && msg.contains("02:00:00:00:00:0e"),
+            "{msg}"
+        );
+    }
+}
