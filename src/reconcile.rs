@@ -213,10 +213,17 @@ fn apply_locked(
         applied: Vec::new(),
         notes: prepared.compiled.notes.clone(),
     };
-    if record == RecordWrite::WhenPending && prepared.plan.ops.is_empty() {
+    let nothing_to_apply = prepared.plan.ops.is_empty();
+    if nothing_to_apply && record == RecordWrite::WhenPending {
         return Ok(outcome);
     }
-    world.records.save(&prepared.compiled.record)?;
+    if prepared.previous_record.as_ref() != Some(&prepared.compiled.record) {
+        world.records.save(&prepared.compiled.record)?;
+    }
+    if nothing_to_apply {
+        // A repeated ADD: the kernel already is as wanted; nothing to verify.
+        return Ok(outcome);
+    }
     if let Err(failed) = world.executor.apply(&prepared.plan.ops) {
         roll_back(world, &prepared.plan.ops[..failed.index]);
         restore_record(world, att, prepared.previous_record.as_ref());
