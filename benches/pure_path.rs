@@ -1,13 +1,14 @@
 //! The pure path of one ADD (parse + compile + plan + render) on a calico-like dual-stack
 //! pod with N routes already in the pod's main table (all P's, so all copied into T) and N
 //! hijack CIDRs (capped at 1,000 as the performance target states them).
+//! Two groups: the whole pure path, and compile + plan alone (the performance target).
 //! `cargo bench --bench pure_path`; never a timed test in CI.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use router::compile::{compile, CompileInput};
-use router::config::{parse_netconf, PrevView};
+use router::config::{parse_netconf, Config, PrevView};
 use router::model::{ActualState, Mode, Route, MAIN_TABLE};
-use router::plan::plan;
+use router::plan::{plan, Plan};
 use router::render::{render_text, NetnsLabels};
 use serde_json::{json, Value};
 
@@ -46,22 +47,27 @@ fn world_with_routes(n: usize) -> ActualState {
     world
 }
 
-/// parse + compile + plan + render, as one ADD does before it touches the kernel.
-fn pure_path(config: &Value, prev: &Value, world: &ActualState) -> usize {
-    let conf = parse_netconf(config).expect("config");
-    let view = PrevView::parse(prev).expect("prevResult");
+/// compile + plan: the reconciler's pure core.
+fn compile_plan(config: &Config, prev: &PrevView, world: &ActualState) -> Plan {
     let compiled = compile(&CompileInput {
-        config: &conf.config,
+        config,
         container_id: "bench",
         ifname: "net1",
-        prev: Some(&view),
+        prev: Some(prev),
         actual: world,
         record: None,
         peers: &[],
         mode: Mode::Add,
     })
     .expect("compile");
-    let plan = plan(&compiled.desired, world, Mode::Add);
+    plan(&compiled.desired, world, Mode::Add)
+}
+
+/// parse + compile + plan + render, as one ADD does before it touches the kernel.
+fn pure_path(config: &Value, prev: &Value, world: &ActualState) -> usize {
+    let conf = parse_netconf(config).expect("config");
+    let view = PrevView::parse(prev).expect("prevResult");
+    let plan = compile_plan(&conf.config, &view, world);
     let labels = NetnsLabels {
         pod: "pod".into(),
         host: "host".into(),
@@ -77,6 +83,16 @@ fn bench(c: &mut Criterion) {
         let world = world_with_routes(n);
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| pure_path(&config, &prev, &world))
+        });
+    }
+    group.finish();
+    let view = PrevView::parse(&prev).expect("fixture prevResult");
+    let mut group = c.benchmark_group("compile_plan");
+    for n in [10, 1_000, 10_000] {
+        let config = parse_netconf(&config_with_cidrs(n)).expect("config").config;
+        let world = world_with_routes(n);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| compile_plan(&config, &view, &world).ops.len())
         });
     }
     group.finish();

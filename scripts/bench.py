@@ -159,6 +159,26 @@ def version_pairs(router, rounds):
     return times
 
 
+def snapshot_times(router, work, rounds):
+    """One read of the pod and host state (process start included): ADD does two, the plan
+    and the verification."""
+    conf_path = os.path.join(work, "router-conf.json")
+    with open(conf_path, "w") as f:
+        json.dump(router_conf(work), f)
+    times = {"router snapshot (1 read)": []}
+    for _ in range(rounds):
+        pod = Pod(work)
+        prev_path = os.path.join(work, "prev.json")
+        with open(prev_path, "w") as f:
+            json.dump(pod.prev, f)
+        start = time.perf_counter()
+        sh(router, "snapshot", "--netns", pod.netns, "--config", conf_path, "--ifname", "net1",
+           "--prev-result", prev_path)
+        times["router snapshot (1 read)"].append(time.perf_counter() - start)
+        pod.remove()
+    return times
+
+
 def mac_pairs(router, work, rounds):
     """router ADD with mac_prefix (only_op_mac) vs a bare `ip link set address`."""
     times = {"router ADD mac_prefix": [], "ip link set address": []}
@@ -206,6 +226,7 @@ def inner(args):
         results = {}
         results.update(version_pairs(router, args.rounds))
         results.update(add_del_pairs(router, work, args.rounds))
+        results.update(snapshot_times(router, work, args.rounds))
         results.update(mac_pairs(router, work, args.rounds))
         cidr_times, cidr_rss = thousand_cidrs(router, work, args.rounds)
         results.update(cidr_times)
