@@ -179,25 +179,24 @@ impl Netlink {
         Ok(routes)
     }
 
-    /// All policy rules of both families.
+    /// All policy rules of both families, in one dump (AF_UNSPEC walks every family with
+    /// rules; the multicast-routing ones are skipped when converted). Routes stay one dump
+    /// per family: a table missing in one family would end an AF_UNSPEC dump for both.
     pub fn rules(&self) -> Result<Vec<Rule>> {
+        let messages = self.dump("rules", || {
+            RouteNetlinkMessage::GetRule(RuleMessage::default())
+        })?;
         let mut rules = Vec::new();
-        for family in Family::all() {
-            let messages = self.dump(&format!("{family} rules"), || {
-                let mut request = RuleMessage::default();
-                request.header.family = address_family(family);
-                RouteNetlinkMessage::GetRule(request)
-            })?;
-            for message in &messages {
-                if let RouteNetlinkMessage::NewRule(message) = message {
-                    rules.extend(rule_from_message(message)?);
-                }
+        for message in &messages {
+            if let RouteNetlinkMessage::NewRule(message) = message {
+                rules.extend(rule_from_message(message)?);
             }
         }
         Ok(rules)
     }
 
-    /// The permanent neighbour entries of both families.
+    /// The permanent neighbour entries of both families. One dump per family: an AF_UNSPEC
+    /// dump would also walk the bridge FDB.
     pub fn neighbours(&self, links: &Links) -> Result<Vec<Neighbour>> {
         let names = links.names_by_index();
         let mut neighbours = Vec::new();
