@@ -71,6 +71,7 @@ pub fn snapshot_request(
         host_tables: BTreeSet::from([host_table]),
         host_sysctl_ifaces,
         preferred_src_for: chained_addrs.iter().map(IpNet::addr).collect(),
+        links_only: config.only_op_mac,
     }
 }
 

@@ -26,6 +26,8 @@ pub struct SnapshotRequest {
     pub host_sysctl_ifaces: BTreeSet<String>,
     /// Addresses to ask the host for its preferred source toward (`ip route get`).
     pub preferred_src_for: Vec<IpAddr>,
+    /// Only the pod's links and MACs (`only_op_mac` needs nothing else): no host read.
+    pub links_only: bool,
 }
 
 pub trait SnapshotSource {
@@ -50,7 +52,12 @@ impl SnapshotSource for LiveSnapshot {
             Some(path) if netns::is_netns(path)? => {
                 let mut tables = req.pod_tables.clone();
                 tables.insert(MAIN_TABLE);
-                match netns::spawn_in_netns(path, move || with_retries(|| read_pod(&tables))) {
+                let links_only = req.links_only;
+                let read = move || match links_only {
+                    true => with_retries(read_pod_links),
+                    false => with_retries(|| read_pod(&tables)),
+                };
+                match netns::spawn_in_netns(path, read) {
                     Ok(thread) => Some(thread),
                     // Deleted between the check and the open: gone, like a missing path.
                     Err(_) if !netns::is_netns(path)? => None,
@@ -59,11 +66,14 @@ impl SnapshotSource for LiveSnapshot {
             }
             _ => None,
         };
-        let host = with_retries(|| read_host(req));
+        let host = match req.links_only {
+            true => Ok((NetnsState::default(), BTreeMap::new())),
+            false => with_retries(|| read_host(req)),
+        };
         // Join before looking at the host result, so the pod thread is never left behind.
         let pod = pod_thread.map(|thread| thread.join()).transpose()?;
         let (mut host, host_preferred_src) = host?;
-        if let Some(pod) = &pod {
+        if let (Some(pod), false) = (&pod, req.links_only) {
             read_host_peer_sysctls(pod, &mut host)?;
         }
         Ok(ActualState {
@@ -126,6 +136,16 @@ fn read_sysctls(state: &mut NetnsState, keys: impl IntoIterator<Item = SysctlKey
         }
     }
     Ok(())
+}
+
+/// The pod's links and MACs only; runs on the thread that entered the pod netns.
+fn read_pod_links() -> Result<NetnsState> {
+    let links = Netlink::new()?.links()?;
+    Ok(NetnsState {
+        links: links.links,
+        macs: links.macs,
+        ..NetnsState::default()
+    })
 }
 
 /// The pod side; runs on the thread that entered the pod netns.

@@ -407,3 +407,39 @@ fn a_second_macvlan_gets_its_own_table_and_leaves_the_first_intact() {
     );
     assert_eq!((pod_state(&pod), host_state(&node)), with_net1);
 }
+
+#[test]
+fn only_op_mac_changes_the_mac_and_nothing_else_and_del_restores_it() {
+    let (node, pod, _overlay) = pod_with_overlay("mac", 10, &[4]);
+    let mut bare = bare_macvlan_network(&node, "net1", 10, &[4]);
+    added(&node, &pod, &mut bare);
+    let before = (pod_state(&pod), host_state(&node));
+    let old_mac = pod.netns.link_mac("net1");
+    let mut net1 = macvlan_network(
+        &node,
+        "net1",
+        10,
+        &[4],
+        json!({"mac_prefix": "0a:0b", "only_op_mac": true}),
+    );
+    net1.cached = bare.cached.clone();
+    let add = net1.invoke_one(&node, &pod, "ADD", "router");
+    assert!(add.ok, "{}", add.stdout);
+    let new_mac = "0a:0b:c0:a8:32:14";
+    assert_eq!(pod.netns.link_mac("net1"), new_mac);
+    assert_eq!(
+        add.json()["interfaces"][0]["mac"],
+        new_mac,
+        "{}",
+        add.stdout
+    );
+    assert_eq!((pod_state(&pod), host_state(&node)), before);
+    net1.cached = Some(add.json());
+    assert!(
+        net1.check(&node, &pod).ok,
+        "the chain's CHECK, macvlan's included"
+    );
+    assert!(net1.invoke_one(&node, &pod, "DEL", "router").ok);
+    assert_eq!(pod.netns.link_mac("net1"), old_mac);
+    assert_eq!((pod_state(&pod), host_state(&node)), before);
+}

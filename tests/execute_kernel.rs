@@ -36,6 +36,7 @@ fn request(t: &Topology) -> SnapshotRequest {
         host_tables: BTreeSet::from([HOST_TABLE]),
         host_sysctl_ifaces: BTreeSet::from(["vethpod".to_string()]),
         preferred_src_for: Vec::new(),
+        links_only: false,
     }
 }
 

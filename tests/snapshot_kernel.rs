@@ -42,7 +42,23 @@ fn request(pod: Option<PathBuf>) -> SnapshotRequest {
         host_tables: BTreeSet::from([MAIN_TABLE]),
         host_sysctl_ifaces: BTreeSet::from(["vethpod".to_string(), "gone0".to_string()]),
         preferred_src_for: vec![ip("10.244.1.2"), ip("fd00:10:244:1::2"), ip("203.0.113.9")],
+        links_only: false,
     }
+}
+
+#[test]
+fn a_links_only_read_has_the_pods_links_and_macs_and_nothing_else() {
+    let t = topology();
+    let req = SnapshotRequest {
+        links_only: true,
+        ..request(Some(t.pod.path()))
+    };
+    let state = snapshot_from(&t.host, req);
+    let pod = state.pod.expect("pod");
+    assert!(pod.links.contains_key("eth0") && pod.links.contains_key("net1"));
+    assert_eq!(pod.macs["net1"].to_string(), POD_NET1_MAC);
+    assert!(pod.routes.is_empty() && pod.rules.is_empty() && pod.sysctls.is_empty());
+    assert_eq!(state.host, Default::default());
 }
 
 #[test]
