@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::config::{
-    is_valid_ifname, parse_netconf, CniVersion, Config, PrevView, SUPPORTED_VERSIONS,
+    is_valid_ifname, parse_netconf, CniVersion, Config, NetConf, PrevView, SUPPORTED_VERSIONS,
 };
 use crate::conflict::AddressProbe;
-use crate::error::{Error, Result};
+use crate::error::{excerpt, Error, Result};
 use crate::execute::Executor;
 use crate::model::MacAddr;
-use crate::reconcile::{self, Attachment, World};
-use crate::record::{is_valid_container_id, RecordStore};
+use crate::reconcile::{self, Attachment, ValidAttachment, World};
+use crate::record::{is_valid_container_id, RecordStore, MAX_CONTAINER_ID_LEN};
 use crate::snapshot::SnapshotSource;
 
 /// Stdin beyond this is refused (code 6) without being held in memory.
@@ -29,7 +29,33 @@ pub enum Command {
     Del,
     Check,
     Version,
+    /// CNI 1.1: remove what attachments not in `cni.dev/valid-attachments` left behind.
+    Gc,
+    /// CNI 1.1: whether ADD can be serviced now.
+    Status,
 }
+
+impl Command {
+    /// As CNI_COMMAND spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Add => "ADD",
+            Command::Del => "DEL",
+            Command::Check => "CHECK",
+            Command::Version => "VERSION",
+            Command::Gc => "GC",
+            Command::Status => "STATUS",
+        }
+    }
+
+    /// The commands that act on one attachment (CNI_CONTAINERID, CNI_IFNAME).
+    fn names_attachment(self) -> bool {
+        matches!(self, Command::Add | Command::Del | Command::Check)
+    }
+}
+
+/// GC's list of the attachments still in use (CNI 1.1).
+pub const VALID_ATTACHMENTS_KEY: &str = "cni.dev/valid-attachments";
 
 /// What the runtime asked for, from the CNI_* variables.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,8 +82,11 @@ fn parse_command(value: Option<String>) -> Result<Command> {
         Some("DEL") => Ok(Command::Del),
         Some("CHECK") => Ok(Command::Check),
         Some("VERSION") => Ok(Command::Version),
+        Some("GC") => Ok(Command::Gc),
+        Some("STATUS") => Ok(Command::Status),
         Some(other) => Err(Error::InvalidEnv(format!(
-            "CNI_COMMAND={other:?} is not one of ADD, DEL, CHECK, VERSION"
+            "CNI_COMMAND={:?} is not one of ADD, DEL, CHECK, VERSION, GC, STATUS",
+            excerpt(other)
         ))),
         None => Err(Error::InvalidEnv("missing CNI_COMMAND".into())),
     }
@@ -70,7 +99,8 @@ pub fn parse_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation> {
     let required: &[&str] = match command {
         Command::Add | Command::Check => &["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"],
         Command::Del => &["CNI_CONTAINERID", "CNI_IFNAME"],
-        Command::Version => &[],
+        // CNI 1.1: GC and STATUS concern the network, not one container.
+        Command::Version | Command::Gc | Command::Status => &[],
     };
     let missing: Vec<&str> = required
         .iter()
@@ -83,7 +113,7 @@ pub fn parse_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation> {
     let container_id = get("CNI_CONTAINERID").unwrap_or_default();
     let ifname = get("CNI_IFNAME").unwrap_or_default();
     let netns = get("CNI_NETNS").map(PathBuf::from);
-    if command != Command::Version {
+    if command.names_attachment() {
         validate_identity(&container_id, &ifname, netns.as_ref())?;
     }
     Ok(Invocation {
@@ -97,19 +127,21 @@ pub fn parse_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation> {
 fn validate_identity(container_id: &str, ifname: &str, netns: Option<&PathBuf>) -> Result<()> {
     if !is_valid_container_id(container_id) {
         return Err(Error::InvalidEnv(format!(
-            "CNI_CONTAINERID={container_id:?} is not a valid container id (alphanumerics, '-', '_', '.')"
+            "CNI_CONTAINERID={:?} is not a valid container id (1-{MAX_CONTAINER_ID_LEN} of alphanumerics, '-', '_', '.', starting with an alphanumeric)",
+            excerpt(container_id)
         )));
     }
     if !is_valid_ifname(ifname) {
         return Err(Error::InvalidEnv(format!(
-            "CNI_IFNAME={ifname:?} is not a valid interface name"
+            "CNI_IFNAME={:?} is not a valid interface name (1-15 bytes, no '/', ':', NUL or whitespace, not . or ..)",
+            excerpt(ifname)
         )));
     }
     if let Some(path) = netns {
         if !path.is_absolute() || path.as_os_str().as_encoded_bytes().contains(&0) {
             return Err(Error::InvalidEnv(format!(
                 "CNI_NETNS={:?} is not an absolute path",
-                path.display()
+                excerpt(&path.display().to_string())
             )));
         }
     }
@@ -242,21 +274,122 @@ pub fn run(
     }
 }
 
+/// What stdin asks of the command beyond the config, parsed before anything is touched.
+enum Request {
+    Add {
+        prev_json: Value,
+        prev: PrevView,
+    },
+    Check {
+        prev: PrevView,
+    },
+    /// DEL parses prevResult once logging is up: an unusable one is logged and ignored.
+    Del,
+    Gc {
+        valid: Vec<ValidAttachment>,
+    },
+    Status,
+}
+
+impl Request {
+    fn parse(inv: &Invocation, input: &Value, netconf: &NetConf) -> Result<Request> {
+        let ifname = inv.ifname.as_str();
+        let prev_json = netconf.prev_result.as_ref();
+        Ok(match inv.command {
+            Command::Add => {
+                let prev_json = prev_json.ok_or_else(|| {
+                    Error::InvalidPrevResult(
+                        "prevResult is required: router is a chained plugin".into(),
+                    )
+                })?;
+                let prev = PrevView::parse(prev_json)?;
+                prev.require_addresses_of(ifname)?;
+                Request::Add {
+                    prev,
+                    prev_json: prev_json.clone(),
+                }
+            }
+            Command::Check => {
+                let prev_json = prev_json
+                    .ok_or_else(|| Error::InvalidPrevResult("CHECK needs prevResult".into()))?;
+                Request::Check {
+                    prev: PrevView::parse(prev_json)?,
+                }
+            }
+            Command::Del => Request::Del,
+            Command::Gc => Request::Gc {
+                valid: parse_valid_attachments(input)?,
+            },
+            // VERSION is answered by `run` before any config is read.
+            Command::Status | Command::Version => Request::Status,
+        })
+    }
+}
+
+/// `cni.dev/valid-attachments`: a list of `{"containerID", "ifname"}`. Required: without it
+/// every attachment would look stale.
+pub fn parse_valid_attachments(input: &Value) -> Result<Vec<ValidAttachment>> {
+    let key = VALID_ATTACHMENTS_KEY;
+    let value = input.get(key).filter(|v| !v.is_null()).ok_or_else(|| {
+        Error::config(
+            key,
+            "<missing>",
+            "GC needs the list of attachments still in use",
+        )
+    })?;
+    let items = value.as_array().ok_or_else(|| {
+        Error::config(
+            key,
+            value,
+            "must be a list of {\"containerID\", \"ifname\"} objects",
+        )
+    })?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let field = |name: &str| format!("{key}[{i}].{name}");
+            let container_id = item
+                .get("containerID")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::config(&field("containerID"), item, "must be a string"))?;
+            let ifname = match item.get("ifname") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(v) => return Err(Error::config(&field("ifname"), v, "must be a string")),
+            };
+            Ok(ValidAttachment {
+                container_id: container_id.to_string(),
+                ifname,
+            })
+        })
+        .collect()
+}
+
+/// The protocol's version gates: CHECK exists from 0.4.0 on, GC and STATUS from 1.1.0.
+fn check_version_gate(command: Command, version: CniVersion) -> Result<()> {
+    let needs = match command {
+        Command::Check if !version.supports_check() => "0.4.0",
+        Command::Gc | Command::Status if !version.supports_gc_and_status() => "1.1.0",
+        _ => return Ok(()),
+    };
+    Err(Error::IncompatibleVersion(format!(
+        "{} needs cniVersion {needs} or later, the config says {version}",
+        command.name()
+    )))
+}
+
 fn run_command(
     inv: &Invocation,
     bytes: &[u8],
     version: &mut String,
     backends: BackendFactory<'_>,
 ) -> Result<Option<Value>> {
-    let netconf = parse_netconf(&decode(bytes)?)?;
+    let input = decode(bytes)?;
+    let netconf = parse_netconf(&input)?;
     let config = &netconf.config;
     *version = config.cni_version.to_string();
-    if inv.command == Command::Check && !config.cni_version.supports_check() {
-        return Err(Error::IncompatibleVersion(format!(
-            "CHECK needs cniVersion 0.4.0 or later, the config says {}",
-            config.cni_version
-        )));
-    }
+    check_version_gate(inv.command, config.cni_version)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -267,6 +400,7 @@ fn run_command(
             config.cni_version,
         ));
     }
+    let request = Request::parse(inv, &input, &netconf)?;
     let att = Attachment {
         container_id: inv.container_id.clone(),
         ifname: inv.ifname.clone(),
@@ -278,34 +412,24 @@ fn run_command(
         executor: backends.executor.as_ref(),
         records: backends.records.as_ref(),
     };
-    match inv.command {
-        Command::Add => {
-            let prev_json = netconf.prev_result.as_ref().ok_or_else(|| {
-                Error::InvalidPrevResult(
-                    "prevResult is required: router is a chained plugin".into(),
-                )
-            })?;
-            let prev = PrevView::parse(prev_json)?;
+    match request {
+        Request::Add { prev_json, prev } => {
             let outcome = reconcile::add(config, &att, &prev, &world, backends.probe.as_ref())?;
             for note in &outcome.notes {
                 tracing::info!("{note}");
             }
             Ok(Some(result_with_mac(
-                prev_json,
+                &prev_json,
                 &inv.ifname,
                 outcome.new_mac,
                 config.cni_version,
             )))
         }
-        Command::Check => {
-            let prev_json = netconf
-                .prev_result
-                .as_ref()
-                .ok_or_else(|| Error::InvalidPrevResult("CHECK needs prevResult".into()))?;
-            reconcile::check(config, &att, &PrevView::parse(prev_json)?, &world)?;
+        Request::Check { prev } => {
+            reconcile::check(config, &att, &prev, &world)?;
             Ok(None)
         }
-        Command::Del => {
+        Request::Del => {
             let prev = netconf.prev_result.as_ref().and_then(|p| {
                 PrevView::parse(p)
                     .inspect_err(|e| tracing::warn!("DEL ignores an unusable prevResult: {e}"))
@@ -314,7 +438,20 @@ fn run_command(
             reconcile::del(config, &att, prev.as_ref(), &world)?;
             Ok(None)
         }
-        Command::Version => Ok(None),
+        Request::Gc { valid } => {
+            let outcome = reconcile::gc(config, &valid, &world)?;
+            tracing::info!(
+                collected = ?outcome.collected,
+                ops = outcome.applied.len(),
+                valid = valid.len(),
+                "GC"
+            );
+            Ok(None)
+        }
+        Request::Status => {
+            reconcile::status(world.records)?;
+            Ok(None)
+        }
     }
 }
 

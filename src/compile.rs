@@ -438,7 +438,7 @@ fn compile_add(input: &CompileInput<'_>) -> Result<Compiled> {
     let table = input
         .record
         .map_or_else(|| config.table_for(input.ifname), |r| Ok(r.table))?;
-    let chained_addrs = prev.addresses_of(input.ifname);
+    let chained_addrs = prev.require_addresses_of(input.ifname)?;
     let facts = Facts::derive(config, input.ifname, &chained_addrs, input.actual);
     let new_mac = match config.mac_prefix {
         None => None,
@@ -451,6 +451,7 @@ fn compile_add(input: &CompileInput<'_>) -> Result<Compiled> {
     };
     let record = Record {
         host_peer: facts.host_peer.clone(),
+        network: config.name.clone(),
         ..Record::new(
             input.container_id,
             input.ifname,

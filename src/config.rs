@@ -12,7 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{excerpt, Error, Result};
 
 /// The CNI versions this plugin speaks, oldest first. VERSION answers exactly these.
 pub const SUPPORTED_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -30,6 +30,11 @@ impl CniVersion {
     pub fn supports_check(self) -> bool {
         self >= CniVersion(0, 4, 0)
     }
+
+    /// GC and STATUS exist from 1.1.0 on.
+    pub fn supports_gc_and_status(self) -> bool {
+        self >= CniVersion(1, 1, 0)
+    }
 }
 
 impl FromStr for CniVersion {
@@ -37,7 +42,8 @@ impl FromStr for CniVersion {
     fn from_str(s: &str) -> Result<Self> {
         if !SUPPORTED_VERSIONS.contains(&s) {
             return Err(Error::IncompatibleVersion(format!(
-                "cniVersion {s:?} is not one of {}",
+                "cniVersion {:?} is not one of {}",
+                excerpt(s),
                 SUPPORTED_VERSIONS.join(", ")
             )));
         }
@@ -603,6 +609,15 @@ fn parse_data_dir(obj: &Map<String, Value>) -> Result<PathBuf> {
             "must be an absolute directory path",
         ));
     }
+    // Records are written under it as root: it names the directory itself, never a walk
+    // out of one.
+    if dir.split('/').any(|part| part == "..") {
+        return Err(Error::config(
+            "data_dir",
+            Value::String(dir),
+            "must not contain a .. component",
+        ));
+    }
     Ok(PathBuf::from(dir))
 }
 
@@ -676,7 +691,12 @@ impl PrevView {
                 .enumerate()
                 .map(|(i, item)| parse_prev_interface(i, item))
                 .collect::<Result<_>>()?,
-            Some(v) => return Err(bad(format!("interfaces must be a list, got {v}"))),
+            Some(v) => {
+                return Err(bad(format!(
+                    "interfaces must be a list, got {}",
+                    excerpt(&v.to_string())
+                )))
+            }
         };
         let ips = match get(obj, "ips") {
             None => Vec::new(),
@@ -685,9 +705,27 @@ impl PrevView {
                 .enumerate()
                 .map(|(i, item)| parse_prev_ip(i, item, interfaces.len()))
                 .collect::<Result<_>>()?,
-            Some(v) => return Err(bad(format!("ips must be a list, got {v}"))),
+            Some(v) => {
+                return Err(bad(format!(
+                    "ips must be a list, got {}",
+                    excerpt(&v.to_string())
+                )))
+            }
         };
         Ok(PrevView { interfaces, ips })
+    }
+
+    /// C's addresses, at least one: every step of an ADD routes them, and a chain that gives
+    /// C none is misconfigured (or L2 only, where router has no place). Code 7.
+    pub fn require_addresses_of(&self, ifname: &str) -> Result<Vec<IpNet>> {
+        let addrs = self.addresses_of(ifname);
+        if addrs.is_empty() {
+            return Err(Error::InvalidPrevResult(format!(
+                "no address of {} (ips entries whose interface is its sandbox entry, or without an interface index): router routes C's addresses; drop it from an L2-only chain or set skip_call",
+                excerpt(ifname)
+            )));
+        }
+        Ok(addrs)
     }
 
     /// C's addresses: entries pointing at the sandbox interface named `ifname`, and
@@ -710,7 +748,8 @@ impl PrevView {
 fn parse_prev_interface(index: usize, item: &Value) -> Result<PrevInterface> {
     let name = item.get("name").and_then(Value::as_str).ok_or_else(|| {
         Error::InvalidPrevResult(format!(
-            "interfaces[{index}] has no string \"name\": {item}"
+            "interfaces[{index}] has no string \"name\": {}",
+            excerpt(&item.to_string())
         ))
     })?;
     let sandbox = match item.get("sandbox") {
@@ -719,7 +758,8 @@ fn parse_prev_interface(index: usize, item: &Value) -> Result<PrevInterface> {
         Some(Value::String(s)) => Some(s.clone()),
         Some(v) => {
             return Err(Error::InvalidPrevResult(format!(
-                "interfaces[{index}].sandbox must be a string, got {v}"
+                "interfaces[{index}].sandbox must be a string, got {}",
+                excerpt(&v.to_string())
             )))
         }
     };
@@ -731,21 +771,28 @@ fn parse_prev_interface(index: usize, item: &Value) -> Result<PrevInterface> {
 
 fn parse_prev_ip(index: usize, item: &Value, interface_count: usize) -> Result<PrevIp> {
     let bad = |what: String| Error::InvalidPrevResult(format!("ips[{index}]: {what}"));
-    let text = item
-        .get("address")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad(format!("no string \"address\": {item}")))?;
+    let text = item.get("address").and_then(Value::as_str).ok_or_else(|| {
+        bad(format!(
+            "no string \"address\": {}",
+            excerpt(&item.to_string())
+        ))
+    })?;
     let address: IpNet = text
         .parse()
-        .map_err(|_| bad(format!("address {text:?} is not address/prefix")))?;
+        .map_err(|_| bad(format!("address {:?} is not address/prefix", excerpt(text))))?;
     let gateway = match item.get("gateway") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(
             s.parse()
-                .map_err(|_| bad(format!("gateway {s:?} is not an IP address")))?,
+                .map_err(|_| bad(format!("gateway {:?} is not an IP address", excerpt(s))))?,
         ),
-        Some(v) => return Err(bad(format!("gateway must be a string, got {v}"))),
+        Some(v) => {
+            return Err(bad(format!(
+                "gateway must be a string, got {}",
+                excerpt(&v.to_string())
+            )))
+        }
     };
     let interface = match item.get("interface") {
         None | Some(Value::Null) => None,

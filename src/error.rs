@@ -13,6 +13,8 @@ pub enum Code {
     Decode = 6,
     InvalidConfig = 7,
     TryAgain = 11,
+    /// STATUS: the plugin cannot service ADD requests (CNI 1.1).
+    NotAvailable = 50,
     Drift = 100,
     IpConflict = 101,
     Kernel = 102,
@@ -54,6 +56,17 @@ pub enum Error {
     InvalidPrevResult(String),
     #[error("try again later: {0}")]
     TryAgain(String),
+    /// STATUS: ADD could not be serviced now; the reason names what is unusable.
+    #[error("plugin not available: {0}")]
+    NotAvailable(String),
+    /// Several failures of one command that went on past each (GC); reported with the code
+    /// of the first.
+    #[error("{summary}")]
+    Partial {
+        code: Code,
+        summary: String,
+        details: String,
+    },
     #[error("{summary}")]
     Drift { summary: String, details: String },
     #[error("IP address conflict: {addr} is in use by {mac}")]
@@ -74,6 +87,8 @@ impl Error {
             Error::Decode { .. } => Code::Decode,
             Error::InvalidConfig { .. } | Error::InvalidPrevResult(_) => Code::InvalidConfig,
             Error::TryAgain(_) => Code::TryAgain,
+            Error::NotAvailable(_) => Code::NotAvailable,
+            Error::Partial { code, .. } => *code,
             Error::Drift { .. } => Code::Drift,
             Error::IpConflict { .. } => Code::IpConflict,
             Error::Kernel { .. } => Code::Kernel,
@@ -84,16 +99,20 @@ impl Error {
     /// The CNI error's `details`: the long form, when there is more than the message.
     pub fn details(&self) -> Option<&str> {
         match self {
-            Error::Drift { details, .. } | Error::Blocked { details, .. } => Some(details),
+            Error::Drift { details, .. }
+            | Error::Blocked { details, .. }
+            | Error::Partial { details, .. } => Some(details),
             _ => None,
         }
     }
 
     /// A config error naming the key and its bad value as JSON shows it.
+    /// The value is cut to an excerpt: a hostile config may hold megabytes where a CIDR
+    /// belongs, and the error goes back to the runtime and into its logs.
     pub fn config(key: &str, value: impl fmt::Display, reason: impl Into<String>) -> Error {
         Error::InvalidConfig {
             key: key.to_string(),
-            value: value.to_string(),
+            value: excerpt(&value.to_string()),
             reason: reason.into(),
         }
     }
@@ -106,4 +125,36 @@ impl Error {
     }
 }
 
+/// Input echoed in a message is cut after this many bytes.
+const EXCERPT_BYTES: usize = 120;
+
+/// `text` as it may appear in an error message: whole when short, else its first
+/// EXCERPT_BYTES (cut on a character boundary) and how long it was.
+pub fn excerpt(text: &str) -> String {
+    if text.len() <= EXCERPT_BYTES {
+        return text.to_string();
+    }
+    let mut end = EXCERPT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &text[..end], text.len())
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_input_is_cut_on_a_character_boundary_and_says_its_length() {
+        assert_eq!(excerpt("short"), "short");
+        let long = "é".repeat(100);
+        let cut = excerpt(&long);
+        assert!(cut.ends_with("... (200 bytes)"), "{cut}");
+        assert!(cut.len() < 140, "{cut}");
+        let err = Error::config("overlay_hijack_subnet", "x".repeat(1 << 20), "bad");
+        assert!(err.to_string().len() < 300);
+    }
+}

@@ -22,4 +22,5 @@ pub mod reconcile;
 pub mod record;
 pub mod render;
 pub mod report;
+pub mod signals;
 pub mod snapshot;

@@ -1,23 +1,111 @@
 //! live: the backends a real plugin run uses, once its config is known: the kernel
 //! snapshot, the netlink executor for the pod named by CNI_NETNS, the records and host lock
 //! in data_dir, raw-socket conflict probes on C, and the log file. It wires; it decides
-//! nothing.
+//! nothing. Two things it adds around them: ADD and CHECK refuse a CNI_NETNS that is not a
+//! netns before anything is locked or written, and the two waits during which nothing is
+//! changed (the host lock, the conflict probe) let termination signals act (`signals`).
 
-use crate::cni::{Backends, Invocation};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cni::{Backends, Command, Invocation};
 use crate::config::Config;
-use crate::conflict::RawSocketProbe;
-use crate::error::Result;
+use crate::conflict::{AddressProbe, Conflict, RawSocketProbe};
+use crate::error::{Error, Result};
 use crate::execute::LiveExecutor;
 use crate::logging;
-use crate::record::FileRecords;
+use crate::model::{MacAddr, Record};
+use crate::netns;
+use crate::record::{FileRecords, HostLock, RecordStore};
+use crate::signals::allow_termination;
 use crate::snapshot::LiveSnapshot;
 
 pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
     logging::init(&config.log_options);
+    if matches!(invocation.command, Command::Add | Command::Check) {
+        require_pod_netns(invocation.netns.as_deref())?;
+    }
     Ok(Backends {
         snapshots: Box::new(LiveSnapshot),
         executor: Box::new(LiveExecutor::new(invocation.netns.clone())),
-        records: Box::new(FileRecords::new(&config.data_dir)),
-        probe: Box::new(RawSocketProbe),
+        records: Box::new(Interruptible(FileRecords::new(&config.data_dir))),
+        probe: Box::new(Interruptible(RawSocketProbe)),
     })
+}
+
+/// ADD and CHECK work in the pod netns: a path that is not one (missing, a plain file, a
+/// directory, a FIFO) is code 3 before the host lock is taken or data_dir touched.
+fn require_pod_netns(path: Option<&Path>) -> Result<()> {
+    let Some(path) = path else {
+        return Err(Error::InvalidEnv("missing CNI_NETNS".into()));
+    };
+    match netns::is_netns(path) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::UnknownContainer(format!(
+            "CNI_NETNS {} is not a network namespace (missing, or not an nsfs file)",
+            path.display()
+        ))),
+        Err(e) => Err(Error::UnknownContainer(format!(
+            "CNI_NETNS {} cannot be read: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// A live backend whose waits may be ended by a termination signal.
+struct Interruptible<T>(T);
+
+impl<T: RecordStore> RecordStore for Interruptible<T> {
+    fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
+        self.0.load(container_id, ifname)
+    }
+    fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>> {
+        self.0.peers(container_id, ifname)
+    }
+    fn save(&self, record: &Record) -> Result<()> {
+        self.0.save(record)
+    }
+    fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
+        self.0.remove(container_id, ifname)
+    }
+    /// Nothing is changed before the lock is held: being stopped while waiting is harmless.
+    fn lock_host(&self) -> Result<HostLock> {
+        let _allowed = allow_termination();
+        self.0.lock_host()
+    }
+    fn all(&self) -> Result<Vec<Record>> {
+        self.0.all()
+    }
+    fn check_usable(&self) -> Result<()> {
+        self.0.check_usable()
+    }
+}
+
+impl<T: AddressProbe> AddressProbe for Interruptible<T> {
+    /// Runs before the record is written or anything applied (up to retries x interval).
+    fn detect(
+        &self,
+        pod_netns: &Path,
+        ifname: &str,
+        mac: MacAddr,
+        addrs: &[IpAddr],
+        interval: Duration,
+        retries: u32,
+    ) -> Result<Option<Conflict>> {
+        let _allowed = allow_termination();
+        self.0
+            .detect(pod_netns, ifname, mac, addrs, interval, retries)
+    }
+
+    /// After the apply: the ADD is made, and its result is still to be printed.
+    fn announce(
+        &self,
+        pod_netns: &Path,
+        ifname: &str,
+        mac: MacAddr,
+        addrs: &[IpAddr],
+    ) -> Result<()> {
+        self.0.announce(pod_netns, ifname, mac, addrs)
+    }
 }

@@ -7,6 +7,9 @@ fn main() -> ExitCode {
     if !router::cni::invoked_as_plugin() {
         return router::cli::main();
     }
+    // Before any thread exists, so that every thread inherits it (see `signals`). If it
+    // cannot be done the command still runs: a pod must not fail for it.
+    let _ = router::signals::block_termination();
     let output = router::cni::run(
         &router::cni::process_env,
         &mut std::io::stdin().lock(),

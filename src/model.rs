@@ -809,6 +809,10 @@ pub struct Record {
     pub version: u32,
     pub container_id: String,
     pub ifname: String,
+    /// The network (the config's `name`) the attachment belongs to: GC collects only the
+    /// records of the network it was called for, since data_dir may be shared by several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     pub table: u32,
     pub host_rule_table: u32,
     pub overlay_interface: String,
@@ -842,6 +846,7 @@ impl Record {
             version: Record::VERSION,
             container_id: container_id.to_string(),
             ifname: ifname.to_string(),
+            network: None,
             table,
             host_rule_table,
             overlay_interface: overlay_interface.to_string(),

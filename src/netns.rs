@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
@@ -57,7 +58,7 @@ pub fn spawn_in_netns<T: Send + 'static>(
     path: &Path,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<NetnsThread<T>> {
-    let file = File::open(path).map_err(|e| Error::io(netns_what(path), e))?;
+    let file = open_nonblocking(path).map_err(|e| Error::io(netns_what(path), e))?;
     let thread_path = path.to_path_buf();
     let handle = std::thread::Builder::new()
         .name("router-netns".to_string())
@@ -75,10 +76,12 @@ pub fn spawn_in_netns<T: Send + 'static>(
 
 /// Whether `path` is a namespace file that can still be entered: false when it does not
 /// exist, or is a leftover plain file whose netns bind mount is gone.
+/// A path that names nothing openable (missing, a component that is not a directory, a
+/// link loop, too long) is no netns; other errors (EACCES, EIO) are reported.
 pub fn is_netns(path: &Path) -> Result<bool> {
-    let file = match File::open(path) {
+    let file = match open_nonblocking(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if names_nothing(&e) => return Ok(false),
         Err(e) => return Err(Error::io(netns_what(path), e)),
     };
     // SAFETY: statfs is plain old data; fstatfs writes it and only reads the valid fd.
@@ -89,6 +92,23 @@ pub fn is_netns(path: &Path) -> Result<bool> {
     }
     #[allow(clippy::unnecessary_cast)] // f_type is i64 on some targets, u32 or i32 on others
     Ok(stat.f_type as i64 == NSFS_MAGIC)
+}
+
+/// Opens read-only without blocking: CNI_NETNS comes from outside, and opening a FIFO
+/// there with a plain open would wait forever for a writer. A netns file ignores the flag.
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+fn names_nothing(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG)
+        )
 }
 
 fn netns_what(path: &Path) -> String {
@@ -158,6 +178,22 @@ mod tests {
     fn a_plain_file_is_not_a_netns() {
         assert!(!is_netns(Path::new("/proc/self/status")).unwrap());
         assert!(is_netns(Path::new("/proc/self/ns/net")).unwrap());
+    }
+
+    #[test]
+    fn a_fifo_a_directory_and_a_path_under_a_file_are_no_netns_and_never_block() {
+        let dir = std::env::temp_dir().join(format!("router-netns-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        assert!(!is_netns(&fifo).unwrap());
+        assert!(run_in_netns(&fifo, || Ok(())).is_err());
+        assert!(!is_netns(&dir).unwrap());
+        assert!(!is_netns(Path::new("/proc/self/status/x")).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -12,11 +12,12 @@ use ipnet::IpNet;
 use crate::compile::{compile, CompileInput, Compiled};
 use crate::config::{Config, PrevView};
 use crate::conflict::AddressProbe;
+use crate::error::Code;
 use crate::error::{Error, Result};
 use crate::execute::{Executor, Failed};
 use crate::model::{ActualState, MacAddr, Mode, Op, Record, Side, MAIN_TABLE};
 use crate::plan::{plan, Plan};
-use crate::record::RecordStore;
+use crate::record::{HostLock, RecordStore};
 use crate::render::{drift_summary, drifts};
 use crate::snapshot::{SnapshotRequest, SnapshotSource};
 
@@ -228,7 +229,7 @@ fn apply_locked(
     if let Err(failed) = world.executor.apply(&prepared.plan.ops) {
         roll_back(world, &prepared.plan.ops[..failed.index]);
         restore_record(world, att, prepared.previous_record.as_ref());
-        return Err(failed.error);
+        return Err(pod_gone_or(world, &prepared, failed.error));
     }
     outcome.applied = prepared.plan.ops;
     outcome
@@ -333,6 +334,21 @@ fn announce_new_mac(att: &Attachment, prev: &PrevView, applied: &[Op], probe: &d
     }
 }
 
+/// A failed apply whose cause is that the pod netns went away meanwhile (the pod was
+/// deleted while its ADD ran) says so, with code 3, rather than naming the first op that
+/// could not enter it.
+fn pod_gone_or(world: &World<'_>, prepared: &Prepared, error: Error) -> Error {
+    if prepared.actual.pod.is_none() {
+        return error;
+    }
+    match world.snapshots.snapshot(&prepared.request) {
+        Ok(now) if now.pod.is_none() => Error::UnknownContainer(format!(
+            "the pod netns went away while ADD applied its changes ({error}); what was applied is rolled back"
+        )),
+        _ => error,
+    }
+}
+
 /// Undoes applied ops in reverse, best effort: the failure being reported matters more.
 fn roll_back(world: &World<'_>, applied: &[Op]) {
     let undo: Vec<Op> = applied.iter().rev().flat_map(Op::inverse).collect();
@@ -432,6 +448,145 @@ fn del_error(failures: &[Failed], left: &Plan) -> Error {
             }
         ),
     }
+}
+
+/// One entry of GC's `cni.dev/valid-attachments` (CNI 1.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidAttachment {
+    pub container_id: String,
+    /// None when the entry names no interface: then every attachment of the container is
+    /// kept (the safe reading of an incomplete entry).
+    pub ifname: Option<String>,
+}
+
+impl ValidAttachment {
+    fn covers(&self, record: &Record) -> bool {
+        self.container_id == record.container_id
+            && self.ifname.as_ref().is_none_or(|i| *i == record.ifname)
+    }
+}
+
+/// What a GC did: the attachments it collected and the ops it applied for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcOutcome {
+    pub collected: Vec<(String, String)>,
+    pub applied: Vec<Op>,
+}
+
+/// CNI 1.1 GC: every attachment of this network (`config.name`) with a record in data_dir
+/// that `valid` does not list is removed as a DEL with the pod netns gone would remove it:
+/// its owned host routes and neighbours toward C, the shared host rule when no owned route
+/// is left (decided under the host lock, one attachment at a time), then its record. The
+/// pod side is not reached (GC names no netns; the spec lets a plugin assume it is gone).
+/// What a valid attachment's record wants, or any other record's, is kept. Goes on past
+/// failures and reports them all at the end.
+pub fn gc(config: &Config, valid: &[ValidAttachment], world: &World<'_>) -> Result<GcOutcome> {
+    let stale: Vec<Record> = world
+        .records
+        .all()?
+        .into_iter()
+        .filter(|r| r.network == config.name && !valid.iter().any(|v| v.covers(r)))
+        .collect();
+    let mut outcome = GcOutcome::default();
+    let mut failures = Vec::new();
+    for record in &stale {
+        match collect(config, record, world) {
+            Ok(applied) => {
+                outcome
+                    .collected
+                    .push((record.container_id.clone(), record.ifname.clone()));
+                outcome.applied.extend(applied);
+            }
+            Err(e) => failures.push((record, e)),
+        }
+    }
+    match failures.first() {
+        None => Ok(outcome),
+        Some((_, first)) => Err(Error::Partial {
+            code: first.code(),
+            summary: format!(
+                "GC could not collect {} of {} stale attachments; first: {first}",
+                failures.len(),
+                stale.len()
+            ),
+            details: failures
+                .iter()
+                .map(|(r, e)| format!("{}/{}: {e}", r.container_id, r.ifname))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }),
+    }
+}
+
+/// One stale attachment, through DEL with no pod netns: every other record in data_dir
+/// counts as a peer whose objects are kept.
+fn collect(config: &Config, record: &Record, world: &World<'_>) -> Result<Vec<Op>> {
+    let att = Attachment {
+        container_id: record.container_id.clone(),
+        ifname: record.ifname.clone(),
+        netns: None,
+    };
+    let records = EveryRecordIsAPeer(world.records);
+    let snapshots = HostSideOnly(world.snapshots);
+    let gc_world = World {
+        snapshots: &snapshots,
+        executor: world.executor,
+        records: &records,
+    };
+    del(config, &att, None, &gc_world)
+}
+
+/// GC's view of the world: the host only, whatever the source would show of a pod (the
+/// model kernel shows its one pod to every request), so no pod op is ever planned.
+struct HostSideOnly<'a>(&'a dyn SnapshotSource);
+
+impl SnapshotSource for HostSideOnly<'_> {
+    fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
+        let mut actual = self.0.snapshot(req)?;
+        actual.pod = None;
+        Ok(actual)
+    }
+}
+
+/// The record store as GC's DEL sees it: the peers of an attachment are all other records
+/// (read when asked, under the host lock), so nothing another attachment wants is removed.
+struct EveryRecordIsAPeer<'a>(&'a dyn RecordStore);
+
+impl RecordStore for EveryRecordIsAPeer<'_> {
+    fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
+        self.0.load(container_id, ifname)
+    }
+    fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>> {
+        Ok(self
+            .0
+            .all()?
+            .into_iter()
+            .filter(|r| !(r.container_id == container_id && r.ifname == ifname))
+            .collect())
+    }
+    fn save(&self, record: &Record) -> Result<()> {
+        self.0.save(record)
+    }
+    fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
+        self.0.remove(container_id, ifname)
+    }
+    fn lock_host(&self) -> Result<HostLock> {
+        self.0.lock_host()
+    }
+    fn all(&self) -> Result<Vec<Record>> {
+        self.0.all()
+    }
+    fn check_usable(&self) -> Result<()> {
+        self.0.check_usable()
+    }
+}
+
+/// CNI 1.1 STATUS: ready when ADD could write its record and take the host lock now.
+pub fn status(records: &dyn RecordStore) -> Result<()> {
+    records.check_usable().map_err(|e| match e.code() {
+        Code::NotAvailable => e,
+        _ => Error::NotAvailable(e.to_string()),
+    })
 }
 
 #[cfg(test)]

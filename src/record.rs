@@ -14,7 +14,14 @@ use crate::config::is_valid_ifname;
 use crate::error::{Error, Result};
 use crate::model::Record;
 
-const MAX_CONTAINER_ID_LEN: usize = 256;
+/// The longest file name most filesystems take (NAME_MAX).
+const MAX_FILE_NAME: usize = 255;
+/// What a record's file name adds to the container id: `-`, an interface name of at most 15
+/// bytes, and `.json.tmp` while it is written.
+const RECORD_NAME_OVERHEAD: usize = 1 + 15 + ".json.tmp".len();
+/// Longer ids could not name a record file: refused up front (code 4) rather than failing
+/// with ENAMETOOLONG halfway through an ADD.
+pub const MAX_CONTAINER_ID_LEN: usize = MAX_FILE_NAME - RECORD_NAME_OVERHEAD;
 
 /// CNI container ids: alphanumerics plus `-`, `_`, `.`, starting with an alphanumeric; never
 /// a path component trick.
@@ -36,6 +43,12 @@ pub trait RecordStore {
     /// Serialises the host-side changes of concurrent ADDs and DELs (the runtime runs pods in
     /// parallel): held until the guard drops.
     fn lock_host(&self) -> Result<HostLock>;
+    /// Every record in the store (GC). A file that is not a readable record is left out
+    /// (logged): nothing says whose it is.
+    fn all(&self) -> Result<Vec<Record>>;
+    /// Whether ADD could write records and take the host lock now (STATUS): an error
+    /// (code 50) names what is unusable.
+    fn check_usable(&self) -> Result<()>;
 }
 
 /// Holds the host lock while alive (an flock on `data_dir/host.lock`, released on close).
@@ -62,6 +75,12 @@ impl<T: RecordStore + ?Sized> RecordStore for std::sync::Arc<T> {
     }
     fn lock_host(&self) -> Result<HostLock> {
         (**self).lock_host()
+    }
+    fn all(&self) -> Result<Vec<Record>> {
+        (**self).all()
+    }
+    fn check_usable(&self) -> Result<()> {
+        (**self).check_usable()
     }
 }
 
@@ -97,6 +116,40 @@ impl FileRecords {
             what: format!("record {}", path.display()),
             reason: e.to_string(),
         })
+    }
+
+    /// A record file as this version writes it: its name is the one its content gives.
+    fn read_listed(&self, path: &Path) -> Option<Record> {
+        let record = match Self::read(path) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::warn!(error = %e, "not a readable record: left alone");
+                return None;
+            }
+        };
+        let named = self.path(&record.container_id, &record.ifname).ok();
+        if named.as_deref() != Some(path) {
+            tracing::warn!(
+                file = %path.display(),
+                "a record whose name does not match its content: left alone"
+            );
+            return None;
+        }
+        Some(record)
+    }
+
+    /// Creates a file in data_dir, writes, syncs and removes it: what ADD needs to work.
+    fn probe_write(&self) -> std::io::Result<()> {
+        let probe = self.dir.join(format!(".status-{}.tmp", std::process::id()));
+        let written = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&probe)
+            .and_then(|mut file| file.write_all(b"ok").and_then(|_| file.sync_all()));
+        let removed = fs::remove_file(&probe);
+        written.and(removed)
     }
 
     fn ensure_dir(&self) -> Result<()> {
@@ -144,11 +197,14 @@ impl RecordStore for FileRecords {
         let tmp = path.with_extension("json.tmp");
         let what = || format!("writing record {}", path.display());
         let text = serde_json::to_vec_pretty(record).map_err(|e| Error::io(what(), e))?;
+        // Not through a link someone planted in data_dir: the rename below replaces the
+        // name itself, and this open must not write elsewhere either.
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
             .map_err(|e| Error::io(what(), e))?;
         // No fsync: the record only has to outlive this process, not the node (data_dir is
@@ -179,10 +235,16 @@ impl RecordStore for FileRecords {
             .mode(0o600)
             .open(&path)
             .map_err(|e| Error::io(format!("opening lock {}", path.display()), e))?;
-        let deadline = Instant::now() + LOCK_TIMEOUT;
+        let started = Instant::now();
+        let deadline = started + LOCK_TIMEOUT;
         loop {
             // SAFETY: flock only reads the fd, which `file` keeps open for the call.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                // How long concurrent ADDs and DELs queue on the node (the scale test reads it).
+                tracing::debug!(
+                    waited_us = started.elapsed().as_micros() as u64,
+                    "host lock acquired"
+                );
                 return Ok(HostLock { _file: Some(file) });
             }
             let err = std::io::Error::last_os_error();
@@ -198,6 +260,37 @@ impl RecordStore for FileRecords {
             }
             std::thread::sleep(LOCK_POLL);
         }
+    }
+
+    fn all(&self) -> Result<Vec<Record>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("listing data_dir {}", self.dir.display()),
+                    e,
+                ))
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        Ok(paths.iter().filter_map(|p| self.read_listed(p)).collect())
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        let unusable = |e: &dyn std::fmt::Display| {
+            Error::NotAvailable(format!(
+                "data_dir {} is not usable: {e}",
+                self.dir.display()
+            ))
+        };
+        self.ensure_dir().map_err(|e| unusable(&e))?;
+        self.probe_write().map_err(|e| unusable(&e))
     }
 }
 
@@ -253,6 +346,14 @@ impl RecordStore for MemRecords {
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
         self.lock()?
             .retain(|r| !(r.container_id == container_id && r.ifname == ifname));
+        Ok(())
+    }
+
+    fn all(&self) -> Result<Vec<Record>> {
+        Ok(self.lock()?.clone())
+    }
+
+    fn check_usable(&self) -> Result<()> {
         Ok(())
     }
 }
@@ -337,6 +438,76 @@ mod tests {
         drop(first);
         let free = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         assert_eq!(free, 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn all_lists_readable_records_whose_names_match_and_skips_the_rest() {
+        let dir = temp_dir("all");
+        let store = FileRecords::new(&dir);
+        assert!(
+            store.all().unwrap().is_empty(),
+            "a missing data_dir holds none"
+        );
+        store.save(&record("c1", "net1")).unwrap();
+        store.save(&record("c2", "net2")).unwrap();
+        fs::write(dir.join("garbage.json"), b"{not json").unwrap();
+        let mut renamed = record("c3", "net1");
+        renamed.container_id = "c4".into();
+        fs::write(
+            dir.join("c3-net1.json"),
+            serde_json::to_vec(&renamed).unwrap(),
+        )
+        .unwrap();
+        let ids: Vec<(String, String)> = store
+            .all()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.container_id, r.ifname))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![("c1".into(), "net1".into()), ("c2".into(), "net2".into())]
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_usable_data_dir_is_created_and_left_empty_and_a_file_is_not_usable() {
+        let dir = temp_dir("usable");
+        let store = FileRecords::new(&dir.join("data"));
+        store.check_usable().unwrap();
+        assert_eq!(fs::read_dir(dir.join("data")).unwrap().count(), 0);
+        fs::write(dir.join("file"), b"x").unwrap();
+        let err = FileRecords::new(&dir.join("file"))
+            .check_usable()
+            .unwrap_err();
+        assert_eq!(err.code(), crate::error::Code::NotAvailable, "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_record_is_never_written_through_a_planted_link() {
+        let dir = temp_dir("link");
+        let store = FileRecords::new(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("elsewhere");
+        fs::write(&target, b"untouched").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("c1-net1.json.tmp")).unwrap();
+        assert!(store.save(&record("c1", "net1")).is_err());
+        assert_eq!(fs::read(&target).unwrap(), b"untouched");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_longest_valid_id_still_names_a_record_file() {
+        let dir = temp_dir("long");
+        let store = FileRecords::new(&dir);
+        let id = "a".repeat(MAX_CONTAINER_ID_LEN);
+        assert!(is_valid_container_id(&id));
+        assert!(!is_valid_container_id(&format!("{id}a")));
+        store.save(&record(&id, "net123456789012")).unwrap();
+        assert!(store.load(&id, "net123456789012").unwrap().is_some());
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -524,3 +524,255 @@ fn a_failed_announcement_is_logged_and_the_add_succeeds() {
     assert_eq!(out.exit_code, 0, "{}", out.stdout);
     assert_eq!(h.announces().len(), 1);
 }
+
+fn gc_env() -> Vec<(&'static str, &'static str)> {
+    vec![("CNI_COMMAND", "GC"), ("CNI_PATH", "/opt/cni/bin")]
+}
+
+fn gc_input(valid: Value) -> Value {
+    let mut conf = netconf("1.1.0", false);
+    conf[VALID_ATTACHMENTS_KEY] = valid;
+    conf
+}
+
+fn saved_records(h: &Harness) -> Vec<(String, String)> {
+    let mut ids: Vec<(String, String)> = h
+        .records
+        .all()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.container_id, r.ifname))
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn ids(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(c, i)| (c.to_string(), i.to_string()))
+        .collect()
+}
+
+#[test]
+fn gc_collects_unlisted_attachments_and_keeps_what_a_listed_one_wants() {
+    let h = Harness::new();
+    let before = h.kernel.state();
+    assert_eq!(h.command("ADD", &netconf("1.1.0", true)).exit_code, 0);
+    let attached = h.kernel.state();
+    // A stale attachment whose record wants the very objects c1's does (an address reused).
+    let mut twin = h.records.load("c1", "net1").unwrap().unwrap();
+    twin.container_id = "c2".into();
+    h.records.save(&twin).unwrap();
+
+    let out = h.invoke(
+        &gc_env(),
+        gc_input(json!([{"containerID": "c1", "ifname": "net1"}]))
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(out, Output::success(None), "{}", out.stdout);
+    assert_eq!(saved_records(&h), ids(&[("c1", "net1")]));
+    assert_eq!(
+        h.kernel.state(),
+        attached,
+        "a valid attachment's object went"
+    );
+
+    let out = h.invoke(&gc_env(), gc_input(json!([])).to_string().as_bytes());
+    assert_eq!(out.exit_code, 0, "{}", out.stdout);
+    assert!(saved_records(&h).is_empty());
+    let after = h.kernel.state();
+    // GC reaches the host only (no netns is named): the pod keeps what ADD made.
+    assert_eq!(after.pod, attached.pod);
+    let mut host = after.host.clone();
+    host.sysctls = before.host.sysctls.clone();
+    assert_eq!(
+        host, before.host,
+        "owned host objects or the host rule were left"
+    );
+}
+
+#[test]
+fn gc_leaves_other_networks_records_and_entries_without_ifname_keep_the_container() {
+    let h = Harness::new();
+    assert_eq!(h.command("ADD", &netconf("1.1.0", true)).exit_code, 0);
+    let mut other = h.records.load("c1", "net1").unwrap().unwrap();
+    other.container_id = "c9".into();
+    other.network = Some("another-network".into());
+    h.records.save(&other).unwrap();
+    let out = h.invoke(
+        &gc_env(),
+        gc_input(json!([{"containerID": "c1"}]))
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(out.exit_code, 0, "{}", out.stdout);
+    assert_eq!(saved_records(&h), ids(&[("c1", "net1"), ("c9", "net1")]));
+}
+
+#[test]
+fn gc_without_a_usable_valid_attachments_list_is_code_7_and_collects_nothing() {
+    let h = Harness::new();
+    assert_eq!(h.command("ADD", &netconf("1.1.0", true)).exit_code, 0);
+    let state = h.kernel.state();
+    let missing = netconf("1.1.0", false);
+    assert_error(
+        &h.invoke(&gc_env(), missing.to_string().as_bytes()),
+        Code::InvalidConfig,
+        VALID_ATTACHMENTS_KEY,
+    );
+    for bad in [
+        json!("c1"),
+        json!({"containerID": "c1"}),
+        json!([{"containerID": 5}]),
+        json!([{"containerID": "c1", "ifname": ["net1"]}]),
+    ] {
+        let out = h.invoke(&gc_env(), gc_input(bad.clone()).to_string().as_bytes());
+        assert_error(&out, Code::InvalidConfig, VALID_ATTACHMENTS_KEY);
+    }
+    assert_eq!(saved_records(&h), ids(&[("c1", "net1")]));
+    assert_eq!(h.kernel.state(), state);
+}
+
+#[test]
+fn gc_and_status_need_cni_version_1_1_0() {
+    let h = Harness::new();
+    for version in ["0.3.1", "0.4.0", "1.0.0"] {
+        let mut conf = gc_input(json!([]));
+        conf["cniVersion"] = json!(version);
+        let out = h.invoke(&gc_env(), conf.to_string().as_bytes());
+        assert_error(&out, Code::IncompatibleVersion, "GC needs cniVersion 1.1.0");
+        assert_eq!(body(&out)["cniVersion"], version);
+        let out = h.invoke(&[("CNI_COMMAND", "STATUS")], conf.to_string().as_bytes());
+        assert_error(
+            &out,
+            Code::IncompatibleVersion,
+            "STATUS needs cniVersion 1.1.0",
+        );
+    }
+}
+
+#[test]
+fn status_is_ready_with_no_output_and_skip_call_gc_does_nothing() {
+    let h = Harness::new();
+    let out = h.invoke(
+        &[("CNI_COMMAND", "STATUS")],
+        netconf("1.1.0", false).to_string().as_bytes(),
+    );
+    assert_eq!(out, Output::success(None));
+    assert_eq!(h.command("ADD", &netconf("1.1.0", true)).exit_code, 0);
+    let mut conf = gc_input(json!([]));
+    conf["skip_call"] = json!(true);
+    assert_eq!(
+        h.invoke(&gc_env(), conf.to_string().as_bytes()),
+        Output::success(None)
+    );
+    assert_eq!(saved_records(&h), ids(&[("c1", "net1")]));
+}
+
+/// STATUS over records in a real directory: ready, or code 50 naming data_dir.
+fn status_with_data_dir(data_dir: &Path) -> Output {
+    let mut conf = netconf("1.1.0", false);
+    conf["data_dir"] = json!(data_dir);
+    let factory = |config: &Config, _: &Invocation| -> Result<Backends> {
+        let kernel = Arc::new(ModelKernel::new(ActualState::default()));
+        Ok(Backends {
+            snapshots: Box::new(kernel.clone()),
+            executor: Box::new(kernel),
+            records: Box::new(crate::record::FileRecords::new(&config.data_dir)),
+            probe: Box::new(crate::conflict::NoConflicts),
+        })
+    };
+    let env = |name: &str| (name == "CNI_COMMAND").then(|| "STATUS".to_string());
+    run(&env, &mut conf.to_string().as_bytes(), &factory)
+}
+
+#[test]
+fn status_is_code_50_naming_data_dir_when_it_cannot_be_created_or_written() {
+    let root = std::env::temp_dir().join(format!("router-status-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let usable = root.join("data");
+    assert_eq!(status_with_data_dir(&usable), Output::success(None));
+    assert!(usable.is_dir(), "STATUS creates data_dir as ADD would");
+    assert_eq!(
+        std::fs::read_dir(&usable).unwrap().count(),
+        0,
+        "the probe file stayed"
+    );
+    let file = root.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    for unusable in [file.clone(), file.join("data")] {
+        let out = status_with_data_dir(&unusable);
+        assert_error(&out, Code::NotAvailable, "is not usable");
+        assert!(
+            out.stdout.contains(&*unusable.to_string_lossy()),
+            "{}",
+            out.stdout
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn ids_and_names_with_nul_slash_dots_or_too_long_are_code_4() {
+    let h = Harness::new();
+    let long_id = "a".repeat(crate::record::MAX_CONTAINER_ID_LEN + 1);
+    for (var, value) in [
+        ("CNI_CONTAINERID", "c\0../x"),
+        ("CNI_CONTAINERID", "a/b"),
+        ("CNI_CONTAINERID", ".."),
+        ("CNI_CONTAINERID", long_id.as_str()),
+        ("CNI_IFNAME", "net\0x"),
+        ("CNI_IFNAME", ".."),
+        ("CNI_IFNAME", "a/b"),
+        ("CNI_IFNAME", "net1234567890123"),
+        ("CNI_NETNS", "/run/netns/a\0b"),
+    ] {
+        let mut env = pod_env("ADD");
+        env.retain(|(k, _)| *k != var);
+        env.push((var, value));
+        let out = h.invoke(&env, netconf("1.0.0", true).to_string().as_bytes());
+        assert_error(&out, Code::InvalidEnv, var);
+        assert!(out.stdout.len() < 1024, "{}", out.stdout);
+    }
+    assert!(h.records.all().unwrap().is_empty());
+}
+
+#[test]
+fn add_whose_prev_result_gives_c_no_address_is_code_7() {
+    let h = Harness::new();
+    let before = h.kernel.state();
+    let mut conf = netconf("1.0.0", true);
+    conf["prevResult"]["ips"] = json!([]);
+    assert_error(
+        &h.command("ADD", &conf),
+        Code::InvalidConfig,
+        "no address of net1",
+    );
+    let mut conf = netconf("1.0.0", true);
+    conf["prevResult"]["interfaces"][0]["name"] = json!("net7");
+    assert_error(
+        &h.command("ADD", &conf),
+        Code::InvalidConfig,
+        "no address of net1",
+    );
+    assert_eq!(h.kernel.state(), before);
+}
+
+#[test]
+fn stdin_is_read_no_further_than_the_limit() {
+    /// An endless stdin that counts what was taken from it.
+    struct Endless(u64);
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            buf.fill(b' ');
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+    }
+    let mut stdin = Endless(0);
+    let err = read_stdin(&mut stdin).unwrap_err();
+    assert_eq!(err.code(), Code::Decode);
+    assert!(stdin.0 <= MAX_STDIN + 64 * 1024, "read {} bytes", stdin.0);
+}
