@@ -71,9 +71,14 @@ pub fn invoked_as_plugin() -> bool {
     std::env::var_os("CNI_COMMAND").is_some()
 }
 
-/// The process environment as the protocol reads it.
+/// The process environment as the protocol reads it. A value that is not UTF-8 comes back
+/// as `<not UTF-8: ...>`, which no variable's validation accepts: read lossily it could pass
+/// for another name (an interface `\xff` would become U+FFFD).
 pub fn process_env(name: &str) -> Option<String> {
-    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+    std::env::var_os(name).map(|v| {
+        v.into_string()
+            .unwrap_or_else(|raw| format!("<not UTF-8: {}>", raw.to_string_lossy()))
+    })
 }
 
 fn parse_command(value: Option<String>) -> Result<Command> {
@@ -150,7 +155,9 @@ fn validate_identity(container_id: &str, ifname: &str, netns: Option<&PathBuf>) 
 
 /// Reads at most MAX_STDIN bytes; more is an error, not an allocation.
 pub fn read_stdin(stdin: &mut dyn Read) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
+    // Reserved, not touched: only the pages read into count, and a full read never grows
+    // the buffer (growing would copy it into one twice as large).
+    let mut bytes = Vec::with_capacity(MAX_STDIN as usize + 1);
     stdin
         .take(MAX_STDIN + 1)
         .read_to_end(&mut bytes)

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::cni::{Backends, Command, Invocation};
 use crate::config::Config;
 use crate::conflict::{AddressProbe, Conflict, RawSocketProbe};
-use crate::error::{Error, Result};
+use crate::error::{excerpt, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::logging;
 use crate::model::{MacAddr, Record};
@@ -44,11 +44,12 @@ fn require_pod_netns(path: Option<&Path>) -> Result<()> {
         Ok(true) => Ok(()),
         Ok(false) => Err(Error::UnknownContainer(format!(
             "CNI_NETNS {} is not a network namespace (missing, or not an nsfs file)",
-            path.display()
+            excerpt(&path.display().to_string())
         ))),
         Err(e) => Err(Error::UnknownContainer(format!(
-            "CNI_NETNS {} cannot be read: {e}",
-            path.display()
+            "CNI_NETNS {} is not a network namespace: it cannot be read ({})",
+            excerpt(&path.display().to_string()),
+            excerpt(&e.to_string())
         ))),
     }
 }

@@ -95,8 +95,10 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // Quietly: a test may have deleted it already (a pod gone under router).
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }
