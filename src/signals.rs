@@ -6,7 +6,8 @@
 //! probe, which can be long. A signal arriving otherwise stays pending until the process
 //! exits after writing its result, and so never acts. SIGKILL cannot be blocked: against it
 //! ADD writes its record first and DEL is idempotent, so the runtime's next DEL finishes.
-//! Only the binary's CNI path calls this; the library never changes signal state itself.
+//! Only the binary's CNI path blocks them; `allow_termination` changes nothing where they
+//! were not blocked (tests, the operator CLI).
 
 use std::io;
 
