@@ -31,53 +31,44 @@ impl From<Conflict> for Error {
     }
 }
 
+/// C on its segment: the pod netns, the interface, the MAC its frames carry, its addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    pub pod_netns: &'a Path,
+    pub ifname: &'a str,
+    pub mac: MacAddr,
+    pub addrs: &'a [IpAddr],
+}
+
 /// How the reconciler reaches C's L2 segment.
 pub trait AddressProbe {
-    /// Probes every address of `addrs` at once from `mac` on `ifname` in the pod netns:
-    /// `retries` rounds `interval` apart, listening until `interval` after the last. The
-    /// first frame showing another MAC holding an address is the conflict; silence is none.
+    /// Probes every address of the target at once from its MAC: `retries` rounds
+    /// `interval` apart, listening until `interval` after the last. The first frame showing
+    /// another MAC holding an address is the conflict; silence is none.
     fn detect(
         &self,
-        pod_netns: &Path,
-        ifname: &str,
-        mac: MacAddr,
-        addrs: &[IpAddr],
+        target: &Target<'_>,
         interval: Duration,
         retries: u32,
     ) -> Result<Option<Conflict>>;
 
-    /// Announces every address of `addrs` once at `mac` (gratuitous ARP, unsolicited
+    /// Announces every address of the target once at its MAC (gratuitous ARP, unsolicited
     /// neighbour advertisement), so peers drop C's old MAC.
-    fn announce(
-        &self,
-        pod_netns: &Path,
-        ifname: &str,
-        mac: MacAddr,
-        addrs: &[IpAddr],
-    ) -> Result<()>;
+    fn announce(&self, target: &Target<'_>) -> Result<()>;
 }
 
 impl<T: AddressProbe + ?Sized> AddressProbe for std::sync::Arc<T> {
     fn detect(
         &self,
-        pod_netns: &Path,
-        ifname: &str,
-        mac: MacAddr,
-        addrs: &[IpAddr],
+        target: &Target<'_>,
         interval: Duration,
         retries: u32,
     ) -> Result<Option<Conflict>> {
-        (**self).detect(pod_netns, ifname, mac, addrs, interval, retries)
+        (**self).detect(target, interval, retries)
     }
 
-    fn announce(
-        &self,
-        pod_netns: &Path,
-        ifname: &str,
-        mac: MacAddr,
-        addrs: &[IpAddr],
-    ) -> Result<()> {
-        (**self).announce(pod_netns, ifname, mac, addrs)
+    fn announce(&self, target: &Target<'_>) -> Result<()> {
+        (**self).announce(target)
     }
 }
 
@@ -91,25 +82,11 @@ pub struct RawSocketProbe;
 pub struct NoConflicts;
 
 impl AddressProbe for NoConflicts {
-    fn detect(
-        &self,
-        _pod_netns: &Path,
-        _ifname: &str,
-        _mac: MacAddr,
-        _addrs: &[IpAddr],
-        _interval: Duration,
-        _retries: u32,
-    ) -> Result<Option<Conflict>> {
+    fn detect(&self, _: &Target<'_>, _: Duration, _: u32) -> Result<Option<Conflict>> {
         Ok(None)
     }
 
-    fn announce(
-        &self,
-        _pod_netns: &Path,
-        _ifname: &str,
-        _mac: MacAddr,
-        _addrs: &[IpAddr],
-    ) -> Result<()> {
+    fn announce(&self, _: &Target<'_>) -> Result<()> {
         Ok(())
     }
 }
@@ -117,35 +94,28 @@ impl AddressProbe for NoConflicts {
 impl AddressProbe for RawSocketProbe {
     fn detect(
         &self,
-        pod_netns: &Path,
-        ifname: &str,
-        mac: MacAddr,
-        addrs: &[IpAddr],
+        target: &Target<'_>,
         interval: Duration,
         retries: u32,
     ) -> Result<Option<Conflict>> {
-        if addrs.is_empty() {
+        if target.addrs.is_empty() {
             return Ok(None);
         }
-        let (ifname, addrs) = (ifname.to_string(), addrs.to_vec());
+        let (ifname, addrs, mac) = (target.ifname.to_string(), target.addrs.to_vec(), target.mac);
         let schedule = Schedule::new(interval, retries);
-        netns::run_in_netns(pod_netns, move || {
+        netns::run_in_netns(target.pod_netns, move || {
             detect_here(&ifname, mac, &addrs, schedule)
         })
     }
 
-    fn announce(
-        &self,
-        pod_netns: &Path,
-        ifname: &str,
-        mac: MacAddr,
-        addrs: &[IpAddr],
-    ) -> Result<()> {
-        if addrs.is_empty() {
+    fn announce(&self, target: &Target<'_>) -> Result<()> {
+        if target.addrs.is_empty() {
             return Ok(());
         }
-        let (ifname, addrs) = (ifname.to_string(), addrs.to_vec());
-        netns::run_in_netns(pod_netns, move || announce_here(&ifname, mac, &addrs))
+        let (ifname, addrs, mac) = (target.ifname.to_string(), target.addrs.to_vec(), target.mac);
+        netns::run_in_netns(target.pod_netns, move || {
+            announce_here(&ifname, mac, &addrs)
+        })
     }
 }
 

@@ -5,17 +5,16 @@
 //! netns before anything is locked or written, and the two waits during which nothing is
 //! changed (the host lock, the conflict probe) let termination signals act (`signals`).
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::cni::{Backends, Command, Invocation};
 use crate::config::Config;
-use crate::conflict::{AddressProbe, Conflict, RawSocketProbe};
+use crate::conflict::{AddressProbe, Conflict, RawSocketProbe, Target};
 use crate::error::{excerpt, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::logging;
-use crate::model::{MacAddr, Record};
+use crate::model::Record;
 use crate::netns;
 use crate::record::{FileRecords, HostLock, RecordStore};
 use crate::signals::allow_termination;
@@ -87,26 +86,16 @@ impl<T: AddressProbe> AddressProbe for Interruptible<T> {
     /// Runs before the record is written or anything applied (up to retries x interval).
     fn detect(
         &self,
-        pod_netns: &Path,
-        ifname: &str,
-        mac: MacAddr,
-        addrs: &[IpAddr],
+        target: &Target<'_>,
         interval: Duration,
         retries: u32,
     ) -> Result<Option<Conflict>> {
         let _allowed = allow_termination();
-        self.0
-            .detect(pod_netns, ifname, mac, addrs, interval, retries)
+        self.0.detect(target, interval, retries)
     }
 
     /// After the apply: the ADD is made, and its result is still to be printed.
-    fn announce(
-        &self,
-        pod_netns: &Path,
-        ifname: &str,
-        mac: MacAddr,
-        addrs: &[IpAddr],
-    ) -> Result<()> {
-        self.0.announce(pod_netns, ifname, mac, addrs)
+    fn announce(&self, target: &Target<'_>) -> Result<()> {
+        self.0.announce(target)
     }
 }

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 
 use crate::compile::{compile, CompileInput, Compiled};
 use crate::config::{Config, PrevView};
-use crate::conflict::AddressProbe;
+use crate::conflict::{AddressProbe, Target};
 use crate::error::Code;
 use crate::error::{Error, Result};
 use crate::execute::{Executor, Failed};
@@ -276,14 +276,13 @@ fn detect_conflicts(
     let addrs = chained_ips(prev, &att.ifname);
     let conflict = &config.ip_conflict;
     let started = std::time::Instant::now();
-    let found = probe.detect(
-        netns,
-        &att.ifname,
+    let target = Target {
+        pod_netns: netns,
+        ifname: &att.ifname,
         mac,
-        &addrs,
-        conflict.interval,
-        conflict.retries,
-    )?;
+        addrs: &addrs,
+    };
+    let found = probe.detect(&target, conflict.interval, conflict.retries)?;
     tracing::debug!(
         addresses = addrs.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -324,7 +323,13 @@ fn announce_new_mac(att: &Attachment, prev: &PrevView, applied: &[Op], probe: &d
         return;
     };
     let addrs = chained_ips(prev, &att.ifname);
-    if let Err(e) = probe.announce(netns, &att.ifname, mac, &addrs) {
+    let target = Target {
+        pod_netns: netns,
+        ifname: &att.ifname,
+        mac,
+        addrs: &addrs,
+    };
+    if let Err(e) = probe.announce(&target) {
         tracing::warn!(
             error = %e,
             %mac,

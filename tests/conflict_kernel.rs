@@ -14,7 +14,7 @@ use common::cni::*;
 use common::Netns;
 use router::conflict::packet::{self, ETHERTYPE_ARP, ETHERTYPE_IPV6};
 use router::conflict::socket::{self, PacketSocket};
-use router::conflict::{AddressProbe, Conflict, RawSocketProbe};
+use router::conflict::{AddressProbe, Conflict, RawSocketProbe, Target};
 use router::error::Error;
 use router::model::MacAddr;
 use router::netns::{run_in_netns, spawn_in_netns, NetnsThread};
@@ -179,9 +179,14 @@ fn without_a_conflict_the_add_passes_in_about_retries_x_interval_whatever_the_ad
     // The probe alone, in process: all four addresses in one schedule.
     let mac: MacAddr = pod.netns.link_mac("net1").parse().unwrap();
     let started = Instant::now();
-    let found = RawSocketProbe
-        .detect(&pod.netns.path(), "net1", mac, &addrs, SLOW, RETRIES)
-        .unwrap();
+    let netns = pod.netns.path();
+    let target = Target {
+        pod_netns: &netns,
+        ifname: "net1",
+        mac,
+        addrs: &addrs,
+    };
+    let found = RawSocketProbe.detect(&target, SLOW, RETRIES).unwrap();
     let probe_took = started.elapsed();
     assert_eq!(found, None);
     let probe_bound = SLOW * (RETRIES + 1) + Duration::from_millis(100);
@@ -401,14 +406,14 @@ fn seg_addrs() -> Vec<IpAddr> {
 }
 
 fn detect(seg: &Segment, ifname: &str) -> router::error::Result<Option<Conflict>> {
-    RawSocketProbe.detect(
-        &seg.pod.path(),
+    let (netns, addrs) = (seg.pod.path(), seg_addrs());
+    let target = Target {
+        pod_netns: &netns,
         ifname,
-        SEG_POD_MAC.parse().unwrap(),
-        &seg_addrs(),
-        INTERVAL,
-        RETRIES,
-    )
+        mac: SEG_POD_MAC.parse().unwrap(),
+        addrs: &addrs,
+    };
+    RawSocketProbe.detect(&target, INTERVAL, RETRIES)
 }
 
 #[test]
@@ -444,7 +449,13 @@ fn the_raw_sockets_are_closed_on_every_path() {
     let err = detect(&seg, "net9").unwrap_err();
     assert!(err.to_string().contains("net9"), "{err}");
     let mac = SEG_POD_MAC.parse().unwrap();
-    let announced = RawSocketProbe.announce(&seg.pod.path(), "net1", mac, &seg_addrs());
+    let (netns, addrs) = (seg.pod.path(), seg_addrs());
+    let announced = RawSocketProbe.announce(&Target {
+        pod_netns: &netns,
+        ifname: "net1",
+        mac,
+        addrs: &addrs,
+    });
     assert!(announced.is_err(), "announced on a down link");
     assert_eq!(packet_sockets(&seg.pod), 0, "after a failed announcement");
 }

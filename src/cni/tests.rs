@@ -1,7 +1,7 @@
 //! The protocol end to end, in process, over the in-memory model kernel.
 
 use super::*;
-use crate::conflict::Conflict;
+use crate::conflict::{Conflict, Target};
 use crate::error::Code;
 use crate::execute::ModelKernel;
 use crate::model::{ActualState, ROUTER_PROTOCOL};
@@ -49,31 +49,29 @@ struct ScriptedProbe {
 impl AddressProbe for ScriptedProbe {
     fn detect(
         &self,
-        pod_netns: &Path,
-        ifname: &str,
-        mac: MacAddr,
-        addrs: &[IpAddr],
+        target: &Target<'_>,
         interval: Duration,
         retries: u32,
     ) -> Result<Option<Conflict>> {
         self.detects.lock().unwrap().push(Detect {
-            netns: pod_netns.to_path_buf(),
-            ifname: ifname.to_string(),
-            mac,
-            addrs: addrs.to_vec(),
+            netns: target.pod_netns.to_path_buf(),
+            ifname: target.ifname.to_string(),
+            mac: target.mac,
+            addrs: target.addrs.to_vec(),
             interval,
             retries,
             kernel: self.kernel.state(),
-            record_saved: self.records.load("c1", ifname).unwrap().is_some(),
+            record_saved: self.records.load("c1", target.ifname).unwrap().is_some(),
         });
         Ok(*self.conflict.lock().unwrap())
     }
 
-    fn announce(&self, _: &Path, ifname: &str, mac: MacAddr, addrs: &[IpAddr]) -> Result<()> {
-        self.announces
-            .lock()
-            .unwrap()
-            .push((ifname.to_string(), mac, addrs.to_vec()));
+    fn announce(&self, target: &Target<'_>) -> Result<()> {
+        self.announces.lock().unwrap().push((
+            target.ifname.to_string(),
+            target.mac,
+            target.addrs.to_vec(),
+        ));
         if *self.fail_announce.lock().unwrap() {
             return Err(Error::io("raw socket", "injected fault"));
         }
