@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ipnet::IpNet;
 use router::model::{
-    ActualState, Family, Route, RouteKey, RouteKind, RouteScope, Rule, RuleAction, RuleKey,
-    SysctlKey, MAIN_TABLE, PROTOCOL_KERNEL,
+    ActualState, Family, Route, RouteKey, RouteKind, RouteScope, Rule, SysctlKey, MAIN_TABLE,
+    PROTOCOL_KERNEL,
 };
 use router::netns::run_in_netns;
 use router::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
@@ -222,21 +222,8 @@ pub fn rule(
     protocol: u8,
 ) -> Rule {
     Rule {
-        key: RuleKey {
-            family,
-            priority,
-            from: from.map(net),
-            to: to.map(net),
-            iif: None,
-            oif: None,
-            fwmark: None,
-            fwmask: None,
-            tos: 0,
-            invert: false,
-            action: RuleAction::Lookup,
-            table,
-        },
         protocol,
+        ..Rule::owned_lookup(family, priority, from.map(net), to.map(net), table)
     }
 }
 
