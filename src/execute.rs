@@ -65,29 +65,17 @@ impl LiveExecutor {
 
     /// Applies `ops` as runs of one side each; failure indexes are into `ops`.
     fn run(&self, ops: &[Op], policy: Policy) -> Vec<Failed> {
-        let mut failures = Vec::new();
-        let mut start = 0;
-        while start < ops.len() {
+        let same_side_end = |start: usize| {
             let side = ops[start].side();
-            let end = ops[start..]
+            ops[start..]
                 .iter()
                 .position(|op| op.side() != side)
-                .map_or(ops.len(), |n| start + n);
-            let run = &ops[start..end];
-            let run_failures = match side {
-                Side::Host => apply_run(run, policy),
-                Side::Pod => self.apply_in_pod(run, policy),
-            };
-            failures.extend(run_failures.into_iter().map(|f| Failed {
-                index: start + f.index,
-                error: f.error,
-            }));
-            if policy == Policy::StopAtFirst && !failures.is_empty() {
-                break;
-            }
-            start = end;
-        }
-        failures
+                .map_or(ops.len(), |n| start + n)
+        };
+        in_chunks(ops, policy, same_side_end, |run| match run[0].side() {
+            Side::Host => apply_run(run, policy),
+            Side::Pod => self.apply_in_pod(run, policy),
+        })
     }
 
     /// A run of pod ops, on a thread inside the pod netns.
@@ -146,21 +134,38 @@ fn apply_run(ops: &[Op], policy: Policy) -> Vec<Failed> {
         Ok(opened) => opened,
         Err(error) => return fail_all(ops.len(), policy, &error),
     };
+    in_chunks(
+        ops,
+        policy,
+        |start| batch_end(ops, start),
+        |batch| {
+            if batch.len() > 1 {
+                apply_batch(&nl, &links, batch, policy)
+            } else {
+                apply_one(&nl, &links, &batch[0])
+                    .err()
+                    .map(|error| Failed { index: 0, error })
+                    .into_iter()
+                    .collect()
+            }
+        },
+    )
+}
+
+/// Cuts `ops` into consecutive chunks (`chunk_end` says where the one starting at an index
+/// ends), applies each, and reports failures with indexes into `ops`; with StopAtFirst it
+/// stops after the first chunk that failed.
+fn in_chunks(
+    ops: &[Op],
+    policy: Policy,
+    chunk_end: impl Fn(usize) -> usize,
+    mut apply: impl FnMut(&[Op]) -> Vec<Failed>,
+) -> Vec<Failed> {
     let mut failures = Vec::new();
     let mut start = 0;
     while start < ops.len() {
-        let end = batch_end(ops, start);
-        let batch = &ops[start..end];
-        let batch_failures = if batch.len() > 1 {
-            apply_batch(&nl, &links, batch, policy)
-        } else {
-            apply_one(&nl, &links, &batch[0])
-                .err()
-                .map(|error| Failed { index: 0, error })
-                .into_iter()
-                .collect()
-        };
-        failures.extend(batch_failures.into_iter().map(|f| Failed {
+        let end = chunk_end(start);
+        failures.extend(apply(&ops[start..end]).into_iter().map(|f| Failed {
             index: start + f.index,
             error: f.error,
         }));
