@@ -9,7 +9,6 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -414,24 +413,12 @@ fn every_owned_rule_deleted_behind_routers_back_is_reported_and_repaired() {
 
 /// A router run in the host netns whose process the test can signal.
 fn spawn_router(node: &Node, pod: &Pod, command: &str, stdin: &Value) -> std::process::Child {
-    let mut child = Command::new("/usr/sbin/ip")
-        .args(["netns", "exec", &node.host.name])
-        .arg(router_bin())
-        .env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", &pod.id)
-        .env("CNI_NETNS", pod.netns.path())
-        .env("CNI_IFNAME", "net1")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.to_string().as_bytes()).unwrap();
-    drop(input);
-    child
+    let netns = pod.netns.path();
+    node.spawn(
+        &router_bin(),
+        &pod_env(command, &pod.id, &netns, "net1"),
+        stdin,
+    )
 }
 
 /// How a signalled run ended.

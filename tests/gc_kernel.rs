@@ -8,9 +8,7 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use common::cni::*;
 use serde_json::{json, Value};
@@ -18,21 +16,15 @@ use serde_json::{json, Value};
 /// router alone, run in the host netns as a runtime runs GC and STATUS: only CNI_COMMAND
 /// and CNI_PATH are set.
 fn plugin(node: &Node, command: &str, stdin: &Value) -> CniOutput {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &node.host.name])
-        .arg(router_bin())
-        .env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.to_string().as_bytes()).unwrap();
-    drop(input);
-    CniOutput::from(child.wait_with_output().unwrap())
+    let env = [
+        ("CNI_COMMAND", command.to_string()),
+        ("CNI_PATH", "/usr/lib/cni".to_string()),
+    ];
+    CniOutput::from(
+        node.spawn(&router_bin(), &env, stdin)
+            .wait_with_output()
+            .unwrap(),
+    )
 }
 
 /// router's config in the net1 network as libcni passes it for GC (cniVersion 1.1.0).

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
@@ -158,16 +158,21 @@ impl Node {
         ifname: &str,
         stdin: &Value,
     ) -> CniOutput {
+        let netns = pod.netns.path();
+        let env = pod_env(command, &pod.id, &netns, ifname);
+        let child = self.spawn(plugin, &env, stdin);
+        CniOutput::from(child.wait_with_output().unwrap())
+    }
+
+    /// Starts a plugin in the host netns with only `env` (and a PATH), `stdin` written and
+    /// closed; the caller waits for it (or signals it first).
+    pub fn spawn(&self, plugin: &Path, env: &[(&str, String)], stdin: &Value) -> Child {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.host.name])
             .arg(plugin)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", &pod.id)
-            .env("CNI_NETNS", pod.netns.path())
-            .env("CNI_IFNAME", ifname)
-            .env("CNI_PATH", cni_path())
+            .envs(env.iter().map(|(k, v)| (*k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -176,8 +181,19 @@ impl Node {
         if let Some(mut input) = child.stdin.take() {
             input.write_all(stdin.to_string().as_bytes()).unwrap();
         }
-        CniOutput::from(child.wait_with_output().unwrap())
+        child
     }
+}
+
+/// The CNI_* variables of a runtime invoking a plugin for one pod interface.
+pub fn pod_env(command: &str, id: &str, netns: &Path, ifname: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CNI_COMMAND", command.to_string()),
+        ("CNI_CONTAINERID", id.to_string()),
+        ("CNI_NETNS", netns.display().to_string()),
+        ("CNI_IFNAME", ifname.to_string()),
+        ("CNI_PATH", cni_path()),
+    ]
 }
 
 /// What a plugin printed and how it exited.
