@@ -4,17 +4,19 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
+
+use nix::sched::{setns, CloneFlags};
+use nix::sys::statfs::{fstatfs, FsType};
 
 use crate::error::{Error, Result};
 use crate::model::SysctlKey;
 
 /// statfs(2) f_type of nsfs, the filesystem of /proc/<pid>/ns/* and of their bind mounts
-/// (/run/netns/*). Spelled out because libc types it differently per target.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
+/// (/run/netns/*). nix names the common filesystems but not this one.
+const NSFS_MAGIC: FsType = FsType(0x6e73_6673);
 
 /// Work running on its own thread inside a netns; `join` to get its result.
 #[must_use = "join the thread to get its result"]
@@ -84,14 +86,8 @@ pub fn is_netns(path: &Path) -> Result<bool> {
         Err(e) if names_nothing(&e) => return Ok(false),
         Err(e) => return Err(Error::io(netns_what(path), e)),
     };
-    // SAFETY: statfs is plain old data; fstatfs writes it and only reads the valid fd.
-    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), &mut stat) };
-    if rc != 0 {
-        return Err(Error::io(netns_what(path), io::Error::last_os_error()));
-    }
-    #[allow(clippy::unnecessary_cast)] // f_type is i64 on some targets, u32 or i32 on others
-    Ok(stat.f_type as i64 == NSFS_MAGIC)
+    let stat = fstatfs(&file).map_err(|e| Error::io(netns_what(path), io::Error::from(e)))?;
+    Ok(stat.filesystem_type() == NSFS_MAGIC)
 }
 
 /// Opens read-only without blocking: CNI_NETNS comes from outside, and opening a FIFO
@@ -117,15 +113,8 @@ fn netns_what(path: &Path) -> String {
 
 /// Moves the current thread into the network namespace of `file`.
 fn enter(file: &File, path: &Path) -> Result<()> {
-    // SAFETY: setns only reads the fd, which `file` keeps open for the call.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        return Err(Error::io(
-            format!("setns into {}", path.display()),
-            io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    setns(file, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| Error::io(format!("setns into {}", path.display()), io::Error::from(e)))
 }
 
 /// Reads a sysctl of the calling thread's netns; None when the file does not exist (the
@@ -186,9 +175,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let fifo = dir.join("fifo");
-        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a NUL-terminated path that outlives the call.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         assert!(!is_netns(&fifo).unwrap());
         assert!(run_in_netns(&fifo, || Ok(())).is_err());
         assert!(!is_netns(&dir).unwrap());

@@ -11,56 +11,34 @@
 
 use std::io;
 
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+
 use crate::error::{Error, Result};
 
 /// The signals a runtime, systemd or an operator's Ctrl-C send to stop a process.
-const TERMINATION: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+const TERMINATION: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
 
-fn termination_set() -> io::Result<libc::sigset_t> {
-    // SAFETY: sigemptyset initialises the set; sigaddset takes valid signal numbers.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        if libc::sigemptyset(&mut set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        for signal in TERMINATION {
-            if libc::sigaddset(&mut set, signal) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(set)
-    }
+fn termination_set() -> SigSet {
+    TERMINATION.into_iter().collect()
 }
 
-fn mask(how: libc::c_int) -> io::Result<()> {
-    let set = termination_set()?;
-    // SAFETY: `set` is initialised; the old mask is not asked for.
-    let rc = unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    Ok(())
+fn mask(how: SigmaskHow) -> io::Result<()> {
+    pthread_sigmask(how, Some(&termination_set()), None).map_err(io::Error::from)
 }
 
 /// Blocks the termination signals on the calling thread and so on every thread it starts
 /// later. Call it first thing in `main`, before any thread exists: a thread started earlier
 /// would still take the signal and its default action ends the whole process.
 pub fn block_termination() -> Result<()> {
-    mask(libc::SIG_BLOCK).map_err(|e| Error::io("blocking termination signals", e))
+    mask(SigmaskHow::SIG_BLOCK).map_err(|e| Error::io("blocking termination signals", e))
 }
 
 /// Whether the calling thread blocks the termination signals now.
 pub fn termination_blocked() -> bool {
-    // SAFETY: a null set only reads the current mask into `current`.
-    unsafe {
-        let mut current: libc::sigset_t = std::mem::zeroed();
-        if libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut current) != 0 {
-            return false;
-        }
-        TERMINATION
-            .iter()
-            .all(|s| libc::sigismember(&current, *s) == 1)
-    }
+    let Ok(current) = SigSet::thread_get_mask() else {
+        return false;
+    };
+    TERMINATION.iter().all(|s| current.contains(*s))
 }
 
 /// While alive, the calling thread (and threads it starts meanwhile) take termination
@@ -74,7 +52,7 @@ pub struct TerminationAllowed {
 pub fn allow_termination() -> TerminationAllowed {
     let reblock = termination_blocked();
     if reblock {
-        if let Err(e) = mask(libc::SIG_UNBLOCK) {
+        if let Err(e) = mask(SigmaskHow::SIG_UNBLOCK) {
             tracing::warn!(error = %e, "could not unblock termination signals for a wait");
             return TerminationAllowed { reblock: false };
         }
@@ -85,7 +63,7 @@ pub fn allow_termination() -> TerminationAllowed {
 impl Drop for TerminationAllowed {
     fn drop(&mut self) {
         if self.reblock {
-            if let Err(e) = mask(libc::SIG_BLOCK) {
+            if let Err(e) = mask(SigmaskHow::SIG_BLOCK) {
                 tracing::warn!(error = %e, "could not block termination signals again");
             }
         }
