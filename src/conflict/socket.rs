@@ -2,10 +2,17 @@
 //! dropped (the fd is an OwnedFd: every return path, error or panic, closes it). Frames go
 //! out and come in whole, Ethernet header included; nothing here knows what they mean.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
+
+use nix::net::if_::if_nametoindex;
+use nix::poll::{ppoll, PollFd, PollFlags};
+use nix::sys::socket::{
+    bind, recvfrom, send, socket, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType,
+    SockaddrLike,
+};
+use nix::sys::time::TimeSpec;
 
 /// One raw socket receiving the frames of one Ethernet type on one interface.
 #[derive(Debug)]
@@ -18,21 +25,13 @@ impl PacketSocket {
     pub fn open(ifindex: u32, ethertype: u16) -> io::Result<PacketSocket> {
         // Protocol 0 receives nothing until bind sets the type and the interface, so no frame
         // of another interface is queued in between.
-        // SAFETY: socket(2) takes no pointers; the fd it returns is owned right below.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh fd nothing else owns.
-        let socket = PacketSocket {
-            fd: unsafe { OwnedFd::from_raw_fd(raw) },
-        };
+        let fd = socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )?;
+        let socket = PacketSocket { fd };
         socket.bind(ifindex, ethertype)?;
         Ok(socket)
     }
@@ -40,79 +39,51 @@ impl PacketSocket {
     fn bind(&self, ifindex: u32, ethertype: u16) -> io::Result<()> {
         let ifindex = i32::try_from(ifindex)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "ifindex out of range"))?;
-        // SAFETY: sockaddr_ll is plain old data; all zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = ethertype.to_be();
-        addr.sll_ifindex = ifindex;
-        // SAFETY: addr is a valid sockaddr_ll and the length passed is its size.
-        let rc = unsafe {
-            libc::bind(
-                self.fd.as_raw_fd(),
-                std::ptr::addr_of!(addr).cast::<libc::sockaddr>(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
+        let raw = libc::sockaddr_ll {
+            sll_family: libc::AF_PACKET as u16,
+            sll_protocol: ethertype.to_be(),
+            sll_ifindex: ifindex,
+            sll_hatype: 0,
+            sll_pkttype: 0,
+            sll_halen: 0,
+            sll_addr: [0; 8],
         };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: `raw` is a whole, initialised sockaddr_ll and `len` is its size; nix has no
+        // safe constructor for a LinkAddr.
+        let addr = unsafe { LinkAddr::from_raw(std::ptr::addr_of!(raw).cast(), Some(len)) }
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a sockaddr_ll"))?;
+        bind(self.fd.as_raw_fd(), &addr)?;
         Ok(())
     }
 
     /// Sends one whole frame out of the bound interface.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         loop {
-            // SAFETY: the pointer and length describe `frame`, which outlives the call.
-            let rc = unsafe {
-                libc::send(
-                    self.fd.as_raw_fd(),
-                    frame.as_ptr().cast::<libc::c_void>(),
-                    frame.len(),
-                    0,
-                )
-            };
-            if rc >= 0 {
-                return Ok(());
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
+            match send(self.fd.as_raw_fd(), frame, MsgFlags::empty()) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
     }
 
     /// The next frame that came in (frames this host sent are skipped), truncated to
-    /// `buf`; None when none is queued.
+    /// `buf`; None when none is queued (the socket is non-blocking).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         loop {
-            // SAFETY: sockaddr_ll is plain old data; recvfrom fills at most `len` of it.
-            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: buf and from are valid for the lengths given and outlive the call.
-            let rc = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast::<libc::c_void>(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    std::ptr::addr_of_mut!(from).cast::<libc::sockaddr>(),
-                    &mut len,
-                )
+            let (len, from) = match recvfrom::<LinkAddr>(self.fd.as_raw_fd(), buf) {
+                Ok(received) => received,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             };
-            if rc < 0 {
-                let err = io::Error::last_os_error();
-                match err.kind() {
-                    io::ErrorKind::WouldBlock => return Ok(None),
-                    io::ErrorKind::Interrupted => continue,
-                    _ => return Err(err),
-                }
-            }
             // A packet socket also sees what this interface sends: our own probes.
-            if from.sll_pkttype == libc::PACKET_OUTGOING {
+            if from.is_some_and(|from| from.pkttype() == libc::PACKET_OUTGOING) {
                 continue;
             }
-            // rc is the frame's length, at most buf.len() (recvfrom truncates).
-            return Ok(Some((rc as usize).min(buf.len())));
+            // len is the frame's length, at most buf.len() (recvfrom truncates).
+            return Ok(Some(len.min(buf.len())));
         }
     }
 }
@@ -120,47 +91,23 @@ impl PacketSocket {
 /// Waits until one of `sockets` has something to read (or an error to report), or until
 /// `timeout`. Returns which ones are ready; all false on timeout or a signal.
 pub fn wait_readable(sockets: &[&PacketSocket], timeout: Duration) -> io::Result<Vec<bool>> {
-    let mut fds: Vec<libc::pollfd> = sockets
+    let mut fds: Vec<PollFd<'_>> = sockets
         .iter()
-        .map(|s| libc::pollfd {
-            fd: s.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
+        .map(|s| PollFd::new(s.fd.as_fd(), PollFlags::POLLIN))
         .collect();
     // ppoll takes a timespec: no rounding to milliseconds, so no early wake-up to spin on.
-    let ts = libc::timespec {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-    };
-    // SAFETY: fds is a valid array of fds.len() pollfds; ts outlives the call; no sigmask.
-    let rc = unsafe {
-        libc::ppoll(
-            fds.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
-            &ts,
-            std::ptr::null(),
-        )
-    };
-    if rc < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(vec![false; fds.len()]);
-        }
-        return Err(err);
+    match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
+        Ok(_) => Ok(fds
+            .iter()
+            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+            .collect()),
+        Err(nix::errno::Errno::EINTR) => Ok(vec![false; fds.len()]),
+        Err(e) => Err(e.into()),
     }
-    Ok(fds.iter().map(|p| p.revents != 0).collect())
 }
 
 /// The index of interface `name` in the calling thread's netns (the lookup goes through a
 /// socket, and a socket belongs to the netns of the thread that makes it).
 pub fn ifindex(name: &str) -> io::Result<u32> {
-    let c_name = CString::new(name)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in interface name"))?;
-    // SAFETY: c_name is a valid NUL-terminated string for the duration of the call.
-    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-    if index == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(index)
+    Ok(if_nametoindex(name)?)
 }
