@@ -181,12 +181,25 @@ fn run_case(dir: &Path) {
     );
 }
 
+/// The one folder of `fixtures/` that is not a golden case: the hostile-input corpus that
+/// tests/hostile_input.rs runs.
+const NOT_A_CASE: &str = "bad-input";
+
+/// Every folder of `fixtures/` but the corpus is a case: a folder without `case.json` (a
+/// typo, a case half-written) fails here instead of being skipped in silence.
 fn case_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(fixtures())
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("case.json").exists())
+        .filter(|p| p.is_dir() && !p.ends_with(NOT_A_CASE))
         .collect();
+    for dir in &dirs {
+        assert!(
+            dir.join("case.json").is_file(),
+            "{}: a fixture folder without case.json",
+            dir.display()
+        );
+    }
     dirs.sort();
     dirs
 }
