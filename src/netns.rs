@@ -183,14 +183,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The thread is built by hand: entering a netns needs CAP_SYS_ADMIN, and what is
+    /// tested here is `join`, which the pure tests (run without root) cover too.
     #[test]
     fn a_panic_in_the_netns_thread_is_an_error() {
-        let err = run_in_netns(Path::new("/proc/self/ns/net"), || -> Result<()> {
-            panic!("boom")
-        })
-        .unwrap_err();
+        let thread: NetnsThread<()> = NetnsThread {
+            path: PathBuf::from("/proc/self/ns/net"),
+            handle: std::thread::spawn(|| -> Result<()> { panic!("boom") }),
+        };
+        let err = thread.join().unwrap_err();
         assert!(
-            matches!(&err, Error::Io { reason, .. } if reason.contains("boom")),
+            matches!(&err, Error::Io { what, reason } if reason.contains("boom") && what.contains("/proc/self/ns/net")),
             "{err:?}"
         );
     }

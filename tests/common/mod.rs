@@ -50,8 +50,21 @@ pub struct Netns {
     pub name: String,
 }
 
+/// Kernel tests need root (network namespaces, links, netlink writes). Without it they
+/// fail at once, saying how to run them, rather than with an `ip` error deep in a setup,
+/// and never skip: a skipped kernel test would look like a passed one.
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "kernel tests need root: run `sudo cargo test` (or `sudo bash .ci/run`, which also \
+         installs what they use); without root, `cargo test-pure` runs the tests that need \
+         no kernel"
+    );
+}
+
 impl Netns {
     pub fn new(tag: &str) -> Netns {
+        require_root();
         let name = unique(tag);
         run("ip", &["netns", "add", &name]);
         Netns { name }
