@@ -602,7 +602,7 @@ fn base_world(w: &WorldKnobs) -> ActualState {
     ActualState {
         pod: Some(pod),
         host,
-        host_preferred_src: Default::default(),
+        ..ActualState::default()
     }
 }
 
