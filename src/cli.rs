@@ -44,7 +44,8 @@ enum Command {
     /// the drift (and with --repair, fix it). Exit 0 clean, 2 drift, 1 error.
     Check(CheckArgs),
     /// Print the actual state of a pod netns and of this (host) netns as JSON, the format
-    /// `plan --snapshot` reads.
+    /// `plan --snapshot` reads. Without an attachment every route table of both is read;
+    /// the JSON's `tables` says which tables it holds.
     Snapshot(SnapshotArgs),
     /// Copy this binary into a CNI bin dir atomically (temporary name, fsync, rename); a
     /// no-op when the same binary is there.
@@ -101,13 +102,14 @@ struct SnapshotArgs {
     #[arg(long)]
     netns: Option<PathBuf>,
     /// With --ifname and --config or --container-id: read what ADD would read for that
-    /// attachment (its tables, the host's source addresses toward it, its record).
+    /// attachment (its tables, the host's source addresses toward it, its record) instead
+    /// of every table.
     #[command(flatten)]
     attachment: AttachmentArgs,
-    /// More pod route tables to read (main is always read).
+    /// More pod route tables to read with an attachment (main is always read).
     #[arg(long = "table")]
     tables: Vec<u32>,
-    /// Host route tables to read.
+    /// More host route tables to read with an attachment.
     #[arg(long = "host-table")]
     host_tables: Vec<u32>,
 }
@@ -275,6 +277,7 @@ fn snapshot_command(args: &SnapshotArgs) -> Result<u8> {
     } else {
         SnapshotRequest {
             pod_netns: args.netns.clone(),
+            every_table: true,
             ..SnapshotRequest::default()
         }
     };

@@ -11,8 +11,9 @@ use crate::config::{Config, MigrateRoute, PrevView};
 use crate::error::{Error, Result};
 use crate::model::{
     host_net, ActualState, DesiredNetns, DesiredState, Family, MacAddr, Mode, Moved, Neighbour,
-    NeighbourKey, NeighbourSelector, NetnsState, Record, Route, RouteSelector, Rule, Scope,
-    SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
+    NeighbourKey, NeighbourSelector, NetnsState, NodeAddressChange, Record, Route, RouteSelector,
+    Rule, Scope, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL,
+    ROUTER_PROTOCOL,
 };
 
 /// Host links whose addresses are not the node's own (container and overlay plumbing).
@@ -104,7 +105,7 @@ fn find_host_peer(pod: &NetnsState, host: &NetnsState, overlay: &str) -> Option<
     points_back.then(|| name.clone())
 }
 
-fn is_link_local(addr: &IpAddr) -> bool {
+pub(crate) fn is_link_local(addr: &IpAddr) -> bool {
     match addr {
         IpAddr::V4(a) => a.is_link_local(),
         IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
@@ -158,22 +159,24 @@ fn families_of(addrs: &[IpNet]) -> BTreeSet<Family> {
 /// C's new MAC: the prefix, then the first IPv4 address's 4 bytes, else the last 4 bytes of
 /// the first IPv6 address. Leading zero bytes are kept.
 pub fn derive_mac(prefix: [u8; 2], chained_addrs: &[IpNet]) -> Option<MacAddr> {
-    let tail: [u8; 4] = match chained_addrs
-        .iter()
-        .find(|a| Family::of_net(a) == Family::Ipv4)
-    {
-        Some(IpNet::V4(v4)) => v4.addr().octets(),
-        _ => match chained_addrs.iter().find_map(|a| match a {
-            IpNet::V6(v6) => Some(v6.addr().octets()),
-            IpNet::V4(_) => None,
-        }) {
-            Some(o) => [o[12], o[13], o[14], o[15]],
-            None => return None,
-        },
+    let tail: [u8; 4] = match mac_source(chained_addrs)? {
+        IpAddr::V4(v4) => v4.octets(),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
     };
     Some(MacAddr([
         prefix[0], prefix[1], tail[0], tail[1], tail[2], tail[3],
     ]))
+}
+
+/// The address C's MAC is derived from: the first IPv4 address, else the first IPv6 one.
+pub fn mac_source(chained_addrs: &[IpNet]) -> Option<IpAddr> {
+    let first = |family| chained_addrs.iter().find(|a| Family::of_net(a) == family);
+    first(Family::Ipv4)
+        .or_else(|| first(Family::Ipv6))
+        .map(IpNet::addr)
 }
 
 /// Interface name order of BEHAVIOUR 2.2: the name without its trailing number, then the
@@ -479,6 +482,7 @@ fn compile_add(input: &CompileInput<'_>) -> Result<Compiled> {
         }
         b.skip_note_for_unused_families();
         b.scope();
+        b.node_address_change();
     }
     Ok(b.finish(new_mac))
 }
@@ -710,6 +714,22 @@ impl AddBuilder<'_> {
         }
     }
 
+    /// The node addresses gained and lost since the record was written: what a drift of
+    /// the host-address routes and neighbours is due to. Nothing without a record (a first
+    /// ADD has no "since").
+    fn node_address_change(&mut self) {
+        let (Some(record), Some(_)) = (self.input.record, self.host_peer_usable()) else {
+            return;
+        };
+        let then = recorded_node_addresses(record);
+        let now = &self.facts.host_addresses;
+        self.pod.node_addresses = NodeAddressChange {
+            via: self.overlay().to_string(),
+            added: now.difference(&then).copied().collect(),
+            removed: then.difference(now).copied().collect(),
+        };
+    }
+
     fn host_side(&mut self, family: Family) {
         let Some(h) = self.host_peer_usable() else {
             return;
@@ -784,6 +804,26 @@ impl AddBuilder<'_> {
             notes: self.notes,
         }
     }
+}
+
+/// The node addresses an earlier ADD routed through O: its host-address routes in main and
+/// its neighbours on O (main holds no other route of router's on O after an ADD).
+fn recorded_node_addresses(record: &Record) -> BTreeSet<IpAddr> {
+    let overlay = Some(record.overlay_interface.as_str());
+    let routes = record.pod.routes.values().filter(|r| {
+        r.key.table == MAIN_TABLE
+            && r.key.dev.as_deref() == overlay
+            && r.key.dst == host_net(r.key.dst.addr())
+    });
+    let neighbours = record
+        .pod
+        .neighbours
+        .keys()
+        .filter(|k| k.dev == record.overlay_interface);
+    routes
+        .map(|r| r.key.dst.addr())
+        .chain(neighbours.map(|k| k.addr))
+        .collect()
 }
 
 /// BEHAVIOUR 4: remove exactly this attachment's owned objects (scope), restore what ADD

@@ -10,8 +10,11 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
+
+use crate::compile::mac_source;
 use crate::error::{Error, Result};
-use crate::model::MacAddr;
+use crate::model::{MacAddr, Op};
 use crate::netns;
 use socket::PacketSocket;
 
@@ -28,6 +31,29 @@ impl From<Conflict> for Error {
             addr: c.addr.to_string(),
             mac: c.mac.to_string(),
         }
+    }
+}
+
+/// A failed op of an ADD in the words of what went wrong: a derived MAC (`mac_prefix`,
+/// BEHAVIOUR 2.1) refused as in use means another interface on the same master has it, and
+/// since the MAC comes from C's address, another live pod holds that address there too.
+/// Any other failure is returned as it is.
+pub fn explain_failure(op: Option<&Op>, error: Error, chained_addrs: &[IpNet]) -> Error {
+    let (Some(Op::SetMac { dev, new, .. }), Error::InUse { object, reason }) = (op, &error) else {
+        return error;
+    };
+    let source = match mac_source(chained_addrs) {
+        Some(addr) => format!(
+            "mac_prefix derives it from {addr}, so another pod holds {addr} on the same master"
+        ),
+        None => "mac_prefix derived it from an address another pod holds too".to_string(),
+    };
+    Error::Kernel {
+        object: object.clone(),
+        reason: format!(
+            "the derived MAC {new} for {dev} is taken by another interface on the same master \
+             ({reason}): {source}; two pods cannot share an address there"
+        ),
     }
 }
 
@@ -303,6 +329,51 @@ fn announce_here(ifname: &str, mac: MacAddr, addrs: &[IpAddr]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_derived_mac_in_use_names_the_address_shared_by_two_pods() {
+        use crate::model::Side;
+        let new: MacAddr = "0a:0b:c0:a8:32:0a".parse().unwrap();
+        let op = Op::SetMac {
+            netns: Side::Pod,
+            dev: "net1".into(),
+            old: None,
+            new,
+        };
+        let in_use = Error::InUse {
+            object: "ip link set dev net1 address 0a:0b:c0:a8:32:0a".into(),
+            reason: "Address already in use (os error 98)".into(),
+        };
+        let addrs: Vec<IpNet> = vec!["192.168.50.10/24".parse().unwrap()];
+        let error = explain_failure(Some(&op), in_use.clone(), &addrs);
+        assert_eq!(error.code(), crate::error::Code::Kernel);
+        let text = error.to_string();
+        assert!(
+            text.contains("the derived MAC 0a:0b:c0:a8:32:0a for net1 is taken"),
+            "{text}"
+        );
+        assert!(
+            text.contains("another pod holds 192.168.50.10 on the same master"),
+            "{text}"
+        );
+        assert!(text.contains("Address already in use"), "{text}");
+        // Another op, or another error, is left as it is.
+        let sysctl = Op::SetSysctl {
+            netns: Side::Pod,
+            key: crate::model::SysctlKey::new("all", crate::model::SysctlName::RpFilter),
+            old: None,
+            new: 0,
+        };
+        assert_eq!(
+            explain_failure(Some(&sysctl), in_use.clone(), &addrs),
+            in_use
+        );
+        let other = Error::Kernel {
+            object: "x".into(),
+            reason: "y".into(),
+        };
+        assert_eq!(explain_failure(Some(&op), other.clone(), &addrs), other);
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -73,6 +73,9 @@ pub enum Error {
     IpConflict { addr: String, mac: String },
     #[error("kernel refused {object}: {reason}")]
     Kernel { object: String, reason: String },
+    /// The kernel refused a value because another object holds it (EADDRINUSE).
+    #[error("kernel refused {object}: {reason}")]
+    InUse { object: String, reason: String },
     #[error("{summary}")]
     Blocked { summary: String, details: String },
 }
@@ -91,7 +94,7 @@ impl Error {
             Error::Partial { code, .. } => *code,
             Error::Drift { .. } => Code::Drift,
             Error::IpConflict { .. } => Code::IpConflict,
-            Error::Kernel { .. } => Code::Kernel,
+            Error::Kernel { .. } | Error::InUse { .. } => Code::Kernel,
             Error::Blocked { .. } => Code::Blocked,
         }
     }

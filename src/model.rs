@@ -677,6 +677,45 @@ pub struct ActualState {
     /// The host's preferred source address toward each address of C (`ip route get`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub host_preferred_src: BTreeMap<IpAddr, IpAddr>,
+    /// The route tables this state holds, per netns. None in snapshot files written before
+    /// snapshots said so: such a file is taken to hold every table a plan asks for (the
+    /// fixtures are written that way; see `snapshot::FileSnapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<TablesHeld>,
+}
+
+/// Which route tables a snapshot read in each netns: a table it did not read is unknown,
+/// not empty.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TablesHeld {
+    pub pod: Tables,
+    pub host: Tables,
+}
+
+/// Every table of a netns (`"all"`), or these (a list of table ids).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Tables {
+    All(AllTables),
+    Only(BTreeSet<u32>),
+}
+
+/// The word `"all"` in the snapshot JSON.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AllTables {
+    All,
+}
+
+impl Tables {
+    pub const ALL: Tables = Tables::All(AllTables::All);
+
+    pub fn holds(&self, table: u32) -> bool {
+        match self {
+            Tables::All(_) => true,
+            Tables::Only(tables) => tables.contains(&table),
+        }
+    }
 }
 
 impl ActualState {
@@ -773,6 +812,25 @@ pub struct DesiredNetns {
     /// Shared rules removed only when no owned route is left in the table they look up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub release_when_unused: Vec<RuleKey>,
+    /// How the node's addresses changed since the record was written: why a host-address
+    /// route or neighbour is drift (BEHAVIOUR 2.3).
+    #[serde(default, skip_serializing_if = "NodeAddressChange::is_empty")]
+    pub node_addresses: NodeAddressChange,
+}
+
+/// The node addresses (BEHAVIOUR 2.3) gained and lost since the attachment's record was
+/// written, and the interface (O) their routes and neighbours go through.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeAddressChange {
+    pub via: String,
+    pub added: BTreeSet<IpAddr>,
+    pub removed: BTreeSet<IpAddr>,
+}
+
+impl NodeAddressChange {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

@@ -152,28 +152,46 @@ impl Netlink {
     /// The routes of these tables, both families; a table that does not exist is empty.
     /// Cloned (cache) routes are skipped; a multipath route gives one `Route` per hop.
     pub fn routes(&self, tables: &BTreeSet<u32>, links: &Links) -> Result<Vec<Route>> {
-        let names = links.names_by_index();
         let mut routes = Vec::new();
         for family in Family::all() {
             for &table in tables {
-                let object = format!("{family} routes of table {table}");
-                let messages = match self.try_dump(&object, || {
-                    RouteNetlinkMessage::GetRoute(route_dump_request(family, table))
-                }) {
-                    Ok(messages) => messages,
-                    // Strict dumps of a table that does not exist fail with ENOENT.
-                    Err(Failure::Errno(libc::ENOENT)) => Vec::new(),
-                    Err(failure) => return Err(failure.into_error(&object)),
-                };
-                for message in &messages {
-                    if let RouteNetlinkMessage::NewRoute(message) = message {
-                        for route in routes_from_message(message, &names)? {
-                            if route.key.table == table {
-                                routes.push(route);
-                            }
-                        }
-                    }
-                }
+                routes.extend(self.route_dump(family, Some(table), links)?);
+            }
+        }
+        Ok(routes)
+    }
+
+    /// The routes of every table (`ip route show table all`), both families.
+    pub fn every_route(&self, links: &Links) -> Result<Vec<Route>> {
+        let mut routes = Vec::new();
+        for family in Family::all() {
+            routes.extend(self.route_dump(family, None, links)?);
+        }
+        Ok(routes)
+    }
+
+    /// One family's routes of one table, or of all tables.
+    fn route_dump(&self, family: Family, table: Option<u32>, links: &Links) -> Result<Vec<Route>> {
+        let names = links.names_by_index();
+        let object = match table {
+            Some(table) => format!("{family} routes of table {table}"),
+            None => format!("{family} routes of every table"),
+        };
+        let messages = match self.try_dump(&object, || {
+            RouteNetlinkMessage::GetRoute(route_dump_request(family, table))
+        }) {
+            Ok(messages) => messages,
+            // Strict dumps of a table that does not exist fail with ENOENT.
+            Err(Failure::Errno(libc::ENOENT)) => Vec::new(),
+            Err(failure) => return Err(failure.into_error(&object)),
+        };
+        let mut routes = Vec::new();
+        for message in &messages {
+            if let RouteNetlinkMessage::NewRoute(message) = message {
+                let of_table = routes_from_message(message, &names)?
+                    .into_iter()
+                    .filter(|route| table.is_none_or(|t| route.key.table == t));
+                routes.extend(of_table);
             }
         }
         Ok(routes)
@@ -685,6 +703,10 @@ fn errno_error(object: &str, errno: i32) -> Error {
     };
     match errno {
         libc::EBUSY | libc::EAGAIN => Error::TryAgain(format!("{object}: {reason}")),
+        libc::EADDRINUSE => Error::InUse {
+            object: object.to_string(),
+            reason,
+        },
         _ => Error::Kernel {
             object: object.to_string(),
             reason,
@@ -846,11 +868,11 @@ fn model_family(family: AddressFamily) -> Option<Family> {
 }
 
 /// A strict route dump of one table: the header table stays RT_TABLE_UNSPEC and RTA_TABLE
-/// names the table, so tables above 255 work too.
-fn route_dump_request(family: Family, table: u32) -> RouteMessage {
+/// names the table, so tables above 255 work too. Without a table, every table.
+fn route_dump_request(family: Family, table: Option<u32>) -> RouteMessage {
     let mut request = RouteMessage::default();
     request.header.address_family = address_family(family);
-    request.attributes.push(RouteAttribute::Table(table));
+    request.attributes.extend(table.map(RouteAttribute::Table));
     request
 }
 

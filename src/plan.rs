@@ -3,12 +3,13 @@
 //! The op order keeps a default route in main at every step (DESIGN "order").
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ActualState, DesiredNetns, DesiredState, Family, Mode, Neighbour, NetnsState, Op, Route,
-    RouteKey, Rule, Side, MAIN_TABLE,
+    host_net, ActualState, DesiredNetns, DesiredState, Family, Mode, Neighbour, NetnsState,
+    NodeAddressChange, Op, Route, RouteKey, Rule, Side, MAIN_TABLE,
 };
 
 /// An object named in a report.
@@ -32,18 +33,102 @@ pub struct Blocked {
 pub struct Plan {
     pub ops: Vec<Op>,
     pub blocked: Vec<Blocked>,
+    /// The pod's node-address change the plan was made against (`cause_of`).
+    #[serde(default, skip_serializing_if = "NodeAddressChange::is_empty")]
+    pub node_addresses: NodeAddressChange,
+}
+
+/// Why an op is needed when the reason lies outside the attachment: the node changed,
+/// not the pod. CHECK states it with the drift.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Cause {
+    /// The node gained this address after the record was written: the pod lacks its route
+    /// or neighbour through `via`.
+    NodeAddressAdded {
+        address: IpAddr,
+        via: String,
+        object: NodeObject,
+    },
+    /// The node no longer has this address: router's route or neighbour toward it is stale.
+    NodeAddressRemoved {
+        address: IpAddr,
+        via: String,
+        object: NodeObject,
+    },
+}
+
+/// Which of a node address's objects in the pod a cause is about.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeObject {
+    Route { table: u32 },
+    Neighbour,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty() && self.blocked.is_empty()
     }
+
+    /// Why `op` is needed, when a changed node address explains it.
+    pub fn cause_of(&self, op: &Op) -> Option<Cause> {
+        let change = &self.node_addresses;
+        let via = change.via.as_str();
+        let (address, object, added) = match op {
+            _ if op.side() != Side::Pod => return None,
+            Op::AddRoute { route, .. } | Op::ReplaceRoute { new: route, .. } => {
+                (host_route_address(route, via)?, route_object(route), true)
+            }
+            Op::DelRoute { route, .. } => {
+                (host_route_address(route, via)?, route_object(route), false)
+            }
+            Op::AddNeighbour { neighbour: n, .. } | Op::ReplaceNeighbour { new: n, .. }
+                if n.key.dev == via =>
+            {
+                (n.key.addr, NodeObject::Neighbour, true)
+            }
+            Op::DelNeighbour { neighbour: n, .. } if n.key.dev == via => {
+                (n.key.addr, NodeObject::Neighbour, false)
+            }
+            _ => return None,
+        };
+        let via = via.to_string();
+        match added {
+            true if change.added.contains(&address) => Some(Cause::NodeAddressAdded {
+                address,
+                via,
+                object,
+            }),
+            false if change.removed.contains(&address) => Some(Cause::NodeAddressRemoved {
+                address,
+                via,
+                object,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The address a host-address route (`<addr>/32 or /128 dev O`) leads to.
+fn host_route_address(route: &Route, via: &str) -> Option<IpAddr> {
+    let addr = route.key.dst.addr();
+    (route.key.dev.as_deref() == Some(via) && route.key.dst == host_net(addr)).then_some(addr)
+}
+
+fn route_object(route: &Route) -> NodeObject {
+    NodeObject::Route {
+        table: route.key.table,
+    }
 }
 
 /// The ops that take `actual` to `desired`, in the order they must run for `mode`.
 /// A pod netns that is gone gets no ops.
 pub fn plan(desired: &DesiredState, actual: &ActualState, mode: Mode) -> Plan {
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        node_addresses: desired.pod.node_addresses.clone(),
+        ..Plan::default()
+    };
     for side in [Side::Pod, Side::Host] {
         if let Some(actual_ns) = actual.side(side) {
             NetnsPlanner {

@@ -11,14 +11,14 @@ use ipnet::IpNet;
 
 use crate::compile::{compile, CompileInput, Compiled};
 use crate::config::{Config, PrevView};
-use crate::conflict::{AddressProbe, Target};
+use crate::conflict::{explain_failure, AddressProbe, Target};
 use crate::error::Code;
 use crate::error::{Error, Result};
 use crate::execute::{Executor, Failed};
 use crate::model::{ActualState, MacAddr, Mode, Op, Record, Side, MAIN_TABLE};
 use crate::plan::{plan, Plan};
 use crate::record::{HostLock, RecordStore};
-use crate::render::{drift_summary, drifts};
+use crate::render::{drift_detail, drift_summary, drifts};
 use crate::snapshot::{SnapshotRequest, SnapshotSource};
 
 /// Verification re-plans this many times, applying what is still pending, before it fails.
@@ -67,6 +67,7 @@ pub fn snapshot_request(
         ["all", "default"].into_iter().map(String::from).collect();
     host_sysctl_ifaces.extend(record.and_then(|r| r.host_peer.clone()));
     SnapshotRequest {
+        every_table: false,
         pod_netns: att.netns.clone(),
         pod_tables: [MAIN_TABLE].into_iter().chain(table).collect(),
         host_tables: BTreeSet::from([host_table]),
@@ -121,8 +122,8 @@ pub struct AddOutcome {
 
 fn blocked_error(plan: &Plan) -> Error {
     let drifts = drifts(&Plan {
-        ops: Vec::new(),
         blocked: plan.blocked.clone(),
+        ..Plan::default()
     });
     Error::Blocked {
         summary: format!(
@@ -136,12 +137,7 @@ fn blocked_error(plan: &Plan) -> Error {
 fn details_of(drifts: &[crate::render::Drift]) -> String {
     drifts
         .iter()
-        .map(|d| {
-            format!(
-                "{} netns: {}: expected {}, actual {}",
-                d.netns, d.object, d.expected, d.actual
-            )
-        })
+        .map(drift_detail)
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -229,7 +225,9 @@ fn apply_locked(
     if let Err(failed) = world.executor.apply(&prepared.plan.ops) {
         roll_back(world, &prepared.plan.ops[..failed.index]);
         restore_record(world, att, prepared.previous_record.as_ref());
-        return Err(pod_gone_or(world, &prepared, failed.error));
+        let op = prepared.plan.ops.get(failed.index);
+        let error = explain_failure(op, failed.error, &prev.addresses_of(&att.ifname));
+        return Err(pod_gone_or(world, &prepared, error));
     }
     outcome.applied = prepared.plan.ops;
     outcome

@@ -2,7 +2,7 @@
 //! colour only when asked) and programs (JSON). Pure; no I/O, no env.
 //! IPv6 routes and rules are named `route -6 ...` / `rule -6 ...` outside commands.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use crate::model::{
     ActualState, Family, MacAddr, Neighbour, NetnsState, Op, Route, RouteKind, RouteScope, Rule,
     RuleAction, RuleKey, Side, MAIN_TABLE,
 };
-use crate::plan::{Blocked, Object, Plan};
+use crate::plan::{Blocked, Cause, NodeObject, Object, Plan};
 
 /// The `schema` value of [`plan_json`]; bump it on any incompatible change.
 pub const PLAN_SCHEMA: &str = "router.plan/v1";
@@ -461,6 +461,54 @@ pub struct Drift {
     pub object: String,
     pub expected: String,
     pub actual: String,
+    /// Why it is drift, when the node changed rather than the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+}
+
+impl Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let in_table = |object: &NodeObject| match object {
+            NodeObject::Route { table } if *table != MAIN_TABLE => format!(" in table {table}"),
+            _ => String::new(),
+        };
+        match self {
+            Cause::NodeAddressAdded {
+                address,
+                via,
+                object: object @ NodeObject::Route { .. },
+            } => write!(
+                f,
+                "node address {address} (added since ADD) has no route through {via}{}",
+                in_table(object)
+            ),
+            Cause::NodeAddressAdded {
+                address,
+                via,
+                object: NodeObject::Neighbour,
+            } => write!(
+                f,
+                "node address {address} (added since ADD) has no neighbour entry on {via}"
+            ),
+            Cause::NodeAddressRemoved {
+                address,
+                via,
+                object: object @ NodeObject::Route { .. },
+            } => write!(
+                f,
+                "route toward {address} through {via}{}, no longer a node address",
+                in_table(object)
+            ),
+            Cause::NodeAddressRemoved {
+                address,
+                via,
+                object: NodeObject::Neighbour,
+            } => write!(
+                f,
+                "neighbour entry for {address} on {via}, no longer a node address"
+            ),
+        }
+    }
 }
 
 fn drift(
@@ -474,6 +522,7 @@ fn drift(
         object,
         expected: expected.into(),
         actual: actual.into(),
+        cause: None,
     }
 }
 
@@ -527,7 +576,10 @@ fn blocked_drift(blocked: &Blocked) -> Drift {
 
 /// One drift per op of the plan (in order), then one per blocked object.
 pub fn drifts(plan: &Plan) -> Vec<Drift> {
-    let ops = plan.ops.iter().map(op_drift);
+    let ops = plan.ops.iter().map(|op| Drift {
+        cause: plan.cause_of(op),
+        ..op_drift(op)
+    });
     ops.chain(plan.blocked.iter().map(blocked_drift)).collect()
 }
 
@@ -562,8 +614,23 @@ fn drift_state(d: &Drift) -> &'static str {
 }
 
 fn drift_item(d: &Drift) -> String {
+    if let Some(cause) = &d.cause {
+        return cause.to_string();
+    }
     let (kind, spec) = split_object(&d.object);
     format!("{kind} `{spec}` {} in {}", drift_state(d), d.netns)
+}
+
+/// One drift on one line: netns, object, expected, actual, and the cause when known.
+pub fn drift_detail(d: &Drift) -> String {
+    let line = format!(
+        "{} netns: {}: expected {}, actual {}",
+        d.netns, d.object, d.expected, d.actual
+    );
+    match &d.cause {
+        Some(cause) => format!("{line}; {cause}"),
+        None => line,
+    }
 }
 
 /// One line for a CNI error message or a log: `1 drift: ...`, `N drifts: a, b, ...`
@@ -803,7 +870,11 @@ mod tests {
     }
 
     fn plan(ops: Vec<Op>, blocked: Vec<Blocked>) -> Plan {
-        Plan { ops, blocked }
+        Plan {
+            ops,
+            blocked,
+            ..Plan::default()
+        }
     }
 
     fn only_drift(op: Op) -> Drift {
@@ -1199,6 +1270,37 @@ host netns host:
             drift_of("mac of net1", "0a:0b:0a:14:14:5f", "02:00:00:00:00:01")
         );
         assert_eq!(only_drift(set_mac(None)).actual, "unknown");
+    }
+
+    #[test]
+    fn a_drift_due_to_a_node_address_says_so_in_the_summary_and_the_detail() {
+        let n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f");
+        let mut p = plan(
+            vec![Op::AddNeighbour {
+                netns: Side::Pod,
+                neighbour: n,
+            }],
+            vec![],
+        );
+        p.node_addresses.via = "net1".into();
+        p.node_addresses.added.insert("10.0.0.1".parse().unwrap());
+        let all = drifts(&p);
+        let expected = "node address 10.0.0.1 (added since ADD) has no neighbour entry on net1";
+        assert_eq!(
+            all[0].cause.as_ref().map(ToString::to_string).as_deref(),
+            Some(expected)
+        );
+        assert_eq!(drift_summary(&all), format!("1 drift: {expected}"));
+        assert_eq!(
+            drift_detail(&all[0]),
+            format!("pod netns: neighbour 10.0.0.1 dev net1: expected lladdr 0a:0b:0c:0d:0e:0f, actual missing; {expected}")
+        );
+        let json = drifts_json(&all);
+        assert_eq!(json[0]["cause"]["kind"], "node_address_added");
+        assert_eq!(json[0]["cause"]["object"]["type"], "neighbour");
+        // Without the change, the same op has no cause.
+        p.node_addresses = Default::default();
+        assert_eq!(drifts(&p)[0].cause, None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::render::Drift;
+use crate::render::{drift_detail, Drift};
 
 /// The `schema` value of [`CheckReport::json`]; bump it on any incompatible change.
 pub const CHECK_SCHEMA: &str = "router.check/v1";
@@ -156,11 +156,7 @@ fn paint(text: &str, code: &str, colour: bool) -> String {
 }
 
 fn drift_line(d: &Drift, colour: bool) -> String {
-    let line = format!(
-        "    {} netns: {}: expected {}, actual {}",
-        d.netns, d.object, d.expected, d.actual
-    );
-    paint(&line, YELLOW, colour)
+    paint(&format!("    {}", drift_detail(d)), YELLOW, colour)
 }
 
 /// Every attachment `router check` looked at, in the order it looked.
@@ -266,7 +262,8 @@ impl CheckReport {
     ///     "network": <string|null>, "netns": <string|null>, "cache_entry": <string|null>,
     ///     "status": "clean"|"drift"|"repaired"|"gone"|"skipped"|"error",
     ///     "drifts": [{"netns": "pod"|"host", "object": <string>,
-    ///                 "expected": <string>, "actual": <string>}],
+    ///                 "expected": <string>, "actual": <string>,
+    ///                 "cause": <plan::Cause, only when the node changed>}],
     ///     "repair": null | {"applied": [<command>], "remaining": [<drift>]},
     ///     "message": <string|null>,
     ///     "error_code": <CNI error code|null>
@@ -302,6 +299,7 @@ mod tests {
             object: "rule to 10.96.0.0/12 lookup 100 pref 1000".into(),
             expected: "present".into(),
             actual: "missing".into(),
+            cause: None,
         }
     }
 

@@ -6,8 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::compile::is_link_local;
 use crate::error::{Error, Result};
-use crate::model::{ActualState, NetnsState, SysctlKey, SysctlName, MAIN_TABLE};
+use crate::model::{
+    ActualState, NetnsState, SysctlKey, SysctlName, Tables, TablesHeld, MAIN_TABLE,
+};
 use crate::netlink::{Links, Netlink};
 use crate::netns;
 
@@ -18,6 +21,10 @@ const READ_ATTEMPTS: usize = 3;
 /// What to read. Tables not listed are not read; the pod's main table always is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotRequest {
+    /// Every route table of both netns, and the host's preferred source toward every
+    /// address in the pod: what any attachment of the pod is planned from
+    /// (`router snapshot` without an attachment).
+    pub every_table: bool,
     /// None, or a path that no longer is a netns, gives `pod: None`.
     pub pod_netns: Option<PathBuf>,
     pub pod_tables: BTreeSet<u32>,
@@ -30,6 +37,32 @@ pub struct SnapshotRequest {
     pub links_only: bool,
 }
 
+impl SnapshotRequest {
+    /// The pod's route tables this request reads.
+    pub fn pod_tables_read(&self) -> Tables {
+        match (self.every_table, self.links_only) {
+            (_, true) => Tables::Only(BTreeSet::new()),
+            (true, false) => Tables::ALL,
+            (false, false) => Tables::Only(
+                self.pod_tables
+                    .iter()
+                    .copied()
+                    .chain([MAIN_TABLE])
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The host's route tables this request reads.
+    pub fn host_tables_read(&self) -> Tables {
+        match (self.every_table, self.links_only) {
+            (_, true) => Tables::Only(BTreeSet::new()),
+            (true, false) => Tables::ALL,
+            (false, false) => Tables::Only(self.host_tables.clone()),
+        }
+    }
+}
+
 pub trait SnapshotSource {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState>;
 }
@@ -39,8 +72,11 @@ pub trait SnapshotSource {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LiveSnapshot;
 
-/// Reads an `ActualState` JSON file (the offline format). The request is not consulted:
-/// the file is the whole world.
+/// Reads an `ActualState` JSON file (the offline format), holding it to the tables the
+/// request reads: a table the file states it did not read is refused (planning from it
+/// would take it as empty), and routes of tables the request does not read are left out,
+/// as a live read would not see them. A file that states no tables (written before
+/// snapshots did) is taken to hold every table the request reads.
 #[derive(Clone, Debug)]
 pub struct FileSnapshot {
     pub path: PathBuf,
@@ -50,8 +86,7 @@ impl SnapshotSource for LiveSnapshot {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
         let pod_thread = match &req.pod_netns {
             Some(path) if netns::is_netns(path)? => {
-                let mut tables = req.pod_tables.clone();
-                tables.insert(MAIN_TABLE);
+                let tables = req.pod_tables_read();
                 let links_only = req.links_only;
                 let read = move || match links_only {
                     true => with_retries(read_pod_links),
@@ -72,27 +107,84 @@ impl SnapshotSource for LiveSnapshot {
         };
         // Join before looking at the host result, so the pod thread is never left behind.
         let pod = pod_thread.map(|thread| thread.join()).transpose()?;
-        let (mut host, host_preferred_src) = host?;
+        let (mut host, mut host_preferred_src) = host?;
         if let (Some(pod), false) = (&pod, req.links_only) {
             read_host_peer_sysctls(pod, &mut host)?;
+            if req.every_table {
+                let nl = Netlink::new()?;
+                host_preferred_src.extend(preferred_src(&nl, &pod_addresses(pod))?);
+            }
         }
         Ok(ActualState {
             pod,
             host,
             host_preferred_src,
+            tables: Some(TablesHeld {
+                pod: req.pod_tables_read(),
+                host: req.host_tables_read(),
+            }),
         })
     }
 }
 
 impl SnapshotSource for FileSnapshot {
-    fn snapshot(&self, _req: &SnapshotRequest) -> Result<ActualState> {
+    fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
         let what = || format!("snapshot file {}", self.path.display());
         let text = std::fs::read_to_string(&self.path).map_err(|e| Error::io(what(), e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Decode {
+        let mut state: ActualState = serde_json::from_str(&text).map_err(|e| Error::Decode {
             what: what(),
             reason: e.to_string(),
-        })
+        })?;
+        let (pod_wanted, host_wanted) = (req.pod_tables_read(), req.host_tables_read());
+        if let Some(held) = &state.tables {
+            let pod_missing = state
+                .pod
+                .as_ref()
+                .and(missing_table(&held.pod, &pod_wanted));
+            let host_missing = missing_table(&held.host, &host_wanted);
+            if let Some((netns, missing)) = pod_missing
+                .map(|m| ("pod", m))
+                .or(host_missing.map(|m| ("host", m)))
+            {
+                return Err(Error::io(what(), unread_table(netns, &missing)));
+            }
+        }
+        if let Some(pod) = state.pod.as_mut() {
+            keep_tables(pod, &pod_wanted);
+        }
+        keep_tables(&mut state.host, &host_wanted);
+        Ok(state)
     }
+}
+
+/// A table `wanted` reads that `held` lacks: a table id, or None for "every table".
+fn missing_table(held: &Tables, wanted: &Tables) -> Option<Option<u32>> {
+    match (held, wanted) {
+        (Tables::All(_), _) => None,
+        (Tables::Only(_), Tables::All(_)) => Some(None),
+        (Tables::Only(held), Tables::Only(wanted)) => {
+            wanted.iter().find(|t| !held.contains(t)).map(|&t| Some(t))
+        }
+    }
+}
+
+fn unread_table(netns: &str, missing: &Option<u32>) -> String {
+    let what = match missing {
+        Some(table) => format!("the {netns} netns's route table {table}"),
+        None => format!("every route table of the {netns} netns"),
+    };
+    format!(
+        "does not hold {what} (the snapshot says which tables it read); a plan from it would \
+         take what it never read as empty. Take a snapshot that reads it: \
+         `router snapshot --netns PATH` reads every table, \
+         `router snapshot --config FILE --ifname IFNAME --netns PATH` the tables that \
+         attachment needs"
+    )
+}
+
+/// Leaves out the routes of tables a live read of `tables` would not have seen.
+fn keep_tables(state: &mut NetnsState, tables: &Tables) {
+    state.routes.retain(|key, _| tables.holds(key.table));
 }
 
 fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
@@ -109,14 +201,18 @@ fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
 }
 
 /// Links, routes of `tables`, rules and permanent neighbours of the calling thread's netns.
-fn read_netns(nl: &Netlink, tables: &BTreeSet<u32>) -> Result<(NetnsState, Links)> {
+fn read_netns(nl: &Netlink, tables: &Tables) -> Result<(NetnsState, Links)> {
     let links = nl.links()?;
     let mut state = NetnsState {
         links: links.links.clone(),
         macs: links.macs.clone(),
         ..NetnsState::default()
     };
-    for route in nl.routes(tables, &links)? {
+    let routes = match tables {
+        Tables::All(_) => nl.every_route(&links)?,
+        Tables::Only(tables) => nl.routes(tables, &links)?,
+    };
+    for route in routes {
         state.insert_route(route);
     }
     for rule in nl.rules()? {
@@ -149,7 +245,7 @@ fn read_pod_links() -> Result<NetnsState> {
 }
 
 /// The pod side; runs on the thread that entered the pod netns.
-fn read_pod(tables: &BTreeSet<u32>) -> Result<NetnsState> {
+fn read_pod(tables: &Tables) -> Result<NetnsState> {
     let nl = Netlink::new()?;
     let (mut state, links) = read_netns(&nl, tables)?;
     let ifaces = ["all", "default"].into_iter().chain(
@@ -172,7 +268,7 @@ fn read_pod(tables: &BTreeSet<u32>) -> Result<NetnsState> {
 /// The host side, in the calling thread's netns.
 fn read_host(req: &SnapshotRequest) -> Result<(NetnsState, BTreeMap<IpAddr, IpAddr>)> {
     let nl = Netlink::new()?;
-    let (mut state, _) = read_netns(&nl, &req.host_tables)?;
+    let (mut state, _) = read_netns(&nl, &req.host_tables_read())?;
     let ifaces = ["all", "default"]
         .into_iter()
         .chain(req.host_sysctl_ifaces.iter().map(String::as_str));
@@ -180,13 +276,28 @@ fn read_host(req: &SnapshotRequest) -> Result<(NetnsState, BTreeMap<IpAddr, IpAd
         &mut state,
         ifaces.map(|iface| SysctlKey::new(iface, SysctlName::RpFilter)),
     )?;
+    let preferred = preferred_src(&nl, &req.preferred_src_for)?;
+    Ok((state, preferred))
+}
+
+/// The host's preferred source toward each address (`ip route get`), where it has one.
+fn preferred_src(nl: &Netlink, addrs: &[IpAddr]) -> Result<BTreeMap<IpAddr, IpAddr>> {
     let mut preferred = BTreeMap::new();
-    for &addr in &req.preferred_src_for {
+    for &addr in addrs {
         if let Some(src) = nl.preferred_src(addr)? {
             preferred.insert(addr, src);
         }
     }
-    Ok((state, preferred))
+    Ok(preferred)
+}
+
+/// The addresses of the pod's links that the host could route to (C's among them).
+fn pod_addresses(pod: &NetnsState) -> Vec<IpAddr> {
+    pod.links
+        .values()
+        .flat_map(|link| link.addresses.iter().map(|a| a.addr()))
+        .filter(|a| !a.is_loopback() && !is_link_local(a))
+        .collect()
 }
 
 /// The rp_filter of every host veth whose peer is in the pod (H among them): its name is
@@ -209,5 +320,112 @@ fn read_host_peer_sysctls(pod: &NetnsState, host: &mut NetnsState) -> Result<()>
 impl<T: SnapshotSource + ?Sized> SnapshotSource for std::sync::Arc<T> {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
         (**self).snapshot(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Route, ROUTER_PROTOCOL};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A snapshot file of the test's own, removed on drop.
+    struct File(PathBuf);
+
+    impl File {
+        fn of(state: &ActualState) -> File {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "router-snapshot-test-{}-{}.json",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            ));
+            std::fs::write(&path, serde_json::to_string(state).unwrap()).unwrap();
+            File(path)
+        }
+
+        fn read(&self, req: &SnapshotRequest) -> Result<ActualState> {
+            FileSnapshot {
+                path: self.0.clone(),
+            }
+            .snapshot(req)
+        }
+    }
+
+    impl Drop for File {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn state(pod_tables: Option<Tables>) -> ActualState {
+        let mut pod = NetnsState::default();
+        for table in [MAIN_TABLE, 100, 300] {
+            pod.insert_route(Route::link(
+                table,
+                "192.0.2.2/32".parse().unwrap(),
+                "eth0",
+                ROUTER_PROTOCOL,
+            ));
+        }
+        ActualState {
+            pod: Some(pod),
+            tables: pod_tables.map(|pod| TablesHeld {
+                pod,
+                host: Tables::ALL,
+            }),
+            ..ActualState::default()
+        }
+    }
+
+    fn wanting(tables: &[u32]) -> SnapshotRequest {
+        SnapshotRequest {
+            pod_netns: Some(PathBuf::from("/run/netns/p")),
+            pod_tables: tables.iter().copied().collect(),
+            host_tables: BTreeSet::from([500]),
+            ..SnapshotRequest::default()
+        }
+    }
+
+    fn pod_tables_of(state: &ActualState) -> BTreeSet<u32> {
+        let pod = state.pod.as_ref().unwrap();
+        pod.routes.keys().map(|k| k.table).collect()
+    }
+
+    #[test]
+    fn a_snapshot_without_a_table_the_plan_needs_is_refused_naming_it() {
+        let file = File::of(&state(Some(Tables::Only(BTreeSet::from([MAIN_TABLE])))));
+        let error = file.read(&wanting(&[100])).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("the pod netns's route table 100"), "{text}");
+        assert!(text.contains("router snapshot --netns PATH"), "{text}");
+        assert_eq!(error.code(), crate::error::Code::Io);
+    }
+
+    #[test]
+    fn a_snapshot_of_every_table_serves_any_request_with_only_the_tables_it_reads() {
+        let file = File::of(&state(Some(Tables::ALL)));
+        let read = file.read(&wanting(&[100])).unwrap();
+        assert_eq!(pod_tables_of(&read), BTreeSet::from([100, MAIN_TABLE]));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file.0).unwrap()).unwrap();
+        assert_eq!(
+            json["tables"],
+            serde_json::json!({"pod": "all", "host": "all"})
+        );
+    }
+
+    #[test]
+    fn a_snapshot_that_states_no_tables_is_read_as_holding_those_asked_for() {
+        let file = File::of(&state(None));
+        let read = file.read(&wanting(&[100])).unwrap();
+        assert_eq!(pod_tables_of(&read), BTreeSet::from([100, MAIN_TABLE]));
+        let listed = File::of(&state(Some(Tables::Only(BTreeSet::from([
+            MAIN_TABLE, 100,
+        ])))));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&listed.0).unwrap()).unwrap();
+        assert_eq!(json["tables"]["pod"], serde_json::json!([100, MAIN_TABLE]));
+        assert!(listed.read(&wanting(&[100])).is_ok());
     }
 }

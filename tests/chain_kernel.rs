@@ -443,3 +443,55 @@ fn only_op_mac_changes_the_mac_and_nothing_else_and_del_restores_it() {
     assert_eq!(pod.netns.link_mac("net1"), old_mac);
     assert_eq!((pod_state(&pod), host_state(&node)), before);
 }
+
+#[test]
+fn a_derived_mac_taken_by_a_pod_with_the_same_address_is_explained() {
+    let node = Node::new("dupmac");
+    let mut pods = Vec::new();
+    let mut outputs = Vec::new();
+    for (tag, overlay_index) in [("dupa", 11), ("dupb", 12)] {
+        let pod = Pod::new(tag);
+        let mut overlay = overlay_network(&node, overlay_index, &[4]);
+        added(&node, &pod, &mut overlay);
+        // Both pods get 192.168.50.21 on up0: the same derived MAC.
+        let mut net1 = macvlan_network(&node, "net1", 11, &[4], json!({"mac_prefix": "0a:0b"}));
+        outputs.push(net1.add(&node, &pod));
+        pods.push((pod, overlay, net1));
+    }
+    assert!(outputs[0].ok, "{}", outputs[0].stdout);
+    let second = &outputs[1];
+    assert_eq!(second.code(), Some(102), "{}", second.stdout);
+    let msg = second.json()["msg"].as_str().unwrap().to_string();
+    for words in [
+        "the derived MAC 0a:0b:c0:a8:32:15 for net1 is taken by another interface on the same master",
+        "another pod holds 192.168.50.21 on the same master",
+    ] {
+        assert!(msg.contains(words), "{words}:\n{msg}");
+    }
+    let (pod_b, _, _) = &pods[1];
+    assert_ne!(pod_b.netns.link_mac("net1"), "0a:0b:c0:a8:32:15");
+}
+
+#[test]
+fn a_repeated_add_routes_a_node_address_added_since_the_first() {
+    let (node, pod, _overlay) = pod_with_overlay("naddr", 13, &[4]);
+    let mut net1 = macvlan_network(&node, "net1", 13, &[4], json!({}));
+    let result = added(&node, &pod, &mut net1);
+    node.host
+        .ipx(&["addr", "add", "198.51.100.3/24", "dev", "up0"]);
+    let check = net1.invoke_one(&node, &pod, "CHECK", "router");
+    assert_eq!(check.code(), Some(100), "{}", check.stdout);
+    let again = net1.invoke_with(&node, &pod, "ADD", "router", &result);
+    assert!(again.ok, "{}", again.stdout);
+    for table in ["main", "100"] {
+        let routes = pod.netns.ipx(&["route", "show", "table", table]);
+        assert!(
+            routes.contains("198.51.100.3 dev eth0"),
+            "table {table}:\n{routes}"
+        );
+    }
+    assert!(
+        net1.check(&node, &pod).ok,
+        "the chain's CHECK after the repeated ADD"
+    );
+}

@@ -37,6 +37,7 @@ fn request(t: &Topology) -> SnapshotRequest {
         host_sysctl_ifaces: BTreeSet::from(["vethpod".to_string()]),
         preferred_src_for: Vec::new(),
         links_only: false,
+        every_table: false,
     }
 }
 

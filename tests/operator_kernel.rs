@@ -238,13 +238,56 @@ fn ops_of(run: &Run) -> (Value, Value) {
     (doc["ops"].clone(), doc["blocked"].clone())
 }
 
+/// The plan of `plan_args` offline, from a snapshot taken with `snapshot_args`, against
+/// the live plan: the same ops, for an ADD and a DEL.
+fn assert_offline_equals_live(
+    node: &Node,
+    cache: &Cache,
+    record: &Path,
+    plan_args: &[&str],
+    snapshot_args: &[&str],
+    what: &str,
+) {
+    let snapshot = router(node, &with(vec!["snapshot"], snapshot_args));
+    assert_eq!(snapshot.code, 0, "{what}: {}", snapshot.stderr);
+    let file = cache.dir.join("snapshot.json");
+    fs::write(&file, &snapshot.stdout).unwrap();
+    for del in [false, true] {
+        let mode: &[&str] = if del { &["--del"] } else { &[] };
+        let plan = with(with(vec!["plan", "--output", "json"], plan_args), mode);
+        let live = router(node, &plan);
+        let files = [
+            "--snapshot",
+            file.to_str().unwrap(),
+            "--record",
+            record.to_str().unwrap(),
+        ];
+        let offline = router(node, &with(plan.clone(), &files));
+        assert!(
+            live.code == 0 || live.code == 2,
+            "{what} del={del}: {}{}",
+            live.stdout,
+            live.stderr
+        );
+        assert_eq!(
+            offline.code, live.code,
+            "{what} del={del}: {}",
+            offline.stderr
+        );
+        assert_eq!(ops_of(&offline), ops_of(&live), "{what} del={del}");
+        assert!(offline.json()["netns"]["pod"]
+            .as_str()
+            .unwrap()
+            .contains("snapshot"));
+    }
+}
+
 #[test]
 fn an_offline_plan_of_a_fresh_snapshot_equals_the_live_plan() {
     let node = Node::new("osnap");
     let (pod, _overlay, net1) = attached_pod(&node, "osnap", 2);
     let cache = Cache::new("osnapc");
     cache.write(&net1, &pod.id, Some(&pod.netns.path()));
-    tamper(&node, &pod, 2);
     let args = attachment_args(&cache, &pod);
     let record = node
         .dir
@@ -255,38 +298,50 @@ fn an_offline_plan_of_a_fresh_snapshot_equals_the_live_plan() {
         "ADD wrote no record at {}",
         record.display()
     );
-
-    for del in [false, true] {
-        let mode: &[&str] = if del { &["--del"] } else { &[] };
-        let snapshot = router(&node, &with(vec!["snapshot"], &args));
-        assert_eq!(snapshot.code, 0, "{}", snapshot.stderr);
-        let file = cache.dir.join("snapshot.json");
-        fs::write(&file, &snapshot.stdout).unwrap();
-        let live = router(
-            &node,
-            &with(with(vec!["plan", "--output", "json"], &args), mode),
-        );
-        let files = [
-            "--snapshot",
-            file.to_str().unwrap(),
-            "--record",
-            record.to_str().unwrap(),
-        ];
-        let offline = router(
-            &node,
-            &with(
-                with(with(vec!["plan", "--output", "json"], &args), &files),
-                mode,
-            ),
-        );
-        assert_eq!(live.code, 2, "del={del}: {}{}", live.stdout, live.stderr);
-        assert_eq!(offline.code, 2, "del={del}: {}", offline.stderr);
-        assert_eq!(ops_of(&offline), ops_of(&live), "del={del}");
-        assert!(offline.json()["netns"]["pod"]
-            .as_str()
-            .unwrap()
-            .contains("snapshot"));
+    let netns = pod.netns.path();
+    // A snapshot for the attachment, and one of the whole pod (no config: every table).
+    let whole_pod = ["--netns", netns.to_str().unwrap()];
+    for tampered in [false, true] {
+        if tampered {
+            tamper(&node, &pod, 2);
+        }
+        for (snapshot_args, kind) in [(&args[..], "attachment"), (&whole_pod[..], "whole pod")] {
+            let what = format!("{kind} snapshot, tampered={tampered}");
+            assert_offline_equals_live(&node, &cache, &record, &args, snapshot_args, &what);
+        }
     }
+}
+
+#[test]
+fn an_offline_plan_refuses_a_snapshot_without_a_table_it_needs() {
+    let node = Node::new("otbl");
+    let (pod, _overlay, net1) = attached_pod(&node, "otbl", 5);
+    let cache = Cache::new("otblc");
+    cache.write(&net1, &pod.id, Some(&pod.netns.path()));
+    let netns = pod.netns.path();
+    let snapshot = router(&node, &["snapshot", "--netns", netns.to_str().unwrap()]);
+    assert_eq!(snapshot.code, 0, "{}", snapshot.stderr);
+    let mut state = snapshot.json();
+    assert_eq!(state["tables"], json!({"pod": "all", "host": "all"}));
+    // What a snapshot of the pod's main table alone says of itself (and holds).
+    state["tables"]["pod"] = json!([254]);
+    let main_only = cache.dir.join("main-only.json");
+    fs::write(&main_only, state.to_string()).unwrap();
+    let plan = router(
+        &node,
+        &with(
+            vec!["plan", "--snapshot", main_only.to_str().unwrap()],
+            &attachment_args(&cache, &pod),
+        ),
+    );
+    assert_eq!(plan.code, 1, "{}{}", plan.stdout, plan.stderr);
+    assert_eq!(plan.stdout, "");
+    assert!(
+        plan.stderr.contains("route table 100")
+            && plan.stderr.contains("router snapshot --netns PATH"),
+        "{}",
+        plan.stderr
+    );
 }
 
 /// A node with: pod A's net1 (clean; its cache entry records no netns, so it is found in
@@ -514,4 +569,141 @@ fn repair_restores_the_drifted_attachment_and_check_passes_again() {
     let again = s.check_all(&[]);
     assert_eq!(again.code, 0, "{}", again.stdout);
     assert!(s.node.host.pings(&underlay_v4(4)), "node -> repaired pod");
+}
+
+/// Everything protocol 176 marks in a netns, as `ip` shows it: routes of every table,
+/// rules and permanent neighbours of both families.
+fn owned_objects(ns: &common::Netns) -> Vec<String> {
+    let mut lines = Vec::new();
+    for family in ["-4", "-6"] {
+        for what in [
+            &["route", "show", "table", "all"][..],
+            &["rule", "show"][..],
+            &["neigh", "show", "nud", "permanent"][..],
+        ] {
+            let out = ns.ipx(&with(vec![family], what));
+            lines.extend(
+                out.lines()
+                    .filter(|l| l.contains("proto 176"))
+                    .map(String::from),
+            );
+        }
+    }
+    lines
+}
+
+fn router_check(network: &Network, node: &Node, pod: &Pod) -> CniOutput {
+    network.invoke_one(node, pod, "CHECK", "router")
+}
+
+fn assert_clean(network: &Network, node: &Node, pod: &Pod, when: &str) {
+    let check = router_check(network, node, pod);
+    assert!(
+        check.ok,
+        "{} CHECK {when}: {}",
+        network.ifname, check.stdout
+    );
+}
+
+/// `router check --all --repair` over the cache: one attachment, repaired with `ops` ops.
+fn repair_all(node: &Node, cache: &Cache, ops: usize) {
+    let run = router(
+        node,
+        &[
+            "check",
+            "--all",
+            "--repair",
+            "--cache-dir",
+            cache.path(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let doc = run.json();
+    let net1 = &doc["attachments"][0];
+    assert_eq!(net1["status"], "repaired", "{doc}");
+    assert_eq!(
+        net1["repair"]["applied"].as_array().unwrap().len(),
+        ops,
+        "{doc}"
+    );
+}
+
+#[test]
+fn a_node_address_coming_and_going_is_named_and_repaired_and_net2_leaves_net1_alone() {
+    const ADDED: &str = "198.51.100.2";
+    let node = Node::new("oflow");
+    let pod = Pod::new("oflow");
+    let mut overlay = overlay_network(&node, 6, &[4, 6]);
+    assert!(overlay.add(&node, &pod).ok);
+    let before = (pod_state(&pod), host_state(&node));
+    assert_eq!(owned_objects(&pod.netns), Vec::<String>::new());
+
+    let mut net1 = macvlan_network(&node, "net1", 6, &[4, 6], json!({}));
+    let out = net1.add(&node, &pod);
+    assert!(out.ok, "net1 ADD: {} {}", out.stdout, out.stderr);
+    let cache = Cache::new("oflowc");
+    cache.write(&net1, &pod.id, Some(&pod.netns.path()));
+    assert_clean(&net1, &node, &pod, "after ADD");
+
+    // A second address on a node link: the pod lacks its routes and neighbour.
+    node.host
+        .ipx(&["addr", "add", &format!("{ADDED}/24"), "dev", "up0"]);
+    let check = router_check(&net1, &node, &pod);
+    assert_eq!(check.code(), Some(100), "{}", check.stdout);
+    let error = check.json();
+    let named = format!("node address {ADDED} (added since ADD) has no route through eth0");
+    let msg = error["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with("3 drifts: ") && msg.contains(&named),
+        "{msg}"
+    );
+    let details = error["details"].as_str().unwrap();
+    assert!(
+        details.contains(&format!("{named} in table 100"))
+            && details.contains(&format!(
+                "node address {ADDED} (added since ADD) has no neighbour entry on eth0"
+            )),
+        "{details}"
+    );
+    repair_all(&node, &cache, 3);
+    assert_clean(&net1, &node, &pod, "after the repair");
+    assert!(pod
+        .netns
+        .ipx(&["route", "show", ADDED])
+        .contains("dev eth0"));
+
+    // A sibling attachment coming and going leaves net1's CHECK as it was.
+    let mut net2 = macvlan_network(&node, "net2", 7, &[4, 6], json!({}));
+    let out = net2.add(&node, &pod);
+    assert!(out.ok, "net2 ADD: {} {}", out.stdout, out.stderr);
+    assert_clean(&net1, &node, &pod, "with net2");
+    assert_clean(&net2, &node, &pod, "beside net1");
+    let out = net2.del(&node, &pod);
+    assert!(out.ok, "net2 DEL: {} {}", out.stdout, out.stderr);
+    assert_clean(&net1, &node, &pod, "after net2 went");
+
+    // The address goes: router's routes and neighbour toward it are stale.
+    node.host
+        .ipx(&["addr", "del", &format!("{ADDED}/24"), "dev", "up0"]);
+    let check = router_check(&net1, &node, &pod);
+    assert_eq!(check.code(), Some(100), "{}", check.stdout);
+    let error = check.json();
+    let details = error["details"].as_str().unwrap();
+    for stale in [
+        format!("route toward {ADDED} through eth0, no longer a node address"),
+        format!("route toward {ADDED} through eth0 in table 100, no longer a node address"),
+        format!("neighbour entry for {ADDED} on eth0, no longer a node address"),
+    ] {
+        assert!(details.contains(&stale), "{stale}:\n{details}");
+    }
+    repair_all(&node, &cache, 3);
+    assert_clean(&net1, &node, &pod, "after the second repair");
+
+    let out = net1.del(&node, &pod);
+    assert!(out.ok, "net1 DEL: {} {}", out.stdout, out.stderr);
+    assert_eq!((pod_state(&pod), host_state(&node)), before);
+    assert_eq!(owned_objects(&pod.netns), Vec::<String>::new());
+    assert_eq!(owned_objects(&node.host), Vec::<String>::new());
 }

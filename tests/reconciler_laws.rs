@@ -22,7 +22,7 @@ use router::model::{
     NeighbourKey, NetnsState, Op, Record, Route, RouteKey, RouteKind, RouteScope, Rule, Side,
     SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
-use router::plan::{plan, Plan};
+use router::plan::{plan, Cause, Plan};
 use router::render::{op_command, state_diff};
 use serde_json::{json, Value};
 
@@ -602,7 +602,7 @@ fn base_world(w: &WorldKnobs) -> ActualState {
     ActualState {
         pod: Some(pod),
         host,
-        host_preferred_src: Default::default(),
+        ..ActualState::default()
     }
 }
 
@@ -916,6 +916,27 @@ fn show(plan: &Plan) -> String {
     lines.join("\n")
 }
 
+/// Every op of `plan` is due to `address` having been added (or removed) on the node.
+fn prop_assert_caused_by(plan: &Plan, address: IpAddr, added: bool) -> Result<(), TestCaseError> {
+    prop_assert!(plan.blocked.is_empty(), "blocked:\n{}", show(plan));
+    for op in &plan.ops {
+        let cause = plan.cause_of(op);
+        let ok = match &cause {
+            Some(Cause::NodeAddressAdded { address: a, .. }) => added && *a == address,
+            Some(Cause::NodeAddressRemoved { address: a, .. }) => !added && *a == address,
+            None => false,
+        };
+        prop_assert!(
+            ok,
+            "{} has cause {:?}:\n{}",
+            op_command(op),
+            cause,
+            show(plan)
+        );
+    }
+    Ok(())
+}
+
 fn prop_assert_empty(plan: &Plan, what: &str) -> Result<(), TestCaseError> {
     prop_assert!(plan.is_empty(), "{what} is not empty:\n{}", show(plan));
     Ok(())
@@ -1146,6 +1167,43 @@ proptest! {
         let c = cycle(&s);
         prop_assert_default_at_every_step(&s.before, &c.add_plan.ops, "ADD")?;
         prop_assert_default_at_every_step(&c.a1, &c.del_plan.ops, "DEL")?;
+    }
+
+    /// A node address that comes after ADD, then goes: CHECK's drift is only its routes and
+    /// neighbour, each saying the address was added (then removed), and applying that plan
+    /// (what --repair and a repeated ADD do) leaves CHECK clean and the pod as it was.
+    #[test]
+    fn a_node_address_coming_and_going_is_the_only_drift_and_says_so(k in knobs(false)) {
+        let s = build(&k);
+        let c = cycle(&s);
+        let chained = s.att.prev.addresses_of(&s.att.ifname);
+        let Some(c_addr) = chained.first() else { return Ok(()) };
+        let (new, address) = match Family::of_net(c_addr) {
+            Family::Ipv4 => ("198.51.100.2/24", ip("198.51.100.2")),
+            Family::Ipv6 => ("2001:db8:5::2/64", ip("2001:db8:5::2")),
+        };
+        let mut gained = c.a1.clone();
+        gained.host.links.insert("up9".into(), link(9999, None, None, &[new.to_string()]));
+        let check = s.att.compile(&gained, Some(&c.add.record), Mode::Add);
+        let drift = plan(&check.desired, &gained, Mode::Add);
+        prop_assert_caused_by(&drift, address, true)?;
+        // Whenever the pod gets host-address routes at all (a usable host peer: the host
+        // side is made too), the new address is drift.
+        let routed = !c.add.desired.host.present.rules.is_empty();
+        prop_assert_eq!(drift.ops.is_empty(), !routed, "drift:\n{}", show(&drift));
+        let repaired = applied(&gained, &drift.ops);
+        let again = s.att.compile(&repaired, Some(&check.record), Mode::Add);
+        prop_assert_empty(&plan(&again.desired, &repaired, Mode::Add), "CHECK after the repair")?;
+
+        let mut lost = repaired.clone();
+        lost.host.links.remove("up9");
+        let check = s.att.compile(&lost, Some(&again.record), Mode::Add);
+        let drift = plan(&check.desired, &lost, Mode::Add);
+        prop_assert_caused_by(&drift, address, false)?;
+        let repaired = applied(&lost, &drift.ops);
+        let again = s.att.compile(&repaired, Some(&check.record), Mode::Add);
+        prop_assert_empty(&plan(&again.desired, &repaired, Mode::Add), "CHECK after the second repair")?;
+        prop_assert_eq!(&repaired.pod, &c.a1.pod, "the pod is not as it was after ADD");
     }
 
     /// The record survives its JSON file: same value, and CHECK and DEL compiled from the

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use common::*;
 use router::error::Error;
 use router::model::{
-    Family, LinkPeer, MacAddr, Neighbour, NeighbourKey, Rule, SysctlKey, SysctlName, MAIN_TABLE,
-    PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
+    Family, LinkPeer, MacAddr, Neighbour, NeighbourKey, Rule, SysctlKey, SysctlName, Tables,
+    MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 use router::netns::{read_sysctl, run_in_netns, write_sysctl};
 use router::snapshot::{FileSnapshot, SnapshotRequest, SnapshotSource};
@@ -43,6 +43,7 @@ fn request(pod: Option<PathBuf>) -> SnapshotRequest {
         host_sysctl_ifaces: BTreeSet::from(["vethpod".to_string(), "gone0".to_string()]),
         preferred_src_for: vec![ip("10.244.1.2"), ip("fd00:10:244:1::2"), ip("203.0.113.9")],
         links_only: false,
+        every_table: false,
     }
 }
 
@@ -304,10 +305,11 @@ fn a_live_snapshot_round_trips_through_file_snapshot() {
     let t = topology();
     let state = snapshot_from(&t.host, request(Some(t.pod.path())));
     let file = TempFile::new(&serde_json::to_string_pretty(&state).unwrap());
+    // Read back for the request it was taken with (a file is held to what a request reads).
     let read = FileSnapshot {
         path: file.0.clone(),
     }
-    .snapshot(&SnapshotRequest::default())
+    .snapshot(&request(Some(t.pod.path())))
     .unwrap();
     assert_eq!(read, state);
 
@@ -328,4 +330,47 @@ fn a_live_snapshot_round_trips_through_file_snapshot() {
     };
     let err = missing.snapshot(&SnapshotRequest::default()).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
+}
+
+#[test]
+fn a_snapshot_of_every_table_reads_tables_no_request_names_and_says_so() {
+    let t = topology();
+    t.pod
+        .ip("route add 192.0.2.2 dev eth0 table 4321 proto 176");
+    t.host
+        .ip("route add 192.0.2.9 dev vethpod table 777 proto 176");
+    let req = SnapshotRequest {
+        pod_netns: Some(t.pod.path()),
+        every_table: true,
+        ..SnapshotRequest::default()
+    };
+    let state = snapshot_from(&t.host, req);
+    let pod = state.pod.as_ref().expect("pod");
+    let tables = |ns: &router::model::NetnsState| -> BTreeSet<u32> {
+        ns.routes.keys().map(|k| k.table).collect()
+    };
+    for table in [MAIN_TABLE, 100, 4321, 255] {
+        assert!(
+            tables(pod).contains(&table),
+            "pod table {table}: {:?}",
+            tables(pod)
+        );
+    }
+    for table in [MAIN_TABLE, 777, 255] {
+        assert!(tables(&state.host).contains(&table), "host table {table}");
+    }
+    let held = state.tables.expect("a live snapshot states its tables");
+    assert_eq!((held.pod, held.host), (Tables::ALL, Tables::ALL));
+    // The host's source toward the pod's addresses, as an attachment's request would ask.
+    assert!(state.host_preferred_src.contains_key(&ip("10.244.1.2")));
+
+    // An attachment's request states exactly what it read.
+    let narrow = snapshot_from(&t.host, request(Some(t.pod.path())));
+    let held = narrow.tables.expect("tables");
+    assert_eq!(
+        held.pod,
+        Tables::Only(BTreeSet::from([MAIN_TABLE, 100, 4242]))
+    );
+    assert_eq!(held.host, Tables::Only(BTreeSet::from([MAIN_TABLE])));
+    assert!(!tables(narrow.pod.as_ref().unwrap()).contains(&4321));
 }

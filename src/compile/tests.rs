@@ -410,3 +410,79 @@ fn del_with_the_pod_gone_cleans_the_host_side() {
     assert!(restored.host.neighbours.is_empty());
     assert!(restored.host.rules.values().all(|r| !r.is_owned()));
 }
+
+/// The world after a first ADD, with the node's uplink addresses edited afterwards.
+fn node_changed_after_add(edit: impl FnOnce(&mut Vec<IpNet>)) -> (Config, Compiled, ActualState) {
+    let config = config(json!({}));
+    let first = run(&config, &world(), Mode::Add, None).unwrap();
+    let mut after = applied(&first, &world(), Mode::Add);
+    let uplink = after.host.links.get_mut("up0").unwrap();
+    edit(&mut uplink.addresses);
+    (config, first, after)
+}
+
+fn causes(c: &Compiled, actual: &ActualState) -> Vec<String> {
+    crate::render::drifts(&plan(&c.desired, actual, Mode::Add))
+        .iter()
+        .map(|d| {
+            d.cause
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_address_added_since_add_is_drift_that_says_so() {
+    let (config, first, now) =
+        node_changed_after_add(|addrs| addrs.push("198.51.100.2/24".parse().unwrap()));
+    let again = run(&config, &now, Mode::Add, Some(&first.record)).unwrap();
+    let change = &again.desired.pod.node_addresses;
+    assert_eq!(
+        change.added,
+        BTreeSet::from(["198.51.100.2".parse().unwrap()])
+    );
+    assert!(change.removed.is_empty());
+    assert_eq!(
+        causes(&again, &now),
+        [
+            "node address 198.51.100.2 (added since ADD) has no route through eth0 in table 100",
+            "node address 198.51.100.2 (added since ADD) has no route through eth0",
+            "node address 198.51.100.2 (added since ADD) has no neighbour entry on eth0",
+        ]
+    );
+    // The plan applied (what --repair or a repeated ADD does) leaves nothing to say.
+    let repaired = applied(&again, &now, Mode::Add);
+    let after_repair = run(&config, &repaired, Mode::Add, Some(&again.record)).unwrap();
+    assert!(plan(&after_repair.desired, &repaired, Mode::Add).is_empty());
+    assert!(after_repair.desired.pod.node_addresses.is_empty());
+}
+
+#[test]
+fn an_owned_route_toward_an_address_the_node_lost_is_drift_that_says_so() {
+    let (config, first, now) =
+        node_changed_after_add(|addrs| addrs.retain(|a| a.addr().to_string() != "fd50::1"));
+    // The host's preferred source toward C was that address too.
+    let mut now = now;
+    now.host_preferred_src.clear();
+    let again = run(&config, &now, Mode::Add, Some(&first.record)).unwrap();
+    let removed: BTreeSet<IpAddr> = BTreeSet::from(["fd50::1".parse().unwrap()]);
+    assert_eq!(again.desired.pod.node_addresses.removed, removed);
+    let mut said = causes(&again, &now);
+    said.sort();
+    assert_eq!(
+        said,
+        [
+            "neighbour entry for fd50::1 on eth0, no longer a node address",
+            "route toward fd50::1 through eth0 in table 100, no longer a node address",
+            "route toward fd50::1 through eth0, no longer a node address",
+        ]
+    );
+}
+
+#[test]
+fn a_first_add_has_no_node_address_change_to_report() {
+    let c = add(json!({}));
+    assert!(c.desired.pod.node_addresses.is_empty());
+}
