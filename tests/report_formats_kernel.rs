@@ -307,6 +307,35 @@ fn junit_read_by_junitparser_says_what_the_json_says_then_a_repair_passes() {
         "CNI error code 7"
     );
 
+    // One attachment named on the command line: a suite of one testcase.
+    let one = s.out.join("one.xml");
+    let named = router(
+        &s.node,
+        &[
+            "check",
+            "--cache-dir",
+            s.cache.path(),
+            "--container-id",
+            &s.b.id,
+            "--ifname",
+            "net1",
+            "--output",
+            "junit",
+            "--write",
+            one.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(named.code, 2, "{}", named.stderr);
+    let junit = junitparser(&one);
+    assert_eq!(
+        (&junit["tests"], &junit["failures"], &junit["errors"]),
+        (&json!(1), &json!(1), &json!(0))
+    );
+    assert_eq!(
+        junit["suites"][0]["cases"][0]["name"],
+        json!(format!("{}/net1", s.b.id))
+    );
+
     // --repair: B passes, its system-out lists the drift found and the ops applied.
     let (code, repaired) = s.written("junit", "repair.xml", &["--repair"]);
     assert_eq!(code, 1, "the broken entry is still an error");
