@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::atomic_write;
 use crate::cache::DEFAULT_CACHE_DIR;
 use crate::error::{Error, Result};
 use crate::install::{self, Installed};
@@ -21,6 +22,8 @@ use crate::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
 
 /// Where CNI runtimes (`ip netns`, CRI-O, containerd) bind-mount pod netns.
 const DEFAULT_NETNS_DIR: &str = "/run/netns";
+/// `check --write` files are read by collectors running as another user (node-exporter).
+const WRITTEN_MODE: u32 = 0o644;
 /// How the host netns is labelled in a live plan: the netns `router` runs in.
 const LOCAL_HOST_LABEL: &str = "(local)";
 
@@ -152,6 +155,10 @@ enum CheckFormat {
     Text,
     /// One JSON document, schema router.check/v1: an object per attachment.
     Json,
+    /// JUnit XML for CI: a testcase per attachment, drift a failure, error an error.
+    Junit,
+    /// The Prometheus text format, for node-exporter's textfile collector.
+    Prometheus,
 }
 
 #[derive(clap::Args, Debug)]
@@ -174,6 +181,11 @@ struct CheckArgs {
     repair: bool,
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     output: CheckFormat,
+    /// Write the output to FILE atomically (a temporary file in its directory, fsync,
+    /// rename; mode 0644) instead of printing it: what node-exporter's textfile collector
+    /// needs. The exit code is the same.
+    #[arg(long, value_name = "FILE")]
+    write: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -257,16 +269,25 @@ fn check_command(args: &CheckArgs) -> Result<u8> {
         let netns = target
             .netns_or_cached(args.netns.as_deref())
             .ok_or_else(|| missing("--netns (the cache entry records no netns)"))?;
-        CheckReport {
-            attachments: vec![operator::check(&target, &netns, args.repair)],
-            named: true,
-        }
+        operator::check_named(&target, &netns, args.repair)
     };
-    match args.output {
-        CheckFormat::Text => print!("{}", report.text(colour_wanted())),
-        CheckFormat::Json => println!("{}", pretty(&report.json())?),
+    match &args.write {
+        Some(file) => {
+            let output = render_check(&report, args.output, false)?;
+            atomic_write::write(file, output.as_bytes(), WRITTEN_MODE)?;
+        }
+        None => print!("{}", render_check(&report, args.output, colour_wanted())?),
     }
     Ok(report.exit_code())
+}
+
+fn render_check(report: &CheckReport, format: CheckFormat, colour: bool) -> Result<String> {
+    Ok(match format {
+        CheckFormat::Text => report.text(colour),
+        CheckFormat::Json => format!("{}\n", pretty(&report.json())?),
+        CheckFormat::Junit => report.junit(),
+        CheckFormat::Prometheus => report.prometheus(),
+    })
 }
 
 fn snapshot_command(args: &SnapshotArgs) -> Result<u8> {
@@ -372,6 +393,18 @@ mod tests {
         assert!(parses(&[
             "router", "check", "--all", "--output", "json", "--repair"
         ]));
+        for format in ["junit", "prometheus"] {
+            assert!(parses(&[
+                "router",
+                "check",
+                "--all",
+                "--output",
+                format,
+                "--write",
+                "/d/r.prom"
+            ]));
+        }
+        assert!(!parses(&["router", "check", "--all", "--write"]));
         assert!(!parses(&["router", "check", "--all", "--ifname", "net1"]));
         assert!(parses(&[
             "router",

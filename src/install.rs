@@ -10,6 +10,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::atomic_write;
 use crate::error::{Error, Result};
 
 /// The plugin type runtimes look up in the bin dir.
@@ -47,7 +48,8 @@ pub fn install(source: &Path, dir: &Path) -> Result<Installed> {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    sync_dir(dir)?;
+    // A node that loses power right after still has one binary.
+    atomic_write::sync_dir(dir)?;
     Ok(if existed {
         Installed::Replaced
     } else {
@@ -132,13 +134,6 @@ fn ensure_mode(path: &Path) -> Result<()> {
         return Ok(());
     }
     fs::set_permissions(path, fs::Permissions::from_mode(MODE)).map_err(|e| Error::io(what(), e))
-}
-
-/// Makes the rename durable: a node that loses power right after still has one binary.
-fn sync_dir(dir: &Path) -> Result<()> {
-    open(dir)?
-        .sync_all()
-        .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))
 }
 
 #[cfg(test)]

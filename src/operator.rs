@@ -6,6 +6,7 @@
 //! decision about routes is reconcile's.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -18,7 +19,7 @@ use crate::netns;
 use crate::reconcile::{self, prepare, snapshot_request, Attachment, Prepared, World};
 use crate::record::{FileRecords, MemRecords, RecordStore};
 use crate::render::{drifts, op_command};
-use crate::report::{AttachmentReport, CheckReport, Repair, Status};
+use crate::report::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
 use crate::snapshot::{FileSnapshot, LiveSnapshot, SnapshotRequest};
 
 /// The container id of a plan that names none (offline, from files only).
@@ -239,9 +240,60 @@ fn gone(mut report: AttachmentReport, netns: &Path) -> AttachmentReport {
     report
 }
 
+/// CHECK for one attachment, timed: the report carries how long it took.
+pub fn check(target: &Target, netns: &Path, repair: bool) -> AttachmentReport {
+    let clock = Instant::now();
+    let mut report = check_attachment(target, netns, repair);
+    report.duration = clock.elapsed();
+    report
+}
+
+/// `router check` of the one attachment the operator named.
+pub fn check_named(target: &Target, netns: &Path, repair: bool) -> CheckReport {
+    let clock = RunClock::start();
+    clock.report(vec![check(target, netns, repair)], true)
+}
+
+/// When a whole `router check` started, to stamp its report when it ends.
+struct RunClock {
+    started: Duration,
+    clock: Instant,
+}
+
+impl RunClock {
+    fn start() -> RunClock {
+        RunClock {
+            started: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+            clock: Instant::now(),
+        }
+    }
+
+    /// The report of the run: its attachments, when it started, how long it took, where.
+    fn report(self, attachments: Vec<AttachmentReport>, named: bool) -> CheckReport {
+        CheckReport {
+            attachments,
+            named,
+            run: RunInfo {
+                started: self.started,
+                took: self.clock.elapsed(),
+                host: hostname(),
+            },
+        }
+    }
+}
+
+/// The node's name as the kernel has it (a hostNetwork pod shares the node's).
+fn hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// CHECK for one attachment (BEHAVIOUR 3), as a report rather than a CNI error; with
 /// `repair`, a drifted attachment is repaired (reconcile::repair) and checked again.
-pub fn check(target: &Target, netns: &Path, repair: bool) -> AttachmentReport {
+fn check_attachment(target: &Target, netns: &Path, repair: bool) -> AttachmentReport {
     let report = report_for(target, Some(netns), Status::Clean);
     if target.config.skip_call {
         let mut report = report;
@@ -323,6 +375,7 @@ fn check_live(
 /// `check --all`: every attachment in the result cache whose chain runs router. The netns
 /// is the one libcni recorded, else `netns_dir/<container id>`.
 pub fn check_all(cache_dir: &Path, netns_dir: &Path, repair: bool) -> Result<CheckReport> {
+    let clock = RunClock::start();
     let attachments = cache::walk(cache_dir)?
         .into_iter()
         .map(|(file, entry)| match entry {
@@ -330,10 +383,7 @@ pub fn check_all(cache_dir: &Path, netns_dir: &Path, repair: bool) -> Result<Che
             Err(e) => not_an_entry(&file, &e),
         })
         .collect();
-    Ok(CheckReport {
-        attachments,
-        named: false,
-    })
+    Ok(clock.report(attachments, false))
 }
 
 /// libcni skips files it cannot read as entries (legacy results, strays); so does this,

@@ -1,6 +1,15 @@
 //! report: the result of `router check` for people (a line per attachment, then its drifts;
 //! colour only when asked) and for programs (JSON, schema `router.check/v1`), and the exit
-//! code it means. Pure: no I/O, no env; operator fills it, cli prints it.
+//! code it means; JUnit XML (`junit`) for CI and the Prometheus text format (`prometheus`)
+//! for monitoring render the same value. Pure: no I/O, no env, no clock; operator fills it
+//! (timings included), cli prints it.
+
+mod junit;
+mod prometheus;
+#[cfg(test)]
+mod test_report;
+
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -41,6 +50,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order reports list them.
+    pub const ALL: [Status; 6] = [
+        Status::Clean,
+        Status::Drift,
+        Status::Repaired,
+        Status::Gone,
+        Status::Skipped,
+        Status::Error,
+    ];
+
     pub fn word(self) -> &'static str {
         match self {
             Status::Clean => "clean",
@@ -91,6 +110,9 @@ pub struct AttachmentReport {
     pub message: Option<String>,
     /// The CNI error code of an error.
     pub error_code: Option<u32>,
+    /// How long checking (and repairing) it took; zero when nothing was checked.
+    #[serde(skip)]
+    pub duration: Duration,
 }
 
 impl AttachmentReport {
@@ -107,6 +129,7 @@ impl AttachmentReport {
             repair: None,
             message: None,
             error_code: None,
+            duration: Duration::ZERO,
         }
     }
 
@@ -141,6 +164,22 @@ impl AttachmentReport {
         parts.extend(self.message.clone());
         parts.join(", ")
     }
+
+    /// What the text output prints under the attachment's line: its drifts, then what a
+    /// repair applied and what it left.
+    fn body_lines(&self, colour: bool) -> Vec<String> {
+        let mut lines: Vec<String> = self.drifts.iter().map(|d| drift_line(d, colour)).collect();
+        if let Some(repair) = &self.repair {
+            lines.extend(repair.applied.iter().map(|c| format!("applied: {c}")));
+            lines.extend(
+                repair
+                    .remaining
+                    .iter()
+                    .map(|d| format!("still: {}", drift_line(d, colour))),
+            );
+        }
+        lines
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -156,7 +195,18 @@ fn paint(text: &str, code: &str, colour: bool) -> String {
 }
 
 fn drift_line(d: &Drift, colour: bool) -> String {
-    paint(&format!("    {}", drift_detail(d)), YELLOW, colour)
+    paint(&drift_detail(d), YELLOW, colour)
+}
+
+/// When and where a `router check` ran, as operator measured it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RunInfo {
+    /// When it started, as time since the Unix epoch.
+    pub started: Duration,
+    /// How long the whole run took.
+    pub took: Duration,
+    /// The node's hostname, when it could be read.
+    pub host: Option<String>,
 }
 
 /// Every attachment `router check` looked at, in the order it looked.
@@ -166,6 +216,7 @@ pub struct CheckReport {
     /// The operator named the attachment (not `--all`): then a gone netns means nothing
     /// was checked, and that is an error (exit 1), not a shrug.
     pub named: bool,
+    pub run: RunInfo,
 }
 
 impl CheckReport {
@@ -176,12 +227,17 @@ impl CheckReport {
             .count()
     }
 
+    /// Whether this attachment makes the run an error: it could not be checked, or it is
+    /// the one the operator named and it is gone.
+    fn is_error(&self, a: &AttachmentReport) -> bool {
+        a.status == Status::Error || (self.named && a.status == Status::Gone)
+    }
+
     /// 1 when any check failed to run, else 2 when drift is left, else 0. Gone and skipped
     /// attachments count as neither in a scan (a pod that went away is the runtime's to
     /// clean up); a named attachment that is gone is an error.
     pub fn exit_code(&self) -> u8 {
-        let gone_counts = self.named && self.count(Status::Gone) > 0;
-        if self.count(Status::Error) > 0 || gone_counts {
+        if self.attachments.iter().any(|a| self.is_error(a)) {
             EXIT_ERROR
         } else if self.count(Status::Drift) > 0 {
             EXIT_DRIFT
@@ -191,15 +247,7 @@ impl CheckReport {
     }
 
     fn summary(&self) -> String {
-        let statuses = [
-            Status::Clean,
-            Status::Drift,
-            Status::Repaired,
-            Status::Gone,
-            Status::Skipped,
-            Status::Error,
-        ];
-        let counts: Vec<String> = statuses
+        let counts: Vec<String> = Status::ALL
             .iter()
             .map(|s| (s, self.count(*s)))
             .filter(|(_, n)| *n > 0)
@@ -231,17 +279,8 @@ impl CheckReport {
                 colour,
             );
             out.push_str(&format!("{status} {} ({})\n", a.name(), a.detail()));
-            for d in &a.drifts {
-                out.push_str(&drift_line(d, colour));
-                out.push('\n');
-            }
-            if let Some(repair) = &a.repair {
-                for command in &repair.applied {
-                    out.push_str(&format!("    applied: {command}\n"));
-                }
-                for d in &repair.remaining {
-                    out.push_str(&format!("    still: {}\n", drift_line(d, colour).trim()));
-                }
+            for line in a.body_lines(colour) {
+                out.push_str(&format!("    {line}\n"));
             }
         }
         out.push_str(&self.summary());
@@ -317,7 +356,7 @@ mod tests {
         skipped.message = Some("no router in the chain".into());
         CheckReport {
             attachments: vec![clean, drifted, gone, skipped],
-            named: false,
+            ..CheckReport::default()
         }
     }
 
@@ -383,6 +422,7 @@ mod tests {
         let named_gone = CheckReport {
             attachments: vec![AttachmentReport::new("c3", "net1", Status::Gone)],
             named: true,
+            ..CheckReport::default()
         };
         assert_eq!(named_gone.exit_code(), EXIT_ERROR);
     }

@@ -1,12 +1,17 @@
 //! The Kubernetes manifests in `deploy/`: they parse, every DaemonSet is well formed (its
 //! selector matches its pods, every mount has a volume, it runs on every node), and the
 //! router command lines in them are ones the real CLI accepts, with the mounts they need.
+//! The alert rules use only metrics router writes, and pass `promtool check rules` and
+//! their unit tests (`promtool test rules tests/alerts.test.yaml`).
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use clap::Parser;
 use router::cli::Cli;
+use router::report::CheckReport;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -119,8 +124,28 @@ fn the_install_daemonset_copies_the_binary_into_the_hosts_cni_bin_dir() {
     );
 }
 
+/// The router command lines of a container's shell script, as argument lists.
+fn router_lines(container: &Value) -> Vec<Vec<String>> {
+    let script = array(&container["args"], "args")[0].as_str().unwrap();
+    script
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("/usr/local/bin/router "))
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect()
+}
+
+/// The value of `--flag` in an argument list.
+fn flag<'a>(args: &'a [String], name: &str) -> &'a str {
+    let at = args
+        .iter()
+        .position(|a| a == name)
+        .unwrap_or_else(|| panic!("no {name} in {args:?}"));
+    &args[at + 1]
+}
+
 #[test]
-fn the_check_daemonset_runs_check_all_as_json_with_what_it_needs_from_the_node() {
+fn the_check_daemonset_writes_prometheus_for_the_textfile_collector_with_what_it_needs() {
     let ds = daemonset("check.yaml");
     let spec = &ds["spec"]["template"]["spec"];
     assert_eq!(
@@ -128,15 +153,27 @@ fn the_check_daemonset_runs_check_all_as_json_with_what_it_needs_from_the_node()
         "the host side is the node's netns"
     );
     let check = &array(&spec["containers"], "containers")[0];
-    let script = array(&check["args"], "args")[0].as_str().unwrap();
-    let line = script
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("/usr/local/bin/router "))
-        .expect("the script runs router");
-    let args: Vec<&str> = line.split_whitespace().skip(1).collect();
-    assert_eq!(&args[..4], ["check", "--all", "--output", "json"]);
-    assert_cli_accepts(&args);
+    let lines = router_lines(check);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for args in &lines {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_cli_accepts(&args);
+    }
+    let metrics = &lines[0];
+    assert_eq!(&metrics[..4], ["check", "--all", "--output", "prometheus"]);
+    // node-exporter's textfile collector reads `*.prom` in its directory, shared with the
+    // node through the hostPath.
+    let file = Path::new(flag(metrics, "--write"));
+    assert_eq!(file.extension().unwrap(), "prom");
+    let dir = file.parent().unwrap().to_str().unwrap();
+    let (host_path, mount) = host_mount(spec, check, dir);
+    assert_eq!(host_path, "/var/lib/node_exporter/textfile_collector");
+    assert_ne!(mount["readOnly"], true, "{dir} is written");
+    // The JSON report for the log, of the same attachments.
+    let details = &lines[1];
+    assert_eq!(&details[..4], ["check", "--all", "--output", "json"]);
+    assert_eq!(&metrics[6..], &details[4..], "the same cache and netns dir");
+
     assert_eq!(check["securityContext"]["privileged"], true);
     for (path, read_only) in [
         ("/var/lib/cni", true),
@@ -152,6 +189,79 @@ fn the_check_daemonset_runs_check_all_as_json_with_what_it_needs_from_the_node()
         netns["mountPropagation"], "HostToContainer",
         "pods created after the checker started must be visible"
     );
+}
+
+/// The metric names router's Prometheus output has (every family is written, even empty).
+fn router_metric_names() -> BTreeSet<String> {
+    CheckReport::default()
+        .prometheus()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+/// `router_...` identifiers in a PromQL expression.
+fn metrics_in(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("router_"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn the_alert_rules_use_router_metrics_drift_after_ten_minutes_and_errors_at_once() {
+    let docs = documents("alerts.yaml");
+    assert_eq!(docs.len(), 1);
+    let groups = array(&docs[0]["groups"], "groups");
+    let rules: Vec<&Value> = groups
+        .iter()
+        .flat_map(|g| array(&g["rules"], "rules"))
+        .collect();
+    let known = router_metric_names();
+    for rule in &rules {
+        let expr = rule["expr"].as_str().unwrap();
+        let used = metrics_in(expr);
+        assert!(!used.is_empty(), "{expr}");
+        for metric in used {
+            assert!(
+                known.contains(&metric),
+                "{metric} is not router's: {known:?}"
+            );
+        }
+    }
+    let rule = |name: &str| {
+        *rules
+            .iter()
+            .find(|r| r["alert"] == name)
+            .unwrap_or_else(|| panic!("no alert {name}"))
+    };
+    assert_eq!(rule("RouterAttachmentDrift")["for"], "10m");
+    assert!(
+        rule("RouterCheckError").get("for").is_none(),
+        "errors fire at once"
+    );
+}
+
+/// Runs promtool (Debian's prometheus package) from the repository root.
+fn promtool(args: &[&str]) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("promtool runs (Debian's prometheus package)");
+    assert!(
+        out.status.success(),
+        "promtool {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn promtool_accepts_the_alert_rules_and_their_unit_tests_pass() {
+    promtool(&["check", "rules", "deploy/alerts.yaml"]);
+    promtool(&["test", "rules", "tests/alerts.test.yaml"]);
 }
 
 #[test]

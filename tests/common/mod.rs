@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test crate uses a part
 
 pub mod cni;
+pub mod operator;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
