@@ -77,6 +77,11 @@ impl Scene {
         self.dir.join("log")
     }
 
+    /// The only directory ROUTER_ALLOWED_DIRS allows: the temp dir holding data_dir and log.
+    fn allowed_dir(&self) -> PathBuf {
+        self.dir.0.clone()
+    }
+
     fn netns(&self) -> PathBuf {
         self.topo.pod.path()
     }
@@ -88,6 +93,10 @@ impl Scene {
             ("CNI_NETNS", self.netns().as_os_str().as_bytes()),
             ("CNI_IFNAME", b"net1".as_slice()),
             ("CNI_PATH", b"/usr/lib/cni".as_slice()),
+            (
+                "ROUTER_ALLOWED_DIRS",
+                self.allowed_dir().as_os_str().as_bytes(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (OsString::from(k), OsStr::from_bytes(v).to_os_string()))
