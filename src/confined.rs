@@ -16,7 +16,8 @@ use std::path::{Component, Path};
 /// that does not exist yet).
 const ROOT_MODE: u32 = 0o700;
 
-fn c_name(name: &std::ffi::OsStr) -> io::Result<CString> {
+/// A file name as the *at system calls take it.
+pub fn c_name(name: &std::ffi::OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 

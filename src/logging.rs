@@ -5,11 +5,10 @@
 //! be a regular file and router's own (empty, or starting with one of its lines); rotation
 //! renames and deletes only router's own files, in the log's directory.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -17,7 +16,7 @@ use tracing::level_filters::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::{LogLevel, LogOptions};
-use crate::confined;
+use crate::confined::{self, c_name};
 
 const BYTES_PER_MB: u64 = 1 << 20;
 const SECONDS_PER_DAY: u64 = 24 * 60 * 60;
@@ -137,10 +136,6 @@ impl RotatingFile {
         file.write_all(buf)?;
         Ok(buf.len())
     }
-}
-
-fn c_name(name: &OsStr) -> io::Result<CString> {
-    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// The log file for appending, when it is router's own: a config may name any file in an
