@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use router::compile::{compile, CompileInput};
-use router::config::{parse_netconf, Config, PrevView};
+use router::config::{parse_netconf, AllowedDirs, Config, PrevView};
 use router::model::{ActualState, Mode, Route, MAIN_TABLE};
 use router::plan::{plan, Plan};
 use router::render::{render_text, NetnsLabels};
@@ -65,7 +65,7 @@ fn compile_plan(config: &Config, prev: &PrevView, world: &ActualState) -> Plan {
 
 /// parse + compile + plan + render, as one ADD does before it touches the kernel.
 fn pure_path(config: &Value, prev: &Value, world: &ActualState) -> usize {
-    let conf = parse_netconf(config).expect("config");
+    let conf = parse_netconf(config, &AllowedDirs::default()).expect("config");
     let view = PrevView::parse(prev).expect("prevResult");
     let plan = compile_plan(&conf.config, &view, world);
     let labels = NetnsLabels {
@@ -89,7 +89,9 @@ fn bench(c: &mut Criterion) {
     let view = PrevView::parse(&prev).expect("fixture prevResult");
     let mut group = c.benchmark_group("compile_plan");
     for n in [10, 1_000, 10_000] {
-        let config = parse_netconf(&config_with_cidrs(n)).expect("config").config;
+        let config = parse_netconf(&config_with_cidrs(n), &AllowedDirs::default())
+            .expect("config")
+            .config;
         let world = world_with_routes(n);
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| compile_plan(&config, &view, &world).ops.len())

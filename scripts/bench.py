@@ -40,7 +40,9 @@ def sh(*args, **kw):
 def cni_env(command, netns, ifname, container):
     return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command,
             "CNI_CONTAINERID": container, "CNI_NETNS": netns, "CNI_IFNAME": ifname,
-            "CNI_PATH": CNI}
+            "CNI_PATH": CNI,
+            # router's log lives in the bench's temp dir (data_dir is on /run, allowed anyway).
+            "ROUTER_ALLOWED_DIRS": tempfile.gettempdir()}
 
 
 def invoke(plugin, command, netns, ifname, conf, container="bench"):

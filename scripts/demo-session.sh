@@ -23,10 +23,11 @@ ip -n $NODE link set up0 up && ip -n $EXT link set ext0 up
 ip -n $NODE addr add 192.168.50.1/24 dev up0
 ip -n $EXT addr add 192.168.50.254/24 dev ext0
 
-# cni PLUGIN COMMAND IFNAME: runs a plugin in the node netns as a runtime would.
+# cni PLUGIN COMMAND IFNAME: runs a plugin in the node netns as a runtime would (router's
+# data_dir and log live in $WORK, which ROUTER_ALLOWED_DIRS allows).
 cni() {
     ip netns exec $NODE env -i CNI_COMMAND="$2" CNI_CONTAINERID=demo CNI_NETNS=/var/run/netns/$POD \
-        CNI_IFNAME="$3" CNI_PATH=/usr/lib/cni "$1"
+        CNI_IFNAME="$3" CNI_PATH=/usr/lib/cni ROUTER_ALLOWED_DIRS="$WORK" "$1"
 }
 # conf FILE [PREV]: the plugin config with name, cniVersion and prevResult injected.
 conf() {

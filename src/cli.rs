@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::atomic_write;
 use crate::cache::DEFAULT_CACHE_DIR;
+use crate::config::{AllowedDirs, ALLOWED_DIRS_VAR};
 use crate::error::{Error, Result};
 use crate::install::{self, Installed};
 use crate::model::Mode;
@@ -78,7 +79,7 @@ struct AttachmentArgs {
 }
 
 impl AttachmentArgs {
-    fn sources(&self) -> Result<Sources<'_>> {
+    fn sources<'a>(&'a self, allowed: &'a AllowedDirs) -> Result<Sources<'a>> {
         let ifname = self
             .ifname
             .as_deref()
@@ -89,6 +90,7 @@ impl AttachmentArgs {
             cache_dir: &self.cache_dir,
             container_id: self.container_id.as_deref(),
             ifname,
+            allowed,
         })
     }
 
@@ -212,6 +214,11 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Where configs may name files: the defaults plus ROUTER_ALLOWED_DIRS, as for the plugin.
+fn allowed_dirs() -> AllowedDirs {
+    AllowedDirs::from_var(std::env::var(ALLOWED_DIRS_VAR).ok().as_deref())
+}
+
 fn missing(what: &str) -> Error {
     Error::InvalidEnv(format!("missing input: {what}"))
 }
@@ -241,7 +248,7 @@ fn labels_of(source: &StateSource) -> NetnsLabels {
 }
 
 fn plan_command(args: &PlanArgs) -> Result<u8> {
-    let target = operator::resolve(&args.attachment.sources()?)?;
+    let target = operator::resolve(&args.attachment.sources(&allowed_dirs())?)?;
     let source = state_source(args, &target)?;
     let record = args
         .record
@@ -263,9 +270,14 @@ fn plan_command(args: &PlanArgs) -> Result<u8> {
 
 fn check_command(args: &CheckArgs) -> Result<u8> {
     let report = if args.all {
-        operator::check_all(&args.attachment.cache_dir, &args.netns_dir, args.repair)?
+        operator::check_all(
+            &args.attachment.cache_dir,
+            &args.netns_dir,
+            args.repair,
+            &allowed_dirs(),
+        )?
     } else {
-        let target = operator::resolve(&args.attachment.sources()?)?;
+        let target = operator::resolve(&args.attachment.sources(&allowed_dirs())?)?;
         let netns = target
             .netns_or_cached(args.netns.as_deref())
             .ok_or_else(|| missing("--netns (the cache entry records no netns)"))?;
@@ -292,7 +304,7 @@ fn render_check(report: &CheckReport, format: CheckFormat, colour: bool) -> Resu
 
 fn snapshot_command(args: &SnapshotArgs) -> Result<u8> {
     let mut request = if args.attachment.names_attachment() {
-        let target = operator::resolve(&args.attachment.sources()?)?;
+        let target = operator::resolve(&args.attachment.sources(&allowed_dirs())?)?;
         let netns = target.netns_or_cached(args.netns.as_deref());
         operator::snapshot_request_for(&target, netns)?
     } else {

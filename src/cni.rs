@@ -1,6 +1,7 @@
-//! cni: the CNI protocol (BEHAVIOUR 7): CNI_* variables, stdin, VERSION, results and error
-//! JSON on stdout with the config's cniVersion. The only module that reads CNI_*
-//! variables. Logs never go to stdout; no input may panic it.
+//! cni: the CNI protocol (BEHAVIOUR 7): CNI_* variables (and ROUTER_ALLOWED_DIRS), stdin,
+//! VERSION, results and error JSON on stdout with the config's cniVersion. The only module
+//! that reads CNI_* variables. Logs never go to stdout; no input may panic it. DEL (and GC)
+//! never fail on a config they cannot use: they log it and go on from the records.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -8,10 +9,11 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::config::{
-    is_valid_ifname, parse_netconf, CniVersion, Config, NetConf, PrevView, SUPPORTED_VERSIONS,
+    is_valid_ifname, parse_netconf, parse_version, path_error, salvage, AllowedDirs, CniVersion,
+    Config, NetConf, PrevView, ALLOWED_DIRS_VAR, SUPPORTED_VERSIONS,
 };
 use crate::conflict::AddressProbe;
-use crate::error::{excerpt, Error, Result};
+use crate::error::{excerpt, Code, Error, Result};
 use crate::execute::Executor;
 use crate::model::MacAddr;
 use crate::reconcile::{self, Attachment, ValidAttachment, World};
@@ -263,7 +265,8 @@ pub fn run(
         })));
     }
     let mut version = hint;
-    let outcome = run_command(&invocation, &bytes, &mut version, backends);
+    let allowed = AllowedDirs::from_var(env(ALLOWED_DIRS_VAR).as_deref());
+    let outcome = run_command(&invocation, &bytes, &allowed, &mut version, backends);
     let (command, container, ifname) = (
         invocation.command,
         &invocation.container_id,
@@ -386,17 +389,63 @@ fn check_version_gate(command: Command, version: CniVersion) -> Result<()> {
     )))
 }
 
+/// stdin as a config: the version and its gate first (code 1 before any other key's error),
+/// then every key.
+fn parse_input(
+    inv: &Invocation,
+    input: &Result<Value>,
+    allowed: &AllowedDirs,
+    version: &mut String,
+) -> Result<NetConf> {
+    let input = input.as_ref().map_err(Clone::clone)?;
+    let cni_version = parse_version(input)?;
+    *version = cni_version.to_string();
+    check_version_gate(inv.command, cni_version)?;
+    parse_netconf(input, allowed)
+}
+
+/// The config to act with, and why the one given could not be used. DEL goes on past any
+/// error of stdin (a DEL that fails forever blocks the pod's teardown), GC past invalid keys
+/// but not past a path outside the allowed directories; both then act only on what the
+/// records prove (`salvage`). Every other command fails.
+fn config_for(
+    inv: &Invocation,
+    input: &Result<Value>,
+    allowed: &AllowedDirs,
+    version: &mut String,
+) -> Result<(NetConf, Option<Error>)> {
+    let error = match parse_input(inv, input, allowed, version) {
+        Ok(netconf) => return Ok((netconf, None)),
+        Err(e) => e,
+    };
+    let value = input.as_ref().unwrap_or(&Value::Null);
+    match inv.command {
+        Command::Del => {}
+        Command::Gc if error.code() == Code::InvalidConfig => {
+            if let Some(refused) = path_error(value, allowed) {
+                return Err(refused);
+            }
+        }
+        _ => return Err(error),
+    }
+    let netconf = NetConf {
+        config: salvage(value, allowed),
+        prev_result: None,
+    };
+    Ok((netconf, Some(error)))
+}
+
 fn run_command(
     inv: &Invocation,
     bytes: &[u8],
+    allowed: &AllowedDirs,
     version: &mut String,
     backends: BackendFactory<'_>,
 ) -> Result<Option<Value>> {
-    let input = decode(bytes)?;
-    let netconf = parse_netconf(&input)?;
+    let input = decode(bytes);
+    let (netconf, unusable) = config_for(inv, &input, allowed, version)?;
+    let input = input.unwrap_or(Value::Null);
     let config = &netconf.config;
-    *version = config.cni_version.to_string();
-    check_version_gate(inv.command, config.cni_version)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
@@ -414,6 +463,16 @@ fn run_command(
         netns: inv.netns.clone(),
     };
     let backends = backends(config, inv)?;
+    for ignored in &allowed.ignored {
+        tracing::warn!("{ALLOWED_DIRS_VAR}: {ignored:?} is no absolute path without `..`: ignored");
+    }
+    if let Some(e) = &unusable {
+        tracing::warn!(
+            command = inv.command.name(),
+            error = %e,
+            "the config is not usable: going on from the attachment records and the owned objects the kernel shows"
+        );
+    }
     let world = World {
         snapshots: backends.snapshots.as_ref(),
         executor: backends.executor.as_ref(),
@@ -437,6 +496,16 @@ fn run_command(
             Ok(None)
         }
         Request::Del => {
+            let trusted = unusable.is_none() && config.table_for(&inv.ifname).is_ok();
+            if !trusted
+                && world
+                    .records
+                    .load(&att.container_id, &att.ifname)?
+                    .is_none()
+            {
+                tracing::warn!("DEL: no attachment record and no usable config: nothing removed");
+                return Ok(None);
+            }
             let prev = netconf.prev_result.as_ref().and_then(|p| {
                 PrevView::parse(p)
                     .inspect_err(|e| tracing::warn!("DEL ignores an unusable prevResult: {e}"))
@@ -446,6 +515,10 @@ fn run_command(
             Ok(None)
         }
         Request::Gc { valid } => {
+            if unusable.is_some() && config.name.is_none() {
+                tracing::warn!("GC: no usable network name: no record is proven this network's");
+                return Ok(None);
+            }
             let outcome = reconcile::gc(config, &valid, &world)?;
             tracing::info!(
                 collected = ?outcome.collected,

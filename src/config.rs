@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,6 +21,17 @@ const MAX_IFNAME_LEN: usize = 15;
 const MAX_RULE_PRIORITY: i64 = 32765;
 const RESERVED_TABLES: [i64; 3] = [253, 254, 255];
 const MAX_CONFLICT_INTERVAL: Duration = Duration::from_secs(10);
+const DEFAULT_HOST_RULE_TABLE: u32 = 500;
+const DEFAULT_PRIORITY: u32 = 1000;
+const DEFAULT_OVERLAY_INTERFACE: &str = "eth0";
+const DEFAULT_LOG_FILE: &str = "/var/log/meta-plugins/router.log";
+const DEFAULT_DATA_DIR: &str = "/run/cni/router";
+/// Where `log_options.log_file` may lie without ROUTER_ALLOWED_DIRS.
+const LOG_ROOTS: [&str; 1] = ["/var/log"];
+/// Where `data_dir` may lie without ROUTER_ALLOWED_DIRS.
+const DATA_ROOTS: [&str; 2] = ["/run", "/var/run"];
+/// The environment variable naming more allowed directories (read by `cni` and `cli`).
+pub const ALLOWED_DIRS_VAR: &str = "ROUTER_ALLOWED_DIRS";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CniVersion(pub u8, pub u8, pub u8);
@@ -98,9 +109,103 @@ pub enum LogLevel {
 pub struct LogOptions {
     pub level: LogLevel,
     pub file: PathBuf,
+    /// The allowed directory `file` lies in: below it no component may be a symlink.
+    pub root: PathBuf,
     pub max_size_mb: u64,
     pub max_count: u32,
     pub max_age_days: u32,
+}
+
+/// The directories a config may name files in: `/var/log` for the log file, `/run` and
+/// `/var/run` for data_dir, plus every directory of ROUTER_ALLOWED_DIRS (colon-separated
+/// absolute paths) for both. The runtime's environment sets it, which a
+/// NetworkAttachmentDefinition cannot; config validation takes it as a value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowedDirs {
+    extra: Vec<PathBuf>,
+    /// Entries of the variable that are no absolute path without `..` (logged, not used).
+    pub ignored: Vec<String>,
+}
+
+/// A path a config named, inside the allowed directory `root` (normalised: no `.`, no
+/// empty component; `..` is refused).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Confined {
+    root: PathBuf,
+    path: PathBuf,
+}
+
+impl AllowedDirs {
+    /// The defaults plus `dirs` (absolute paths; others are ignored).
+    pub fn with<P: AsRef<Path>>(dirs: impl IntoIterator<Item = P>) -> AllowedDirs {
+        let mut allowed = AllowedDirs::default();
+        for dir in dirs {
+            let dir = dir.as_ref();
+            match normalised(dir) {
+                Some(dir) if dir.is_absolute() => allowed.extra.push(dir),
+                _ => allowed.ignored.push(dir.display().to_string()),
+            }
+        }
+        allowed
+    }
+
+    /// From ROUTER_ALLOWED_DIRS's value (unset: the defaults only).
+    pub fn from_var(value: Option<&str>) -> AllowedDirs {
+        let entries = value
+            .unwrap_or_default()
+            .split(':')
+            .filter(|e| !e.is_empty());
+        AllowedDirs::with(entries)
+    }
+
+    fn roots(&self, defaults: &[&str]) -> Vec<PathBuf> {
+        defaults
+            .iter()
+            .map(PathBuf::from)
+            .chain(self.extra.iter().cloned())
+            .collect()
+    }
+
+    /// `value` of `key` when it lies strictly inside one of the roots (the deepest that
+    /// holds it), judged component by component after normalisation.
+    fn confine(&self, key: &str, value: &str, defaults: &[&str]) -> Result<Confined> {
+        let roots = self.roots(defaults);
+        let refuse = |reason: String| Error::config(key, Value::String(value.to_string()), reason);
+        if !value.starts_with('/') || value.contains('\0') {
+            return Err(refuse("must be an absolute path".into()));
+        }
+        // Resolving `..` by text would not be what the kernel resolves through a symlink.
+        let path = normalised(Path::new(value))
+            .ok_or_else(|| refuse("must not contain a .. component".into()))?;
+        roots
+            .iter()
+            .filter(|root| path.starts_with(root) && path != **root)
+            .max_by_key(|root| root.components().count())
+            .map(|root| Confined {
+                root: root.clone(),
+                path: path.clone(),
+            })
+            .ok_or_else(|| {
+                let names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+                refuse(format!(
+                    "must lie inside one of the allowed directories {} (more can be allowed with {ALLOWED_DIRS_VAR})",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// `path` without `.` and empty components; None when it has a `..` one.
+fn normalised(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => return None,
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Some(out)
 }
 
 /// The validated plugin config.
@@ -125,6 +230,8 @@ pub struct Config {
     pub ip_conflict: IpConflict,
     pub log_options: LogOptions,
     pub data_dir: PathBuf,
+    /// The allowed directory `data_dir` lies in: below it no component may be a symlink.
+    pub data_root: PathBuf,
     /// Accepted but worth an operator's attention (logged).
     pub warnings: Vec<String>,
 }
@@ -136,13 +243,11 @@ pub struct NetConf {
     pub prev_result: Option<Value>,
 }
 
-/// Parses a plugin config object (what a runtime sends on stdin).
-pub fn parse_netconf(value: &Value) -> Result<NetConf> {
-    let obj = value.as_object().ok_or_else(|| Error::Decode {
-        what: "network config".into(),
-        reason: format!("expected a JSON object, got {}", json_type(value)),
-    })?;
-    let config = parse_config(obj)?;
+/// Parses a plugin config object (what a runtime sends on stdin); the paths it names must
+/// lie in `allowed`.
+pub fn parse_netconf(value: &Value, allowed: &AllowedDirs) -> Result<NetConf> {
+    let obj = config_object(value)?;
+    let config = parse_config(obj, allowed)?;
     let prev_result = obj.get("prevResult").filter(|v| !v.is_null()).cloned();
     Ok(NetConf {
         config,
@@ -174,12 +279,85 @@ pub fn plugin_from_conflist_or_plugin(value: Value) -> Result<Value> {
     Ok(plugin)
 }
 
-fn parse_config(obj: &Map<String, Value>) -> Result<Config> {
+fn config_object(value: &Value) -> Result<&Map<String, Value>> {
+    value.as_object().ok_or_else(|| Error::Decode {
+        what: "network config".into(),
+        reason: format!("expected a JSON object, got {}", json_type(value)),
+    })
+}
+
+/// The config's `cniVersion` alone, so that version errors (code 1) are answered before
+/// the errors of other keys.
+pub fn parse_version(value: &Value) -> Result<CniVersion> {
+    parse_cni_version(config_object(value)?)
+}
+
+/// What DEL and GC can still use of a config that is not valid (BEHAVIOUR: DEL never fails
+/// on input it cannot use): `name`, `cniVersion`, `host_rule_priority`, `log_options` and
+/// `data_dir` when each is valid on its own, defaults for the rest. It wants nothing
+/// (no hijack subnets): DEL and GC then act only on what the records prove.
+pub fn salvage(value: &Value, allowed: &AllowedDirs) -> Config {
+    let empty = Map::new();
+    let obj = value.as_object().unwrap_or(&empty);
+    let (data_dir, data_root) = parse_data_dir(obj, allowed).unwrap_or_else(|_| default_data_dir());
+    Config {
+        cni_version: parse_cni_version(obj).unwrap_or(CniVersion(1, 1, 0)),
+        name: optional_string(obj, "name").ok().flatten(),
+        overlay_hijack_subnet: Vec::new(),
+        service_hijack_subnet: Vec::new(),
+        additional_hijack_subnet: Vec::new(),
+        migrate_route: MigrateRoute::Auto,
+        overlay_interface: DEFAULT_OVERLAY_INTERFACE.into(),
+        host_rule_table: DEFAULT_HOST_RULE_TABLE,
+        route_table: None,
+        rule_priority: DEFAULT_PRIORITY,
+        host_rule_priority: priority(obj, "host_rule_priority").unwrap_or(DEFAULT_PRIORITY),
+        skip_call: false,
+        sriov: false,
+        rp_filter: RpFilter {
+            set_host: true,
+            value: 2,
+        },
+        mac_prefix: None,
+        only_op_mac: false,
+        ip_conflict: IpConflict {
+            enabled: false,
+            interval: Duration::from_secs(1),
+            retries: 3,
+        },
+        log_options: parse_log_options(obj, allowed).unwrap_or_else(|_| default_log_options()),
+        data_dir,
+        data_root,
+        warnings: Vec::new(),
+    }
+}
+
+/// The default data_dir and the allowed directory it lies in.
+pub fn default_data_dir() -> (PathBuf, PathBuf) {
+    (
+        PathBuf::from(DEFAULT_DATA_DIR),
+        PathBuf::from(DATA_ROOTS[0]),
+    )
+}
+
+/// The first path key of the config (`data_dir`, `log_options.log_file`) that names a file
+/// outside the allowed directories, or is no valid path: GC refuses these (code 7) even
+/// when it goes on past other invalid keys.
+pub fn path_error(value: &Value, allowed: &AllowedDirs) -> Option<Error> {
+    let obj = value.as_object()?;
+    if let Err(e) = parse_data_dir(obj, allowed) {
+        return Some(e);
+    }
+    let inner = object(obj, "log_options").ok().flatten()?;
+    parse_log_file(inner, allowed).err()
+}
+
+fn parse_config(obj: &Map<String, Value>, allowed: &AllowedDirs) -> Result<Config> {
     let cni_version = parse_cni_version(obj)?;
     let name = optional_string(obj, "name")?;
     let mut warnings = Vec::new();
     let (overlay, service, additional) = parse_hijack_subnets(obj)?;
-    let host_rule_table = table(obj, "host_rule_table")?.unwrap_or(500);
+    let host_rule_table = table(obj, "host_rule_table")?.unwrap_or(DEFAULT_HOST_RULE_TABLE);
     let route_table = table(obj, "route_table")?;
     if route_table == Some(host_rule_table) {
         return Err(Error::config(
@@ -190,6 +368,7 @@ fn parse_config(obj: &Map<String, Value>) -> Result<Config> {
     }
     let mac_prefix = parse_mac_prefix(obj, &mut warnings)?;
     let only_op_mac = boolean(obj, "only_op_mac", false)?;
+    let (data_dir, data_root) = parse_data_dir(obj, allowed)?;
     if only_op_mac && mac_prefix.is_none() {
         return Err(Error::config(
             "only_op_mac",
@@ -215,8 +394,9 @@ fn parse_config(obj: &Map<String, Value>) -> Result<Config> {
         mac_prefix,
         only_op_mac,
         ip_conflict: parse_ip_conflict(obj)?,
-        log_options: parse_log_options(obj)?,
-        data_dir: parse_data_dir(obj)?,
+        log_options: parse_log_options(obj, allowed)?,
+        data_dir,
+        data_root,
         warnings,
     })
 }
@@ -389,7 +569,8 @@ pub fn is_valid_ifname(name: &str) -> bool {
 }
 
 fn parse_overlay_interface(obj: &Map<String, Value>) -> Result<String> {
-    let name = optional_string(obj, "overlay_interface")?.unwrap_or_else(|| "eth0".into());
+    let name = optional_string(obj, "overlay_interface")?
+        .unwrap_or_else(|| DEFAULT_OVERLAY_INTERFACE.into());
     if !is_valid_ifname(&name) {
         return Err(Error::config(
             "overlay_interface",
@@ -415,8 +596,8 @@ fn table(obj: &Map<String, Value>, key: &str) -> Result<Option<u32>> {
 }
 
 fn priority(obj: &Map<String, Value>, key: &str) -> Result<u32> {
-    let n = integer_in(obj, key, 1, MAX_RULE_PRIORITY)?.unwrap_or(1000);
-    Ok(u32::try_from(n).unwrap_or(1000))
+    let n = integer_in(obj, key, 1, MAX_RULE_PRIORITY)?.unwrap_or(i64::from(DEFAULT_PRIORITY));
+    Ok(u32::try_from(n).unwrap_or(DEFAULT_PRIORITY))
 }
 
 fn parse_rp_filter(obj: &Map<String, Value>) -> Result<RpFilter> {
@@ -546,14 +727,19 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(total).ok()
 }
 
-fn parse_log_options(obj: &Map<String, Value>) -> Result<LogOptions> {
-    let mut options = LogOptions {
+fn default_log_options() -> LogOptions {
+    LogOptions {
         level: LogLevel::Info,
-        file: PathBuf::from("/var/log/meta-plugins/router.log"),
+        file: PathBuf::from(DEFAULT_LOG_FILE),
+        root: PathBuf::from(LOG_ROOTS[0]),
         max_size_mb: 100,
         max_count: 5,
         max_age_days: 5,
-    };
+    }
+}
+
+fn parse_log_options(obj: &Map<String, Value>, allowed: &AllowedDirs) -> Result<LogOptions> {
+    let mut options = default_log_options();
     let Some(inner) = object(obj, "log_options")? else {
         return Ok(options);
     };
@@ -561,15 +747,9 @@ fn parse_log_options(obj: &Map<String, Value>) -> Result<LogOptions> {
     if let Some(level) = optional_string(inner, "log_level").map_err(nest)? {
         options.level = parse_log_level(&level)?;
     }
-    if let Some(file) = optional_string(inner, "log_file").map_err(nest)? {
-        if file.is_empty() || file.contains('\0') {
-            return Err(Error::config(
-                "log_options.log_file",
-                Value::String(file),
-                "must be a file path",
-            ));
-        }
-        options.file = PathBuf::from(file);
+    if let Some(file) = parse_log_file(inner, allowed)? {
+        options.file = file.path;
+        options.root = file.root;
     }
     if let Some(n) = integer_in(inner, "log_max_size", 1, 1 << 20).map_err(nest)? {
         options.max_size_mb = u64::try_from(n).unwrap_or(100);
@@ -581,6 +761,23 @@ fn parse_log_options(obj: &Map<String, Value>) -> Result<LogOptions> {
         options.max_age_days = u32::try_from(n).unwrap_or(5);
     }
     Ok(options)
+}
+
+/// `log_file`: a file inside an allowed directory (by default /var/log).
+fn parse_log_file(inner: &Map<String, Value>, allowed: &AllowedDirs) -> Result<Option<Confined>> {
+    let key = "log_options.log_file";
+    let Some(file) = optional_string(inner, "log_file").map_err(|e| renest(e, "log_options"))?
+    else {
+        return Ok(None);
+    };
+    if file.is_empty() || file.contains('\0') || file.ends_with('/') {
+        return Err(Error::config(
+            key,
+            Value::String(file),
+            "must be a file path",
+        ));
+    }
+    allowed.confine(key, &file, &LOG_ROOTS).map(Some)
 }
 
 fn parse_log_level(text: &str) -> Result<LogLevel> {
@@ -598,27 +795,12 @@ fn parse_log_level(text: &str) -> Result<LogLevel> {
     }
 }
 
-fn parse_data_dir(obj: &Map<String, Value>) -> Result<PathBuf> {
-    let Some(dir) = optional_string(obj, "data_dir")? else {
-        return Ok(PathBuf::from("/run/cni/router"));
-    };
-    if !dir.starts_with('/') || dir.contains('\0') {
-        return Err(Error::config(
-            "data_dir",
-            Value::String(dir),
-            "must be an absolute directory path",
-        ));
-    }
-    // Records are written under it as root: it names the directory itself, never a walk
-    // out of one.
-    if dir.split('/').any(|part| part == "..") {
-        return Err(Error::config(
-            "data_dir",
-            Value::String(dir),
-            "must not contain a .. component",
-        ));
-    }
-    Ok(PathBuf::from(dir))
+/// data_dir and the allowed directory it lies in (by default /run or /var/run). Records
+/// are written under it as root: it names a directory inside that one, never a walk out.
+fn parse_data_dir(obj: &Map<String, Value>, allowed: &AllowedDirs) -> Result<(PathBuf, PathBuf)> {
+    let dir = optional_string(obj, "data_dir")?.unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+    let confined = allowed.confine("data_dir", &dir, &DATA_ROOTS)?;
+    Ok((confined.path, confined.root))
 }
 
 impl Config {

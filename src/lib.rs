@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cni;
 pub mod compile;
 pub mod config;
+pub mod confined;
 pub mod conflict;
 pub mod error;
 pub mod execute;

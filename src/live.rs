@@ -4,12 +4,14 @@
 //! nothing. Two things it adds around them: ADD and CHECK refuse a CNI_NETNS that is not a
 //! netns before anything is locked or written, and the two waits during which nothing is
 //! changed (the host lock, the conflict probe) let termination signals act (`signals`).
+//! A DEL whose data_dir can only be reached through a symlink uses the default data_dir
+//! (logged): DEL never fails on input it cannot use.
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::cni::{Backends, Command, Invocation};
-use crate::config::Config;
+use crate::config::{default_data_dir, Config};
 use crate::conflict::{AddressProbe, Conflict, RawSocketProbe, Target};
 use crate::error::{excerpt, Error, Result};
 use crate::execute::LiveExecutor;
@@ -25,10 +27,18 @@ pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
     if matches!(invocation.command, Command::Add | Command::Check) {
         require_pod_netns(invocation.netns.as_deref())?;
     }
+    let mut records = FileRecords::confined(&config.data_root, &config.data_dir);
+    if invocation.command == Command::Del {
+        if let Err(e) = records.check_reachable() {
+            tracing::warn!(error = %e, "DEL cannot use data_dir: going on with the default one");
+            let (dir, root) = default_data_dir();
+            records = FileRecords::confined(&root, &dir);
+        }
+    }
     Ok(Backends {
         snapshots: Box::new(LiveSnapshot),
         executor: Box::new(LiveExecutor::new(invocation.netns.clone())),
-        records: Box::new(Interruptible(FileRecords::new(&config.data_dir))),
+        records: Box::new(Interruptible(records)),
         probe: Box::new(Interruptible(RawSocketProbe)),
     })
 }

@@ -1,10 +1,14 @@
 //! logging: tracing events as JSON lines in `log_options.log_file`, rotated by size (keeping
 //! `log_max_count` files, none older than `log_max_age` days), and stderr when the file
-//! cannot be opened. Never stdout: stdout carries the CNI result.
+//! cannot be opened. Never stdout: stdout carries the CNI result. The file is reached
+//! through `confined` (no symlink below its allowed directory, not even at the file), must
+//! be a regular file and router's own (empty, or starting with one of its lines); rotation
+//! renames and deletes only router's own files, in the log's directory.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -12,14 +16,22 @@ use tracing::level_filters::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::{LogLevel, LogOptions};
+use crate::confined::{self, c_name};
 
 const BYTES_PER_MB: u64 = 1 << 20;
 const SECONDS_PER_DAY: u64 = 24 * 60 * 60;
+/// Log directories router creates (as the original plugin's /var/log/meta-plugins).
+const LOG_DIR_MODE: u32 = 0o755;
+const LOG_FILE_MODE: u32 = 0o640;
+/// How much of a file's first line is read to tell whether it is router's.
+const MAX_FIRST_LINE: u64 = 1 << 20;
 
 /// A log file that rotates itself: `router.log` -> `router.log.1` -> ... when it would
 /// grow past `max_bytes`.
 pub struct RotatingFile {
-    path: PathBuf,
+    /// The log's directory: every open, rename and delete is relative to it.
+    dir: OwnedFd,
+    name: OsString,
     max_bytes: u64,
     max_count: u32,
     max_age: Duration,
@@ -28,39 +40,87 @@ pub struct RotatingFile {
 
 impl RotatingFile {
     pub fn open(options: &LogOptions) -> io::Result<RotatingFile> {
-        if let Some(dir) = options.file.parent() {
-            fs::create_dir_all(dir)?;
-        }
+        let (Some(parent), Some(name)) = (options.file.parent(), options.file.file_name()) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the log file names no file in a directory",
+            ));
+        };
+        let dir = confined::open_dir(&options.root, parent, Some(LOG_DIR_MODE))?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let file = open_own(&dir, name)?;
         Ok(RotatingFile {
-            path: options.file.clone(),
+            dir,
+            name: name.to_owned(),
             max_bytes: options.max_size_mb.saturating_mul(BYTES_PER_MB),
             max_count: options.max_count,
             max_age: Duration::from_secs(u64::from(options.max_age_days) * SECONDS_PER_DAY),
-            file: Mutex::new(append_to(&options.file)?),
+            file: Mutex::new(file),
         })
     }
 
-    fn rotated(&self, n: u32) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(format!(".{n}"));
-        PathBuf::from(name)
+    /// `name.N`, or the log itself for 0.
+    fn rotated(&self, n: u32) -> OsString {
+        let mut name = self.name.clone();
+        if n > 0 {
+            name.push(format!(".{n}"));
+        }
+        name
     }
 
-    /// Shifts the rotated files up by one, dropping the oldest and those past max_age.
-    /// Several plugin processes may race here: a rename that finds nothing is fine.
-    fn rotate(&self) -> io::Result<File> {
-        let _ = fs::remove_file(self.rotated(self.max_count));
-        for n in (1..self.max_count).rev() {
-            let _ = fs::rename(self.rotated(n), self.rotated(n + 1));
+    /// Whether `name` in the log's directory is a regular file router wrote (or nothing).
+    fn is_own(&self, name: &OsStr) -> bool {
+        confined::open_file(&self.dir, name, None).is_ok_and(|f| is_routers_log(&f))
+    }
+
+    /// Whether `name` may be replaced: missing, or router's own.
+    fn is_free(&self, name: &OsStr) -> bool {
+        match confined::open_file(&self.dir, name, None) {
+            Ok(file) => is_routers_log(&file),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
         }
-        let _ = fs::rename(&self.path, self.rotated(1));
+    }
+
+    fn rename(&self, from: u32, to: u32) {
+        let (from, to) = (self.rotated(from), self.rotated(to));
+        if !self.is_own(&from) || !self.is_free(&to) {
+            return;
+        }
+        if let (Ok(from), Ok(to)) = (c_name(&from), c_name(&to)) {
+            let dir = self.dir.as_raw_fd();
+            // SAFETY: valid directory fd and NUL-terminated names; renameat follows no link.
+            unsafe { libc::renameat(dir, from.as_ptr(), dir, to.as_ptr()) };
+        }
+    }
+
+    fn remove(&self, name: &OsStr) {
+        if let Ok(c) = c_name(name) {
+            // SAFETY: a valid directory fd and a NUL-terminated name.
+            unsafe { libc::unlinkat(self.dir.as_raw_fd(), c.as_ptr(), 0) };
+        }
+    }
+
+    /// Shifts the rotated files up by one, dropping the oldest and those past max_age; only
+    /// files that are router's own are renamed or removed (a rotation's name may be held by
+    /// someone else's file). Several plugin processes may race here: a rename that finds
+    /// nothing is fine.
+    fn rotate(&self) -> io::Result<File> {
+        let oldest = self.rotated(self.max_count);
+        if self.is_own(&oldest) {
+            self.remove(&oldest);
+        }
+        for n in (0..self.max_count).rev() {
+            self.rename(n, n + 1);
+        }
         for n in 1..=self.max_count {
-            let path = self.rotated(n);
-            if is_older_than(&path, self.max_age) {
-                let _ = fs::remove_file(path);
+            let name = self.rotated(n);
+            let expired = confined::open_file(&self.dir, &name, None)
+                .is_ok_and(|f| is_older_than(&f, self.max_age) && is_routers_log(&f));
+            if expired {
+                self.remove(&name);
             }
         }
-        append_to(&self.path)
+        open_own(&self.dir, &self.name)
     }
 
     fn write_line(&self, buf: &[u8]) -> io::Result<usize> {
@@ -78,12 +138,43 @@ impl RotatingFile {
     }
 }
 
-fn append_to(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+/// The log file for appending, when it is router's own: a config may name any file in an
+/// allowed directory, and another program's log must not get router's lines (or be rotated).
+fn open_own(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
+    let file = confined::open_file(dir, name, Some(LOG_FILE_MODE))?;
+    if !is_routers_log(&file) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the file is not router's log (its first line is not one of router's): left alone",
+        ));
+    }
+    Ok(file)
 }
 
-fn is_older_than(path: &Path, age: Duration) -> bool {
-    fs::metadata(path)
+/// Empty, or its first line is a JSON event of router's (tracing's JSON format, router's
+/// target). An empty file holds nothing to lose.
+fn is_routers_log(file: &File) -> bool {
+    let mut first = Vec::new();
+    let mut reader = BufReader::new(file.take(MAX_FIRST_LINE));
+    if reader.read_until(b'\n', &mut first).is_err() {
+        return false;
+    }
+    is_routers_line(&first)
+}
+
+fn is_routers_line(line: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return false;
+    };
+    let text = text.trim_end();
+    text.is_empty()
+        || (text.starts_with("{\"timestamp\":\"")
+            && text.ends_with('}')
+            && text.contains("\"target\":\"router"))
+}
+
+fn is_older_than(file: &File, age: Duration) -> bool {
+    file.metadata()
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
@@ -144,11 +235,14 @@ pub fn init(options: &LogOptions) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::{Path, PathBuf};
 
-    fn options(dir: &Path, max_size_mb: u64, max_count: u32) -> LogOptions {
+    fn options(root: &Path, dir: &Path, max_size_mb: u64, max_count: u32) -> LogOptions {
         LogOptions {
             level: LogLevel::Info,
             file: dir.join("router.log"),
+            root: root.to_path_buf(),
             max_size_mb,
             max_count,
             max_age_days: 5,
@@ -158,16 +252,25 @@ mod tests {
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("router-log-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    /// One event as router writes it, padded to about `len` bytes.
+    fn event(len: usize) -> Vec<u8> {
+        format!(
+            "{{\"timestamp\":\"2026-01-01T00:00:00Z\",\"level\":\"INFO\",\"fields\":{{\"pad\":\"{}\"}},\"target\":\"router::cni\"}}\n",
+            "x".repeat(len)
+        )
+        .into_bytes()
     }
 
     #[test]
     fn a_full_file_rotates_and_only_max_count_files_are_kept() {
         let dir = temp_dir("rotate");
-        let file = RotatingFile::open(&options(&dir, 1, 2)).unwrap();
-        let line = vec![b'x'; 400 * 1024];
+        let file = RotatingFile::open(&options(&dir, &dir, 1, 2)).unwrap();
         for _ in 0..12 {
-            file.write_line(&line).unwrap();
+            file.write_line(&event(400 * 1024)).unwrap();
         }
         let current = fs::metadata(dir.join("router.log")).unwrap().len();
         assert!(current <= BYTES_PER_MB, "{current}");
@@ -179,18 +282,70 @@ mod tests {
 
     #[test]
     fn the_log_directory_is_created() {
-        let dir = temp_dir("mkdir").join("nested");
-        let file = RotatingFile::open(&options(&dir, 1, 2)).unwrap();
-        file.write_line(b"{}\n").unwrap();
-        assert_eq!(fs::read_to_string(dir.join("router.log")).unwrap(), "{}\n");
-        let _ = fs::remove_dir_all(dir.parent().unwrap());
+        let root = temp_dir("mkdir");
+        let dir = root.join("nested");
+        let file = RotatingFile::open(&options(&root, &dir, 1, 2)).unwrap();
+        file.write_line(&event(1)).unwrap();
+        assert_eq!(fs::read(dir.join("router.log")).unwrap(), event(1));
+        let _ = fs::remove_dir_all(&root);
     }
 
     #[test]
     fn an_unopenable_file_is_an_error_for_the_caller_to_fall_back_on() {
-        let blocker = temp_dir("blocked");
+        let root = temp_dir("blocked");
+        let blocker = root.join("file");
         fs::write(&blocker, b"a file, not a directory").unwrap();
-        assert!(RotatingFile::open(&options(&blocker, 1, 2)).is_err());
-        let _ = fs::remove_file(&blocker);
+        assert!(RotatingFile::open(&options(&root, &blocker, 1, 2)).is_err());
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn another_programs_file_is_not_taken_as_the_log() {
+        let dir = temp_dir("foreign");
+        let victim = b"root:x:0:0::/root:/bin/sh\n".repeat(100_000);
+        fs::write(dir.join("router.log"), &victim).unwrap();
+        assert!(RotatingFile::open(&options(&dir, &dir, 1, 2)).is_err());
+        assert_eq!(fs::read(dir.join("router.log")).unwrap(), victim);
+        assert!(!dir.join("router.log.1").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_symlink_at_the_log_path_or_in_its_directory_is_not_followed() {
+        let dir = temp_dir("link");
+        fs::write(dir.join("victim"), b"secret").unwrap();
+        std::os::unix::fs::symlink(dir.join("victim"), dir.join("router.log")).unwrap();
+        assert!(RotatingFile::open(&options(&dir, &dir, 1, 2)).is_err());
+        fs::create_dir(dir.join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("linked")).unwrap();
+        assert!(RotatingFile::open(&options(&dir, &dir.join("linked"), 1, 2)).is_err());
+        assert_eq!(fs::read(dir.join("victim")).unwrap(), b"secret");
+        assert_eq!(fs::read_dir(dir.join("real")).unwrap().count(), 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rotation_leaves_a_foreign_file_at_a_rotated_name_alone() {
+        let dir = temp_dir("foreign-rotation");
+        let victim = b"someone else's data\n".to_vec();
+        fs::write(dir.join("router.log.1"), &victim).unwrap();
+        fs::write(dir.join("router.log.2"), &victim).unwrap();
+        let file = RotatingFile::open(&options(&dir, &dir, 1, 2)).unwrap();
+        for _ in 0..6 {
+            file.write_line(&event(400 * 1024)).unwrap();
+        }
+        assert_eq!(fs::read(dir.join("router.log.1")).unwrap(), victim);
+        assert_eq!(fs::read(dir.join("router.log.2")).unwrap(), victim);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn routers_lines_are_told_from_others() {
+        assert!(is_routers_line(b""));
+        assert!(is_routers_line(&event(3)));
+        assert!(!is_routers_line(b"root:x:0:0::/root:/bin/sh\n"));
+        assert!(!is_routers_line(
+            b"{\"timestamp\":\"t\",\"target\":\"other\"}\n"
+        ));
     }
 }

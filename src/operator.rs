@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::cache::{self, CacheEntry};
-use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, Config, PrevView};
+use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs, Config, PrevView};
 use crate::error::{Code, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::model::{Mode, Record};
@@ -36,6 +36,8 @@ pub struct Sources<'a> {
     pub cache_dir: &'a Path,
     pub container_id: Option<&'a str>,
     pub ifname: &'a str,
+    /// Where the config's log file and data_dir may lie.
+    pub allowed: &'a AllowedDirs,
 }
 
 /// One attachment with its inputs resolved.
@@ -71,7 +73,7 @@ impl Target {
 
     /// The records ADD and CHECK would read: those in the config's data_dir.
     fn records(&self) -> FileRecords {
-        FileRecords::new(&self.config.data_dir)
+        FileRecords::confined(&self.config.data_root, &self.config.data_dir)
     }
 }
 
@@ -125,7 +127,7 @@ pub fn resolve(src: &Sources<'_>) -> Result<Target> {
         (None, Some(entry)) => entry.config.clone(),
         (None, None) => return Err(missing_input("--config")),
     };
-    let netconf = parse_netconf(&plugin_from_conflist_or_plugin(config_json)?)?;
+    let netconf = parse_netconf(&plugin_from_conflist_or_plugin(config_json)?, src.allowed)?;
     let prev = match src.prev_result {
         Some(path) => Some(read_json(path, "prevResult")?),
         None => entry
@@ -374,12 +376,17 @@ fn check_live(
 
 /// `check --all`: every attachment in the result cache whose chain runs router. The netns
 /// is the one libcni recorded, else `netns_dir/<container id>`.
-pub fn check_all(cache_dir: &Path, netns_dir: &Path, repair: bool) -> Result<CheckReport> {
+pub fn check_all(
+    cache_dir: &Path,
+    netns_dir: &Path,
+    repair: bool,
+    allowed: &AllowedDirs,
+) -> Result<CheckReport> {
     let clock = RunClock::start();
     let attachments = cache::walk(cache_dir)?
         .into_iter()
         .map(|(file, entry)| match entry {
-            Ok(entry) => check_entry(entry, netns_dir, repair),
+            Ok(entry) => check_entry(entry, netns_dir, repair, allowed),
             Err(e) => not_an_entry(&file, &e),
         })
         .collect();
@@ -398,7 +405,12 @@ fn not_an_entry(file: &Path, error: &Error) -> AttachmentReport {
     report
 }
 
-fn check_entry(entry: CacheEntry, netns_dir: &Path, repair: bool) -> AttachmentReport {
+fn check_entry(
+    entry: CacheEntry,
+    netns_dir: &Path,
+    repair: bool,
+    allowed: &AllowedDirs,
+) -> AttachmentReport {
     let recorded = entry.netns.is_some();
     let netns = entry
         .netns
@@ -412,7 +424,7 @@ fn check_entry(entry: CacheEntry, netns_dir: &Path, repair: bool) -> AttachmentR
         report.message = Some("no router in the chain".into());
         return report;
     }
-    let mut checked = match target_of(entry) {
+    let mut checked = match target_of(entry, allowed) {
         Ok(target) => check(&target, &netns, repair),
         Err(e) => return with_error(report, &e),
     };
@@ -424,8 +436,11 @@ fn check_entry(entry: CacheEntry, netns_dir: &Path, repair: bool) -> AttachmentR
 }
 
 /// An attachment from its cache entry alone: the cached conflist and result.
-fn target_of(entry: CacheEntry) -> Result<Target> {
-    let netconf = parse_netconf(&plugin_from_conflist_or_plugin(entry.config.clone())?)?;
+fn target_of(entry: CacheEntry, allowed: &AllowedDirs) -> Result<Target> {
+    let netconf = parse_netconf(
+        &plugin_from_conflist_or_plugin(entry.config.clone())?,
+        allowed,
+    )?;
     Ok(Target {
         config: netconf.config,
         prev: entry.result.clone(),

@@ -1,16 +1,19 @@
 //! record: where attachment records (BEHAVIOUR 6) live: `data_dir/<container id>-<ifname>.json`,
 //! written atomically (temp file, rename) with mode 0600. Ids and names are
-//! validated before they become file names. No kernel access; no decisions.
+//! validated before they become file names. data_dir is reached through `confined`: made
+//! 0700 where missing inside its allowed directory, never through a symlink below it.
+//! No kernel access; no decisions.
 
 use std::fs;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::is_valid_ifname;
+use crate::confined;
 use crate::error::{Error, Result};
 use crate::model::Record;
 
@@ -86,12 +89,24 @@ impl<T: RecordStore + ?Sized> RecordStore for std::sync::Arc<T> {
 
 pub struct FileRecords {
     pub dir: PathBuf,
+    /// The allowed directory data_dir lies in: below it no component may be a symlink.
+    root: PathBuf,
 }
 
+/// data_dir and the directories router makes for it.
+const DATA_DIR_MODE: u32 = 0o700;
+
 impl FileRecords {
+    /// Records in `dir` itself, trusted as given (tests, offline tools).
     pub fn new(dir: &Path) -> FileRecords {
+        FileRecords::confined(dir, dir)
+    }
+
+    /// Records in `dir`, inside the allowed directory `root`.
+    pub fn confined(root: &Path, dir: &Path) -> FileRecords {
         FileRecords {
             dir: dir.to_path_buf(),
+            root: root.to_path_buf(),
         }
     }
 
@@ -152,17 +167,32 @@ impl FileRecords {
         written.and(removed)
     }
 
+    /// Makes data_dir (and its parents inside the allowed directory) 0700 where missing;
+    /// existing ones are used as they are.
     fn ensure_dir(&self) -> Result<()> {
-        fs::create_dir_all(&self.dir)
-            .and_then(|_| fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700)))
+        confined::open_dir(&self.root, &self.dir, Some(DATA_DIR_MODE))
+            .map(drop)
             .map_err(|e| Error::io(format!("creating data_dir {}", self.dir.display()), e))
+    }
+
+    /// Whether data_dir can be reached without a symlink (missing is fine: made when needed).
+    pub fn check_reachable(&self) -> Result<()> {
+        self.dir_exists().map(drop)
+    }
+
+    /// Whether data_dir exists, reached without a symlink (one is an error: records are
+    /// never read or removed through it).
+    fn dir_exists(&self) -> Result<bool> {
+        confined::open_dir(&self.root, &self.dir, None)
+            .map(|dir| dir.is_some())
+            .map_err(|e| Error::io(format!("opening data_dir {}", self.dir.display()), e))
     }
 }
 
 impl RecordStore for FileRecords {
     fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
         let path = self.path(container_id, ifname)?;
-        if !path.exists() {
+        if !self.dir_exists()? || !path.exists() {
             return Ok(None);
         }
         Self::read(&path).map(Some)
@@ -170,6 +200,9 @@ impl RecordStore for FileRecords {
 
     fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>> {
         let own = self.path(container_id, ifname)?;
+        if !self.dir_exists()? {
+            return Ok(Vec::new());
+        }
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Ok(Vec::new());
         };
@@ -217,6 +250,9 @@ impl RecordStore for FileRecords {
 
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
         let path = self.path(container_id, ifname)?;
+        if !self.dir_exists()? {
+            return Ok(());
+        }
         match fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(Error::io(format!("removing record {}", path.display()), e))
@@ -263,6 +299,9 @@ impl RecordStore for FileRecords {
     }
 
     fn all(&self) -> Result<Vec<Record>> {
+        if !self.dir_exists()? {
+            return Ok(Vec::new());
+        }
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -361,6 +400,7 @@ impl RecordStore for MemRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn record(cid: &str, ifname: &str) -> Record {
         Record::new(cid, ifname, 100, 500, "eth0")
@@ -497,6 +537,45 @@ mod tests {
         assert!(store.save(&record("c1", "net1")).is_err());
         assert_eq!(fs::read(&target).unwrap(), b"untouched");
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn data_dir_is_never_reached_through_a_symlink_below_its_allowed_directory() {
+        let root = temp_dir("symlinked");
+        let elsewhere = temp_dir("symlinked-elsewhere");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("link")).unwrap();
+        let planted = record("c1", "net1");
+        FileRecords::new(&elsewhere).save(&planted).unwrap();
+        let store = FileRecords::confined(&root, &root.join("link/data"));
+        assert!(store.save(&record("c2", "net1")).is_err());
+        assert!(store.lock_host().is_err());
+        let through = FileRecords::confined(&root, &root.join("link"));
+        assert!(through.load("c1", "net1").is_err());
+        assert!(through.all().is_err());
+        assert!(through.remove("c1", "net1").is_err());
+        assert_eq!(
+            FileRecords::new(&elsewhere).load("c1", "net1").unwrap(),
+            Some(planted)
+        );
+        assert!(!elsewhere.join("data").exists());
+        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(&elsewhere);
+    }
+
+    #[test]
+    fn data_dir_and_its_missing_parents_are_made_0700_and_existing_ones_kept() {
+        let root = temp_dir("modes");
+        fs::create_dir_all(root.join("shared")).unwrap();
+        fs::set_permissions(root.join("shared"), fs::Permissions::from_mode(0o755)).unwrap();
+        let store = FileRecords::confined(&root, &root.join("shared/cni/router"));
+        store.save(&record("c1", "net1")).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root.join("shared")), 0o755);
+        assert_eq!(mode(&root.join("shared/cni")), 0o700);
+        assert_eq!(mode(&root.join("shared/cni/router")), 0o700);
+        let _ = fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -495,3 +495,82 @@ fn a_repeated_add_routes_a_node_address_added_since_the_first() {
         "the chain's CHECK after the repeated ADD"
     );
 }
+
+/// No route, rule or neighbour with router's protocol is left in `ns`.
+fn assert_nothing_owned(ns: &Netns) {
+    for args in [
+        &["route", "show", "table", "all"][..],
+        &["-6", "route", "show", "table", "all"],
+        &["rule"],
+        &["-6", "rule"],
+        &["neigh", "show"],
+        &["-6", "neigh", "show"],
+    ] {
+        let shown = ns.ipx(args);
+        let owned: Vec<&str> = shown.lines().filter(|l| l.contains("proto 176")).collect();
+        assert!(owned.is_empty(), "{args:?} in {}: {owned:?}", ns.name);
+    }
+}
+
+/// An ADD router rejects (code 7) fails the chain after macvlan made the interface; the
+/// runtime's DEL (no cached result, reverse order, as libcni and Multus's rollback run it)
+/// must pass router so that macvlan's DEL removes the interface.
+fn rejected_add_is_undone_by_the_chain_del(tag: &str, index: u8, ifname: &str, router: Value) {
+    let (node, pod, _overlay) = pod_with_overlay(tag, index, &[4, 6]);
+    let (pod_before, host_before) = (pod_state(&pod), host_state(&node));
+    let mut net = macvlan_network(&node, ifname, index, &[4, 6], router);
+    let add = net.add(&node, &pod);
+    assert!(!add.ok, "router accepted the ADD: {}", add.stdout);
+    assert_eq!(add.code(), Some(7), "{}", add.stdout);
+    assert!(
+        pod.netns.try_exec(&["ip", "link", "show", ifname]),
+        "macvlan made no {ifname}"
+    );
+    let del = net.del(&node, &pod);
+    assert!(del.ok, "chain DEL: {} {}", del.stdout, del.stderr);
+    assert!(
+        !pod.netns.try_exec(&["ip", "link", "show", ifname]),
+        "{ifname} stayed: macvlan's DEL did not run"
+    );
+    assert_eq!(pod_state(&pod), pod_before);
+    assert_eq!(host_state(&node), host_before);
+    assert_nothing_owned(&pod.netns);
+    assert_nothing_owned(&node.host);
+}
+
+#[test]
+fn an_interface_without_a_derivable_table_fails_add_with_7_and_the_chain_del_removes_it() {
+    rejected_add_is_undone_by_the_chain_del("macv", 40, "macv", json!({}));
+}
+
+#[test]
+fn a_multus_rollback_of_a_rejected_config_passes_router_and_removes_net1() {
+    let invalid = json!({ "service_hijack_subnet": ["172.96.0.1/18"] });
+    rejected_add_is_undone_by_the_chain_del("rollb", 41, "net1", invalid);
+}
+
+#[test]
+fn del_with_the_config_made_invalid_after_add_leaves_pod_and_node_as_before() {
+    let (node, pod, _overlay) = pod_with_overlay("edited", 42, &[4, 6]);
+    let (pod_before, host_before) = (pod_state(&pod), host_state(&node));
+    let mut net1 = macvlan_network(&node, "net1", 42, &[4, 6], json!({"mac_prefix": "0a:0b"}));
+    added(&node, &pod, &mut net1);
+    assert!(
+        !node.host.table("-4", "500").is_empty(),
+        "ADD made no host route"
+    );
+    net1.conflist["plugins"][1]["service_hijack_subnet"] = json!(["172.96.0.1/18"]);
+    let check = net1.invoke_one(&node, &pod, "CHECK", "router");
+    assert_eq!(check.code(), Some(7), "{}", check.stdout);
+    let del = net1.del(&node, &pod);
+    assert!(del.ok, "chain DEL: {} {}", del.stdout, del.stderr);
+    assert_eq!(pod_state(&pod), pod_before);
+    assert_eq!(host_state(&node), host_before);
+    assert_nothing_owned(&pod.netns);
+    assert_nothing_owned(&node.host);
+    let log = std::fs::read_to_string(node.dir.join("router.log")).unwrap();
+    assert!(
+        log.contains("the config is not usable") && log.contains("172.96.0.1/18"),
+        "DEL did not log the invalid key and value:\n{log}"
+    );
+}

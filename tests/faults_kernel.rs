@@ -47,7 +47,7 @@ fn prepared(tag: &str, index: u8, extra: Value) -> Prepared {
         macvlan_network(&node, "net1", index, &[4, 6], extra).conflist["plugins"][1].clone();
     conf["cniVersion"] = json!("1.0.0");
     conf["name"] = json!("macvlan-overlay-net1");
-    let config = parse_netconf(&conf).unwrap().config;
+    let config = parse_netconf(&conf, &test_allowed_dirs()).unwrap().config;
     let att = Attachment {
         container_id: pod.id.clone(),
         ifname: "net1".into(),
@@ -384,6 +384,7 @@ fn every_owned_rule_deleted_behind_routers_back_is_reported_and_repaired() {
     let out = Command::new("ip")
         .args(["netns", "exec", &node.host.name])
         .arg(router_bin())
+        .envs([allowed_dirs_env()])
         .args([
             "check",
             "--container-id",

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use router::config::{parse_netconf, plugin_from_conflist_or_plugin, PrevView};
+use router::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs, PrevView};
 use router::execute::ModelKernel;
 use router::model::{ActualState, Mode, NetnsState, Op};
 use router::reconcile::{prepare, Attachment};
@@ -87,6 +87,7 @@ fn derive(dir: &Path, how: &Derive) {
     let case: Case = serde_json::from_value(read_json(&base.join("case.json"))).unwrap();
     let config = parse_netconf(
         &plugin_from_conflist_or_plugin(read_json(&base.join("config.json"))).unwrap(),
+        &AllowedDirs::default(),
     )
     .unwrap()
     .config;

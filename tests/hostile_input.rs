@@ -6,7 +6,9 @@
 //! panic, and that nothing changed: the test's pod and host netns are compared before and
 //! after, and the files of the temp dir holding data_dir (which no case may create), except
 //! the log file. The static cases are the files of `fixtures/bad-input/` (`NAME.stdin` and
-//! `NAME.expect.json`: command, code, message); the others are built here.
+//! `NAME.expect.json`: command, code, message); the others are built here. Files a config
+//! names outside the allowed directories (ROUTER_ALLOWED_DIRS is the scene's temp dir) are
+//! victims in a second temp dir: never written, renamed or removed, and a DEL still succeeds.
 
 mod common;
 
@@ -49,20 +51,32 @@ impl Run {
 struct Scene {
     topo: Topology,
     dir: TempDir,
+    /// Not allowed: a config naming a file here is refused.
+    outside: TempDir,
 }
+
+/// What a victim of a hostile config holds (it is a copy of nothing real).
+const VICTIM: &[u8] = b"root:$6$not-a-real-hash:19000:0:99999:7:::\n";
 
 impl Scene {
     fn new(tag: &str) -> Scene {
         let scene = Scene {
             topo: topology(),
             dir: TempDir::new(tag),
+            outside: TempDir::new(&format!("{tag}-out")),
         };
+        fs::write(scene.victim(), VICTIM).unwrap();
         fs::write(scene.dir.join("a-file"), b"not a netns").unwrap();
         fs::create_dir_all(scene.dir.join("a-dir")).unwrap();
         let fifo = std::ffi::CString::new(scene.fifo().as_os_str().as_bytes()).unwrap();
         // SAFETY: a NUL-terminated path that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
         scene
+    }
+
+    /// A file outside the allowed directories that configs name.
+    fn victim(&self) -> PathBuf {
+        self.outside.join("victim")
     }
 
     fn fifo(&self) -> PathBuf {
@@ -77,6 +91,11 @@ impl Scene {
         self.dir.join("log")
     }
 
+    /// The only directory ROUTER_ALLOWED_DIRS allows: the temp dir holding data_dir and log.
+    fn allowed_dir(&self) -> PathBuf {
+        self.dir.0.clone()
+    }
+
     fn netns(&self) -> PathBuf {
         self.topo.pod.path()
     }
@@ -88,6 +107,10 @@ impl Scene {
             ("CNI_NETNS", self.netns().as_os_str().as_bytes()),
             ("CNI_IFNAME", b"net1".as_slice()),
             ("CNI_PATH", b"/usr/lib/cni".as_slice()),
+            (
+                "ROUTER_ALLOWED_DIRS",
+                self.allowed_dir().as_os_str().as_bytes(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (OsString::from(k), OsStr::from_bytes(v).to_os_string()))
@@ -123,7 +146,13 @@ impl Scene {
                 &self.log_dir().join("router.log").to_string_lossy(),
             )
             .replace("@NETNS@", &self.netns().to_string_lossy())
+            .replace("@VICTIM@", &self.victim().to_string_lossy())
+            .replace("@OUTSIDE@", &self.outside.0.to_string_lossy())
             .into_bytes()
+    }
+
+    fn fill_text(&self, text: &str) -> String {
+        String::from_utf8_lossy(&self.fill(text.as_bytes().to_vec())).into_owned()
     }
 
     /// `ip netns exec <host> router` with only these variables, `stdin` fed from a thread.
@@ -203,10 +232,11 @@ impl Scene {
         text.lines().last().and_then(|l| l.trim().parse().ok())
     }
 
-    /// Every file under the temp dir but the log (its content, or what kind of file it is).
+    /// Every file under the temp dirs but the log (its content, or what kind of file it is).
     fn files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         let mut files = BTreeMap::new();
         walk(&self.dir.0, &self.log_dir(), &mut files);
+        walk(&self.outside.0, &self.log_dir(), &mut files);
         files
     }
 
@@ -246,6 +276,9 @@ fn walk(dir: &Path, skip: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
             walk(&path, skip, files);
         } else if kind.is_fifo() {
             files.insert(path, b"<fifo>".to_vec());
+        } else if kind.is_symlink() {
+            let target = fs::read_link(&path).unwrap_or_default();
+            files.insert(path, format!("<link to {}>", target.display()).into_bytes());
         } else {
             files.insert(path.clone(), fs::read(&path).unwrap_or_default());
         }
@@ -357,7 +390,7 @@ fn the_bad_input_corpus_is_refused_with_its_code_and_message() {
             scene.env(command),
             scene.fill(fs::read(&stdin_file).unwrap()),
             expect["code"].as_u64().unwrap(),
-            expect["msg"].as_str().unwrap(),
+            &scene.fill_text(expect["msg"].as_str().unwrap()),
         ));
     }
     let count = cases.len();
@@ -685,4 +718,120 @@ fn huge_and_deeply_nested_stdin_is_code_6_with_bounded_memory() {
         "16 MiB of stdin took {huge} KiB, 4 MiB {limit} KiB: not bounded by the limit"
     );
     assert!(huge < one_byte + 12 * 1024, "{huge} KiB vs {one_byte} KiB");
+}
+
+/// The files a hostile config aims at, as they are: everything outside the allowed
+/// directory, the foreign files and links planted inside it, and any rotation of them.
+fn victims(scene: &Scene, planted: &[PathBuf]) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    walk(&scene.outside.0, &scene.log_dir(), &mut files);
+    for path in planted {
+        let mut kind = fs::symlink_metadata(path)
+            .map(|m| format!("{:?}", m.file_type()).into_bytes())
+            .unwrap_or_default();
+        kind.extend(fs::read(path).unwrap_or_default());
+        files.insert(path.clone(), kind);
+    }
+    for entry in fs::read_dir(&scene.dir.0).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if planted.iter().any(|p| {
+            p.file_name()
+                .is_some_and(|n| name.starts_with(&format!("{}.", n.to_string_lossy())))
+        }) {
+            files.insert(entry.path(), b"<a rotation>".to_vec());
+        }
+    }
+    files
+}
+
+/// BEHAVIOUR (issue 12): a config cannot make router write, rename or remove a file that is
+/// not its own: a log file outside the allowed directories, a symlink at an allowed log
+/// path, another program's file (larger than log_max_size) named as the log, a data_dir
+/// outside the allowed directories or through a symlink. ADD, CHECK and GC refuse what they
+/// can refuse; DEL always succeeds (with a usable config it removes the scene's owned
+/// objects, as a DEL does); the victims stay byte for byte, under their names.
+#[test]
+fn a_config_cannot_make_router_write_rename_or_remove_a_file_not_its_own() {
+    let scene = Scene::new("victims");
+    let (link_log, big_log, link_dir) = (
+        scene.dir.join("link.log"),
+        scene.dir.join("big.log"),
+        scene.dir.join("linkdir"),
+    );
+    std::os::unix::fs::symlink(scene.victim(), &link_log).unwrap();
+    std::os::unix::fs::symlink(&scene.outside.0, &link_dir).unwrap();
+    fs::write(&big_log, VICTIM.repeat((2 << 20) / VICTIM.len() + 1)).unwrap();
+    let planted = [link_log.clone(), big_log.clone(), link_dir.clone()];
+    let before = victims(&scene, &planted);
+    let outside_data = scene.outside.join("data");
+    let cases: Vec<(&str, Value, Option<u64>)> = vec![
+        (
+            "log_file outside",
+            json!({"log_options": {"log_file": scene.victim()}}),
+            Some(7),
+        ),
+        (
+            "a symlink at the log path",
+            json!({"log_options": {"log_file": link_log}}),
+            None,
+        ),
+        (
+            "a foreign file larger than log_max_size as the log",
+            json!({"log_options": {"log_file": big_log, "log_max_size": 1}}),
+            None,
+        ),
+        (
+            "data_dir outside",
+            json!({"data_dir": outside_data}),
+            Some(7),
+        ),
+        (
+            "data_dir through a symlink",
+            json!({"data_dir": link_dir.join("data")}),
+            Some(5),
+        ),
+    ];
+    for (name, patch, refused) in cases {
+        let mut conf = scene.config();
+        conf["cniVersion"] = json!("1.1.0");
+        conf["cni.dev/valid-attachments"] = json!([]);
+        for (k, v) in patch.as_object().unwrap() {
+            conf[k] = v.clone();
+        }
+        let stdin = conf.to_string().into_bytes();
+        let mut commands = vec!["CHECK", "GC", "DEL", "DEL"];
+        if refused == Some(5) {
+            // Only this case reaches data_dir on ADD: the others are refused with code 7 by
+            // the corpus, and ADD with a usable config would change the test's pod.
+            commands.insert(0, "ADD");
+        }
+        for command in commands {
+            let run = scene.run(&scene.env(command), stdin.clone());
+            assert_eq!(run.signal, None, "{name} {command}: {}", run.stderr);
+            assert!(!run.stderr.contains("panicked"), "{name}: {}", run.stderr);
+            if command == "DEL" {
+                assert_eq!(
+                    run.exit,
+                    Some(0),
+                    "{name} DEL: {} {}",
+                    run.stdout,
+                    run.stderr
+                );
+                assert!(run.stdout.is_empty(), "{name} DEL: {}", run.stdout);
+            } else if let Some(code) = refused {
+                assert_eq!(run.body()["code"], code, "{name} {command}: {}", run.stdout);
+            } else if command == "GC" {
+                assert_eq!(run.exit, Some(0), "{name} GC: {}", run.stdout);
+            }
+            assert_eq!(
+                victims(&scene, &planted),
+                before,
+                "{name} {command}: a victim changed"
+            );
+        }
+    }
+    assert!(
+        !outside_data.exists(),
+        "data_dir was made outside the allowed directories"
+    );
 }

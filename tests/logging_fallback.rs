@@ -24,6 +24,11 @@ fn an_unopenable_log_file_falls_back_to_json_lines_on_stderr() {
         .env("CNI_COMMAND", "DEL")
         .env("CNI_CONTAINERID", "logfallback")
         .env("CNI_IFNAME", "net1")
+        // The log file lies in an allowed directory that refuses new directories.
+        .env(
+            "ROUTER_ALLOWED_DIRS",
+            format!("/proc:{}", std::env::temp_dir().display()),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -16,7 +16,9 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
 use router::compile::{compile, CompileInput, Compiled};
-use router::config::{parse_netconf, plugin_from_conflist_or_plugin, Config, PrevView};
+use router::config::{
+    parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs, Config, PrevView,
+};
 use router::model::{
     ActualState, DesiredNetns, DesiredState, Family, Link, LinkPeer, MacAddr, Mode, Neighbour,
     NeighbourKey, NetnsState, Op, Record, Route, RouteKey, RouteKind, RouteScope, Rule, Side,
@@ -810,7 +812,7 @@ struct Attachment {
 fn attachment(ifname: &str, c: &ChainedKnobs, k: &ConfigKnobs, peers: Vec<Record>) -> Attachment {
     let mut conf = config_json(k);
     conf["prevResult"] = prev_result_json(ifname, c);
-    let netconf = parse_netconf(&conf).expect("generated config is valid");
+    let netconf = parse_netconf(&conf, &AllowedDirs::default()).expect("generated config is valid");
     let prev = PrevView::parse(netconf.prev_result.as_ref().expect("prevResult"))
         .expect("generated prevResult is valid");
     Attachment {
@@ -1299,7 +1301,9 @@ fn fixture(name: &str) -> Value {
 
 fn fixture_scenario() -> Scenario {
     let plugin = plugin_from_conflist_or_plugin(fixture("config.json")).expect("conflist");
-    let config = parse_netconf(&plugin).expect("fixture config").config;
+    let config = parse_netconf(&plugin, &AllowedDirs::default())
+        .expect("fixture config")
+        .config;
     let prev = PrevView::parse(&fixture("prev-result.json")).expect("fixture prevResult");
     let before: ActualState = serde_json::from_value(fixture("snapshot.json")).expect("snapshot");
     Scenario {

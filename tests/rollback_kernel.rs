@@ -84,7 +84,7 @@ fn a_fault_at_each_op_of_an_add_leaves_pod_host_and_records_as_before() {
         .conflist["plugins"][1]
         .clone();
     conf["cniVersion"] = json!("1.0.0");
-    let config = parse_netconf(&conf).unwrap().config;
+    let config = parse_netconf(&conf, &test_allowed_dirs()).unwrap().config;
     let att = Attachment {
         container_id: pod.id.clone(),
         ifname: "net1".into(),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::parse_netconf;
+use crate::config::{parse_netconf, AllowedDirs};
 use crate::model::{LinkPeer, Op};
 use crate::plan::plan;
 use serde_json::{json, Value};
@@ -29,7 +29,9 @@ fn config(patch: Value) -> Config {
             b.insert(k.clone(), v.clone());
         }
     }
-    parse_netconf(&base).unwrap().config
+    parse_netconf(&base, &AllowedDirs::default())
+        .unwrap()
+        .config
 }
 
 fn run(

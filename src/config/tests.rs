@@ -37,7 +37,7 @@ fn with(patch: Value) -> Value {
 }
 
 fn parse(value: Value) -> Result<Config> {
-    parse_netconf(&value).map(|n| n.config)
+    parse_netconf(&value, &AllowedDirs::default()).map(|n| n.config)
 }
 
 #[test]
@@ -472,4 +472,101 @@ fn invalid_prev_results_are_code_7() {
             "{row}: {err}"
         );
     }
+}
+
+fn with_paths(data_dir: &str, log_file: &str) -> Value {
+    with(json!({"data_dir": data_dir, "log_options": {"log_file": log_file}}))
+}
+
+#[test]
+fn paths_are_judged_inside_the_allowed_directories_component_by_component() {
+    let defaults = AllowedDirs::default();
+    let c = parse(with_paths(
+        "/var/run/./cni//router",
+        "/var/log/router/x.log",
+    ))
+    .unwrap();
+    assert_eq!(c.data_dir, PathBuf::from("/var/run/cni/router"));
+    assert_eq!(c.data_root, PathBuf::from("/var/run"));
+    assert_eq!(c.log_options.root, PathBuf::from("/var/log"));
+    for (data_dir, log_file, key) in [
+        ("/etc/router", "/var/log/router.log", "data_dir"),
+        ("/runx/router", "/var/log/router.log", "data_dir"),
+        ("/run", "/var/log/router.log", "data_dir"),
+        ("/run/../etc", "/var/log/router.log", "data_dir"),
+        ("/run/router", "/etc/shadow", "log_options.log_file"),
+        (
+            "/run/router",
+            "/var/logs/router.log",
+            "log_options.log_file",
+        ),
+        ("/run/router", "/var/log", "log_options.log_file"),
+        ("/run/router", "/var/log/", "log_options.log_file"),
+        (
+            "/run/router",
+            "/var/log/../../etc/shadow",
+            "log_options.log_file",
+        ),
+        ("/run/router", "router.log", "log_options.log_file"),
+    ] {
+        let err = parse_netconf(&with_paths(data_dir, log_file), &defaults)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidConfig, "{data_dir} {log_file}");
+        assert!(err.to_string().contains(key), "{err}");
+    }
+    let outside = parse(with_paths("/srv/router", "/var/log/r.log")).unwrap_err();
+    assert!(
+        outside.to_string().contains("/run, /var/run")
+            && outside.to_string().contains(ALLOWED_DIRS_VAR),
+        "{outside}"
+    );
+}
+
+#[test]
+fn router_allowed_dirs_adds_absolute_directories_and_ignores_the_rest() {
+    let allowed = AllowedDirs::from_var(Some("/srv/r:relative:/srv/r/deep:/x/../y::"));
+    assert_eq!(allowed.ignored, vec!["relative", "/x/../y"]);
+    let c = parse_netconf(
+        &with_paths("/srv/r/deep/data", "/srv/r/logs/r.log"),
+        &allowed,
+    )
+    .unwrap()
+    .config;
+    assert_eq!(
+        c.data_root,
+        PathBuf::from("/srv/r/deep"),
+        "the deepest root holds it"
+    );
+    assert_eq!(c.log_options.root, PathBuf::from("/srv/r"));
+    assert!(parse_netconf(&with_paths("/srv/rx", "/var/log/r.log"), &allowed).is_err());
+    assert_eq!(AllowedDirs::from_var(None), AllowedDirs::default());
+}
+
+#[test]
+fn salvage_keeps_the_keys_that_are_valid_on_their_own_and_defaults_the_rest() {
+    let allowed = AllowedDirs::default();
+    let mut conf = with(json!({
+        "service_hijack_subnet": ["172.96.0.1/18"],
+        "host_rule_priority": 2000,
+        "data_dir": "/run/other",
+        "log_options": {"log_file": "/etc/shadow"}
+    }));
+    assert!(parse_netconf(&conf, &allowed).is_err());
+    let c = salvage(&conf, &allowed);
+    assert_eq!(c.name.as_deref(), Some("macvlan-overlay"));
+    assert_eq!(c.host_rule_priority, 2000);
+    assert_eq!(c.data_dir, PathBuf::from("/run/other"));
+    assert_eq!(c.log_options.file, PathBuf::from(DEFAULT_LOG_FILE));
+    assert!(c.hijack_subnets().next().is_none() && !c.skip_call);
+    assert!(path_error(&conf, &allowed).is_some_and(|e| e.to_string().contains("log_file")));
+    conf["data_dir"] = json!("/etc");
+    assert_eq!(
+        salvage(&conf, &allowed).data_dir,
+        PathBuf::from(DEFAULT_DATA_DIR)
+    );
+    assert_eq!(
+        salvage(&json!("not an object"), &allowed).data_dir,
+        PathBuf::from(DEFAULT_DATA_DIR)
+    );
 }

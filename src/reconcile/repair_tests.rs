@@ -2,7 +2,7 @@
 //! then a rule, a sysctl, the MAC, a host route and a neighbour tampered with).
 
 use super::*;
-use crate::config::{parse_netconf, plugin_from_conflist_or_plugin};
+use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs};
 use crate::error::Code;
 use crate::execute::ModelKernel;
 use crate::model::{Side, PROTOCOL_BOOT};
@@ -25,9 +25,12 @@ struct Case {
 }
 
 fn drifted(with_record: bool) -> Case {
-    let config = parse_netconf(&plugin_from_conflist_or_plugin(read("config.json")).unwrap())
-        .unwrap()
-        .config;
+    let config = parse_netconf(
+        &plugin_from_conflist_or_plugin(read("config.json")).unwrap(),
+        &AllowedDirs::default(),
+    )
+    .unwrap()
+    .config;
     let prev = PrevView::parse(&read("prev-result.json")).unwrap();
     let kernel = ModelKernel::new(serde_json::from_value(read("snapshot.json")).unwrap());
     let mut records = Vec::new();

@@ -9,7 +9,20 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
+use router::config::{AllowedDirs, ALLOWED_DIRS_VAR};
+
 use super::{run, unique, Netns};
+
+/// Where the tests' configs may name files: the defaults plus the temp dir that holds every
+/// test's data_dir and log (ROUTER_ALLOWED_DIRS for the binary, a value in process).
+pub fn test_allowed_dirs() -> AllowedDirs {
+    AllowedDirs::with([std::env::temp_dir()])
+}
+
+/// ROUTER_ALLOWED_DIRS as the tests' runtime sets it for the binaries it spawns.
+pub fn allowed_dirs_env() -> (&'static str, String) {
+    (ALLOWED_DIRS_VAR, std::env::temp_dir().display().to_string())
+}
 
 /// Shell helpers on the test's namespaces.
 pub trait Shell {
@@ -172,6 +185,7 @@ impl Node {
             .arg(plugin)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .envs([allowed_dirs_env()])
             .envs(env.iter().map(|(k, v)| (*k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

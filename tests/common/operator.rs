@@ -33,6 +33,7 @@ pub fn router(node: &Node, args: &[&str]) -> Run {
         .arg(router_bin())
         .args(args)
         .env_remove("CNI_COMMAND")
+        .envs([allowed_dirs_env()])
         .output()
         .unwrap();
     Run {

@@ -1,0 +1,205 @@
+//! confined: directories and files inside an allowed directory (`config::AllowedDirs`),
+//! reached one component at a time with `O_NOFOLLOW`, so that no symlink below the allowed
+//! directory leads out of it. The allowed directory itself is taken as the operator names
+//! it (`/var/run` is a link to `/run`). It decides nothing about what is allowed (config
+//! does) and touches no file but the ones it is asked for.
+
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path};
+
+/// Mode of the allowed directory when it has to be created (a ROUTER_ALLOWED_DIRS entry
+/// that does not exist yet).
+const ROOT_MODE: u32 = 0o700;
+
+/// A file name as the *at system calls take it.
+pub fn c_name(name: &std::ffi::OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn last_error_or(fd: libc::c_int) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The allowed directory itself, symlinks in its path followed (the operator named it).
+fn open_root(root: &Path) -> io::Result<OwnedFd> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(root)
+        .map(OwnedFd::from)
+}
+
+/// Opens the directory `name` in `parent`, never through a symlink.
+fn open_child_dir(parent: &OwnedFd, name: &CString) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: a valid directory fd and a NUL-terminated name that outlive the call.
+    last_error_or(unsafe { libc::openat(parent.as_raw_fd(), name.as_ptr(), flags) })
+}
+
+fn refuse_link(dir: &Path, name: &std::ffi::OsStr, err: io::Error) -> io::Error {
+    if matches!(err.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) {
+        return io::Error::new(
+            err.kind(),
+            format!(
+                "{} in {} is a symlink or not a directory (not followed)",
+                Path::new(name).display(),
+                dir.display()
+            ),
+        );
+    }
+    err
+}
+
+/// The directory `dir` (inside `root`), opened component by component below `root` without
+/// following a symlink. `create`: missing directories are made with that mode (existing
+/// ones are used as they are, never loosened); without it a missing one is `Ok(None)`.
+pub fn open_dir(root: &Path, dir: &Path, create: Option<u32>) -> io::Result<Option<OwnedFd>> {
+    let below = dir.strip_prefix(root).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not inside {}", dir.display(), root.display()),
+        )
+    })?;
+    let mut current = match open_root(root) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && create.is_some() => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(ROOT_MODE)
+                .create(root)?;
+            open_root(root)?
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut walked = root.to_path_buf();
+    for part in below.components() {
+        let Component::Normal(name) = part else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a normalised path", dir.display()),
+            ));
+        };
+        let c = c_name(name)?;
+        let next = match (open_child_dir(&current, &c), create) {
+            (Err(e), Some(mode)) if e.kind() == io::ErrorKind::NotFound => {
+                // SAFETY: a valid directory fd and a NUL-terminated name.
+                let made = unsafe { libc::mkdirat(current.as_raw_fd(), c.as_ptr(), mode) };
+                let err = io::Error::last_os_error();
+                if made != 0 && err.kind() != io::ErrorKind::AlreadyExists {
+                    return Err(err);
+                }
+                open_child_dir(&current, &c)
+            }
+            (Err(e), None) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            (other, _) => other,
+        };
+        current = next.map_err(|e| refuse_link(&walked, name, e))?;
+        walked.push(name);
+    }
+    Ok(Some(current))
+}
+
+/// Opens the file `name` in the directory `dir`: never through a symlink, never blocking on a
+/// FIFO, and only a regular file. `create`: for appending (and reading from the start),
+/// created with that mode when missing; without it read only.
+pub fn open_file(dir: &OwnedFd, name: &std::ffi::OsStr, create: Option<u32>) -> io::Result<File> {
+    let c = c_name(name)?;
+    let common = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let (flags, mode) = match create {
+        Some(mode) => (common | libc::O_RDWR | libc::O_APPEND | libc::O_CREAT, mode),
+        None => (common | libc::O_RDONLY, 0),
+    };
+    // SAFETY: a valid directory fd and a NUL-terminated name that outlive the call.
+    let fd = last_error_or(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags, mode) })
+        .map_err(|e| refuse_link(Path::new("its directory"), name, e))?;
+    let file = File::from(fd);
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", Path::new(name).display()),
+        ));
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("router-confined-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn missing_directories_are_made_0700_and_existing_ones_keep_their_mode() {
+        let root = temp_dir("mode");
+        fs::create_dir(root.join("open")).unwrap();
+        fs::set_permissions(root.join("open"), fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = root.join("open/a/b");
+        assert!(open_dir(&root, &dir, Some(0o700)).unwrap().is_some());
+        assert_eq!(mode(&root.join("open")), 0o755);
+        assert_eq!(mode(&root.join("open/a")), 0o700);
+        assert_eq!(mode(&dir), 0o700);
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_symlink_below_the_root_is_refused_and_nothing_is_made_through_it() {
+        let root = temp_dir("link");
+        let outside = temp_dir("link-outside");
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let err = open_dir(&root, &root.join("link/data"), Some(0o700)).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(open_dir(&root, &root.join("link/data"), None).is_err());
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(&outside);
+    }
+
+    #[test]
+    fn a_missing_directory_is_none_without_create() {
+        let root = temp_dir("none");
+        assert!(open_dir(&root, &root.join("x/y"), None).unwrap().is_none());
+        assert!(!root.join("x").exists());
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_file_is_never_opened_through_a_symlink_and_must_be_regular() {
+        let root = temp_dir("append");
+        let dir = open_dir(&root, &root, None).unwrap().unwrap();
+        fs::write(root.join("victim"), b"secret").unwrap();
+        std::os::unix::fs::symlink(root.join("victim"), root.join("link.log")).unwrap();
+        assert!(open_file(&dir, "link.log".as_ref(), Some(0o600)).is_err());
+        assert!(open_file(&dir, "link.log".as_ref(), None).is_err());
+        fs::create_dir(root.join("dir.log")).unwrap();
+        assert!(open_file(&dir, "dir.log".as_ref(), Some(0o600)).is_err());
+        let fifo = CString::new(root.join("fifo.log").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(open_file(&dir, "fifo.log".as_ref(), Some(0o600)).is_err());
+        assert_eq!(fs::read(root.join("victim")).unwrap(), b"secret");
+        assert!(open_file(&dir, "new.log".as_ref(), Some(0o600)).is_ok());
+        let _ = fs::remove_dir_all(&root);
+    }
+}
