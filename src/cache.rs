@@ -200,10 +200,7 @@ pub fn find(
     }
     let searched = || {
         let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        format!(
-            "looking up {container_id}/{ifname} in {}",
-            dirs.join(", ")
-        )
+        format!("looking up {container_id}/{ifname} in {}", dirs.join(", "))
     };
     if candidates.iter().any(CacheEntry::has_router) {
         candidates.retain(CacheEntry::has_router);
@@ -331,13 +328,18 @@ mod tests {
             "b-c1-net1",
             &libcni_entry("b", "c1", "net1", &conflist("b", true)),
         );
-        assert_eq!(find(&[dir.0.clone()], "c1", "net1", None).unwrap().network, "b");
+        assert_eq!(
+            find(&[dir.0.clone()], "c1", "net1", None).unwrap().network,
+            "b"
+        );
         write(
             &dir,
             "c-c1-net1",
             &libcni_entry("c", "c1", "net1", &conflist("c", true)),
         );
-        let err = find(&[dir.0.clone()], "c1", "net1", None).unwrap_err().to_string();
+        let err = find(&[dir.0.clone()], "c1", "net1", None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("b, c"), "{err}");
         assert!(find(&[dir.0.clone()], "c2", "net1", None).is_err());
     }
@@ -385,7 +387,12 @@ mod tests {
         write(
             &multus,
             "macvlan-net1-c1-net1",
-            &libcni_entry("macvlan-net1", "c1", "net1", &conflist("macvlan-net1", true)),
+            &libcni_entry(
+                "macvlan-net1",
+                "c1",
+                "net1",
+                &conflist("macvlan-net1", true),
+            ),
         );
         let dirs = [runtime.0.clone(), multus.0.clone()];
         for network in [None, Some("macvlan-net1")] {
@@ -393,7 +400,10 @@ mod tests {
             assert_eq!(found.file, multus.0.join("results/macvlan-net1-c1-net1"));
         }
         let err = find(&dirs, "c1", "net2", None).unwrap_err().to_string();
-        assert!(err.contains(&format!("{}, {}", dirs[0].display(), dirs[1].display())), "{err}");
+        assert!(
+            err.contains(&format!("{}, {}", dirs[0].display(), dirs[1].display())),
+            "{err}"
+        );
     }
 
     #[test]

@@ -224,7 +224,9 @@ fn state_source(args: &PlanArgs, target: &Target) -> Result<StateSource> {
     target
         .netns_known(args.netns.as_deref())
         .map(StateSource::Live)
-        .ok_or_else(|| missing("--netns or --snapshot (neither the cache entry nor a record names the netns)"))
+        .ok_or_else(|| {
+            missing("--netns or --snapshot (neither the cache entry nor a record names the netns)")
+        })
 }
 
 fn labels_of(source: &StateSource) -> NetnsLabels {
@@ -277,9 +279,9 @@ fn check_command(args: &CheckArgs) -> Result<u8> {
         operator::check_all(&scan, args.repair)?
     } else {
         let target = operator::resolve(&args.attachment.sources()?)?;
-        let netns = target
-            .netns_known(args.netns.as_deref())
-            .ok_or_else(|| missing("--netns (neither the cache entry nor a record names the netns)"))?;
+        let netns = target.netns_known(args.netns.as_deref()).ok_or_else(|| {
+            missing("--netns (neither the cache entry nor a record names the netns)")
+        })?;
         CheckReport {
             attachments: vec![operator::check(&target, &netns, args.repair)],
             named: true,
@@ -408,7 +410,13 @@ mod tests {
             "--data-dir",
             "/d",
         ]));
-        assert!(!parses(&["router", "check", "--all", "--netns-dir", "/run/netns"]));
+        assert!(!parses(&[
+            "router",
+            "check",
+            "--all",
+            "--netns-dir",
+            "/run/netns"
+        ]));
         assert!(parses(&[
             "router",
             "install",

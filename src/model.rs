@@ -1110,8 +1110,7 @@ mod tests {
             inputs: Some(inputs.clone()),
             ..Record::new("c1", "net1", 100, 500, "eth0")
         };
-        let back: Record =
-            serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        let back: Record = serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
         assert_eq!(back.inputs, Some(inputs));
     }
 

@@ -274,14 +274,22 @@ fn with_error(mut report: AttachmentReport, error: &Error) -> AttachmentReport {
     report
 }
 
-/// A netns path that is there but is no netns: either the runtime left a file behind, or
-/// (in a checker container) the mount is not visible. Not `gone`: that would hide a live
-/// pod behind a missing mount.
-fn not_a_netns(netns: &Path) -> Error {
-    Error::UnknownContainer(format!(
-        "{} exists but is not a network namespace: a mount not visible here (mount the runtime's netns directory with HostToContainer propagation) or a file the runtime left behind",
-        netns.display()
-    ))
+/// A netns path that cannot be entered is `gone` only when the file is missing from a
+/// directory that is there (the runtime removed it with the pod). A missing directory, or
+/// a file that is no netns, is what a checker container shows when the runtime's netns
+/// directory is not mounted or its mounts do not propagate: an error, not a pod gone.
+fn gone_or_not_visible(report: AttachmentReport, netns: &Path) -> AttachmentReport {
+    let dir_here = netns.parent().is_some_and(Path::is_dir);
+    if dir_here && !netns.exists() {
+        return gone(report, netns);
+    }
+    let why = if dir_here {
+        "it exists but is not a network namespace: a mount that did not propagate here (mount the runtime's netns directory with HostToContainer propagation) or a file the runtime left behind"
+    } else {
+        "its directory does not exist here (is the runtime's netns directory mounted?)"
+    };
+    let e = Error::UnknownContainer(format!("{}: {why}", netns.display()));
+    with_error(report, &e)
 }
 
 fn gone(mut report: AttachmentReport, netns: &Path) -> AttachmentReport {
@@ -303,8 +311,7 @@ pub fn check(target: &Target, netns: &Path, repair: bool) -> AttachmentReport {
     }
     match netns::is_netns(netns) {
         Ok(true) => {}
-        Ok(false) if !netns.exists() => return gone(report, netns),
-        Ok(false) => return with_error(report, &not_a_netns(netns)),
+        Ok(false) => return gone_or_not_visible(report, netns),
         Err(e) => return with_error(report, &e),
     }
     let prev = match target.prev_view() {
@@ -498,7 +505,10 @@ fn check_recorded(found: Found, scan: &Scan<'_>, repair: bool) -> AttachmentRepo
         .iter()
         .map(|d| d.display().to_string())
         .collect();
-    let unnamed = format!("no result cache entry names it (searched {})", searched.join(", "));
+    let unnamed = format!(
+        "no result cache entry names it (searched {})",
+        searched.join(", ")
+    );
     let mut report = AttachmentReport::new(
         &found.record.container_id,
         &found.record.ifname,

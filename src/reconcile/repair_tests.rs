@@ -96,7 +96,14 @@ fn repair_applies_the_drift_plan_and_check_passes_afterwards() {
     let before = case.record();
     let plan = case.pending();
     assert!(plan.ops.len() >= 5, "{plan:?}");
-    let applied = repair(&case.config, &case.att, &case.prev, &case.inputs, &case.world()).unwrap();
+    let applied = repair(
+        &case.config,
+        &case.att,
+        &case.prev,
+        &case.inputs,
+        &case.world(),
+    )
+    .unwrap();
     assert_eq!(applied, plan.ops);
     assert!(case.pending().is_empty());
     check(&case.config, &case.att, &case.prev, &case.world()).unwrap();
@@ -113,16 +120,36 @@ fn repair_fills_the_inputs_of_a_record_written_without_them() {
     let mut old = case.record().unwrap();
     old.inputs = None;
     case.records.save(&old).unwrap();
-    repair(&case.config, &case.att, &case.prev, &case.inputs, &case.world()).unwrap();
+    repair(
+        &case.config,
+        &case.att,
+        &case.prev,
+        &case.inputs,
+        &case.world(),
+    )
+    .unwrap();
     let written = case.record().unwrap();
     assert_eq!(written.inputs.as_ref(), Some(&case.inputs));
-    assert_eq!(Record { inputs: None, ..written }, old);
+    assert_eq!(
+        Record {
+            inputs: None,
+            ..written
+        },
+        old
+    );
 }
 
 #[test]
 fn repair_of_a_clean_attachment_applies_nothing_and_writes_no_record() {
     let case = drifted(false);
-    repair(&case.config, &case.att, &case.prev, &case.inputs, &case.world()).unwrap();
+    repair(
+        &case.config,
+        &case.att,
+        &case.prev,
+        &case.inputs,
+        &case.world(),
+    )
+    .unwrap();
     let records = MemRecords::default();
     let clean = Case {
         records,
@@ -130,7 +157,14 @@ fn repair_of_a_clean_attachment_applies_nothing_and_writes_no_record() {
         ..case
     };
     assert_eq!(
-        repair(&clean.config, &clean.att, &clean.prev, &clean.inputs, &clean.world()).unwrap(),
+        repair(
+            &clean.config,
+            &clean.att,
+            &clean.prev,
+            &clean.inputs,
+            &clean.world()
+        )
+        .unwrap(),
         Vec::<Op>::new()
     );
     assert_eq!(clean.record(), None);
@@ -143,7 +177,14 @@ fn a_failed_repair_rolls_back_and_restores_the_record() {
         let case = drifted(true);
         let (state, record) = (case.kernel.state(), case.record());
         case.kernel.fail_at(Some(fail_at));
-        let err = repair(&case.config, &case.att, &case.prev, &case.inputs, &case.world()).unwrap_err();
+        let err = repair(
+            &case.config,
+            &case.att,
+            &case.prev,
+            &case.inputs,
+            &case.world(),
+        )
+        .unwrap_err();
         assert_eq!(err.code(), Code::Kernel, "op {fail_at}: {err}");
         assert_eq!(case.kernel.state(), state, "op {fail_at}: rolled back");
         assert_eq!(case.record(), record, "op {fail_at}: record restored");
@@ -175,7 +216,14 @@ fn repair_refuses_when_an_unowned_object_is_in_the_way_and_touches_nothing() {
         route: squatter,
     }]);
     case.kernel.set_state(state.clone());
-    let err = repair(&case.config, &case.att, &case.prev, &case.inputs, &case.world()).unwrap_err();
+    let err = repair(
+        &case.config,
+        &case.att,
+        &case.prev,
+        &case.inputs,
+        &case.world(),
+    )
+    .unwrap_err();
     assert_eq!(err.code(), Code::Blocked, "{err}");
     assert_eq!(case.kernel.state(), state);
 }
