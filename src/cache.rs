@@ -301,7 +301,13 @@ mod tests {
             "macvlan-net1-c1-net1",
             &libcni_entry("macvlan-net1", "c1", "net1", &config),
         );
-        let entry = find(&[dir.0.clone()], "c1", "net1", Some("macvlan-net1")).unwrap();
+        let entry = find(
+            std::slice::from_ref(&dir.0),
+            "c1",
+            "net1",
+            Some("macvlan-net1"),
+        )
+        .unwrap();
         assert_eq!(entry.config, config);
         assert_eq!(entry.netns, Some(PathBuf::from("/var/run/netns/cni-1")));
         assert_eq!(
@@ -329,7 +335,9 @@ mod tests {
             &libcni_entry("b", "c1", "net1", &conflist("b", true)),
         );
         assert_eq!(
-            find(&[dir.0.clone()], "c1", "net1", None).unwrap().network,
+            find(std::slice::from_ref(&dir.0), "c1", "net1", None)
+                .unwrap()
+                .network,
             "b"
         );
         write(
@@ -337,11 +345,11 @@ mod tests {
             "c-c1-net1",
             &libcni_entry("c", "c1", "net1", &conflist("c", true)),
         );
-        let err = find(&[dir.0.clone()], "c1", "net1", None)
+        let err = find(std::slice::from_ref(&dir.0), "c1", "net1", None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("b, c"), "{err}");
-        assert!(find(&[dir.0.clone()], "c2", "net1", None).is_err());
+        assert!(find(std::slice::from_ref(&dir.0), "c2", "net1", None).is_err());
     }
 
     #[test]
