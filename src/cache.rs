@@ -2,8 +2,8 @@
 //! `DIR/results/<network name>-<container id>-<ifname>`, JSON of kind `cniCacheV1` holding
 //! the attachment's ids, its netns, the conflist it ran (Go `[]byte`, so standard base64)
 //! and the chain's final result (what the runtime passes as prevResult to CHECK and DEL).
-//! Reads one entry or walks them all. Never writes: the runtime owns the cache. Decides
-//! nothing about what it finds.
+//! Reads one entry or walks them all, in one cache dir or several (the runtime's and
+//! Multus's). Never writes: the runtime owns the cache. Decides nothing about what it finds.
 
 use std::fs;
 use std::io::Read;
@@ -20,6 +20,11 @@ use crate::record::is_valid_container_id;
 
 /// libcni's default cache directory.
 pub const DEFAULT_CACHE_DIR: &str = "/var/lib/cni";
+/// Multus's default `cniDir`: it runs each delegate through libcni with this cache dir, so
+/// the results of the networks it attaches (router's among them) are kept here.
+pub const DEFAULT_MULTUS_CACHE_DIR: &str = "/var/lib/cni/multus";
+/// Where the operator commands look by default: every place a result can be kept.
+pub const DEFAULT_CACHE_DIRS: [&str; 2] = [DEFAULT_CACHE_DIR, DEFAULT_MULTUS_CACHE_DIR];
 /// The `kind` of the entries libcni writes since 0.8; older (legacy) files hold a bare
 /// result without the config, so nothing tells which chain made them.
 pub const CACHE_KIND: &str = "cniCacheV1";
@@ -179,36 +184,35 @@ pub fn walk(dir: &Path) -> Result<Vec<(PathBuf, Result<CacheEntry>)>> {
         .collect())
 }
 
-/// The entry of one attachment. With the network name known the file is read directly;
-/// without it the cache is searched for the container id and interface, preferring
-/// entries whose chain runs router, and more than one candidate is an error naming them.
+/// The entry of one attachment, in any of `dirs`. With the network name known its file is
+/// read directly; without it each cache is searched for the container id and interface.
+/// Entries whose chain runs router are preferred, and more than one candidate is an error
+/// naming them.
 pub fn find(
-    dir: &Path,
+    dirs: &[PathBuf],
     container_id: &str,
     ifname: &str,
     network: Option<&str>,
 ) -> Result<CacheEntry> {
-    if let Some(network) = network {
-        return read_entry(&entry_path(dir, network, container_id, ifname)?);
+    let mut candidates = Vec::new();
+    for dir in dirs {
+        candidates.extend(candidates_in(dir, container_id, ifname, network)?);
     }
-    // Validates the names the same way before they are compared with file contents.
-    entry_path(dir, "probe", container_id, ifname)?;
-    let mut candidates: Vec<CacheEntry> = walk(dir)?
-        .into_iter()
-        .filter_map(|(_, entry)| entry.ok())
-        .filter(|e| e.container_id == container_id && e.ifname == ifname)
-        .collect();
+    let searched = || {
+        let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        format!("looking up {container_id}/{ifname} in {}", dirs.join(", "))
+    };
     if candidates.iter().any(CacheEntry::has_router) {
         candidates.retain(CacheEntry::has_router);
     }
     match candidates.len() {
         0 => Err(Error::io(
-            format!("looking up {container_id}/{ifname} in {}", dir.display()),
+            searched(),
             "no cached result for this container id and interface",
         )),
         1 => Ok(candidates.remove(0)),
         _ => Err(Error::io(
-            format!("looking up {container_id}/{ifname} in {}", dir.display()),
+            searched(),
             format!(
                 "cached by several networks ({}); pass --config to say which",
                 candidates
@@ -219,6 +223,29 @@ pub fn find(
             ),
         )),
     }
+}
+
+/// The entries of one cache dir for this attachment (and network, when known).
+fn candidates_in(
+    dir: &Path,
+    container_id: &str,
+    ifname: &str,
+    network: Option<&str>,
+) -> Result<Vec<CacheEntry>> {
+    if let Some(network) = network {
+        let file = entry_path(dir, network, container_id, ifname)?;
+        return match fs::symlink_metadata(&file) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            _ => read_entry(&file).map(|entry| vec![entry]),
+        };
+    }
+    // Validates the names the same way before they are compared with file contents.
+    entry_path(dir, "probe", container_id, ifname)?;
+    Ok(walk(dir)?
+        .into_iter()
+        .filter_map(|(_, entry)| entry.ok())
+        .filter(|e| e.container_id == container_id && e.ifname == ifname)
+        .collect())
 }
 
 #[cfg(test)]
@@ -274,7 +301,13 @@ mod tests {
             "macvlan-net1-c1-net1",
             &libcni_entry("macvlan-net1", "c1", "net1", &config),
         );
-        let entry = find(&dir.0, "c1", "net1", Some("macvlan-net1")).unwrap();
+        let entry = find(
+            std::slice::from_ref(&dir.0),
+            "c1",
+            "net1",
+            Some("macvlan-net1"),
+        )
+        .unwrap();
         assert_eq!(entry.config, config);
         assert_eq!(entry.netns, Some(PathBuf::from("/var/run/netns/cni-1")));
         assert_eq!(
@@ -301,15 +334,22 @@ mod tests {
             "b-c1-net1",
             &libcni_entry("b", "c1", "net1", &conflist("b", true)),
         );
-        assert_eq!(find(&dir.0, "c1", "net1", None).unwrap().network, "b");
+        assert_eq!(
+            find(std::slice::from_ref(&dir.0), "c1", "net1", None)
+                .unwrap()
+                .network,
+            "b"
+        );
         write(
             &dir,
             "c-c1-net1",
             &libcni_entry("c", "c1", "net1", &conflist("c", true)),
         );
-        let err = find(&dir.0, "c1", "net1", None).unwrap_err().to_string();
+        let err = find(std::slice::from_ref(&dir.0), "c1", "net1", None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("b, c"), "{err}");
-        assert!(find(&dir.0, "c2", "net1", None).is_err());
+        assert!(find(std::slice::from_ref(&dir.0), "c2", "net1", None).is_err());
     }
 
     #[test]
@@ -344,12 +384,43 @@ mod tests {
     }
 
     #[test]
+    fn find_looks_in_every_cache_dir_as_multus_keeps_its_delegates_apart() {
+        let runtime = TempDir::new("runtime");
+        let multus = TempDir::new("multus");
+        write(
+            &runtime,
+            "multus-cni-network-c1-eth0",
+            &libcni_entry("multus-cni-network", "c1", "eth0", &conflist("m", false)),
+        );
+        write(
+            &multus,
+            "macvlan-net1-c1-net1",
+            &libcni_entry(
+                "macvlan-net1",
+                "c1",
+                "net1",
+                &conflist("macvlan-net1", true),
+            ),
+        );
+        let dirs = [runtime.0.clone(), multus.0.clone()];
+        for network in [None, Some("macvlan-net1")] {
+            let found = find(&dirs, "c1", "net1", network).unwrap();
+            assert_eq!(found.file, multus.0.join("results/macvlan-net1-c1-net1"));
+        }
+        let err = find(&dirs, "c1", "net2", None).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{}, {}", dirs[0].display(), dirs[1].display())),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn names_that_could_leave_the_directory_are_refused() {
         let dir = Path::new("/nonexistent");
         assert!(entry_path(dir, "../x", "c1", "net1").is_err());
         assert!(entry_path(dir, "n", "../../etc/passwd", "net1").is_err());
         assert!(entry_path(dir, "n", "c1", "a/b").is_err());
-        assert!(find(dir, "c1/..", "net1", None).is_err());
+        assert!(find(&[dir.to_path_buf()], "c1/..", "net1", None).is_err());
     }
 
     #[test]

@@ -10,19 +10,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::atomic_write;
-use crate::cache::DEFAULT_CACHE_DIR;
+use crate::cache::DEFAULT_CACHE_DIRS;
 use crate::config::{AllowedDirs, ALLOWED_DIRS_VAR};
 use crate::error::{Error, Result};
 use crate::install::{self, Installed};
 use crate::model::Mode;
-use crate::operator::{self, Sources, StateSource, Target};
+use crate::operator::{self, Scan, Sources, StateSource, Target, DEFAULT_DATA_DIR};
 use crate::reconcile::Prepared;
 use crate::render::{plan_json, render_text, state_diff, NetnsLabels};
 use crate::report::{CheckReport, EXIT_CLEAN, EXIT_DRIFT, EXIT_ERROR};
 use crate::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
 
-/// Where CNI runtimes (`ip netns`, CRI-O, containerd) bind-mount pod netns.
-const DEFAULT_NETNS_DIR: &str = "/run/netns";
 /// `check --write` files are read by collectors running as another user (node-exporter).
 const WRITTEN_MODE: u32 = 0o644;
 /// How the host netns is labelled in a live plan: the netns `router` runs in.
@@ -44,8 +42,9 @@ enum Command {
     /// Show the netlink changes an ADD (or, with --del, a DEL) would make, without making
     /// them. Exit 0 nothing pending, 2 pending, 1 error.
     Plan(PlanArgs),
-    /// CHECK one attachment, or every attachment in the result cache with --all; report
-    /// the drift (and with --repair, fix it). Exit 0 clean, 2 drift, 1 error.
+    /// CHECK one attachment, or with --all every attachment router made on this node (the
+    /// result caches and router's records); report the drift (and with --repair, fix it).
+    /// Exit 0 clean, 2 drift, 1 error.
     Check(CheckArgs),
     /// Print the actual state of a pod netns and of this (host) netns as JSON, the format
     /// `plan --snapshot` reads. Without an attachment every route table of both is read;
@@ -70,9 +69,10 @@ struct AttachmentArgs {
     /// given, else the config's own prevResult.
     #[arg(long)]
     prev_result: Option<PathBuf>,
-    /// The runtime's result cache (libcni's `DIR/results/<network>-<id>-<ifname>`).
-    #[arg(long, default_value = DEFAULT_CACHE_DIR)]
-    cache_dir: PathBuf,
+    /// A result cache (libcni's `DIR/results/<network>-<id>-<ifname>`); repeat it for
+    /// several. Default: the runtime's and Multus's (`cniDir`).
+    #[arg(long = "cache-dir", default_values = DEFAULT_CACHE_DIRS)]
+    cache_dirs: Vec<PathBuf>,
     /// The pod's container id (CNI_CONTAINERID): finds the cache entry and the record.
     #[arg(long)]
     container_id: Option<String>,
@@ -87,7 +87,7 @@ impl AttachmentArgs {
         Ok(Sources {
             config: self.config.as_deref(),
             prev_result: self.prev_result.as_deref(),
-            cache_dir: &self.cache_dir,
+            cache_dirs: &self.cache_dirs,
             container_id: self.container_id.as_deref(),
             ifname,
             allowed,
@@ -167,16 +167,18 @@ enum CheckFormat {
 struct CheckArgs {
     #[command(flatten)]
     attachment: AttachmentArgs,
-    /// The pod netns. Default: the netns recorded in the cache entry.
+    /// The pod netns. Default: the netns recorded in the cache entry, else in the record.
     #[arg(long)]
     netns: Option<PathBuf>,
-    /// Every attachment in the result cache whose chain runs router.
+    /// Every attachment router made on this node: each cache entry whose chain runs
+    /// router, joined with its record, and each record no entry names.
     #[arg(long, conflicts_with_all = ["config", "ifname", "prev_result", "container_id", "netns"])]
     all: bool,
-    /// With --all: where to look for the netns of a cache entry that records none
-    /// (`DIR/<container id>`).
-    #[arg(long, default_value = DEFAULT_NETNS_DIR)]
-    netns_dir: PathBuf,
+    /// With --all: a data_dir to read records from (repeat it for several), besides the
+    /// data_dirs the cached configs name. Default: router's default data_dir,
+    /// /run/cni/router.
+    #[arg(long = "data-dir")]
+    data_dirs: Vec<PathBuf>,
     /// Apply the plan of each drifted attachment (under the host lock, rolled back on
     /// failure), then check again: exit 0 only when everything is clean afterwards.
     #[arg(long)]
@@ -188,6 +190,18 @@ struct CheckArgs {
     /// needs. The exit code is the same.
     #[arg(long, value_name = "FILE")]
     write: Option<PathBuf>,
+}
+
+impl CheckArgs {
+    /// The data_dirs `--all` reads besides the cached configs': those given, else the
+    /// default one.
+    fn data_dirs(&self) -> Vec<PathBuf> {
+        if self.data_dirs.is_empty() {
+            vec![PathBuf::from(DEFAULT_DATA_DIR)]
+        } else {
+            self.data_dirs.clone()
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -229,9 +243,11 @@ fn state_source(args: &PlanArgs, target: &Target) -> Result<StateSource> {
         return Ok(StateSource::File(file.clone()));
     }
     target
-        .netns_or_cached(args.netns.as_deref())
+        .netns_known(args.netns.as_deref())
         .map(StateSource::Live)
-        .ok_or_else(|| missing("--netns or --snapshot (the cache entry records no netns)"))
+        .ok_or_else(|| {
+            missing("--netns or --snapshot (neither the cache entry nor a record names the netns)")
+        })
 }
 
 fn labels_of(source: &StateSource) -> NetnsLabels {
@@ -269,18 +285,24 @@ fn plan_command(args: &PlanArgs) -> Result<u8> {
 }
 
 fn check_command(args: &CheckArgs) -> Result<u8> {
+    if !args.all && !args.data_dirs.is_empty() {
+        // clap's `requires` counts --all's implicit `false` as present.
+        return Err(Error::InvalidEnv(
+            "--data-dir is for --all: one attachment's records are in its config's data_dir".into(),
+        ));
+    }
     let report = if args.all {
-        operator::check_all(
-            &args.attachment.cache_dir,
-            &args.netns_dir,
-            args.repair,
-            &allowed_dirs(),
-        )?
+        let data_dirs = args.data_dirs();
+        let scan = Scan {
+            cache_dirs: &args.attachment.cache_dirs,
+            data_dirs: &data_dirs,
+        };
+        operator::check_all(&scan, args.repair, &allowed_dirs())?
     } else {
         let target = operator::resolve(&args.attachment.sources(&allowed_dirs())?)?;
-        let netns = target
-            .netns_or_cached(args.netns.as_deref())
-            .ok_or_else(|| missing("--netns (the cache entry records no netns)"))?;
+        let netns = target.netns_known(args.netns.as_deref()).ok_or_else(|| {
+            missing("--netns (neither the cache entry nor a record names the netns)")
+        })?;
         operator::check_named(&target, &netns, args.repair)
     };
     match &args.write {
@@ -305,7 +327,7 @@ fn render_check(report: &CheckReport, format: CheckFormat, colour: bool) -> Resu
 fn snapshot_command(args: &SnapshotArgs) -> Result<u8> {
     let mut request = if args.attachment.names_attachment() {
         let target = operator::resolve(&args.attachment.sources(&allowed_dirs())?)?;
-        let netns = target.netns_or_cached(args.netns.as_deref());
+        let netns = target.netns_known(args.netns.as_deref());
         operator::snapshot_request_for(&target, netns)?
     } else {
         SnapshotRequest {
@@ -420,10 +442,73 @@ mod tests {
         assert!(!parses(&["router", "check", "--all", "--ifname", "net1"]));
         assert!(parses(&[
             "router",
+            "check",
+            "--all",
+            "--cache-dir",
+            "/a",
+            "--cache-dir",
+            "/b",
+            "--data-dir",
+            "/c",
+            "--data-dir",
+            "/d",
+        ]));
+        assert!(!parses(&[
+            "router",
+            "check",
+            "--all",
+            "--netns-dir",
+            "/run/netns"
+        ]));
+        assert!(parses(&[
+            "router",
             "install",
             "--cni-bin-dir",
             "/host/opt/cni/bin"
         ]));
         assert!(!parses(&["router", "install"]));
+    }
+
+    fn check_args(args: &[&str]) -> CheckArgs {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Check(args) => args,
+            other => panic!("not check: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn check_all_looks_in_the_runtimes_and_multuss_caches_and_the_default_data_dir() {
+        let args = check_args(&["router", "check", "--all"]);
+        assert_eq!(
+            args.attachment.cache_dirs,
+            [
+                PathBuf::from("/var/lib/cni"),
+                PathBuf::from("/var/lib/cni/multus")
+            ]
+        );
+        assert_eq!(args.data_dirs(), [PathBuf::from("/run/cni/router")]);
+        let given = check_args(&[
+            "router",
+            "check",
+            "--all",
+            "--cache-dir",
+            "/tmp/c",
+            "--data-dir",
+            "/tmp/d",
+        ]);
+        assert_eq!(given.attachment.cache_dirs, [PathBuf::from("/tmp/c")]);
+        assert_eq!(given.data_dirs(), [PathBuf::from("/tmp/d")]);
+        let one = check_args(&[
+            "router",
+            "check",
+            "--container-id",
+            "c1",
+            "--ifname",
+            "net1",
+            "--data-dir",
+            "/tmp/d",
+        ]);
+        let refused = check_command(&one).unwrap_err().to_string();
+        assert!(refused.contains("--data-dir is for --all"), "{refused}");
     }
 }

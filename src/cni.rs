@@ -15,7 +15,7 @@ use crate::config::{
 use crate::conflict::AddressProbe;
 use crate::error::{excerpt, Code, Error, Result};
 use crate::execute::Executor;
-use crate::model::MacAddr;
+use crate::model::{AddInputs, MacAddr};
 use crate::reconcile::{self, Attachment, ValidAttachment, World};
 use crate::record::{is_valid_container_id, RecordStore, MAX_CONTAINER_ID_LEN};
 use crate::snapshot::SnapshotSource;
@@ -480,7 +480,9 @@ fn run_command(
     };
     match request {
         Request::Add { prev_json, prev } => {
-            let outcome = reconcile::add(config, &att, &prev, &world, backends.probe.as_ref())?;
+            let inputs = AddInputs::new(att.netns.clone(), &input);
+            let probe = backends.probe.as_ref();
+            let outcome = reconcile::add(config, &att, &prev, &inputs, &world, probe)?;
             for note in &outcome.notes {
                 tracing::info!("{note}");
             }

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use ipnet::IpNet;
@@ -887,6 +888,40 @@ pub struct Record {
     pub pod: NetnsState,
     #[serde(default)]
     pub host: NetnsState,
+    /// What the ADD ran with; absent in records written before router kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<AddInputs>,
+}
+
+/// What an ADD ran with, so that `router check --all` can check the attachment when the
+/// runtime's result cache has no entry for it, or one without the netns (libcni before
+/// 1.2 writes none). The plugin config is kept without its prevResult (stored once, as
+/// `prev_result`): a few hundred bytes for a typical pod.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AddInputs {
+    /// CNI_NETNS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
+    /// The plugin config from stdin, `prevResult` left out.
+    pub config: serde_json::Value,
+    /// The prevResult of that ADD.
+    pub prev_result: serde_json::Value,
+}
+
+impl AddInputs {
+    /// From what a runtime gave ADD: CNI_NETNS and stdin (`prevResult` moved out of it).
+    pub fn new(netns: Option<PathBuf>, stdin: &serde_json::Value) -> AddInputs {
+        let mut config = stdin.clone();
+        let prev_result = config
+            .as_object_mut()
+            .and_then(|obj| obj.remove("prevResult"))
+            .unwrap_or(serde_json::Value::Null);
+        AddInputs {
+            netns,
+            config,
+            prev_result,
+        }
+    }
 }
 
 impl Record {
@@ -914,6 +949,7 @@ impl Record {
             original_sysctls: BTreeMap::new(),
             pod: NetnsState::default(),
             host: NetnsState::default(),
+            inputs: None,
         }
     }
 }
@@ -1105,6 +1141,35 @@ mod tests {
         ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_record_written_before_inputs_were_kept_still_reads() {
+        let old = r#"{"version":1,"container_id":"c1","ifname":"net1","table":100,
+            "host_rule_table":500,"overlay_interface":"eth0","pod":{},"host":{}}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        assert_eq!(record, Record::new("c1", "net1", 100, 500, "eth0"));
+        let written = serde_json::to_value(&record).unwrap();
+        assert!(written.get("inputs").is_none(), "{written}");
+    }
+
+    #[test]
+    fn add_inputs_keep_the_config_without_prev_result_and_the_prev_result_once() {
+        let prev = serde_json::json!({"cniVersion": "1.0.0", "ips": [{"address": "192.0.2.2/24"}]});
+        let stdin = serde_json::json!({"cniVersion": "1.0.0", "name": "n", "type": "router",
+                                       "prevResult": prev});
+        let inputs = AddInputs::new(Some(PathBuf::from("/run/netns/p")), &stdin);
+        assert_eq!(
+            inputs.config,
+            serde_json::json!({"cniVersion": "1.0.0", "name": "n", "type": "router"})
+        );
+        assert_eq!(inputs.prev_result, prev);
+        let record = Record {
+            inputs: Some(inputs.clone()),
+            ..Record::new("c1", "net1", 100, 500, "eth0")
+        };
+        let back: Record = serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        assert_eq!(back.inputs, Some(inputs));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::conflict::{explain_failure, AddressProbe, Target};
 use crate::error::Code;
 use crate::error::{Error, Result};
 use crate::execute::{Executor, Failed};
-use crate::model::{ActualState, MacAddr, Mode, Op, Record, Side, MAIN_TABLE};
+use crate::model::{ActualState, AddInputs, MacAddr, Mode, Op, Record, Side, MAIN_TABLE};
 use crate::plan::{plan, Plan};
 use crate::record::{HostLock, RecordStore};
 use crate::render::{drift_detail, drift_summary, drifts};
@@ -143,12 +143,14 @@ fn details_of(drifts: &[crate::render::Drift]) -> String {
 }
 
 /// BEHAVIOUR 2: plan, refuse when unowned objects block, probe C's addresses when
-/// `ip_conflict` is enabled (5), write the record, apply (rolling back on failure), verify,
-/// and announce C's addresses when its MAC changed (2.1).
+/// `ip_conflict` is enabled (5), write the record (with `inputs`, what this ADD ran with),
+/// apply (rolling back on failure), verify, and announce C's addresses when its MAC
+/// changed (2.1).
 pub fn add(
     config: &Config,
     att: &Attachment,
     prev: &PrevView,
+    inputs: &AddInputs,
     world: &World<'_>,
     probe: &dyn AddressProbe,
 ) -> Result<AddOutcome> {
@@ -162,7 +164,7 @@ pub fn add(
         }
         detect_conflicts(config, att, prev, &prepared.actual, probe)?;
     }
-    let outcome = apply_locked(config, att, prev, world, RecordWrite::Always)?;
+    let outcome = apply_locked(config, att, prev, world, RecordWrite::Always(inputs))?;
     announce_new_mac(att, prev, &outcome.applied, probe);
     Ok(outcome)
 }
@@ -184,13 +186,32 @@ fn prepare_add(
     )
 }
 
-/// Whether the record is written when the plan is already empty.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum RecordWrite {
-    /// ADD: always (a repeated ADD refreshes it).
-    Always,
-    /// repair: only when there is something to apply.
-    WhenPending,
+/// Whether the record is written when the plan is already empty, and the inputs it keeps.
+#[derive(Clone, Copy)]
+enum RecordWrite<'a> {
+    /// ADD: always (a repeated ADD refreshes it), with this ADD's inputs.
+    Always(&'a AddInputs),
+    /// repair: only when there is something to apply. The inputs of the ADD that wrote
+    /// the record stay; these (the operator's) only fill a record that has none.
+    WhenPending(&'a AddInputs),
+}
+
+impl RecordWrite<'_> {
+    /// The record to write: what compile derived plus the inputs this write keeps.
+    fn record(self, prepared: &Prepared) -> Record {
+        let kept = prepared
+            .previous_record
+            .as_ref()
+            .and_then(|r| r.inputs.clone());
+        let inputs = match self {
+            RecordWrite::Always(inputs) => inputs.clone(),
+            RecordWrite::WhenPending(inputs) => kept.unwrap_or_else(|| inputs.clone()),
+        };
+        Record {
+            inputs: Some(inputs),
+            ..prepared.compiled.record.clone()
+        }
+    }
 }
 
 /// Under the host lock: plan, refuse when blocked, record, apply with rollback, verify.
@@ -199,7 +220,7 @@ fn apply_locked(
     att: &Attachment,
     prev: &PrevView,
     world: &World<'_>,
-    record: RecordWrite,
+    write: RecordWrite<'_>,
 ) -> Result<AddOutcome> {
     let _host = world.records.lock_host()?;
     let prepared = prepare_add(config, att, prev, world)?;
@@ -212,11 +233,12 @@ fn apply_locked(
         notes: prepared.compiled.notes.clone(),
     };
     let nothing_to_apply = prepared.plan.ops.is_empty();
-    if nothing_to_apply && record == RecordWrite::WhenPending {
+    if nothing_to_apply && matches!(write, RecordWrite::WhenPending(_)) {
         return Ok(outcome);
     }
-    if prepared.previous_record.as_ref() != Some(&prepared.compiled.record) {
-        world.records.save(&prepared.compiled.record)?;
+    let record = write.record(&prepared);
+    if prepared.previous_record.as_ref() != Some(&record) {
+        world.records.save(&record)?;
     }
     if nothing_to_apply {
         // A repeated ADD: the kernel already is as wanted; nothing to verify.
@@ -239,15 +261,17 @@ fn apply_locked(
 /// `router check --repair`: makes a drifted attachment what ADD would make it, under the
 /// host lock, through the same plan, record, rollback and verification as ADD. Unlike ADD
 /// it probes for no IP conflict (the addresses are the pod's already) and prints no result;
-/// the record is written only when there is something to apply, and then exactly as ADD
-/// would write it. Returns the ops applied (empty when there was no drift).
+/// the record is written only when there is something to apply, and then as ADD would
+/// write it, keeping the inputs of the ADD that wrote it (`inputs` fill a record without
+/// them). Returns the ops applied (empty when there was no drift).
 pub fn repair(
     config: &Config,
     att: &Attachment,
     prev: &PrevView,
+    inputs: &AddInputs,
     world: &World<'_>,
 ) -> Result<Vec<Op>> {
-    apply_locked(config, att, prev, world, RecordWrite::WhenPending).map(|o| o.applied)
+    apply_locked(config, att, prev, world, RecordWrite::WhenPending(inputs)).map(|o| o.applied)
 }
 
 /// BEHAVIOUR 5: every address of C probed at once from the MAC C has now (the probes go

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::Parser;
+use router::cache::DEFAULT_CACHE_DIRS;
 use router::cli::Cli;
+use router::operator::DEFAULT_DATA_DIR;
 use router::report::CheckReport;
 use serde::Deserialize;
 use serde_json::Value;
@@ -183,6 +185,18 @@ fn the_check_daemonset_writes_prometheus_for_the_textfile_collector_with_what_it
         let (host_path, mount) = host_mount(spec, check, path);
         assert_eq!(host_path, path);
         assert_eq!(mount["readOnly"] == true, read_only, "{path}");
+    }
+    // What `check --all` reads by default is there, at the host's own paths: the
+    // runtime's and Multus's result caches, and router's default data_dir.
+    let mut defaults: Vec<&str> = DEFAULT_CACHE_DIRS.to_vec();
+    defaults.push(DEFAULT_DATA_DIR);
+    for path in defaults {
+        let mount = array(&check["volumeMounts"], "volumeMounts")
+            .iter()
+            .filter_map(|m| m["mountPath"].as_str())
+            .find(|m| Path::new(path).starts_with(m))
+            .unwrap_or_else(|| panic!("{path} is not mounted"));
+        assert_eq!(host_mount(spec, check, mount).0, mount, "{path}");
     }
     let (_, netns) = host_mount(spec, check, "/run/netns");
     assert_eq!(

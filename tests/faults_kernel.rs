@@ -21,7 +21,7 @@ use router::config::{parse_netconf, Config, PrevView};
 use router::conflict::NoConflicts;
 use router::error::{Code, Result};
 use router::execute::{Executor, Failed, LiveExecutor};
-use router::model::{ActualState, Op, Side};
+use router::model::{ActualState, AddInputs, Op, Side};
 use router::reconcile::{self, Attachment, World};
 use router::record::{FileRecords, RecordStore};
 use router::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
@@ -35,6 +35,8 @@ struct Prepared {
     config: Config,
     prev: PrevView,
     att: Attachment,
+    /// What a runtime's ADD would give router: the config with macvlan's result.
+    inputs: AddInputs,
 }
 
 fn prepared(tag: &str, index: u8, extra: Value) -> Prepared {
@@ -53,11 +55,14 @@ fn prepared(tag: &str, index: u8, extra: Value) -> Prepared {
         ifname: "net1".into(),
         netns: Some(pod.netns.path()),
     };
+    conf["prevResult"] = macvlan.json();
+    let inputs = AddInputs::new(att.netns.clone(), &conf);
     Prepared {
         node,
         pod,
         config,
         prev,
+        inputs,
         att,
     }
 }
@@ -70,6 +75,7 @@ impl Prepared {
         executor: impl Executor + Send + 'static,
     ) -> Result<Vec<Op>> {
         let (cfg, att, prev) = (self.config.clone(), self.att.clone(), self.prev.clone());
+        let inputs = self.inputs.clone();
         router::netns::run_in_netns(&self.node.host.path(), move || {
             let records = FileRecords::new(&cfg.data_dir);
             let world = World {
@@ -77,7 +83,8 @@ impl Prepared {
                 executor: &executor,
                 records: &records,
             };
-            Ok(reconcile::add(&cfg, &att, &prev, &world, &NoConflicts).map(|o| o.applied))
+            let added = reconcile::add(&cfg, &att, &prev, &inputs, &world, &NoConflicts);
+            Ok(added.map(|o| o.applied))
         })
         .unwrap()
     }

@@ -7,13 +7,24 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use common::cni::*;
 use common::operator::*;
 use common::unique;
 use serde_json::{json, Value};
+
+/// `router check --all` over these caches and the node's data_dir only (never the
+/// machine's own /var/lib/cni or /run/cni/router).
+fn check_all(node: &Node, caches: &[&Cache], extra: &[&str]) -> Run {
+    let data_dir = node.dir.join("router");
+    let mut args = vec!["check", "--all", "--data-dir", data_dir.to_str().unwrap()];
+    for cache in caches {
+        args.extend(["--cache-dir", cache.path()]);
+    }
+    args.extend_from_slice(extra);
+    router(node, &args)
+}
 
 fn attachment_args<'a>(cache: &'a Cache, pod: &'a Pod) -> Vec<&'a str> {
     vec![
@@ -222,16 +233,16 @@ fn an_offline_plan_refuses_a_snapshot_without_a_table_it_needs() {
     );
 }
 
-/// A node with: pod A's net1 (clean; its cache entry records no netns, so it is found in
-/// the netns dir), pod A's eth0 (ptp: no router), pod B's net1 (drifted), a net1 whose
-/// netns is gone, and a legacy file that is no cniCacheV1 entry.
+/// A node with: pod A's net1 (clean; its cache entry records no netns, as libcni before
+/// 1.2 writes it, so the netns comes from router's record), pod A's eth0 (ptp: no router),
+/// pod B's net1 (drifted), a net1 whose netns is gone, and a legacy file that is no
+/// cniCacheV1 entry.
 struct Scene {
     node: Node,
     a: Pod,
     b: Pod,
     b_net1: Network,
     cache: Cache,
-    netns_dir: TempDir,
     gone_id: String,
     _keep: Vec<Network>,
 }
@@ -241,8 +252,6 @@ fn scene(tag: &str) -> Scene {
     let (a, a_eth0, a_net1) = attached_pod(&node, &format!("{tag}a"), 3);
     let (b, _b_eth0, b_net1) = attached_pod(&node, &format!("{tag}b"), 4);
     let cache = Cache::new(&format!("{tag}c"));
-    let netns_dir = TempDir::new(&format!("{tag}n"));
-    symlink(a.netns.path(), netns_dir.join(&a.id)).unwrap();
     cache.write(&a_net1, &a.id, None);
     cache.write(&a_eth0, &a.id, Some(&a.netns.path()));
     cache.write(&b_net1, &b.id, Some(&b.netns.path()));
@@ -261,7 +270,6 @@ fn scene(tag: &str) -> Scene {
         b,
         b_net1,
         cache,
-        netns_dir,
         gone_id,
         _keep: vec![a_eth0, a_net1],
     }
@@ -269,16 +277,7 @@ fn scene(tag: &str) -> Scene {
 
 impl Scene {
     fn check_all(&self, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "check",
-            "--all",
-            "--cache-dir",
-            self.cache.path(),
-            "--netns-dir",
-            self.netns_dir.0.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        router(&self.node, &args)
+        check_all(&self.node, &[&self.cache], extra)
     }
 
     /// (status, drift count) per "container/ifname" of a `router.check/v1` document.
@@ -485,18 +484,7 @@ fn assert_clean(network: &Network, node: &Node, pod: &Pod, when: &str) {
 
 /// `router check --all --repair` over the cache: one attachment, repaired with `ops` ops.
 fn repair_all(node: &Node, cache: &Cache, ops: usize) {
-    let run = router(
-        node,
-        &[
-            "check",
-            "--all",
-            "--repair",
-            "--cache-dir",
-            cache.path(),
-            "--output",
-            "json",
-        ],
-    );
+    let run = check_all(node, &[cache], &["--repair", "--output", "json"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let doc = run.json();
     let net1 = &doc["attachments"][0];
@@ -521,8 +509,9 @@ fn a_node_address_coming_and_going_is_named_and_repaired_and_net2_leaves_net1_al
     let mut net1 = macvlan_network(&node, "net1", 6, &[4, 6], json!({}));
     let out = net1.add(&node, &pod);
     assert!(out.ok, "net1 ADD: {} {}", out.stdout, out.stderr);
+    // libcni 1.1's cache (containerd 1.7, podman 4): no netns; router's record has it.
     let cache = Cache::new("oflowc");
-    cache.write(&net1, &pod.id, Some(&pod.netns.path()));
+    cache.write(&net1, &pod.id, None);
     assert_clean(&net1, &node, &pod, "after ADD");
 
     // A second address on a node link: the pod lacks its routes and neighbour.
@@ -579,9 +568,186 @@ fn a_node_address_coming_and_going_is_named_and_repaired_and_net2_leaves_net1_al
     repair_all(&node, &cache, 3);
     assert_clean(&net1, &node, &pod, "after the second repair");
 
+    // The NetworkAttachmentDefinition is edited meanwhile into a config that no longer
+    // validates: DEL still removes everything from the record.
+    net1.conflist["plugins"][1]["service_hijack_subnet"] = json!(["172.96.0.1/18"]);
     let out = net1.del(&node, &pod);
     assert!(out.ok, "net1 DEL: {} {}", out.stdout, out.stderr);
     assert_eq!((pod_state(&pod), host_state(&node)), before);
     assert_eq!(owned_objects(&pod.netns), Vec::<String>::new());
     assert_eq!(owned_objects(&node.host), Vec::<String>::new());
+}
+
+/// The attachment of `id`/net1 in a `router.check/v1` document.
+fn attachment<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["container_id"] == json!(id) && a["ifname"] == "net1")
+        .unwrap_or_else(|| panic!("no {id}/net1 in {doc}"))
+}
+
+/// One pod per way a runtime keeps (or does not keep) its results: a libcni 1.1 cache (no
+/// netns, containerd 1.7 and podman 4), a 1.2 cache (with it), Multus's own cache dir for
+/// its delegates (no netns before Multus 4.1; Multus's own eth0 entry in the runtime's
+/// cache), and no cache entry at all.
+#[test]
+fn check_all_finds_and_repairs_drift_whatever_the_runtime_caches() {
+    let node = Node::new("olay");
+    let (v11, _v11_eth0, v11_net1) = attached_pod(&node, "olay1", 5);
+    let (v12, _v12_eth0, v12_net1) = attached_pod(&node, "olay2", 6);
+    let (mts, mts_eth0, mts_net1) = attached_pod(&node, "olay3", 7);
+    let (bare, _bare_eth0, _bare_net1) = attached_pod(&node, "olay4", 8);
+    let runtime = Cache::new("olayr");
+    let multus = Cache::new("olaym");
+    runtime.write(&v11_net1, &v11.id, None);
+    runtime.write(&v12_net1, &v12.id, Some(&v12.netns.path()));
+    let mut multus_itself = Network::new(
+        json!({"cniVersion": "0.3.1", "name": "multus-cni-network", "type": "multus",
+               "delegates": [mts_eth0.conflist.clone(), mts_net1.conflist.clone()]}),
+        "eth0",
+    );
+    multus_itself.cached = mts_eth0.cached.clone();
+    runtime.write(&multus_itself, &mts.id, None);
+    multus.write(&mts_net1, &mts.id, None);
+    let pods = [(&v11, 5), (&v12, 6), (&mts, 7), (&bare, 8)];
+    for (pod, index) in pods {
+        tamper(&node, pod, index);
+    }
+    let ids: Vec<String> = pods.iter().map(|(p, _)| format!("{}/net1", p.id)).collect();
+    let rows = |doc: &Value, status: &str, drifts: usize| {
+        let mut want: Vec<(String, String, usize)> = ids
+            .iter()
+            .map(|id| (id.clone(), status.to_string(), drifts))
+            .collect();
+        want.push((format!("{}/eth0", mts.id), "skipped".into(), 0));
+        want.sort();
+        assert_eq!(Scene::statuses(doc), want, "{doc:#}");
+    };
+
+    let found = check_all(&node, &[&runtime, &multus], &["--output", "json"]);
+    assert_eq!(found.code, 2, "{}{}", found.stdout, found.stderr);
+    let doc = found.json();
+    rows(&doc, "drift", 3);
+    for (pod, _) in pods {
+        assert_eq!(attachment(&doc, &pod.id)["netns"], json!(pod.netns.path()));
+    }
+    assert!(attachment(&doc, &mts.id)["cache_entry"]
+        .as_str()
+        .unwrap()
+        .starts_with(multus.path()));
+    assert_eq!(attachment(&doc, &bare.id)["cache_entry"], Value::Null);
+    // One attachment by name from a 1.1 cache: the netns comes from the record too.
+    let one = router(
+        &node,
+        &with(vec!["check"], &attachment_args(&runtime, &v11)),
+    );
+    assert_eq!(one.code, 2, "{}{}", one.stdout, one.stderr);
+
+    let repaired = check_all(
+        &node,
+        &[&runtime, &multus],
+        &["--repair", "--output", "json"],
+    );
+    assert_eq!(repaired.code, 0, "{}{}", repaired.stdout, repaired.stderr);
+    rows(&repaired.json(), "repaired", 3);
+    let clean = check_all(&node, &[&runtime, &multus], &["--output", "json"]);
+    assert_eq!(clean.code, 0, "{}", clean.stdout);
+    rows(&clean.json(), "clean", 0);
+    for (pod, net1) in [(&v11, &v11_net1), (&v12, &v12_net1), (&mts, &mts_net1)] {
+        let check = net1.invoke_one(&node, pod, "CHECK", "router");
+        assert!(check.ok, "router's CHECK after repair: {}", check.stdout);
+    }
+    let record = node
+        .dir
+        .join("router")
+        .join(format!("{}-net1.json", bare.id));
+    let recorded: Value = serde_json::from_str(&fs::read_to_string(&record).unwrap()).unwrap();
+    assert_eq!(recorded["inputs"]["netns"], json!(bare.netns.path()));
+    assert!(recorded["inputs"]["config"].get("prevResult").is_none());
+    assert_eq!(recorded["inputs"]["config"]["type"], "router");
+    assert_eq!(
+        recorded["inputs"]["prev_result"]["ips"][0]["address"],
+        json!(format!("{}/24", underlay_v4(8)))
+    );
+
+    // The 1.1 pod goes away without a DEL: its recorded netns path no longer exists.
+    let v11_id = v11.id.clone();
+    drop(v11);
+    let after = check_all(&node, &[&runtime, &multus], &["--output", "json"]);
+    assert_eq!(after.code, 0, "{}", after.stdout);
+    let doc = after.json();
+    assert_eq!(attachment(&doc, &v11_id)["status"], "gone", "{doc:#}");
+    assert_eq!(doc["summary"]["gone"], 1);
+}
+
+/// Never silently clean: a 1.1 cache entry with no record to take the netns from, a record
+/// from before router kept its inputs with no cache entry, and a netns in a directory not
+/// visible here are errors naming what is missing.
+#[test]
+fn an_attachment_whose_netns_cannot_be_located_is_an_error() {
+    let node = Node::new("oloc");
+    let (pod, _eth0, net1) = attached_pod(&node, "oloc", 1);
+    let cache = Cache::new("olocc");
+    let entry = cache.write(&net1, "ctr-no-record", None);
+    let unmounted = PathBuf::from("/nonexistent-netns-dir").join(unique("cni"));
+    cache.write(&net1, "ctr-unmounted", Some(&unmounted));
+    let data_dir = node.dir.join("router");
+    let mut old: Value = serde_json::from_str(
+        &fs::read_to_string(data_dir.join(format!("{}-net1.json", pod.id))).unwrap(),
+    )
+    .unwrap();
+    old.as_object_mut().unwrap().remove("inputs");
+    old["container_id"] = json!("ctr-old-record");
+    let old_file = data_dir.join("ctr-old-record-net1.json");
+    fs::write(&old_file, old.to_string()).unwrap();
+
+    let run = check_all(&node, &[&cache], &["--output", "json"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let doc = run.json();
+    assert_eq!(attachment(&doc, &pod.id)["status"], "clean", "{doc:#}");
+    let no_record = attachment(&doc, "ctr-no-record");
+    assert_eq!(no_record["status"], "error");
+    assert_eq!(no_record["error_code"], 3);
+    assert_eq!(no_record["cache_entry"], json!(entry));
+    let message = no_record["message"].as_str().unwrap();
+    assert!(message.contains("records no netns"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "no record ctr-no-record-net1.json in data_dir {}",
+            data_dir.display()
+        )),
+        "{message}"
+    );
+    let old_record = attachment(&doc, "ctr-old-record");
+    assert_eq!(old_record["status"], "error");
+    let message = old_record["message"].as_str().unwrap();
+    assert!(
+        message.contains(&old_file.display().to_string()),
+        "{message}"
+    );
+    assert!(
+        message.contains("no result cache entry names it"),
+        "{message}"
+    );
+    let not_here = attachment(&doc, "ctr-unmounted");
+    assert_eq!(
+        not_here["status"], "error",
+        "a netns dir not mounted is no pod gone"
+    );
+    let message = not_here["message"].as_str().unwrap();
+    assert!(
+        message.contains("its directory does not exist here"),
+        "{message}"
+    );
+    assert_eq!(doc["summary"]["error"], 3);
+
+    let text = check_all(&node, &[&cache], &[]);
+    assert_eq!(text.code, 1);
+    assert!(
+        text.stdout.contains("ctr-no-record/net1"),
+        "{}",
+        text.stdout
+    );
 }

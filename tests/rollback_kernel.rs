@@ -10,7 +10,7 @@ use router::config::{parse_netconf, PrevView};
 use router::conflict::NoConflicts;
 use router::error::Error;
 use router::execute::{Executor, Failed, LiveExecutor};
-use router::model::Op;
+use router::model::{AddInputs, Op};
 use router::reconcile::{self, Attachment, World};
 use router::record::{FileRecords, RecordStore};
 use router::snapshot::LiveSnapshot;
@@ -90,10 +90,12 @@ fn a_fault_at_each_op_of_an_add_leaves_pod_host_and_records_as_before() {
         ifname: "net1".into(),
         netns: Some(pod.netns.path()),
     };
+    conf["prevResult"] = macvlan.json();
+    let inputs = AddInputs::new(att.netns.clone(), &conf);
     let before = state(&node, &pod);
     let mut fault = 0;
     loop {
-        let (cfg, at, pv) = (config.clone(), att.clone(), prev.clone());
+        let (cfg, at, pv, inputs) = (config.clone(), att.clone(), prev.clone(), inputs.clone());
         let outcome = router::netns::run_in_netns(&node.host.path(), move || {
             let executor = FaultAt {
                 inner: LiveExecutor::new(at.netns.clone()),
@@ -106,7 +108,8 @@ fn a_fault_at_each_op_of_an_add_leaves_pod_host_and_records_as_before() {
                 executor: &executor,
                 records: &records,
             };
-            Ok(reconcile::add(&cfg, &at, &pv, &world, &NoConflicts).map(|o| o.applied.len()))
+            let added = reconcile::add(&cfg, &at, &pv, &inputs, &world, &NoConflicts);
+            Ok(added.map(|o| o.applied.len()))
         })
         .unwrap();
         match outcome {

@@ -22,6 +22,15 @@ struct Case {
     kernel: ModelKernel,
     records: MemRecords,
     att: Attachment,
+    /// What the operator's repair runs with (the fixture's config and prevResult).
+    inputs: AddInputs,
+}
+
+/// The inputs the ADD that wrote the fixture's record ran with.
+fn add_inputs() -> AddInputs {
+    let mut stdin = plugin_from_conflist_or_plugin(read("config.json")).unwrap();
+    stdin["prevResult"] = read("prev-result.json");
+    AddInputs::new(Some("/run/netns/from-add".into()), &stdin)
 }
 
 fn drifted(with_record: bool) -> Case {
@@ -37,6 +46,7 @@ fn drifted(with_record: bool) -> Case {
     if with_record {
         let mut record: Record = serde_json::from_value(read("record.json")).unwrap();
         record.container_id = "c1".into();
+        record.inputs = Some(add_inputs());
         records.push(record);
     }
     Case {
@@ -48,6 +58,10 @@ fn drifted(with_record: bool) -> Case {
             container_id: "c1".into(),
             ifname: "net1".into(),
             netns: None,
+        },
+        inputs: AddInputs {
+            netns: None,
+            ..add_inputs()
         },
     }
 }
@@ -85,7 +99,14 @@ fn repair_applies_the_drift_plan_and_check_passes_afterwards() {
     let before = case.record();
     let plan = case.pending();
     assert!(plan.ops.len() >= 5, "{plan:?}");
-    let applied = repair(&case.config, &case.att, &case.prev, &case.world()).unwrap();
+    let applied = repair(
+        &case.config,
+        &case.att,
+        &case.prev,
+        &case.inputs,
+        &case.world(),
+    )
+    .unwrap();
     assert_eq!(applied, plan.ops);
     assert!(case.pending().is_empty());
     check(&case.config, &case.att, &case.prev, &case.world()).unwrap();
@@ -97,9 +118,41 @@ fn repair_applies_the_drift_plan_and_check_passes_afterwards() {
 }
 
 #[test]
+fn repair_fills_the_inputs_of_a_record_written_without_them() {
+    let case = drifted(true);
+    let mut old = case.record().unwrap();
+    old.inputs = None;
+    case.records.save(&old).unwrap();
+    repair(
+        &case.config,
+        &case.att,
+        &case.prev,
+        &case.inputs,
+        &case.world(),
+    )
+    .unwrap();
+    let written = case.record().unwrap();
+    assert_eq!(written.inputs.as_ref(), Some(&case.inputs));
+    assert_eq!(
+        Record {
+            inputs: None,
+            ..written
+        },
+        old
+    );
+}
+
+#[test]
 fn repair_of_a_clean_attachment_applies_nothing_and_writes_no_record() {
     let case = drifted(false);
-    repair(&case.config, &case.att, &case.prev, &case.world()).unwrap();
+    repair(
+        &case.config,
+        &case.att,
+        &case.prev,
+        &case.inputs,
+        &case.world(),
+    )
+    .unwrap();
     let records = MemRecords::default();
     let clean = Case {
         records,
@@ -107,7 +160,14 @@ fn repair_of_a_clean_attachment_applies_nothing_and_writes_no_record() {
         ..case
     };
     assert_eq!(
-        repair(&clean.config, &clean.att, &clean.prev, &clean.world()).unwrap(),
+        repair(
+            &clean.config,
+            &clean.att,
+            &clean.prev,
+            &clean.inputs,
+            &clean.world()
+        )
+        .unwrap(),
         Vec::<Op>::new()
     );
     assert_eq!(clean.record(), None);
@@ -120,7 +180,14 @@ fn a_failed_repair_rolls_back_and_restores_the_record() {
         let case = drifted(true);
         let (state, record) = (case.kernel.state(), case.record());
         case.kernel.fail_at(Some(fail_at));
-        let err = repair(&case.config, &case.att, &case.prev, &case.world()).unwrap_err();
+        let err = repair(
+            &case.config,
+            &case.att,
+            &case.prev,
+            &case.inputs,
+            &case.world(),
+        )
+        .unwrap_err();
         assert_eq!(err.code(), Code::Kernel, "op {fail_at}: {err}");
         assert_eq!(case.kernel.state(), state, "op {fail_at}: rolled back");
         assert_eq!(case.record(), record, "op {fail_at}: record restored");
@@ -152,7 +219,14 @@ fn repair_refuses_when_an_unowned_object_is_in_the_way_and_touches_nothing() {
         route: squatter,
     }]);
     case.kernel.set_state(state.clone());
-    let err = repair(&case.config, &case.att, &case.prev, &case.world()).unwrap_err();
+    let err = repair(
+        &case.config,
+        &case.att,
+        &case.prev,
+        &case.inputs,
+        &case.world(),
+    )
+    .unwrap_err();
     assert_eq!(err.code(), Code::Blocked, "{err}");
     assert_eq!(case.kernel.state(), state);
 }
