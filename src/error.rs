@@ -19,6 +19,9 @@ pub enum Code {
     IpConflict = 101,
     Kernel = 102,
     Blocked = 103,
+    /// ADD: `overlay_interface` is not in the pod netns (router ran before the default
+    /// network made it).
+    OverlayMissing = 104,
 }
 
 impl Code {
@@ -75,6 +78,16 @@ pub enum Error {
     Kernel { object: String, reason: String },
     #[error("{summary}")]
     Blocked { summary: String, details: String },
+    /// O is not in the pod: every step routes through it, so ADD refuses rather than
+    /// leave a pod half configured (hijack rules pointing at an empty table, no host side).
+    #[error(
+        "overlay_interface {overlay} is not in the pod netns {netns}: router must run after \
+         the default network has created {overlay}; nothing was changed. A runtime that \
+         attaches a container's networks in random order (podman with several --network) \
+         must attach the default network first, e.g. start the container on it and hot plug \
+         this network (podman network connect)"
+    )]
+    OverlayMissing { overlay: String, netns: String },
 }
 
 impl Error {
@@ -93,6 +106,7 @@ impl Error {
             Error::IpConflict { .. } => Code::IpConflict,
             Error::Kernel { .. } => Code::Kernel,
             Error::Blocked { .. } => Code::Blocked,
+            Error::OverlayMissing { .. } => Code::OverlayMissing,
         }
     }
 
