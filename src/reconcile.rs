@@ -114,26 +114,33 @@ pub fn prepare(
     })
 }
 
-/// ADD, CHECK and repair need O in the pod: every route they put in T and every host
-/// route goes through it. Without it they fail before anything is applied or recorded, so
-/// no record pins a P derived while O was missing (a runtime that attaches networks in
-/// random order runs router before O exists). `only_op_mac` touches only C's MAC; a gone
-/// pod netns is compile's to report.
+/// ADD, CHECK and repair need O in the pod, beside C: every route they put in T and every
+/// host route goes through it. Without it they fail before anything is applied or
+/// recorded, so no record pins a P derived while O was missing (a runtime that attaches
+/// networks in random order runs router before O exists, or names C what O should be).
+/// `only_op_mac` touches only C's MAC; a gone pod netns is compile's to report.
 fn require_overlay(config: &Config, att: &Attachment, actual: &ActualState) -> Result<()> {
     let overlay = &config.overlay_interface;
-    let present = actual
-        .pod
-        .as_ref()
-        .is_none_or(|pod| pod.links.contains_key(overlay));
-    if present || config.only_op_mac {
+    let Some(pod) = actual.pod.as_ref() else {
+        return Ok(());
+    };
+    let problem = if *overlay == att.ifname {
+        "is the interface router is chained to (CNI_IFNAME), not the default network's"
+    } else if !pod.links.contains_key(overlay) {
+        "is not in the pod"
+    } else {
+        return Ok(());
+    };
+    if config.only_op_mac {
         return Ok(());
     }
-    Err(Error::OverlayMissing {
+    Err(Error::OverlayUnusable {
         overlay: overlay.clone(),
+        problem,
         netns: att
             .netns
             .as_ref()
-            .map_or_else(|| "(none given)".into(), |p| p.display().to_string()),
+            .map_or_else(|| "none given".into(), |p| p.display().to_string()),
     })
 }
 

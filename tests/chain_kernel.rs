@@ -459,7 +459,7 @@ fn add_before_eth0_exists_fails_naming_it_and_changes_nothing_and_del_succeeds()
     let msg = out.json()["msg"].as_str().unwrap_or_default().to_string();
     let netns = pod.netns.path().display().to_string();
     for part in [
-        "overlay_interface eth0",
+        "overlay_interface eth0 is not in the pod",
         netns.as_str(),
         "nothing was changed",
     ] {

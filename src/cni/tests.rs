@@ -429,7 +429,11 @@ fn add_without_the_overlay_interface_is_code_104_naming_it_and_the_netns_and_cha
     h.kernel.set_state(state.clone());
     let conf = netconf("1.0.0", true);
     let out = h.command("ADD", &conf);
-    assert_error(&out, Code::OverlayMissing, "overlay_interface eth0");
+    assert_error(
+        &out,
+        Code::OverlayUnusable,
+        "overlay_interface eth0 is not in the pod",
+    );
     let msg = body(&out)["msg"].as_str().unwrap().to_string();
     for part in [
         "/var/run/netns/pod-1",
@@ -440,6 +444,26 @@ fn add_without_the_overlay_interface_is_code_104_naming_it_and_the_netns_and_cha
     }
     assert_eq!(h.kernel.state(), state);
     assert!(h.records.load("c1", "net1").unwrap().is_none());
+}
+
+/// podman names a container's interfaces in random order too: the macvlan network may get
+/// eth0, which router would then take for O.
+#[test]
+fn add_chained_to_the_overlay_interface_itself_is_code_104_and_changes_nothing() {
+    let h = Harness::new();
+    let before = h.kernel.state();
+    let mut conf = netconf("1.0.0", true);
+    conf["overlay_interface"] = json!("net1");
+    let out = h.command("ADD", &conf);
+    assert_error(
+        &out,
+        Code::OverlayUnusable,
+        "overlay_interface net1 is the interface router is chained to",
+    );
+    assert_eq!(h.kernel.state(), before);
+    assert!(h.records.load("c1", "net1").unwrap().is_none());
+    assert_eq!(h.command("DEL", &conf).exit_code, 0);
+    assert_eq!(h.kernel.state(), before);
 }
 
 #[test]
@@ -458,7 +482,7 @@ fn del_after_an_add_refused_for_a_missing_overlay_succeeds_and_leaves_unowned_ob
     state.pod.as_mut().unwrap().insert_rule(lookalike);
     h.kernel.set_state(state.clone());
     let conf = netconf("1.0.0", true);
-    assert_error(&h.command("ADD", &conf), Code::OverlayMissing, "eth0");
+    assert_error(&h.command("ADD", &conf), Code::OverlayUnusable, "eth0");
     assert_eq!(h.command("DEL", &conf).exit_code, 0);
     assert_eq!(h.kernel.state(), state);
     assert!(h.records.load("c1", "net1").unwrap().is_none());
@@ -470,7 +494,7 @@ fn an_add_once_the_overlay_exists_takes_it_as_p_after_a_refused_one() {
     let with_eth0 = h.kernel.state();
     h.kernel.set_state(without_eth0(with_eth0.clone()));
     let conf = netconf("1.0.0", true);
-    assert_error(&h.command("ADD", &conf), Code::OverlayMissing, "eth0");
+    assert_error(&h.command("ADD", &conf), Code::OverlayUnusable, "eth0");
     h.kernel.set_state(with_eth0);
     assert_eq!(h.command("ADD", &conf).exit_code, 0);
     let record = h.records.load("c1", "net1").unwrap().unwrap();
@@ -487,7 +511,7 @@ fn check_of_an_attachment_whose_overlay_went_away_is_code_104_not_a_repair_targe
     assert_eq!(h.command("ADD", &conf).exit_code, 0);
     let record = h.records.load("c1", "net1").unwrap();
     h.kernel.set_state(without_eth0(h.kernel.state()));
-    assert_error(&h.command("CHECK", &conf), Code::OverlayMissing, "eth0");
+    assert_error(&h.command("CHECK", &conf), Code::OverlayUnusable, "eth0");
     assert_eq!(h.records.load("c1", "net1").unwrap(), record);
 }
 
