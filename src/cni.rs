@@ -486,6 +486,9 @@ fn run_command(
             for note in &outcome.notes {
                 tracing::info!("{note}");
             }
+            for warning in &outcome.warnings {
+                tracing::warn!("{warning}");
+            }
             Ok(Some(result_with_mac(
                 &prev_json,
                 &inv.ifname,

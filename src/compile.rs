@@ -56,6 +56,8 @@ pub struct Compiled {
     pub new_mac: Option<MacAddr>,
     /// Decisions worth a log line.
     pub notes: Vec<String>,
+    /// A degraded setup that still works, worth a warning.
+    pub warnings: Vec<String>,
 }
 
 /// What compile needs to know about the world, derived from ActualState.
@@ -412,6 +414,7 @@ fn skipped(input: &CompileInput<'_>) -> Compiled {
         ),
         new_mac: None,
         notes: vec!["skip_call: nothing to do".into()],
+        warnings: Vec::new(),
     }
 }
 
@@ -426,6 +429,7 @@ struct AddBuilder<'a> {
     host: DesiredNetns,
     record: Record,
     notes: Vec<String>,
+    warnings: Vec<String>,
 }
 
 fn compile_add(input: &CompileInput<'_>) -> Result<Compiled> {
@@ -473,6 +477,7 @@ fn compile_add(input: &CompileInput<'_>) -> Result<Compiled> {
         host: DesiredNetns::default(),
         record,
         notes: Vec::new(),
+        warnings: Vec::new(),
     };
     b.mac(new_mac);
     if !config.only_op_mac {
@@ -767,8 +772,11 @@ impl AddBuilder<'_> {
             ));
         }
         if self.facts.host_peer.is_none() && !self.config().sriov {
-            self.notes.push(format!(
-                "{} has no veth peer in the host netns: host-side steps skipped",
+            // O itself is there (reconcile refuses an ADD without it): say so, since the
+            // missing peer and a missing O call for different fixes.
+            self.warnings.push(format!(
+                "{} is in the pod but has no veth peer in the host netns (not a veth, or its \
+                 peer is in another netns): host-side steps skipped",
                 self.overlay()
             ));
         }
@@ -802,6 +810,7 @@ impl AddBuilder<'_> {
             record: self.record,
             new_mac,
             notes: self.notes,
+            warnings: self.warnings,
         }
     }
 }
@@ -875,6 +884,7 @@ fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
         record,
         new_mac: None,
         notes,
+        warnings: Vec::new(),
     })
 }
 

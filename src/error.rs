@@ -19,6 +19,9 @@ pub enum Code {
     IpConflict = 101,
     Kernel = 102,
     Blocked = 103,
+    /// ADD: `overlay_interface` is not in the pod netns, or is the chained interface
+    /// (router ran before the default network made its interface).
+    OverlayUnusable = 104,
 }
 
 impl Code {
@@ -78,6 +81,21 @@ pub enum Error {
     InUse { object: String, reason: String },
     #[error("{summary}")]
     Blocked { summary: String, details: String },
+    /// O is not usable in the pod (missing, or the chained interface itself): every step
+    /// routes through it, so ADD refuses rather than leave a pod half configured (hijack
+    /// rules pointing at an empty table, no host side).
+    #[error(
+        "overlay_interface {overlay} {problem} (pod netns {netns}): router must run after the \
+         default network has created {overlay}; nothing was changed. A runtime that attaches \
+         a container's networks in random order (podman with several --network) must attach \
+         the default network first, e.g. start the container on it and hot plug this network \
+         (podman network connect)"
+    )]
+    OverlayUnusable {
+        overlay: String,
+        problem: &'static str,
+        netns: String,
+    },
 }
 
 impl Error {
@@ -96,6 +114,7 @@ impl Error {
             Error::IpConflict { .. } => Code::IpConflict,
             Error::Kernel { .. } | Error::InUse { .. } => Code::Kernel,
             Error::Blocked { .. } => Code::Blocked,
+            Error::OverlayUnusable { .. } => Code::OverlayUnusable,
         }
     }
 

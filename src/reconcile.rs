@@ -92,6 +92,9 @@ pub fn prepare(
         .unwrap_or_default();
     let request = snapshot_request(config, att, &chained_addrs, previous_record.as_ref());
     let actual = snapshots.snapshot(&request)?;
+    if mode == Mode::Add {
+        require_overlay(config, att, &actual)?;
+    }
     let compiled = compile(&CompileInput {
         config,
         container_id: &att.container_id,
@@ -112,12 +115,44 @@ pub fn prepare(
     })
 }
 
+/// ADD, CHECK and repair need O in the pod, beside C: every route they put in T and every
+/// host route goes through it. Without it they fail before anything is applied or
+/// recorded, so no record pins a P derived while O was missing (a runtime that attaches
+/// networks in random order runs router before O exists, or names C what O should be).
+/// `only_op_mac` touches only C's MAC; a gone pod netns is compile's to report.
+fn require_overlay(config: &Config, att: &Attachment, actual: &ActualState) -> Result<()> {
+    let overlay = &config.overlay_interface;
+    let Some(pod) = actual.pod.as_ref() else {
+        return Ok(());
+    };
+    let problem = if *overlay == att.ifname {
+        "is the interface router is chained to (CNI_IFNAME), not the default network's"
+    } else if !pod.links.contains_key(overlay) {
+        "is not in the pod"
+    } else {
+        return Ok(());
+    };
+    if config.only_op_mac {
+        return Ok(());
+    }
+    Err(Error::OverlayUnusable {
+        overlay: overlay.clone(),
+        problem,
+        netns: att
+            .netns
+            .as_ref()
+            .map_or_else(|| "none given".into(), |p| p.display().to_string()),
+    })
+}
+
 /// What an ADD did.
 #[derive(Debug, Clone)]
 pub struct AddOutcome {
     pub new_mac: Option<MacAddr>,
     pub applied: Vec<Op>,
     pub notes: Vec<String>,
+    /// Degraded but working setups worth a warning (O without a host peer).
+    pub warnings: Vec<String>,
 }
 
 fn blocked_error(plan: &Plan) -> Error {
@@ -231,6 +266,7 @@ fn apply_locked(
         new_mac: prepared.compiled.new_mac,
         applied: Vec::new(),
         notes: prepared.compiled.notes.clone(),
+        warnings: prepared.compiled.warnings.clone(),
     };
     let nothing_to_apply = prepared.plan.ops.is_empty();
     if nothing_to_apply && matches!(write, RecordWrite::WhenPending(_)) {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::cni::*;
-use common::Netns;
+use common::{run, Netns};
 use serde_json::{json, Value};
 
 fn added(node: &Node, pod: &Pod, network: &mut Network) -> Value {
@@ -573,4 +573,120 @@ fn del_with_the_config_made_invalid_after_add_leaves_pod_and_node_as_before() {
         log.contains("the config is not usable") && log.contains("172.96.0.1/18"),
         "DEL did not log the invalid key and value:\n{log}"
     );
+}
+
+/// A runtime that attaches networks in random order (podman) runs router before eth0
+/// exists: ADD fails loudly, naming eth0 and the pod netns, with nothing applied; the DEL
+/// the runtime then sends succeeds; once eth0 is there the same network attaches fully.
+#[test]
+fn add_before_eth0_exists_fails_naming_it_and_changes_nothing_and_del_succeeds() {
+    let node = Node::new("noo");
+    let pod = Pod::new("noo");
+    let (pod_before, host_before) = (routing(&pod.netns), host_state(&node));
+    let mut net1 = macvlan_network(&node, "net1", 11, &[4], json!({}));
+    let out = net1.add(&node, &pod);
+    assert!(!out.ok, "ADD without eth0 succeeded: {}", out.stdout);
+    assert_eq!(out.code(), Some(104), "{}", out.stdout);
+    let msg = out.json()["msg"].as_str().unwrap_or_default().to_string();
+    let netns = pod.netns.path().display().to_string();
+    for part in [
+        "overlay_interface eth0 is not in the pod",
+        netns.as_str(),
+        "nothing was changed",
+    ] {
+        assert!(msg.contains(part), "{part:?} not in {msg}");
+    }
+    // The macvlan made net1; router changed nothing around it and wrote no record.
+    let records = node.dir.join("router");
+    let no_records = || {
+        std::fs::read_dir(&records)
+            .map(|d| {
+                d.flatten()
+                    .all(|e| !e.file_name().to_string_lossy().ends_with(".json"))
+            })
+            .unwrap_or(true)
+    };
+    assert!(no_records(), "a record was written");
+    assert_eq!(host_state(&node), host_before);
+    let del = net1.del(&node, &pod);
+    assert!(
+        del.ok,
+        "DEL after the refused ADD: {} {}",
+        del.stdout, del.stderr
+    );
+    assert_eq!(
+        (routing(&pod.netns), host_state(&node)),
+        (pod_before, host_before)
+    );
+    assert!(no_records());
+
+    let mut overlay = overlay_network(&node, 11, &[4]);
+    assert!(overlay.add(&node, &pod).ok);
+    added(&node, &pod, &mut net1);
+    assert!(node.host.pings(&underlay_v4(11)), "node -> pod net1");
+    let rules = pod.netns.ipx(&["rule"]);
+    assert!(rules.contains("from 10.244.11.2 lookup 100"), "{rules}");
+    assert!(net1.check(&node, &pod).ok, "the chain's CHECK");
+}
+
+/// Every rule, route and permanent neighbour of a netns, both families.
+fn routing(ns: &Netns) -> String {
+    [
+        ns.ipx(&["rule"]),
+        ns.ipx(&["-6", "rule"]),
+        ns.ipx(&["route", "show", "table", "all"]),
+        ns.ipx(&["-6", "route", "show", "table", "all"]),
+        ns.ipx(&["neigh", "show", "nud", "permanent"]),
+    ]
+    .join("\n")
+}
+
+/// eth0 present but not a veth with its peer on the node (here its peer sits in another
+/// netns): ADD works as before, host side skipped, and the log warns saying which case.
+#[test]
+fn eth0_without_a_host_peer_skips_the_host_side_with_a_warning() {
+    let node = Node::new("nopeer");
+    let pod = Pod::new("nopeer");
+    let elsewhere = netns_up("nopeere");
+    // Explicit indexes: ifindexes are per netns, and the peer's must not happen to name a
+    // veth on the node whose own peer has eth0's index.
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "eth0",
+            "index",
+            "4000",
+            "netns",
+            &pod.netns.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "peer0",
+            "index",
+            "4001",
+            "netns",
+            &elsewhere.name,
+        ],
+    );
+    pod.netns.ip("addr add 10.244.12.2/24 dev eth0
+         link set eth0 up
+         route add default via 10.244.12.1 dev eth0");
+    let host_before = host_state(&node);
+    let mut net1 = macvlan_network(&node, "net1", 12, &[4], json!({}));
+    added(&node, &pod, &mut net1);
+    assert_eq!(
+        host_state(&node),
+        host_before,
+        "a host side without a host peer"
+    );
+    let log = std::fs::read_to_string(node.dir.join("router.log")).unwrap_or_default();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("eth0 is in the pod but has no veth peer in the host netns")),
+        "{log}"
+    );
+    assert!(net1.del(&node, &pod).ok);
 }

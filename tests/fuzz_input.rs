@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 const SNAPSHOT: &str = include_str!("../fixtures/add-seed-dual-stack/snapshot.json");
 const PREV: &str = include_str!("../fixtures/add-seed-dual-stack/prev-result.json");
 /// Every code the plugin answers with (CNI's 1-11 and 50, its own from 100).
-const KNOWN_CODES: [u64; 12] = [1, 3, 4, 5, 6, 7, 11, 50, 100, 101, 102, 103];
+const KNOWN_CODES: [u64; 13] = [1, 3, 4, 5, 6, 7, 11, 50, 100, 101, 102, 103, 104];
 /// Input errors echo input only as an excerpt.
 const MAX_INPUT_ERROR_MSG: usize = 2048;
 

@@ -265,7 +265,10 @@ fn overlay_without_host_peer_skips_every_step_that_needs_it() {
     let c = run(&config(json!({})), &world, Mode::Add, None).unwrap();
     assert!(c.desired.host.present.routes.is_empty());
     assert!(c.desired.pod.present.neighbours.is_empty());
-    assert!(c.notes.iter().any(|n| n.contains("no veth peer")));
+    assert!(c
+        .warnings
+        .iter()
+        .any(|n| n.contains("eth0 is in the pod but has no veth peer")));
 }
 
 #[test]
