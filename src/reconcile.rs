@@ -77,6 +77,19 @@ pub fn snapshot_request(
     }
 }
 
+/// The attachment's record. DEL goes on without one it cannot read (logged): a record
+/// damaged on disk must not block the pod's teardown, and the config, prevResult and the
+/// owned objects the kernel shows still say what to remove. ADD and CHECK fail on it.
+fn load_record(mode: Mode, records: &dyn RecordStore, att: &Attachment) -> Result<Option<Record>> {
+    match records.load(&att.container_id, &att.ifname) {
+        Err(e) if mode == Mode::Del => {
+            tracing::warn!(error = %e, "DEL goes on without the attachment record it cannot read");
+            Ok(None)
+        }
+        loaded => loaded,
+    }
+}
+
 pub fn prepare(
     mode: Mode,
     config: &Config,
@@ -85,7 +98,7 @@ pub fn prepare(
     snapshots: &dyn SnapshotSource,
     records: &dyn RecordStore,
 ) -> Result<Prepared> {
-    let previous_record = records.load(&att.container_id, &att.ifname)?;
+    let previous_record = load_record(mode, records, att)?;
     let peers = records.peers(&att.container_id, &att.ifname)?;
     let chained_addrs = prev
         .map(|p| p.addresses_of(&att.ifname))

@@ -690,3 +690,30 @@ fn eth0_without_a_host_peer_skips_the_host_side_with_a_warning() {
     );
     assert!(net1.del(&node, &pod).ok);
 }
+
+/// A record damaged on disk (a crash mid-write on a filesystem without atomic rename, a
+/// hand edit) must not block the teardown: DEL logs it, goes on from the config,
+/// prevResult and the owned objects the kernel shows, and removes the record.
+#[test]
+fn del_with_an_unreadable_record_removes_what_router_owns_and_the_record() {
+    let (node, pod, _overlay) = pod_with_overlay("badrec", 43, &[4, 6]);
+    let mut net1 = macvlan_network(&node, "net1", 43, &[4, 6], json!({}));
+    added(&node, &pod, &mut net1);
+    let record = node
+        .dir
+        .join("router")
+        .join(format!("{}-net1.json", pod.id));
+    std::fs::write(&record, b"{\"version\": 1, \"container_id\": tru").unwrap();
+    let check = net1.invoke_one(&node, &pod, "CHECK", "router");
+    assert!(!check.ok, "CHECK read a damaged record: {}", check.stdout);
+    let del = net1.del(&node, &pod);
+    assert!(del.ok, "chain DEL: {} {}", del.stdout, del.stderr);
+    assert_nothing_owned(&pod.netns);
+    assert_nothing_owned(&node.host);
+    assert!(!record.exists(), "the damaged record is left");
+    let log = std::fs::read_to_string(node.dir.join("router.log")).unwrap();
+    assert!(
+        log.contains("DEL goes on without the attachment record it cannot read"),
+        "{log}"
+    );
+}
