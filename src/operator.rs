@@ -19,7 +19,7 @@ use crate::model::{AddInputs, Mode, Record};
 use crate::netns;
 use crate::reconcile::{self, prepare, snapshot_request, Attachment, Prepared, World};
 use crate::record::{FileRecords, MemRecords, RecordStore};
-use crate::render::{drifts, op_command};
+use crate::render::drifts;
 use crate::report::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
 use crate::snapshot::{FileSnapshot, LiveSnapshot, SnapshotRequest};
 
@@ -432,7 +432,7 @@ fn check_live(
     };
     let left = drift_now(target, &att, prev)?;
     report.repair = Some(Repair {
-        applied: applied.iter().map(op_command).collect(),
+        applied: applied.iter().map(ToString::to_string).collect(),
         remaining: drifts(&left.plan),
     });
     if left.plan.is_empty() {

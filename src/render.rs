@@ -4,14 +4,12 @@
 
 use std::fmt::{self, Display};
 
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use similar::TextDiff;
 
 use crate::model::{
-    ActualState, Family, MacAddr, Neighbour, NetnsState, Op, Route, RouteKind, RouteScope, Rule,
-    RuleAction, RuleKey, Side, MAIN_TABLE,
+    ActualState, Family, MacAddr, Neighbour, NetnsState, Op, Route, Rule, Side, MAIN_TABLE,
 };
 use crate::plan::{Blocked, Cause, NodeObject, Object, Plan};
 
@@ -50,175 +48,8 @@ impl NetnsLabels {
 
 // ---- object text --------------------------------------------------------------------
 
-/// `ip` prints host prefixes as bare addresses; doing the same keeps output familiar.
-fn net_text(net: &IpNet) -> String {
-    if net.prefix_len() == net.max_prefix_len() {
-        net.addr().to_string()
-    } else {
-        net.to_string()
-    }
-}
-
-fn dst_text(net: &IpNet) -> String {
-    if net.prefix_len() == 0 {
-        "default".to_string()
-    } else {
-        net_text(net)
-    }
-}
-
-/// Numeric except the names iproute2 ships in rt_protos, so a paste parses everywhere.
-fn proto_text(protocol: u8) -> String {
-    match protocol {
-        2 => "kernel".to_string(),
-        3 => "boot".to_string(),
-        4 => "static".to_string(),
-        n => n.to_string(),
-    }
-}
-
-fn table_name(table: u32) -> String {
-    match table {
-        253 => "default".to_string(),
-        MAIN_TABLE => "main".to_string(),
-        255 => "local".to_string(),
-        n => n.to_string(),
-    }
-}
-
-/// iproute2 parses `tos` as hex, so it must be written as hex to mean the same value.
-fn tos_text(tos: u8) -> String {
-    format!("{tos:#04x}")
-}
-
-fn kind_word(kind: RouteKind) -> Option<&'static str> {
-    match kind {
-        RouteKind::Unicast => None,
-        RouteKind::Local => Some("local"),
-        RouteKind::Broadcast => Some("broadcast"),
-        RouteKind::Blackhole => Some("blackhole"),
-        RouteKind::Unreachable => Some("unreachable"),
-        RouteKind::Prohibit => Some("prohibit"),
-        // No iproute2 type matches; named anyway so it never reads as unicast.
-        RouteKind::Other => Some("other"),
-    }
-}
-
-fn scope_word(scope: RouteScope) -> Option<&'static str> {
-    match scope {
-        RouteScope::Universe => None,
-        RouteScope::Site => Some("site"),
-        RouteScope::Link => Some("link"),
-        RouteScope::Host => Some("host"),
-        RouteScope::Nowhere => Some("nowhere"),
-    }
-}
-
-fn action_text(key: &RuleKey) -> String {
-    match key.action {
-        RuleAction::Lookup => format!("lookup {}", table_name(key.table)),
-        RuleAction::Goto => "goto".to_string(),
-        RuleAction::Nop => "nop".to_string(),
-        RuleAction::Blackhole => "blackhole".to_string(),
-        RuleAction::Unreachable => "unreachable".to_string(),
-        RuleAction::Prohibit => "prohibit".to_string(),
-        RuleAction::Other => "other".to_string(),
-    }
-}
-
-fn push_opt<T: Display>(words: &mut Vec<String>, name: &str, value: Option<T>) {
-    if let Some(value) = value {
-        words.push(format!("{name} {value}"));
-    }
-}
-
-fn route_text(route: &Route, with_proto: bool) -> String {
-    let key = &route.key;
-    let mut words: Vec<String> = kind_word(route.kind)
-        .map(str::to_string)
-        .into_iter()
-        .collect();
-    words.push(dst_text(&key.dst));
-    push_opt(&mut words, "tos", (key.tos != 0).then(|| tos_text(key.tos)));
-    push_opt(&mut words, "via", key.gateway);
-    push_opt(&mut words, "dev", key.dev.as_deref());
-    push_opt(
-        &mut words,
-        "table",
-        (key.table != MAIN_TABLE).then_some(key.table),
-    );
-    push_opt(
-        &mut words,
-        "metric",
-        (key.metric != 0).then_some(key.metric),
-    );
-    push_opt(&mut words, "scope", scope_word(route.scope));
-    push_opt(&mut words, "src", route.prefsrc);
-    push_opt(
-        &mut words,
-        "proto",
-        with_proto.then(|| proto_text(route.protocol)),
-    );
-    if route.onlink {
-        words.push("onlink".to_string());
-    }
-    words.join(" ")
-}
-
-fn fwmark_text(key: &RuleKey) -> Option<String> {
-    let mark = key.fwmark?;
-    Some(match key.fwmask {
-        Some(mask) => format!("{mark:#x}/{mask:#x}"),
-        None => format!("{mark:#x}"),
-    })
-}
-
-fn rule_text(rule: &Rule, with_proto: bool) -> String {
-    let key = &rule.key;
-    let mut words = Vec::new();
-    if key.invert {
-        words.push("not".to_string());
-    }
-    let from = key.from.filter(|n| n.prefix_len() != 0);
-    words.push(format!(
-        "from {}",
-        from.map_or("all".to_string(), |n| net_text(&n))
-    ));
-    push_opt(&mut words, "to", key.to.map(|n| net_text(&n)));
-    push_opt(&mut words, "iif", key.iif.as_deref());
-    push_opt(&mut words, "oif", key.oif.as_deref());
-    push_opt(&mut words, "fwmark", fwmark_text(key));
-    push_opt(&mut words, "tos", (key.tos != 0).then(|| tos_text(key.tos)));
-    words.push(action_text(key));
-    words.push(format!("pref {}", key.priority));
-    // Protocol 0 is what a rule added without one carries: leaving it out reproduces it.
-    let proto = (with_proto && rule.protocol != 0).then(|| proto_text(rule.protocol));
-    push_opt(&mut words, "proto", proto);
-    words.join(" ")
-}
-
-/// The `ip route` arguments that name and build this route (without `ip route add`).
-pub fn route_spec(route: &Route) -> String {
-    route_text(route, true)
-}
-
-/// The `ip rule` arguments that name and build this rule (without `ip rule add`).
-pub fn rule_spec(rule: &Rule) -> String {
-    rule_text(rule, true)
-}
-
 fn lladdr_text(lladdr: Option<MacAddr>) -> String {
     lladdr.map_or("no lladdr".to_string(), |mac| format!("lladdr {mac}"))
-}
-
-/// `<addr> [lladdr <mac>] dev <dev> proto <n>`: a neighbour with all it holds.
-fn neighbour_detail(n: &Neighbour) -> String {
-    let lladdr = n
-        .lladdr
-        .map(|mac| format!(" lladdr {mac}"))
-        .unwrap_or_default();
-    let (addr, dev, proto) = (n.key.addr, &n.key.dev, proto_text(n.protocol));
-    format!("{addr}{lladdr} dev {dev} proto {proto}")
 }
 
 /// Commands say the family with `ip -6`; outside a command the same mark keeps an IPv6
@@ -232,12 +63,12 @@ fn family_word(word: &str, family: Family) -> String {
 
 fn route_name(route: &Route, with_proto: bool) -> String {
     let word = family_word("route", route.key.family());
-    format!("{word} {}", route_text(route, with_proto))
+    format!("{word} {}", route.ip_args(with_proto))
 }
 
 fn rule_name(rule: &Rule, with_proto: bool) -> String {
     let word = family_word("rule", rule.key.family);
-    format!("{word} {}", rule_text(rule, with_proto))
+    format!("{word} {}", rule.ip_args(with_proto))
 }
 
 fn neighbour_name(n: &Neighbour) -> String {
@@ -258,69 +89,11 @@ fn object_text(object: &Object) -> String {
     match object {
         Object::Route(route) => route_name(route, true),
         Object::Rule(rule) => rule_name(rule, true),
-        Object::Neighbour(n) => format!("neighbour {}", neighbour_detail(n)),
+        Object::Neighbour(n) => format!("neighbour {n}"),
     }
 }
 
 // ---- ops ----------------------------------------------------------------------------
-
-/// `ip [-6] route <verb> <spec>`; `netlink` names the routes it writes with it.
-pub(crate) fn route_command(verb: &str, route: &Route) -> String {
-    let six = if route.key.family() == Family::Ipv6 {
-        " -6"
-    } else {
-        ""
-    };
-    format!("ip{six} route {verb} {}", route_spec(route))
-}
-
-/// `ip [-6] rule <verb> <spec>`.
-pub(crate) fn rule_command(verb: &str, rule: &Rule) -> String {
-    let six = if rule.key.family == Family::Ipv6 {
-        " -6"
-    } else {
-        ""
-    };
-    format!("ip{six} rule {verb} {}", rule_spec(rule))
-}
-
-/// `replace` for adds too: it also overrides a dynamic entry the kernel cached meanwhile.
-pub(crate) fn neighbour_command(n: &Neighbour) -> String {
-    let mut words = vec![format!("ip neigh replace {}", n.key.addr)];
-    push_opt(&mut words, "lladdr", n.lladdr);
-    words.push(format!("dev {} nud permanent", n.key.dev));
-    push_opt(
-        &mut words,
-        "proto",
-        (n.protocol != 0).then(|| proto_text(n.protocol)),
-    );
-    words.join(" ")
-}
-
-/// The iproute2/sysctl command doing what `op` does, ready to paste into a shell
-/// (inside the op's netns).
-pub fn op_command(op: &Op) -> String {
-    match op {
-        Op::SetSysctl { key, new, .. } => format!("sysctl -w {key}={new}"),
-        Op::SetMac { dev, new, .. } => mac_command(dev, *new),
-        Op::AddRoute { route, .. } => route_command("add", route),
-        Op::ReplaceRoute { new, .. } => route_command("replace", new),
-        Op::DelRoute { route, .. } => route_command("del", route),
-        Op::AddRule { rule, .. } => rule_command("add", rule),
-        Op::DelRule { rule, .. } => rule_command("del", rule),
-        Op::AddNeighbour { neighbour, .. } => neighbour_command(neighbour),
-        Op::ReplaceNeighbour { new, .. } => neighbour_command(new),
-        Op::DelNeighbour { neighbour, .. } => neighbour_del_command(neighbour),
-    }
-}
-
-pub(crate) fn neighbour_del_command(n: &Neighbour) -> String {
-    format!("ip neigh del {} dev {}", n.key.addr, n.key.dev)
-}
-
-pub(crate) fn mac_command(dev: &str, mac: MacAddr) -> String {
-    format!("ip link set dev {dev} address {mac}")
-}
 
 /// `+` adds, `-` removes, `~` changes in place.
 pub fn op_sign(op: &Op) -> char {
@@ -372,7 +145,11 @@ fn or_word<T: Display>(value: Option<T>, word: &str) -> String {
 }
 
 fn route_specs(routes: &[Route]) -> String {
-    routes.iter().map(route_spec).collect::<Vec<_>>().join("; ")
+    routes
+        .iter()
+        .map(Route::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 // ---- text ---------------------------------------------------------------------------
@@ -389,7 +166,7 @@ fn op_line(op: &Op, colour: bool) -> String {
     let comment = op_comment(op)
         .map(|c| format!("  # {c}"))
         .unwrap_or_default();
-    let line = format!("  {} {}{comment}", op_sign(op), op_command(op));
+    let line = format!("  {} {op}{comment}", op_sign(op));
     let code = match op_sign(op) {
         '+' => GREEN,
         '-' => RED,
@@ -542,7 +319,7 @@ fn op_drift(op: &Op) -> Drift {
             } else {
                 route_specs(old)
             };
-            drift(side, route_name(new, false), route_spec(new), actual)
+            drift(side, route_name(new, false), new.to_string(), actual)
         }
         Op::AddRule { rule, .. } => drift(side, rule_name(rule, false), PRESENT, MISSING),
         Op::DelRule { rule, .. } => drift(side, rule_name(rule, false), ABSENT, PRESENT),
@@ -663,7 +440,7 @@ fn op_json(op: &Op) -> Value {
         "netns": op.side(),
         "action": op_action(op),
         "object": op_object(op),
-        "command": op_command(op),
+        "command": op.to_string(),
         "detail": to_json(op),
     })
 }
@@ -718,10 +495,7 @@ pub fn drifts_json(drifts: &[Drift]) -> Value {
 pub fn state_lines(ns: &NetnsState) -> Vec<String> {
     let routes = ns.routes.values().map(|r| route_name(r, true));
     let rules = ns.rules.values().map(|r| rule_name(r, true));
-    let neighbours = ns
-        .neighbours
-        .values()
-        .map(|n| format!("neigh {}", neighbour_detail(n)));
+    let neighbours = ns.neighbours.values().map(|n| format!("neigh {}", n));
     let sysctls = ns.sysctls.iter().map(|(k, v)| format!("sysctl {k} = {v}"));
     let macs = ns.macs.iter().map(|(dev, mac)| format!("mac {dev} {mac}"));
     let mut lines: Vec<String> = routes
@@ -768,9 +542,12 @@ pub fn state_diff(before: &ActualState, after: &ActualState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::notation::proto_text;
+    use ipnet::IpNet;
+
     use crate::model::{
-        NeighbourKey, RouteKey, SysctlKey, SysctlName, PROTOCOL_BOOT, PROTOCOL_KERNEL,
-        ROUTER_PROTOCOL,
+        NeighbourKey, RouteKey, RouteKind, RouteScope, RuleAction, SysctlKey, SysctlName,
+        MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
     };
 
     fn net(s: &str) -> IpNet {
@@ -895,7 +672,7 @@ mod tests {
         r.prefsrc = Some("192.168.50.7".parse().unwrap());
         r.onlink = true;
         assert_eq!(
-            op_command(&add_route(Side::Pod, r)),
+            add_route(Side::Pod, r).to_string(),
             "ip route add 10.240.0.0/12 via 192.168.50.254 dev net1 table 100 metric 10 \
              scope link src 192.168.50.7 proto 176 onlink"
         );
@@ -904,7 +681,7 @@ mod tests {
     #[test]
     fn default_route_prints_default_and_leaves_main_table_implicit() {
         let r = via(route("0.0.0.0/0", "eth0"), "10.0.0.1", MAIN_TABLE);
-        assert_eq!(route_spec(&r), "default via 10.0.0.1 dev eth0 proto 176");
+        assert_eq!(r.to_string(), "default via 10.0.0.1 dev eth0 proto 176");
     }
 
     #[test]
@@ -915,12 +692,9 @@ mod tests {
             netns: Side::Host,
             route: v4,
         };
-        assert_eq!(
-            op_command(&del),
-            "ip route del 10.1.2.3 dev eth0 proto boot"
-        );
+        assert_eq!(del.to_string(), "ip route del 10.1.2.3 dev eth0 proto boot");
         let v6 = route("fd00::5/128", "eth0").normalised();
-        assert_eq!(route_spec(&v6), "fd00::5 dev eth0 metric 1024 proto 176");
+        assert_eq!(v6.to_string(), "fd00::5 dev eth0 metric 1024 proto 176");
     }
 
     #[test]
@@ -932,7 +706,7 @@ mod tests {
             new,
         };
         assert_eq!(
-            op_command(&replace),
+            replace.to_string(),
             "ip -6 route replace default via fd00::1 dev net1 table 100 metric 1024 proto 176"
         );
     }
@@ -943,7 +717,7 @@ mod tests {
         r.kind = RouteKind::Blackhole;
         r.key.dev = None;
         r.key.tos = 0x10;
-        assert_eq!(route_spec(&r), "blackhole 10.0.0.0/8 tos 0x10 proto 176");
+        assert_eq!(r.to_string(), "blackhole 10.0.0.0/8 tos 0x10 proto 176");
     }
 
     #[test]
@@ -959,12 +733,12 @@ mod tests {
     fn rule_commands_print_from_to_and_host_prefixes() {
         let from = rule(Some("10.0.0.5/32"), None, 100, 1000);
         assert_eq!(
-            op_command(&add_rule(Side::Pod, from)),
+            add_rule(Side::Pod, from).to_string(),
             "ip rule add from 10.0.0.5 lookup 100 pref 1000 proto 176"
         );
         let to = rule(None, Some("10.240.0.0/12"), MAIN_TABLE, 1001);
         assert_eq!(
-            rule_spec(&to),
+            to.to_string(),
             "from all to 10.240.0.0/12 lookup main pref 1001 proto 176"
         );
     }
@@ -980,7 +754,7 @@ mod tests {
         r.key.tos = 0x08;
         r.protocol = 0;
         assert_eq!(
-            rule_spec(&r),
+            r.to_string(),
             "not from all iif eth0 oif net1 fwmark 0x10/0xff tos 0x08 lookup 100 pref 900"
         );
     }
@@ -992,12 +766,12 @@ mod tests {
             rule: rule(Some("fd00::/64"), None, 100, 1000),
         };
         assert_eq!(
-            op_command(&del),
+            del.to_string(),
             "ip -6 rule del from fd00::/64 lookup 100 pref 1000 proto 176"
         );
         let mut prohibit = rule(None, None, 0, 5);
         prohibit.key.action = RuleAction::Prohibit;
-        assert_eq!(rule_spec(&prohibit), "from all prohibit pref 5 proto 176");
+        assert_eq!(prohibit.to_string(), "from all prohibit pref 5 proto 176");
     }
 
     #[test]
@@ -1019,24 +793,24 @@ mod tests {
             netns: Side::Pod,
             neighbour: n,
         };
-        assert_eq!(op_command(&add), expected);
-        assert_eq!(op_command(&replace), expected);
-        assert_eq!(op_command(&del), "ip neigh del 192.168.50.254 dev net1");
+        assert_eq!(add.to_string(), expected);
+        assert_eq!(replace.to_string(), expected);
+        assert_eq!(del.to_string(), "ip neigh del 192.168.50.254 dev net1");
         let v6 = Op::DelNeighbour {
             netns: Side::Pod,
             neighbour: neighbour("fd00::1", "0a:0b:0c:0d:0e:0f"),
         };
-        assert_eq!(op_command(&v6), "ip neigh del fd00::1 dev net1");
+        assert_eq!(v6.to_string(), "ip neigh del fd00::1 dev net1");
     }
 
     #[test]
     fn sysctl_and_mac_commands() {
         assert_eq!(
-            op_command(&rp_filter("all", Some(2), 0)),
+            rp_filter("all", Some(2), 0).to_string(),
             "sysctl -w net.ipv4.conf.all.rp_filter=0"
         );
         assert_eq!(
-            op_command(&set_mac(None)),
+            set_mac(None).to_string(),
             "ip link set dev net1 address 0a:0b:0a:14:14:5f"
         );
     }

@@ -25,7 +25,7 @@ use router::model::{
     SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 use router::plan::{plan, Cause, Plan};
-use router::render::{op_command, state_diff};
+use router::render::state_diff;
 use serde_json::{json, Value};
 
 const CASES: u32 = 256;
@@ -912,7 +912,7 @@ fn show(plan: &Plan) -> String {
     let mut lines: Vec<String> = plan
         .ops
         .iter()
-        .map(|op| format!("{} {}", op.side(), op_command(op)))
+        .map(|op| format!("{} {op}", op.side()))
         .collect();
     lines.extend(plan.blocked.iter().map(|b| format!("blocked: {b:?}")));
     lines.join("\n")
@@ -931,7 +931,7 @@ fn prop_assert_caused_by(plan: &Plan, address: IpAddr, added: bool) -> Result<()
         prop_assert!(
             ok,
             "{} has cause {:?}:\n{}",
-            op_command(op),
+            op.to_string(),
             cause,
             show(plan)
         );
@@ -981,7 +981,7 @@ fn prop_assert_default_at_every_step(
             prop_assert!(
                 now.contains(family),
                 "{what}: no {family} default in main after op {i} `{}`",
-                op_command(op)
+                op.to_string()
             );
         }
     }
@@ -1003,7 +1003,7 @@ fn prop_assert_touches_only_owned(
         let side = op.side();
         let d: &DesiredNetns = desired.side(side);
         let ns = actual.side(side).expect("netns of an op exists");
-        let cmd = op_command(op);
+        let cmd = op.to_string();
         match op {
             Op::DelRoute { route, .. } => {
                 prop_assert_eq!(ns.routes.get(&route.key), Some(route), "{}", cmd);
@@ -1256,7 +1256,7 @@ fn prop_assert_only_conflicting_sysctls(
         prop_assert!(
             conflict,
             "{what}: drift `{}` in\n{}",
-            op_command(op),
+            op.to_string(),
             show(check)
         );
     }
@@ -1501,7 +1501,7 @@ fn del_of_net2_restores_eth0s_default_next_to_net1s() {
             assert!(
                 old.iter().all(|r| r.key.dev.as_deref() == Some("net2")),
                 "{}",
-                op_command(op)
+                op.to_string()
             );
         }
     }
