@@ -1,13 +1,13 @@
 //! What compile wants of each netns: present objects and the ownership of the rest
 //! (scope, keep, takeover, the documented moves, the shared rule), and the ADD/DEL mode.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{Neighbour, NetnsState, Route, RouteKey, Rule, RuleKey, Side};
+use super::{Keyed, Neighbour, NeighbourKey, NetnsState, Route, RouteKey, Rule, RuleKey, Side};
 
 /// Owned objects matching these selectors belong to one attachment: any of them that the
 /// desired state does not hold is removed (or, for CHECK, reported).
@@ -61,6 +61,54 @@ impl Scope {
                 s.dev == neighbour.key.dev
                     && (s.addr_in.is_empty() || s.addr_in.contains(&neighbour.key.addr))
             })
+    }
+}
+
+/// The reconciled objects an attachment's scope selects among (routes, rules, neighbours):
+/// where a netns holds them, and whether the scope holds one.
+pub trait Scoped: Keyed + Clone {
+    fn all(ns: &NetnsState) -> &BTreeMap<Self::Key, Self>;
+    fn in_scope(&self, scope: &Scope) -> bool;
+}
+
+impl Scoped for Route {
+    fn all(ns: &NetnsState) -> &BTreeMap<RouteKey, Route> {
+        &ns.routes
+    }
+    fn in_scope(&self, scope: &Scope) -> bool {
+        scope.holds_route(self)
+    }
+}
+
+impl Scoped for Rule {
+    fn all(ns: &NetnsState) -> &BTreeMap<RuleKey, Rule> {
+        &ns.rules
+    }
+    fn in_scope(&self, scope: &Scope) -> bool {
+        scope.holds_rule(self)
+    }
+}
+
+impl Scoped for Neighbour {
+    fn all(ns: &NetnsState) -> &BTreeMap<NeighbourKey, Neighbour> {
+        &ns.neighbours
+    }
+    fn in_scope(&self, scope: &Scope) -> bool {
+        scope.holds_neighbour(self)
+    }
+}
+
+impl DesiredNetns {
+    /// Objects of `actual` this attachment owns and nobody wants: neither this attachment
+    /// (`present`) nor the pod's others (`keep`). They are removed (CHECK: reported).
+    pub fn extras<'a, T: Scoped>(&self, actual: &'a NetnsState) -> Vec<&'a T> {
+        let wanted = |o: &T| {
+            T::all(&self.present).contains_key(o.key()) || T::all(&self.keep).contains_key(o.key())
+        };
+        T::all(actual)
+            .values()
+            .filter(|o| o.in_scope(&self.scope) && !wanted(o))
+            .collect()
     }
 }
 
