@@ -6,11 +6,13 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::config::is_valid_ifname;
 use crate::confined;
@@ -56,7 +58,7 @@ pub trait RecordStore {
 
 /// Holds the host lock while alive (an flock on `data_dir/host.lock`, released on close).
 pub struct HostLock {
-    _file: Option<fs::File>,
+    _file: Option<Flock<fs::File>>,
 }
 
 /// How long an ADD or DEL waits for the host lock before answering "try again" (code 11).
@@ -264,7 +266,7 @@ impl RecordStore for FileRecords {
     fn lock_host(&self) -> Result<HostLock> {
         self.ensure_dir()?;
         let path = self.dir.join("host.lock");
-        let file = fs::OpenOptions::new()
+        let mut file = fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
@@ -274,18 +276,21 @@ impl RecordStore for FileRecords {
         let started = Instant::now();
         let deadline = started + LOCK_TIMEOUT;
         loop {
-            // SAFETY: flock only reads the fd, which `file` keeps open for the call.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                // How long concurrent ADDs and DELs queue on the node (the scale test reads it).
-                tracing::debug!(
-                    waited_us = started.elapsed().as_micros() as u64,
-                    "host lock acquired"
-                );
-                return Ok(HostLock { _file: Some(file) });
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(Error::io(format!("locking {}", path.display()), err));
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => {
+                    // How long concurrent ADDs and DELs queue on the node (the scale test
+                    // reads it).
+                    tracing::debug!(
+                        waited_us = started.elapsed().as_micros() as u64,
+                        "host lock acquired"
+                    );
+                    return Ok(HostLock { _file: Some(lock) });
+                }
+                Err((unlocked, Errno::EWOULDBLOCK)) => file = unlocked,
+                Err((_, errno)) => {
+                    let err = std::io::Error::from(errno);
+                    return Err(Error::io(format!("locking {}", path.display()), err));
+                }
             }
             if Instant::now() >= deadline {
                 return Err(Error::TryAgain(format!(
@@ -472,12 +477,12 @@ mod tests {
         let first = store.lock_host().unwrap();
         let path = dir.join("host.lock");
         let other = fs::File::open(&path).unwrap();
-        // SAFETY: a plain flock on an open fd.
-        let busy = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_eq!(busy, -1);
+        let Err((other, Errno::EWOULDBLOCK)) = Flock::lock(other, FlockArg::LockExclusiveNonblock)
+        else {
+            panic!("a second holder got the host lock");
+        };
         drop(first);
-        let free = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_eq!(free, 0);
+        assert!(Flock::lock(other, FlockArg::LockExclusiveNonblock).is_ok());
         let _ = fs::remove_dir_all(&dir);
     }
 
