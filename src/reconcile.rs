@@ -653,7 +653,4 @@ pub fn status(records: &dyn RecordStore) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests;
-
-#[cfg(test)]
 mod repair_tests;
