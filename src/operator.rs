@@ -424,6 +424,7 @@ fn check_live(
         snapshots: &LiveSnapshot,
         executor: &executor,
         records: &records,
+        host: &records,
     };
     let inputs = target.inputs(netns);
     let applied = match reconcile::repair(&target.config, &att, prev, &inputs, &world) {

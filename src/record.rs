@@ -39,18 +39,25 @@ pub fn is_valid_container_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
+/// The attachment records: read, written, listed.
 pub trait RecordStore {
     fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>>;
     /// The records of the pod's other attachments.
     fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>>;
     fn save(&self, record: &Record) -> Result<()>;
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()>;
-    /// Serialises the host-side changes of concurrent ADDs and DELs (the runtime runs pods in
-    /// parallel): held until the guard drops.
-    fn lock_host(&self) -> Result<HostLock>;
     /// Every record in the store (GC). A file that is not a readable record is left out
     /// (logged): nothing says whose it is.
     fn all(&self) -> Result<Vec<Record>>;
+}
+
+/// What the records' place guards for the whole node: the host lock, and whether ADD could
+/// use the place now. Apart from `RecordStore` so that a wrapper changing one (the signals
+/// allowed while waiting for the lock, GC's view of peers) wraps only that one.
+pub trait HostGuard {
+    /// Serialises the host-side changes of concurrent ADDs and DELs (the runtime runs pods in
+    /// parallel): held until the guard drops.
+    fn lock_host(&self) -> Result<HostLock>;
     /// Whether ADD could write records and take the host lock now (STATUS): an error
     /// (code 50) names what is unusable.
     fn check_usable(&self) -> Result<()>;
@@ -78,11 +85,14 @@ impl<T: RecordStore + ?Sized> RecordStore for std::sync::Arc<T> {
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
         (**self).remove(container_id, ifname)
     }
-    fn lock_host(&self) -> Result<HostLock> {
-        (**self).lock_host()
-    }
     fn all(&self) -> Result<Vec<Record>> {
         (**self).all()
+    }
+}
+
+impl<T: HostGuard + ?Sized> HostGuard for std::sync::Arc<T> {
+    fn lock_host(&self) -> Result<HostLock> {
+        (**self).lock_host()
     }
     fn check_usable(&self) -> Result<()> {
         (**self).check_usable()
@@ -263,6 +273,31 @@ impl RecordStore for FileRecords {
         }
     }
 
+    fn all(&self) -> Result<Vec<Record>> {
+        if !self.dir_exists()? {
+            return Ok(Vec::new());
+        }
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("listing data_dir {}", self.dir.display()),
+                    e,
+                ))
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        Ok(paths.iter().filter_map(|p| self.read_listed(p)).collect())
+    }
+}
+
+impl HostGuard for FileRecords {
     fn lock_host(&self) -> Result<HostLock> {
         self.ensure_dir()?;
         let path = self.dir.join("host.lock");
@@ -301,29 +336,6 @@ impl RecordStore for FileRecords {
             }
             std::thread::sleep(LOCK_POLL);
         }
-    }
-
-    fn all(&self) -> Result<Vec<Record>> {
-        if !self.dir_exists()? {
-            return Ok(Vec::new());
-        }
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(Error::io(
-                    format!("listing data_dir {}", self.dir.display()),
-                    e,
-                ))
-            }
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        Ok(paths.iter().filter_map(|p| self.read_listed(p)).collect())
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -383,10 +395,6 @@ impl RecordStore for MemRecords {
         Ok(())
     }
 
-    fn lock_host(&self) -> Result<HostLock> {
-        Ok(HostLock { _file: None })
-    }
-
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
         self.lock()?
             .retain(|r| !(r.container_id == container_id && r.ifname == ifname));
@@ -395,6 +403,12 @@ impl RecordStore for MemRecords {
 
     fn all(&self) -> Result<Vec<Record>> {
         Ok(self.lock()?.clone())
+    }
+}
+
+impl HostGuard for MemRecords {
+    fn lock_host(&self) -> Result<HostLock> {
+        Ok(HostLock { _file: None })
     }
 
     fn check_usable(&self) -> Result<()> {
