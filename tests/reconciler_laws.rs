@@ -9,9 +9,15 @@
 //! sysctls, C's MAC, O's host peer, other pods on the node, the config, and a second
 //! attachment (net2) on top of an attached net1.
 
+// The test crates' one route/rule builder, without the kernel helpers of `common`.
+#[allow(dead_code)]
+#[path = "common/build.rs"]
+mod build;
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use build::*;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
@@ -21,8 +27,8 @@ use router::config::{
 };
 use router::model::{
     ActualState, DesiredNetns, DesiredState, Family, Link, LinkPeer, MacAddr, Mode, Neighbour,
-    NeighbourKey, NetnsState, Op, Record, Route, RouteKey, RouteKind, RouteScope, Rule, Side,
-    SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
+    NeighbourKey, NetnsState, Op, Record, Route, Rule, Side, SysctlKey, SysctlName, MAIN_TABLE,
+    PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 use router::plan::{plan, Cause, Plan};
 use router::render::state_diff;
@@ -302,70 +308,6 @@ prop_compose! {
 // ---------------------------------------------------------------------------------------
 // Building worlds.
 
-fn ip(text: &str) -> IpAddr {
-    text.parse().expect("test address")
-}
-
-fn net(text: &str) -> IpNet {
-    text.parse().expect("test prefix")
-}
-
-fn mac(text: &str) -> MacAddr {
-    text.parse().expect("test MAC")
-}
-
-/// A route in main with metric 0, universe scope, no gateway; refine with the methods.
-struct RouteBuilder(Route);
-
-fn route(dst: &str, dev: &str, protocol: u8) -> RouteBuilder {
-    RouteBuilder(Route {
-        key: RouteKey {
-            table: MAIN_TABLE,
-            dst: net(dst),
-            tos: 0,
-            metric: 0,
-            dev: Some(dev.to_string()),
-            gateway: None,
-        },
-        scope: RouteScope::Universe,
-        kind: RouteKind::Unicast,
-        protocol,
-        prefsrc: None,
-        onlink: false,
-    })
-}
-
-impl RouteBuilder {
-    fn via(mut self, gateway: &str) -> Self {
-        self.0.key.gateway = Some(ip(gateway));
-        self
-    }
-
-    fn metric(mut self, metric: u32) -> Self {
-        self.0.key.metric = metric;
-        self
-    }
-
-    fn link_scope(mut self) -> Self {
-        self.0.scope = RouteScope::Link;
-        self
-    }
-
-    fn src(mut self, addr: &str) -> Self {
-        self.0.prefsrc = Some(ip(addr));
-        self
-    }
-
-    fn table(mut self, table: u32) -> Self {
-        self.0.key.table = table;
-        self
-    }
-
-    fn insert_into(self, ns: &mut NetnsState) {
-        ns.insert_route(self.0);
-    }
-}
-
 fn link(index: u32, kind: Option<&str>, peer: Option<(u32, i32)>, addrs: &[String]) -> Link {
     Link {
         index,
@@ -493,18 +435,18 @@ fn base_world(w: &WorldKnobs) -> ActualState {
     );
     let (src4, src6) = (overlay_addr(w, Family::Ipv4), overlay_addr(w, Family::Ipv6));
     if let Some(m) = w.eth0_default_v4 {
-        route("0.0.0.0/0", O, PROTOCOL_BOOT)
+        route_to("0.0.0.0/0", O, PROTOCOL_BOOT)
             .via(&gw4)
             .metric(m)
             .insert_into(&mut pod);
     }
     if let Some(m) = w.eth0_default_v6 {
-        route("::/0", O, PROTOCOL_BOOT)
+        route_to("::/0", O, PROTOCOL_BOOT)
             .via(&gw6)
             .metric(m)
             .insert_into(&mut pod);
     }
-    route(
+    route_to(
         &format!("10.244.{}.0/24", w.overlay_octet),
         O,
         PROTOCOL_BOOT,
@@ -512,15 +454,15 @@ fn base_world(w: &WorldKnobs) -> ActualState {
     .via(&gw4)
     .src(&src4)
     .insert_into(&mut pod);
-    route(&format!("{gw4}/32"), O, PROTOCOL_BOOT)
+    route_to(&format!("{gw4}/32"), O, PROTOCOL_BOOT)
         .link_scope()
         .src(&src4)
         .insert_into(&mut pod);
-    route(&format!("{gw6}/128"), O, PROTOCOL_BOOT)
+    route_to(&format!("{gw6}/128"), O, PROTOCOL_BOOT)
         .metric(1024)
         .src(&src6)
         .insert_into(&mut pod);
-    route(
+    route_to(
         &format!("fd00:10:244:{:x}::/64", w.overlay_octet),
         O,
         PROTOCOL_BOOT,
@@ -529,7 +471,7 @@ fn base_world(w: &WorldKnobs) -> ActualState {
     .metric(1024)
     .src(&src6)
     .insert_into(&mut pod);
-    route("fe80::/64", O, PROTOCOL_KERNEL)
+    route_to("fe80::/64", O, PROTOCOL_KERNEL)
         .metric(256)
         .insert_into(&mut pod);
     kernel_rules(&mut pod);
@@ -623,7 +565,7 @@ fn other_pods(host: &mut NetnsState, count: u8) {
             format!("fd50::{:x}", 200 + u32::from(i)),
         ] {
             let family = Family::of_addr(&ip(&addr));
-            route(
+            route_to(
                 &format!("{addr}/{}", family.host_prefix_len()),
                 &dev,
                 ROUTER_PROTOCOL,
@@ -670,29 +612,29 @@ fn add_chained(actual: &mut ActualState, ifname: &str, c: &ChainedKnobs) {
     );
     pod.macs.insert(ifname.into(), MacAddr(c.mac));
     if c.fams.has(Family::Ipv4) {
-        route(&format!("192.168.{s}.0/24"), ifname, PROTOCOL_KERNEL)
+        route_to(&format!("192.168.{s}.0/24"), ifname, PROTOCOL_KERNEL)
             .link_scope()
             .src(&format!("192.168.{s}.{}", c.host_byte))
             .insert_into(pod);
         if let Some(m) = c.default_v4 {
-            route("0.0.0.0/0", ifname, PROTOCOL_BOOT)
+            route_to("0.0.0.0/0", ifname, PROTOCOL_BOOT)
                 .via(&chained_gateway(ifname, Family::Ipv4))
                 .metric(m)
                 .insert_into(pod);
         }
     }
     if c.fams.has(Family::Ipv6) {
-        route(&format!("fd{s}::/64"), ifname, PROTOCOL_KERNEL)
+        route_to(&format!("fd{s}::/64"), ifname, PROTOCOL_KERNEL)
             .metric(256)
             .insert_into(pod);
         if let Some(m) = c.default_v6 {
-            route("::/0", ifname, PROTOCOL_BOOT)
+            route_to("::/0", ifname, PROTOCOL_BOOT)
                 .via(&chained_gateway(ifname, Family::Ipv6))
                 .metric(m)
                 .insert_into(pod);
         }
     }
-    route("fe80::/64", ifname, PROTOCOL_KERNEL)
+    route_to("fe80::/64", ifname, PROTOCOL_KERNEL)
         .metric(256)
         .insert_into(pod);
     set_sysctl(pod, ifname, SysctlName::RpFilter, c.rp_filter);
@@ -724,7 +666,7 @@ fn add_extra_routes(actual: &mut ActualState, w: &WorldKnobs, ifname: &str, c: &
             Family::Ipv4 => format!("10.50.{}.0/24", e.index),
             Family::Ipv6 => format!("fd99:{:x}::/64", e.index),
         };
-        let mut r = route(&dst, dev, e.protocol).metric(e.metric);
+        let mut r = route_to(&dst, dev, e.protocol).metric(e.metric);
         if e.gateway {
             r = r.via(&gw);
         }
