@@ -58,13 +58,10 @@ impl Facts {
     }
 }
 
-/// H is the host link O's IFLA_LINK points at, and that points back at O.
+/// H: O's veth peer in the host netns.
 pub(super) fn find_host_peer(pod: &NetnsState, host: &NetnsState, overlay: &str) -> Option<String> {
-    let o = pod.links.get(overlay)?;
-    let peer = o.peer.as_ref()?;
-    let (name, h) = host.link_by_index(peer.ifindex)?;
-    let points_back = h.peer.as_ref().is_some_and(|p| p.ifindex == o.index);
-    points_back.then(|| name.clone())
+    let (name, _) = pod.links.get(overlay)?.veth_peer_in(host)?;
+    Some(name.clone())
 }
 
 pub(crate) fn is_link_local(addr: &IpAddr) -> bool {

@@ -51,6 +51,18 @@ pub struct Link {
     pub addresses: Vec<IpNet>,
 }
 
+impl Link {
+    /// The link of `other` (the netns on the far side) this one is a veth pair with: the
+    /// link its IFLA_LINK names there, whose IFLA_LINK names this one back. With O and the
+    /// host netns, that is H (BEHAVIOUR glossary).
+    pub fn veth_peer_in<'a>(&self, other: &'a NetnsState) -> Option<(&'a String, &'a Link)> {
+        let peer = self.peer.as_ref()?;
+        let (name, link) = other.link_by_index(peer.ifindex)?;
+        let points_back = link.peer.as_ref().is_some_and(|p| p.ifindex == self.index);
+        points_back.then_some((name, link))
+    }
+}
+
 /// Objects with a kernel identity, stored in maps keyed by it and serialised as lists.
 pub trait Keyed {
     type Key: Ord + Clone;
