@@ -15,7 +15,7 @@ use crate::config::{AllowedDirs, ALLOWED_DIRS_VAR};
 use crate::error::{Error, Result};
 use crate::install::{self, Installed};
 use crate::model::Mode;
-use crate::operator::{self, Scan, Sources, StateSource, Target, DEFAULT_DATA_DIR};
+use crate::operator::{self, Resolved, Scan, Sources, StateSource, DEFAULT_DATA_DIR};
 use crate::reconcile::Prepared;
 use crate::render::{plan_json, render_text, state_diff, NetnsLabels};
 use crate::report::{CheckReport, EXIT_CLEAN, EXIT_DRIFT, EXIT_ERROR};
@@ -238,7 +238,7 @@ fn missing(what: &str) -> Error {
 }
 
 /// The state source of a plan: the snapshot file, else the live netns given or cached.
-fn state_source(args: &PlanArgs, target: &Target) -> Result<StateSource> {
+fn state_source(args: &PlanArgs, target: &Resolved) -> Result<StateSource> {
     if let Some(file) = &args.snapshot {
         return Ok(StateSource::File(file.clone()));
     }

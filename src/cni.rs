@@ -17,7 +17,7 @@ use crate::error::{excerpt, Code, Error, Result};
 use crate::execute::Executor;
 use crate::model::{AddInputs, MacAddr};
 use crate::reconcile::{self, Attachment, ValidAttachment, World};
-use crate::record::{is_valid_container_id, RecordStore, MAX_CONTAINER_ID_LEN};
+use crate::record::{is_valid_container_id, HostGuard, RecordStore, MAX_CONTAINER_ID_LEN};
 use crate::snapshot::SnapshotSource;
 
 /// Stdin beyond this is refused (code 6) without being held in memory.
@@ -236,6 +236,7 @@ pub struct Backends {
     pub snapshots: Box<dyn SnapshotSource>,
     pub executor: Box<dyn Executor>,
     pub records: Box<dyn RecordStore>,
+    pub host: Box<dyn HostGuard>,
     /// C's L2 segment: conflict probes and announcements.
     pub probe: Box<dyn AddressProbe>,
 }
@@ -477,6 +478,7 @@ fn run_command(
         snapshots: backends.snapshots.as_ref(),
         executor: backends.executor.as_ref(),
         records: backends.records.as_ref(),
+        host: backends.host.as_ref(),
     };
     match request {
         Request::Add { prev_json, prev } => {
@@ -534,7 +536,7 @@ fn run_command(
             Ok(None)
         }
         Request::Status => {
-            reconcile::status(world.records)?;
+            reconcile::status(world.host)?;
             Ok(None)
         }
     }

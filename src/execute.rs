@@ -5,14 +5,15 @@
 
 use std::mem::discriminant;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::model::{ActualState, Op, Side};
+use crate::model::{Op, Side};
 use crate::netlink::{Links, Netlink, Outcome, Write};
 use crate::netns;
-use crate::render::op_command;
-use crate::snapshot::{SnapshotRequest, SnapshotSource};
+
+/// The in-memory kernel lives with the model it applies ops to; named here too, where the
+/// other executors are.
+pub use crate::model::ModelKernel;
 
 /// An op that failed, with the ops before it applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,12 +221,12 @@ fn apply_one(nl: &Netlink, links: &Links, op: &Op) -> Result<Outcome> {
         _ => match single_write(op, links) {
             Some(write) => nl.write(write?),
             None => Err(Error::Kernel {
-                object: op_command(op),
+                object: op.to_string(),
                 reason: "no netlink request for this op".to_string(),
             }),
         },
     }?;
-    tracing::debug!(command = %op_command(op), ?outcome, "applied");
+    tracing::debug!(command = %op.to_string(), ?outcome, "applied");
     Ok(outcome)
 }
 
@@ -271,7 +272,7 @@ fn apply_batch(nl: &Netlink, links: &Links, batch: &[Op], policy: Policy) -> Vec
     }
     for (op, result) in batch.iter().zip(&results) {
         if let Some(Ok(outcome)) = result {
-            tracing::debug!(command = %op_command(op), ?outcome, "applied");
+            tracing::debug!(command = %op.to_string(), ?outcome, "applied");
         }
     }
     failures
@@ -292,84 +293,12 @@ fn undo_after(
         for undo in op.inverse() {
             if let Err(error) = apply_one(nl, links, &undo) {
                 tracing::warn!(
-                    command = %op_command(&undo),
+                    command = %undo.to_string(),
                     %error,
                     "could not undo an op applied after a failed one"
                 );
             }
         }
-    }
-}
-
-/// The in-memory model kernel: a snapshot source and an executor over one ActualState,
-/// with an optional injected fault at the n-th op applied.
-pub struct ModelKernel {
-    state: Mutex<ActualState>,
-    fail_at: Mutex<Option<usize>>,
-    applied: Mutex<usize>,
-}
-
-impl ModelKernel {
-    pub fn new(state: ActualState) -> ModelKernel {
-        ModelKernel {
-            state: Mutex::new(state),
-            fail_at: Mutex::new(None),
-            applied: Mutex::new(0),
-        }
-    }
-
-    /// Makes the op with this 0-based count (over the kernel's lifetime) fail.
-    pub fn fail_at(&self, n: Option<usize>) {
-        if let Ok(mut f) = self.fail_at.lock() {
-            *f = n;
-        }
-        if let Ok(mut a) = self.applied.lock() {
-            *a = 0;
-        }
-    }
-
-    pub fn state(&self) -> ActualState {
-        self.state.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    pub fn set_state(&self, state: ActualState) {
-        if let Ok(mut s) = self.state.lock() {
-            *s = state;
-        }
-    }
-}
-
-fn poisoned() -> Error {
-    Error::TryAgain("model kernel lock poisoned".into())
-}
-
-impl SnapshotSource for ModelKernel {
-    fn snapshot(&self, _req: &SnapshotRequest) -> Result<ActualState> {
-        self.state.lock().map(|s| s.clone()).map_err(|_| poisoned())
-    }
-}
-
-impl Executor for ModelKernel {
-    fn apply(&self, ops: &[Op]) -> std::result::Result<(), Failed> {
-        for (index, op) in ops.iter().enumerate() {
-            let fail = |error| Failed { index, error };
-            let mut applied = self.applied.lock().map_err(|_| fail(poisoned()))?;
-            let fail_at = *self.fail_at.lock().map_err(|_| fail(poisoned()))?;
-            // A one-shot fault: the rollback that follows must be able to succeed.
-            let this = *applied;
-            *applied += 1;
-            if fail_at == Some(this) {
-                return Err(fail(Error::Kernel {
-                    object: format!("{op:?}"),
-                    reason: "injected fault".into(),
-                }));
-            }
-            self.state
-                .lock()
-                .map_err(|_| fail(poisoned()))?
-                .apply(std::slice::from_ref(op));
-        }
-        Ok(())
     }
 }
 

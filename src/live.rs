@@ -8,6 +8,7 @@
 //! (logged): DEL never fails on input it cannot use.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cni::{Backends, Command, Invocation};
@@ -16,9 +17,8 @@ use crate::conflict::{AddressProbe, Conflict, RawSocketProbe, Target};
 use crate::error::{excerpt, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::logging;
-use crate::model::Record;
 use crate::netns;
-use crate::record::{FileRecords, HostLock, RecordStore};
+use crate::record::{FileRecords, HostGuard, HostLock};
 use crate::signals::allow_termination;
 use crate::snapshot::LiveSnapshot;
 
@@ -35,10 +35,12 @@ pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
             records = FileRecords::confined(&root, &dir);
         }
     }
+    let records = Arc::new(records);
     Ok(Backends {
         snapshots: Box::new(LiveSnapshot),
         executor: Box::new(LiveExecutor::new(invocation.netns.clone())),
-        records: Box::new(Interruptible(records)),
+        records: Box::new(Arc::clone(&records)),
+        host: Box::new(Interruptible(records)),
         probe: Box::new(Interruptible(RawSocketProbe)),
     })
 }
@@ -66,26 +68,11 @@ fn require_pod_netns(path: Option<&Path>) -> Result<()> {
 /// A live backend whose waits may be ended by a termination signal.
 struct Interruptible<T>(T);
 
-impl<T: RecordStore> RecordStore for Interruptible<T> {
-    fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
-        self.0.load(container_id, ifname)
-    }
-    fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>> {
-        self.0.peers(container_id, ifname)
-    }
-    fn save(&self, record: &Record) -> Result<()> {
-        self.0.save(record)
-    }
-    fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
-        self.0.remove(container_id, ifname)
-    }
+impl<T: HostGuard> HostGuard for Interruptible<T> {
     /// Nothing is changed before the lock is held: being stopped while waiting is harmless.
     fn lock_host(&self) -> Result<HostLock> {
         let _allowed = allow_termination();
         self.0.lock_host()
-    }
-    fn all(&self) -> Result<Vec<Record>> {
-        self.0.all()
     }
     fn check_usable(&self) -> Result<()> {
         self.0.check_usable()

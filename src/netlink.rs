@@ -41,7 +41,6 @@ use crate::model::{
     Family, Link, LinkPeer, MacAddr, Neighbour, NeighbourKey, Route, RouteKey, RouteKind,
     RouteScope, Rule, RuleAction, RuleKey, IPV6_DEFAULT_METRIC,
 };
-use crate::render;
 
 /// Dumps flagged NLM_F_DUMP_INTR (the object list changed mid-dump) are read again this
 /// many times in all before giving up with `Error::TryAgain`.
@@ -528,7 +527,7 @@ impl Write {
 
     /// RTM_NEWROUTE with CREATE|APPEND (see [`Netlink::add_route`]).
     pub fn add_route(route: &Route, links: &Links) -> Result<Write> {
-        let object = render::route_command("add", route);
+        let object = route.ip_command("add");
         let message = route_message(route, links, RouteWrite::Create, &object)?;
         Ok(Write::send(
             object,
@@ -541,7 +540,7 @@ impl Write {
     /// RTM_NEWROUTE with CREATE|REPLACE (the first step of [`Netlink::replace_route`]).
     /// EEXIST (IPv4: the same route is in the slot, not as its first alias) is already so.
     pub fn replace_route(route: &Route, links: &Links) -> Result<Write> {
-        let object = render::route_command("replace", route);
+        let object = route.ip_command("replace");
         let message = route_message(route, links, RouteWrite::Create, &object)?;
         Ok(Write::send(
             object,
@@ -554,7 +553,7 @@ impl Write {
     /// RTM_DELROUTE (see [`Netlink::del_route`]). A route through a device that is gone
     /// is gone with it: nothing to send.
     pub fn del_route(route: &Route, links: &Links) -> Result<Write> {
-        let object = render::route_command("del", route);
+        let object = route.ip_command("del");
         if let Some(dev) = &route.key.dev {
             if !links.links.contains_key(dev) {
                 return Ok(Write {
@@ -574,7 +573,7 @@ impl Write {
 
     /// RTM_NEWRULE with CREATE|EXCL.
     pub fn add_rule(rule: &Rule) -> Result<Write> {
-        let object = render::rule_command("add", rule);
+        let object = rule.ip_command("add");
         let action = kernel_rule_action(rule.key.action).ok_or_else(|| {
             refused(
                 &object,
@@ -592,7 +591,7 @@ impl Write {
 
     /// RTM_DELRULE; a rule of an action the model cannot name matches any action.
     pub fn del_rule(rule: &Rule) -> Write {
-        let object = render::rule_command("del", rule);
+        let object = rule.ip_command("del");
         // FR_ACT_UNSPEC in a delete matches any action.
         let action = kernel_rule_action(rule.key.action).unwrap_or(NlRuleAction::Unspec);
         let message = rule_message(rule, action);
@@ -601,7 +600,7 @@ impl Write {
 
     /// RTM_NEWNEIGH with CREATE|REPLACE, NUD_PERMANENT.
     pub fn replace_neighbour(neighbour: &Neighbour, links: &Links) -> Result<Write> {
-        let object = render::neighbour_command(neighbour);
+        let object = neighbour.ip_replace_command();
         let ifindex = ifindex(links, &neighbour.key.dev, &object)?;
         let mut message = neighbour_message(neighbour, ifindex);
         message.header.state = NeighbourState::Permanent;
@@ -627,7 +626,7 @@ impl Write {
 
     /// RTM_DELNEIGH with the device and address; a neighbour whose device is gone is gone.
     pub fn del_neighbour(neighbour: &Neighbour, links: &Links) -> Write {
-        let object = render::neighbour_del_command(neighbour);
+        let object = neighbour.ip_del_command();
         match links.links.get(&neighbour.key.dev) {
             None => Write {
                 object,
@@ -644,7 +643,7 @@ impl Write {
 
     /// RTM_SETLINK with the link's index and IFLA_ADDRESS.
     pub fn set_mac(dev: &str, mac: MacAddr, links: &Links) -> Result<Write> {
-        let object = render::mac_command(dev, mac);
+        let object = mac.ip_command(dev);
         let mut message = LinkMessage::default();
         message.header.index = ifindex(links, dev, &object)?;
         message
@@ -1731,7 +1730,7 @@ mod tests {
         route.onlink = true;
         route.key.metric = 7;
         let write = Write::add_route(&route, &links()).unwrap();
-        assert_eq!(write.object(), render::route_command("add", &route));
+        assert_eq!(write.object(), route.ip_command("add"));
         let request = request_of(write);
         assert_eq!(request.flags, NLM_F_CREATE | NLM_F_APPEND);
         assert_eq!(request.already_so, &[libc::EEXIST]);
@@ -1798,7 +1797,7 @@ mod tests {
         let Error::Kernel { object, reason } = &err else {
             panic!("{err:?}")
         };
-        assert_eq!(object, &render::route_command("add", &route));
+        assert_eq!(object, &route.ip_command("add"));
         assert!(reason.contains("nope0"), "{reason}");
         assert!(Write::del_route(&route, &links())
             .unwrap()

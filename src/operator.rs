@@ -19,7 +19,7 @@ use crate::model::{AddInputs, Mode, Record};
 use crate::netns;
 use crate::reconcile::{self, prepare, snapshot_request, Attachment, Prepared, World};
 use crate::record::{FileRecords, MemRecords, RecordStore};
-use crate::render::{drifts, op_command};
+use crate::render::drifts;
 use crate::report::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
 use crate::snapshot::{FileSnapshot, LiveSnapshot, SnapshotRequest};
 
@@ -47,7 +47,7 @@ pub struct Sources<'a> {
 
 /// One attachment with its inputs resolved.
 #[derive(Clone, Debug)]
-pub struct Target {
+pub struct Resolved {
     pub config: Config,
     /// The plugin config as JSON without prevResult: what a repair records as the inputs
     /// of a record that has none.
@@ -62,7 +62,7 @@ pub struct Target {
     pub data_dir: PathBuf,
 }
 
-impl Target {
+impl Resolved {
     fn attachment(&self, netns: Option<PathBuf>) -> Attachment {
         Attachment {
             container_id: self.container_id.clone(),
@@ -150,7 +150,7 @@ fn network_name(config: &Value) -> Option<String> {
 
 /// Resolves config, prevResult and container id. The cache is read when the config is not
 /// given, or when a container id is given without a prevResult file.
-pub fn resolve(src: &Sources<'_>) -> Result<Target> {
+pub fn resolve(src: &Sources<'_>) -> Result<Resolved> {
     let given = src.config.map(|p| read_json(p, "config")).transpose()?;
     let needs_cache = given.is_none() || (src.prev_result.is_none() && src.container_id.is_some());
     let entry = if needs_cache {
@@ -181,7 +181,7 @@ pub fn resolve(src: &Sources<'_>) -> Result<Target> {
             .and_then(|e| e.result.clone())
             .or(netconf.prev_result),
     };
-    Ok(Target {
+    Ok(Resolved {
         data_dir: netconf.config.data_dir.clone(),
         config: netconf.config,
         config_json: without_prev_result(&plugin),
@@ -204,7 +204,7 @@ pub enum StateSource {
 /// The plan an ADD (or DEL) would apply now. Live, the records are those in data_dir
 /// (what ADD would read); offline, only the record file given. `record` overrides both.
 pub fn plan(
-    target: &Target,
+    target: &Resolved,
     source: &StateSource,
     record: Option<Record>,
     mode: Mode,
@@ -248,7 +248,7 @@ pub fn plan(
 
 /// What `router snapshot` reads for an attachment: exactly what `plan` (and ADD) would,
 /// the record in data_dir included, so an offline plan of it equals the live plan.
-pub fn snapshot_request_for(target: &Target, netns: Option<PathBuf>) -> Result<SnapshotRequest> {
+pub fn snapshot_request_for(target: &Resolved, netns: Option<PathBuf>) -> Result<SnapshotRequest> {
     let prev = target.prev_view()?;
     let chained = prev
         .map(|p| p.addresses_of(&target.ifname))
@@ -264,7 +264,7 @@ pub fn snapshot_request_for(target: &Target, netns: Option<PathBuf>) -> Result<S
     ))
 }
 
-fn report_for(target: &Target, netns: Option<&Path>, status: Status) -> AttachmentReport {
+fn report_for(target: &Resolved, netns: Option<&Path>, status: Status) -> AttachmentReport {
     let mut report = AttachmentReport::new(&target.container_id, &target.ifname, status);
     report.netns = netns.map(|p| p.display().to_string());
     if let Some(entry) = &target.entry {
@@ -309,7 +309,7 @@ fn gone(mut report: AttachmentReport, netns: &Path) -> AttachmentReport {
 }
 
 /// CHECK for one attachment, timed: the report carries how long it took.
-pub fn check(target: &Target, netns: &Path, repair: bool) -> AttachmentReport {
+pub fn check(target: &Resolved, netns: &Path, repair: bool) -> AttachmentReport {
     let clock = Instant::now();
     let mut report = check_attachment(target, netns, repair);
     report.duration = clock.elapsed();
@@ -317,7 +317,7 @@ pub fn check(target: &Target, netns: &Path, repair: bool) -> AttachmentReport {
 }
 
 /// `router check` of the one attachment the operator named.
-pub fn check_named(target: &Target, netns: &Path, repair: bool) -> CheckReport {
+pub fn check_named(target: &Resolved, netns: &Path, repair: bool) -> CheckReport {
     let clock = RunClock::start();
     clock.report(vec![check(target, netns, repair)], true)
 }
@@ -361,7 +361,7 @@ fn hostname() -> Option<String> {
 
 /// CHECK for one attachment (BEHAVIOUR 3), as a report rather than a CNI error; with
 /// `repair`, a drifted attachment is repaired (reconcile::repair) and checked again.
-fn check_attachment(target: &Target, netns: &Path, repair: bool) -> AttachmentReport {
+fn check_attachment(target: &Resolved, netns: &Path, repair: bool) -> AttachmentReport {
     let report = report_for(target, Some(netns), Status::Clean);
     if target.config.skip_call {
         let mut report = report;
@@ -390,7 +390,7 @@ fn check_attachment(target: &Target, netns: &Path, repair: bool) -> AttachmentRe
     }
 }
 
-fn drift_now(target: &Target, att: &Attachment, prev: &PrevView) -> Result<Prepared> {
+fn drift_now(target: &Resolved, att: &Attachment, prev: &PrevView) -> Result<Prepared> {
     prepare(
         Mode::Add,
         &target.config,
@@ -402,7 +402,7 @@ fn drift_now(target: &Target, att: &Attachment, prev: &PrevView) -> Result<Prepa
 }
 
 fn check_live(
-    target: &Target,
+    target: &Resolved,
     netns: &Path,
     prev: &PrevView,
     repair: bool,
@@ -424,6 +424,7 @@ fn check_live(
         snapshots: &LiveSnapshot,
         executor: &executor,
         records: &records,
+        host: &records,
     };
     let inputs = target.inputs(netns);
     let applied = match reconcile::repair(&target.config, &att, prev, &inputs, &world) {
@@ -432,7 +433,7 @@ fn check_live(
     };
     let left = drift_now(target, &att, prev)?;
     report.repair = Some(Repair {
-        applied: applied.iter().map(op_command).collect(),
+        applied: applied.iter().map(ToString::to_string).collect(),
         remaining: drifts(&left.plan),
     });
     if left.plan.is_empty() {
@@ -510,7 +511,7 @@ pub fn check_all(scan: &Scan<'_>, repair: bool, allowed: &AllowedDirs) -> Result
 
 /// The record of a cached attachment: in the config's data_dir, else one of the same
 /// network found elsewhere (the data_dir mounted at another path).
-fn take_record(found: &mut Vec<Found>, target: &Target) -> Option<Found> {
+fn take_record(found: &mut Vec<Found>, target: &Resolved) -> Option<Found> {
     let same = |f: &Found| {
         f.record.container_id == target.container_id && f.record.ifname == target.ifname
     };
@@ -526,7 +527,7 @@ fn take_record(found: &mut Vec<Found>, target: &Target) -> Option<Found> {
     Some(found.remove(index))
 }
 
-fn check_cached(mut target: Target, record: Option<Found>, repair: bool) -> AttachmentReport {
+fn check_cached(mut target: Resolved, record: Option<Found>, repair: bool) -> AttachmentReport {
     let cached = target.entry.as_ref().and_then(|e| e.netns.clone());
     let recorded = recorded_netns(record.as_ref().map(|f| &f.record));
     if let Some(found) = &record {
@@ -592,7 +593,7 @@ fn check_recorded(
 }
 
 /// A target from a record's inputs; a record without them is an error naming the file.
-fn target_of_record(found: Found, unnamed: &str, allowed: &AllowedDirs) -> Result<Target> {
+fn target_of_record(found: Found, unnamed: &str, allowed: &AllowedDirs) -> Result<Resolved> {
     let file = found.file();
     let Found { dir, record } = found;
     let inputs = record.inputs.ok_or_else(|| {
@@ -607,7 +608,7 @@ fn target_of_record(found: Found, unnamed: &str, allowed: &AllowedDirs) -> Resul
             reason: e.to_string(),
         })?
         .config;
-    Ok(Target {
+    Ok(Resolved {
         config,
         config_json: inputs.config,
         prev: Some(inputs.prev_result).filter(|p| !p.is_null()),
@@ -649,10 +650,10 @@ fn no_router(entry: CacheEntry) -> AttachmentReport {
 }
 
 /// An attachment from its cache entry alone: the cached conflist and result.
-fn target_of(entry: CacheEntry, allowed: &AllowedDirs) -> Result<Target> {
+fn target_of(entry: CacheEntry, allowed: &AllowedDirs) -> Result<Resolved> {
     let plugin = plugin_from_conflist_or_plugin(entry.config.clone())?;
     let netconf = parse_netconf(&plugin, allowed)?;
-    Ok(Target {
+    Ok(Resolved {
         data_dir: netconf.config.data_dir.clone(),
         config: netconf.config,
         config_json: without_prev_result(&plugin),

@@ -227,17 +227,7 @@ impl NetnsPlanner<'_> {
                 self.delete_route(have);
             }
         }
-        let extras: Vec<&Route> = self
-            .actual
-            .routes
-            .values()
-            .filter(|r| {
-                self.desired.scope.holds_route(r)
-                    && !self.desired.present.routes.contains_key(&r.key)
-                    && !self.desired.keep.routes.contains_key(&r.key)
-            })
-            .collect();
-        for have in extras {
+        for have in self.desired.extras::<Route>(self.actual) {
             self.delete_route(have);
         }
     }
@@ -331,20 +321,12 @@ impl NetnsPlanner<'_> {
                 }),
             }
         }
-        let extras: Vec<Neighbour> = self
-            .actual
-            .neighbours
-            .values()
-            .filter(|n| {
-                self.desired.scope.holds_neighbour(n)
-                    && !self.desired.present.neighbours.contains_key(&n.key)
-                    && !self.desired.keep.neighbours.contains_key(&n.key)
-            })
-            .cloned()
-            .collect();
-        for neighbour in extras {
+        for neighbour in self.desired.extras::<Neighbour>(self.actual) {
             let netns = self.side;
-            self.op(Op::DelNeighbour { netns, neighbour });
+            self.op(Op::DelNeighbour {
+                netns,
+                neighbour: neighbour.clone(),
+            });
         }
     }
 
@@ -363,20 +345,12 @@ impl NetnsPlanner<'_> {
             let netns = self.side;
             self.op(Op::AddRule { netns, rule });
         }
-        let extras: Vec<Rule> = self
-            .actual
-            .rules
-            .values()
-            .filter(|r| {
-                self.desired.scope.holds_rule(r)
-                    && !self.desired.present.rules.contains_key(&r.key)
-                    && !self.desired.keep.rules.contains_key(&r.key)
-            })
-            .cloned()
-            .collect();
-        for rule in extras {
+        for rule in self.desired.extras::<Rule>(self.actual) {
             let netns = self.side;
-            self.op(Op::DelRule { netns, rule });
+            self.op(Op::DelRule {
+                netns,
+                rule: rule.clone(),
+            });
         }
     }
 

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::execute::{Executor, Failed};
 use crate::model::{ActualState, AddInputs, MacAddr, Mode, Op, Record, Side, MAIN_TABLE};
 use crate::plan::{plan, Plan};
-use crate::record::{HostLock, RecordStore};
+use crate::record::{HostGuard, RecordStore};
 use crate::render::{drift_detail, drift_summary, drifts};
 use crate::snapshot::{SnapshotRequest, SnapshotSource};
 
@@ -38,6 +38,8 @@ pub struct World<'a> {
     pub snapshots: &'a dyn SnapshotSource,
     pub executor: &'a dyn Executor,
     pub records: &'a dyn RecordStore,
+    /// The host lock and the usability of the records' place.
+    pub host: &'a dyn HostGuard,
 }
 
 /// Everything one run knows before it acts.
@@ -270,7 +272,7 @@ fn apply_locked(
     world: &World<'_>,
     write: RecordWrite<'_>,
 ) -> Result<AddOutcome> {
-    let _host = world.records.lock_host()?;
+    let _host = world.host.lock_host()?;
     let prepared = prepare_add(config, att, prev, world)?;
     if !prepared.plan.blocked.is_empty() {
         return Err(blocked_error(&prepared.plan));
@@ -498,7 +500,7 @@ pub fn del(
     prev: Option<&PrevView>,
     world: &World<'_>,
 ) -> Result<Vec<Op>> {
-    let _host = world.records.lock_host()?;
+    let _host = world.host.lock_host()?;
     let prepared = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
     let failures = world.executor.apply_all(&prepared.plan.ops);
     let after = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
@@ -608,6 +610,7 @@ fn collect(config: &Config, record: &Record, world: &World<'_>) -> Result<Vec<Op
         snapshots: &snapshots,
         executor: world.executor,
         records: &records,
+        host: world.host,
     };
     del(config, &att, None, &gc_world)
 }
@@ -646,27 +649,18 @@ impl RecordStore for EveryRecordIsAPeer<'_> {
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
         self.0.remove(container_id, ifname)
     }
-    fn lock_host(&self) -> Result<HostLock> {
-        self.0.lock_host()
-    }
     fn all(&self) -> Result<Vec<Record>> {
         self.0.all()
-    }
-    fn check_usable(&self) -> Result<()> {
-        self.0.check_usable()
     }
 }
 
 /// CNI 1.1 STATUS: ready when ADD could write its record and take the host lock now.
-pub fn status(records: &dyn RecordStore) -> Result<()> {
-    records.check_usable().map_err(|e| match e.code() {
+pub fn status(host: &dyn HostGuard) -> Result<()> {
+    host.check_usable().map_err(|e| match e.code() {
         Code::NotAvailable => e,
         _ => Error::NotAvailable(e.to_string()),
     })
 }
-
-#[cfg(test)]
-mod tests;
 
 #[cfg(test)]
 mod repair_tests;

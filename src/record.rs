@@ -6,11 +6,13 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::config::is_valid_ifname;
 use crate::confined;
@@ -37,18 +39,25 @@ pub fn is_valid_container_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
+/// The attachment records: read, written, listed.
 pub trait RecordStore {
     fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>>;
     /// The records of the pod's other attachments.
     fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>>;
     fn save(&self, record: &Record) -> Result<()>;
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()>;
-    /// Serialises the host-side changes of concurrent ADDs and DELs (the runtime runs pods in
-    /// parallel): held until the guard drops.
-    fn lock_host(&self) -> Result<HostLock>;
     /// Every record in the store (GC). A file that is not a readable record is left out
     /// (logged): nothing says whose it is.
     fn all(&self) -> Result<Vec<Record>>;
+}
+
+/// What the records' place guards for the whole node: the host lock, and whether ADD could
+/// use the place now. Apart from `RecordStore` so that a wrapper changing one (the signals
+/// allowed while waiting for the lock, GC's view of peers) wraps only that one.
+pub trait HostGuard {
+    /// Serialises the host-side changes of concurrent ADDs and DELs (the runtime runs pods in
+    /// parallel): held until the guard drops.
+    fn lock_host(&self) -> Result<HostLock>;
     /// Whether ADD could write records and take the host lock now (STATUS): an error
     /// (code 50) names what is unusable.
     fn check_usable(&self) -> Result<()>;
@@ -56,7 +65,7 @@ pub trait RecordStore {
 
 /// Holds the host lock while alive (an flock on `data_dir/host.lock`, released on close).
 pub struct HostLock {
-    _file: Option<fs::File>,
+    _file: Option<Flock<fs::File>>,
 }
 
 /// How long an ADD or DEL waits for the host lock before answering "try again" (code 11).
@@ -76,11 +85,14 @@ impl<T: RecordStore + ?Sized> RecordStore for std::sync::Arc<T> {
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
         (**self).remove(container_id, ifname)
     }
-    fn lock_host(&self) -> Result<HostLock> {
-        (**self).lock_host()
-    }
     fn all(&self) -> Result<Vec<Record>> {
         (**self).all()
+    }
+}
+
+impl<T: HostGuard + ?Sized> HostGuard for std::sync::Arc<T> {
+    fn lock_host(&self) -> Result<HostLock> {
+        (**self).lock_host()
     }
     fn check_usable(&self) -> Result<()> {
         (**self).check_usable()
@@ -261,43 +273,6 @@ impl RecordStore for FileRecords {
         }
     }
 
-    fn lock_host(&self) -> Result<HostLock> {
-        self.ensure_dir()?;
-        let path = self.dir.join("host.lock");
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening lock {}", path.display()), e))?;
-        let started = Instant::now();
-        let deadline = started + LOCK_TIMEOUT;
-        loop {
-            // SAFETY: flock only reads the fd, which `file` keeps open for the call.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                // How long concurrent ADDs and DELs queue on the node (the scale test reads it).
-                tracing::debug!(
-                    waited_us = started.elapsed().as_micros() as u64,
-                    "host lock acquired"
-                );
-                return Ok(HostLock { _file: Some(file) });
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(Error::io(format!("locking {}", path.display()), err));
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::TryAgain(format!(
-                    "the host lock {} is held by another ADD or DEL for over {}s",
-                    path.display(),
-                    LOCK_TIMEOUT.as_secs()
-                )));
-            }
-            std::thread::sleep(LOCK_POLL);
-        }
-    }
-
     fn all(&self) -> Result<Vec<Record>> {
         if !self.dir_exists()? {
             return Ok(Vec::new());
@@ -319,6 +294,48 @@ impl RecordStore for FileRecords {
             .collect();
         paths.sort();
         Ok(paths.iter().filter_map(|p| self.read_listed(p)).collect())
+    }
+}
+
+impl HostGuard for FileRecords {
+    fn lock_host(&self) -> Result<HostLock> {
+        self.ensure_dir()?;
+        let path = self.dir.join("host.lock");
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening lock {}", path.display()), e))?;
+        let started = Instant::now();
+        let deadline = started + LOCK_TIMEOUT;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => {
+                    // How long concurrent ADDs and DELs queue on the node (the scale test
+                    // reads it).
+                    tracing::debug!(
+                        waited_us = started.elapsed().as_micros() as u64,
+                        "host lock acquired"
+                    );
+                    return Ok(HostLock { _file: Some(lock) });
+                }
+                Err((unlocked, Errno::EWOULDBLOCK)) => file = unlocked,
+                Err((_, errno)) => {
+                    let err = std::io::Error::from(errno);
+                    return Err(Error::io(format!("locking {}", path.display()), err));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::TryAgain(format!(
+                    "the host lock {} is held by another ADD or DEL for over {}s",
+                    path.display(),
+                    LOCK_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(LOCK_POLL);
+        }
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -378,10 +395,6 @@ impl RecordStore for MemRecords {
         Ok(())
     }
 
-    fn lock_host(&self) -> Result<HostLock> {
-        Ok(HostLock { _file: None })
-    }
-
     fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
         self.lock()?
             .retain(|r| !(r.container_id == container_id && r.ifname == ifname));
@@ -390,6 +403,12 @@ impl RecordStore for MemRecords {
 
     fn all(&self) -> Result<Vec<Record>> {
         Ok(self.lock()?.clone())
+    }
+}
+
+impl HostGuard for MemRecords {
+    fn lock_host(&self) -> Result<HostLock> {
+        Ok(HostLock { _file: None })
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -472,12 +491,12 @@ mod tests {
         let first = store.lock_host().unwrap();
         let path = dir.join("host.lock");
         let other = fs::File::open(&path).unwrap();
-        // SAFETY: a plain flock on an open fd.
-        let busy = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_eq!(busy, -1);
+        let Err((other, Errno::EWOULDBLOCK)) = Flock::lock(other, FlockArg::LockExclusiveNonblock)
+        else {
+            panic!("a second holder got the host lock");
+        };
         drop(first);
-        let free = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_eq!(free, 0);
+        assert!(Flock::lock(other, FlockArg::LockExclusiveNonblock).is_ok());
         let _ = fs::remove_dir_all(&dir);
     }
 

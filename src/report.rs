@@ -330,15 +330,22 @@ impl CheckReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Side;
+    use crate::model::{Family, Side};
+    use crate::render::{DriftState, ObjectKind};
 
     fn drift() -> Drift {
         Drift {
-            netns: Side::Pod,
             object: "rule to 10.96.0.0/12 lookup 100 pref 1000".into(),
-            expected: "present".into(),
-            actual: "missing".into(),
-            cause: None,
+            ..Drift::new(
+                Side::Pod,
+                (
+                    ObjectKind::Rule(Family::Ipv4),
+                    "to 10.96.0.0/12 lookup 100 pref 1000".into(),
+                ),
+                DriftState::Missing,
+                "present",
+                "missing",
+            )
         }
     }
 

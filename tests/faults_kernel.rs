@@ -82,6 +82,7 @@ impl Prepared {
                 snapshots: &snapshots,
                 executor: &executor,
                 records: &records,
+                host: &records,
             };
             let added = reconcile::add(&cfg, &att, &prev, &inputs, &world, &NoConflicts);
             Ok(added.map(|o| o.applied))

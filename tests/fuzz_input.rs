@@ -84,6 +84,7 @@ fn invoke(env: &BTreeMap<String, String>, stdin: &[u8]) -> Outcome {
             snapshots: Box::new(k.clone()),
             executor: Box::new(k.clone()),
             records: Box::new(r.clone()),
+            host: Box::new(r.clone()),
             probe: Box::new(NoConflicts),
         })
     };

@@ -107,6 +107,7 @@ fn a_fault_at_each_op_of_an_add_leaves_pod_host_and_records_as_before() {
                 snapshots: &LiveSnapshot,
                 executor: &executor,
                 records: &records,
+                host: &records,
             };
             let added = reconcile::add(&cfg, &at, &pv, &inputs, &world, &NoConflicts);
             Ok(added.map(|o| o.applied.len()))

@@ -121,6 +121,7 @@ impl Harness {
                 snapshots: Box::new(kernel.clone()),
                 executor: Box::new(kernel.clone()),
                 records: Box::new(records.clone()),
+                host: Box::new(records.clone()),
                 probe: Box::new(probe.clone()),
             })
         };
@@ -781,7 +782,8 @@ fn status_with_data_dir(data_dir: &Path) -> Output {
         Ok(Backends {
             snapshots: Box::new(kernel.clone()),
             executor: Box::new(kernel),
-            records: Box::new(crate::record::FileRecords::confined(
+            records: Box::new(crate::record::MemRecords::default()),
+            host: Box::new(crate::record::FileRecords::confined(
                 &config.data_root,
                 &config.data_dir,
             )),

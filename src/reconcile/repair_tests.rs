@@ -72,6 +72,7 @@ impl Case {
             snapshots: &self.kernel,
             executor: &self.kernel,
             records: &self.records,
+            host: &self.records,
         }
     }
 

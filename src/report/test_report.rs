@@ -4,17 +4,17 @@
 use std::time::Duration;
 
 use super::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
+use crate::model::Family;
 use crate::model::Side;
-use crate::render::Drift;
+use crate::render::{Drift, DriftState, ObjectKind};
 
-fn drift(netns: Side, object: &str, expected: &str, actual: &str) -> Drift {
-    Drift {
-        netns,
-        object: object.into(),
-        expected: expected.into(),
-        actual: actual.into(),
-        cause: None,
-    }
+fn drift(netns: Side, kind: ObjectKind, name: &str, expected: &str, actual: &str) -> Drift {
+    let state = if actual == "missing" {
+        DriftState::Missing
+    } else {
+        DriftState::Differs
+    };
+    Drift::new(netns, (kind, name.into()), state, expected, actual)
 }
 
 fn attachment(id: &str, status: Status, millis: u64) -> AttachmentReport {
@@ -32,13 +32,15 @@ pub fn every_status() -> CheckReport {
     drifted.drifts = vec![
         drift(
             Side::Pod,
-            "rule from all to 10.96.0.0/12 lookup 100 pref 1000",
+            ObjectKind::Rule(Family::Ipv4),
+            "from all to 10.96.0.0/12 lookup 100 pref 1000",
             "present",
             "missing",
         ),
         drift(
             Side::Host,
-            "route 192.168.50.12 dev veth1 table 500 scope link",
+            ObjectKind::Route(Family::Ipv4),
+            "192.168.50.12 dev veth1 table 500 scope link",
             "present",
             "missing",
         ),
@@ -46,7 +48,8 @@ pub fn every_status() -> CheckReport {
     let mut repaired = attachment("c3", Status::Repaired, 56);
     repaired.drifts = vec![drift(
         Side::Pod,
-        "sysctl net.ipv4.conf.net1.rp_filter",
+        ObjectKind::Sysctl,
+        "net.ipv4.conf.net1.rp_filter",
         "0",
         "1",
     )];
@@ -63,7 +66,11 @@ pub fn every_status() -> CheckReport {
     error.network = Some("a&b".into());
     error.message = Some("invalid <config> & \"more\"\nsecond line".into());
     error.error_code = Some(7);
-    error.drifts = vec![drift(Side::Pod, "drift <b>", "&", "\u{1b}")];
+    // Words no object has, for the escaping: a report prints `object` as it is.
+    error.drifts = vec![Drift {
+        object: "drift <b>".into(),
+        ..drift(Side::Pod, ObjectKind::Mac, "<b>", "&", "\u{1b}")
+    }];
     error.duration = Duration::from_millis(2);
     CheckReport {
         attachments: vec![clean, drifted, repaired, gone, skipped, error],

@@ -3,20 +3,19 @@
 //! with two defaults, IPv6 multipath default), and model-object builders.
 #![allow(dead_code)] // each test crate uses a part
 
+pub mod build;
 pub mod cni;
 pub mod operator;
 
+#[allow(unused_imports)] // each test crate uses a part
+pub use build::*;
+
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ipnet::IpNet;
-use router::model::{
-    ActualState, Family, Route, RouteKey, RouteKind, RouteScope, Rule, SysctlKey, MAIN_TABLE,
-    PROTOCOL_KERNEL,
-};
+use router::model::{ActualState, SysctlKey};
 use router::netns::run_in_netns;
 use router::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
 
@@ -180,65 +179,6 @@ pub fn topology() -> Topology {
 /// Takes a live snapshot from a thread inside the test's host netns.
 pub fn snapshot_from(host: &Netns, req: SnapshotRequest) -> ActualState {
     run_in_netns(&host.path(), move || LiveSnapshot.snapshot(&req)).unwrap()
-}
-
-pub fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-pub fn net(s: &str) -> IpNet {
-    s.parse().unwrap()
-}
-
-pub fn route(
-    table: u32,
-    dst: &str,
-    metric: u32,
-    dev: &str,
-    gateway: Option<&str>,
-    protocol: u8,
-) -> Route {
-    Route {
-        key: RouteKey {
-            table,
-            dst: net(dst),
-            tos: 0,
-            metric,
-            dev: Some(dev.to_string()),
-            gateway: gateway.map(ip),
-        },
-        scope: RouteScope::Universe,
-        kind: RouteKind::Unicast,
-        protocol,
-        prefsrc: None,
-        onlink: false,
-    }
-}
-
-pub fn connected(dst: &str, dev: &str, prefsrc: Option<&str>) -> Route {
-    let family = Family::of_net(&net(dst));
-    let mut r = route(MAIN_TABLE, dst, 0, dev, None, PROTOCOL_KERNEL);
-    if family == Family::Ipv4 {
-        r.scope = RouteScope::Link;
-        r.prefsrc = prefsrc.map(ip);
-    } else {
-        r.key.metric = 256;
-    }
-    r
-}
-
-pub fn rule(
-    family: Family,
-    priority: u32,
-    from: Option<&str>,
-    to: Option<&str>,
-    table: u32,
-    protocol: u8,
-) -> Rule {
-    Rule {
-        protocol,
-        ..Rule::owned_lookup(family, priority, from.map(net), to.map(net), table)
-    }
 }
 
 pub fn by_key<K: Ord + Clone, V: Clone>(items: &[V], key: impl Fn(&V) -> K) -> BTreeMap<K, V> {

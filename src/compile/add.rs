@@ -1,0 +1,421 @@
+//! ADD (and CHECK, which compiles as ADD): the desired state and the record it writes
+//! (BEHAVIOUR 2).
+
+use super::*;
+
+/// Accumulates the desired state of one ADD.
+struct AddBuilder<'a> {
+    input: &'a CompileInput<'a>,
+    pod_actual: &'a NetnsState,
+    facts: Facts,
+    table: u32,
+    chained_addrs: Vec<IpNet>,
+    pod: DesiredNetns,
+    host: DesiredNetns,
+    record: Record,
+    notes: Vec<String>,
+    warnings: Vec<String>,
+}
+
+pub(super) fn compile_add(input: &CompileInput<'_>) -> Result<Compiled> {
+    let config = input.config;
+    let prev = input
+        .prev
+        .ok_or_else(|| Error::InvalidPrevResult("prevResult is required".into()))?;
+    let pod_actual = input
+        .actual
+        .pod
+        .as_ref()
+        .ok_or_else(|| Error::UnknownContainer("the pod network namespace is gone".into()))?;
+    let table = input
+        .record
+        .map_or_else(|| config.table_for(input.ifname), |r| Ok(r.table))?;
+    let chained_addrs = prev.require_addresses_of(input.ifname)?;
+    let facts = Facts::derive(config, input.ifname, &chained_addrs, input.actual);
+    let new_mac = match config.mac_prefix {
+        None => None,
+        Some(prefix) => Some(derive_mac(prefix, &chained_addrs).ok_or_else(|| {
+            Error::InvalidPrevResult(format!(
+                "mac_prefix is set but {} has no address in prevResult",
+                input.ifname
+            ))
+        })?),
+    };
+    let record = Record {
+        host_peer: facts.host_peer.clone(),
+        network: config.name.clone(),
+        ..Record::new(
+            input.container_id,
+            input.ifname,
+            table,
+            config.host_rule_table,
+            &config.overlay_interface,
+        )
+    };
+    let mut b = AddBuilder {
+        input,
+        pod_actual,
+        facts,
+        table,
+        chained_addrs,
+        pod: DesiredNetns::default(),
+        host: DesiredNetns::default(),
+        record,
+        notes: Vec::new(),
+        warnings: Vec::new(),
+    };
+    b.mac(new_mac);
+    if !config.only_op_mac {
+        b.sysctls();
+        for family in families_of(&b.chained_addrs) {
+            b.family(family);
+        }
+        b.skip_note_for_unused_families();
+        b.scope();
+        b.node_address_change();
+    }
+    Ok(b.finish(new_mac))
+}
+
+impl AddBuilder<'_> {
+    fn config(&self) -> &Config {
+        self.input.config
+    }
+
+    fn ifname(&self) -> &str {
+        self.input.ifname
+    }
+
+    fn overlay(&self) -> &str {
+        &self.input.config.overlay_interface
+    }
+
+    fn mac(&mut self, new_mac: Option<MacAddr>) {
+        let Some(mac) = new_mac else { return };
+        if !self.facts.chained_exists {
+            self.notes
+                .push(format!("{} is not in the pod: MAC not set", self.ifname()));
+            return;
+        }
+        self.pod.present.macs.insert(self.ifname().to_string(), mac);
+        self.record.original_mac = self
+            .input
+            .record
+            .and_then(|r| r.original_mac)
+            .or(self.facts.chained_mac);
+    }
+
+    /// The interfaces of the pod a per-interface sysctl is set on: all, default, O, C.
+    fn pod_sysctl_ifaces(&self) -> Vec<String> {
+        let mut ifaces = vec!["all".to_string(), "default".to_string()];
+        if self.facts.overlay_exists {
+            ifaces.push(self.overlay().to_string());
+        }
+        if self.facts.chained_exists {
+            ifaces.push(self.ifname().to_string());
+        }
+        ifaces
+    }
+
+    fn sysctls(&mut self) {
+        let rp = self.config().rp_filter;
+        let ifaces = self.pod_sysctl_ifaces();
+        let uses_v6 = families_of(&self.chained_addrs).contains(&Family::Ipv6);
+        for iface in &ifaces {
+            self.pod_sysctl(
+                SysctlKey::new(iface, SysctlName::RpFilter),
+                i64::from(rp.value),
+            );
+            if uses_v6 {
+                self.pod_sysctl(SysctlKey::new(iface, SysctlName::DisableIpv6), 0);
+            }
+        }
+        if rp.set_host {
+            let host_ifaces = ["all", "default"]
+                .into_iter()
+                .map(str::to_string)
+                .chain(self.facts.host_peer.clone());
+            for iface in host_ifaces {
+                self.host.present.sysctls.insert(
+                    SysctlKey::new(&iface, SysctlName::RpFilter),
+                    i64::from(rp.value),
+                );
+            }
+        }
+    }
+
+    /// A pod sysctl, remembering the value it replaces (the first ADD's, on a repeat).
+    fn pod_sysctl(&mut self, key: SysctlKey, value: i64) {
+        let original = self
+            .input
+            .record
+            .and_then(|r| r.original_sysctls.get(&key).copied())
+            .or_else(|| self.pod_actual.sysctls.get(&key).copied());
+        if let Some(original) = original {
+            self.record.original_sysctls.insert(key.clone(), original);
+        }
+        self.pod.present.sysctls.insert(key, value);
+    }
+
+    fn family(&mut self, family: Family) {
+        // P is fixed by the first ADD, "no P" included: a default another interface (net2)
+        // adds to main later does not make it P for this attachment.
+        let moved = match self.input.record {
+            Some(r) => r.moved.get(&family).cloned(),
+            None => find_previous(self.pod_actual, self.ifname(), self.table, family),
+        };
+        let previous = moved.as_ref().map(|m| m.interface.clone());
+        if let Some(moved) = moved {
+            self.migrate(family, moved);
+        }
+        self.hijack_rules(family, previous.as_deref());
+        self.host_address_routes(family);
+        self.host_side(family);
+    }
+
+    /// BEHAVIOUR 2.2. P's routes are copied into T whether or not the migration applies,
+    /// so that the hijack rules always find a route through O (see ARCHITECTURE.md).
+    fn migrate(&mut self, family: Family, mut moved: Moved) {
+        let table = self.table;
+        for route in &moved.routes {
+            self.pod.present.insert_route(copy_into(route, table));
+        }
+        let p = moved.interface.clone();
+        let applies = migration_applies(self.config().migrate_route, self.ifname(), &p);
+        if applies {
+            self.rules_for_previous_addresses(family, &p);
+            if self.input.record.is_none() {
+                moved.removed_from_main = self.defaults_to_remove(family, &moved);
+            }
+            self.pod
+                .absent_routes
+                .extend(moved.removed_from_main.iter().map(|r| r.key.clone()));
+        } else {
+            moved.removed_from_main.clear();
+            self.notes.push(format!(
+                "{family}: default route of {p} stays in main (migrate_route {:?}, {} vs {p})",
+                self.config().migrate_route,
+                self.ifname()
+            ));
+        }
+        self.record.moved.insert(family, moved);
+    }
+
+    /// P's default hops leave main only while another default remains there, so the pod
+    /// never loses its default route.
+    fn defaults_to_remove(&mut self, family: Family, moved: &Moved) -> Vec<Route> {
+        let p = moved.interface.as_str();
+        let other_default = self
+            .pod_actual
+            .main_defaults(family)
+            .any(|r| r.key.dev.as_deref() != Some(p));
+        if !other_default {
+            self.notes.push(format!(
+                "{family}: main has no default besides {p}'s: it is copied into table {} but not removed",
+                self.table
+            ));
+            return Vec::new();
+        }
+        moved
+            .routes
+            .iter()
+            .filter(|r| r.key.is_default())
+            .cloned()
+            .collect()
+    }
+
+    fn previous_addresses(&self, family: Family, p: &str) -> Vec<IpNet> {
+        self.pod_actual
+            .links
+            .get(p)
+            .map(|l| {
+                l.addresses
+                    .iter()
+                    .filter(|a| Family::of_net(a) == family && !is_link_local(&a.addr()))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn rules_for_previous_addresses(&mut self, family: Family, p: &str) {
+        let priority = self.config().rule_priority;
+        for addr in self.previous_addresses(family, p) {
+            let from = host_net(addr.addr());
+            self.pod.present.insert_rule(Rule::owned_lookup(
+                family,
+                priority,
+                Some(from),
+                None,
+                self.table,
+            ));
+        }
+    }
+
+    /// BEHAVIOUR 2.3: `to <cidr> lookup T` for the hijack CIDRs when P is O (or there is no
+    /// P); for a later interface, P's own subnets plus the additional CIDRs.
+    fn hijack_rules(&mut self, family: Family, previous: Option<&str>) {
+        let config = self.config();
+        let cidrs: Vec<IpNet> = match previous {
+            Some(p) if p != self.overlay() => self
+                .previous_addresses(family, p)
+                .iter()
+                .map(IpNet::trunc)
+                .chain(config.additional_hijack_subnet.iter().copied())
+                .collect(),
+            _ => config.hijack_subnets().copied().collect(),
+        };
+        let priority = config.rule_priority;
+        for cidr in cidrs.into_iter().filter(|c| Family::of_net(c) == family) {
+            self.pod.present.insert_rule(Rule::owned_lookup(
+                family,
+                priority,
+                None,
+                Some(cidr),
+                self.table,
+            ));
+        }
+    }
+
+    fn host_peer_usable(&self) -> Option<String> {
+        if self.config().sriov || !self.facts.overlay_exists {
+            return None;
+        }
+        self.facts.host_peer.clone()
+    }
+
+    fn host_address_routes(&mut self, family: Family) {
+        if self.host_peer_usable().is_none() {
+            return;
+        }
+        let overlay = self.overlay().to_string();
+        let lladdr = self.facts.host_peer_mac;
+        for addr in of_family(self.facts.host_addresses.iter().copied(), family) {
+            for table in [MAIN_TABLE, self.table] {
+                self.pod
+                    .present
+                    .insert_route(owned_route(table, host_net(addr), &overlay));
+            }
+            if lladdr.is_some() {
+                self.pod
+                    .present
+                    .insert_neighbour(owned_neighbour(&overlay, addr, lladdr));
+            }
+        }
+    }
+
+    /// The node addresses gained and lost since the record was written: what a drift of
+    /// the host-address routes and neighbours is due to. Nothing without a record (a first
+    /// ADD has no "since").
+    fn node_address_change(&mut self) {
+        let (Some(record), Some(_)) = (self.input.record, self.host_peer_usable()) else {
+            return;
+        };
+        let then = recorded_node_addresses(record);
+        let now = &self.facts.host_addresses;
+        self.pod.node_addresses = NodeAddressChange {
+            via: self.overlay().to_string(),
+            added: now.difference(&then).copied().collect(),
+            removed: then.difference(now).copied().collect(),
+        };
+    }
+
+    fn host_side(&mut self, family: Family) {
+        let Some(h) = self.host_peer_usable() else {
+            return;
+        };
+        let config = self.config();
+        let host_table = config.host_rule_table;
+        let rule = host_rule(config, family, host_table);
+        self.host.present.insert_rule(rule);
+        let overlay_mac = self.facts.overlay_mac;
+        for addr in of_family(self.chained_addrs.iter().map(IpNet::addr), family) {
+            self.host
+                .present
+                .insert_route(owned_route(host_table, host_net(addr), &h));
+            if overlay_mac.is_some() {
+                self.host
+                    .present
+                    .insert_neighbour(owned_neighbour(&h, addr, overlay_mac));
+            }
+        }
+    }
+
+    fn skip_note_for_unused_families(&mut self) {
+        let families = families_of(&self.chained_addrs);
+        let unused: Vec<String> = self
+            .config()
+            .hijack_subnets()
+            .filter(|c| !families.contains(&Family::of_net(c)))
+            .map(ToString::to_string)
+            .collect();
+        if !unused.is_empty() {
+            self.notes.push(format!(
+                "{} has no address of their family: skipped {}",
+                self.ifname(),
+                unused.join(", ")
+            ));
+        }
+        if self.facts.host_peer.is_none() && !self.config().sriov {
+            // O itself is there (reconcile refuses an ADD without it): say so, since the
+            // missing peer and a missing O call for different fixes.
+            self.warnings.push(format!(
+                "{} is in the pod but has no veth peer in the host netns (not a veth, or its \
+                 peer is in another netns): host-side steps skipped",
+                self.overlay()
+            ));
+        }
+    }
+
+    fn scope(&mut self) {
+        let config = self.config();
+        let (pod_scope, host_scope) = attachment_scope(&ScopeOf {
+            table: self.table,
+            overlay: &config.overlay_interface,
+            host_table: config.host_rule_table,
+            host_peer: self.facts.host_peer.as_deref(),
+            chained_addrs: self.chained_addrs.iter().map(IpNet::addr).collect(),
+            pod_shared: unrecorded_attachments(Some(self.pod_actual), self.table, self.input.peers),
+        });
+        let (pod_keep, host_keep) = peers_keep(self.input.peers);
+        self.pod.scope = pod_scope;
+        self.host.scope = host_scope;
+        self.pod.keep = pod_keep;
+        self.host.keep = host_keep;
+    }
+
+    fn finish(mut self, new_mac: Option<MacAddr>) -> Compiled {
+        self.record.pod = self.pod.present.clone();
+        self.record.host = self.host.present.clone();
+        Compiled {
+            desired: DesiredState {
+                pod: self.pod,
+                host: self.host,
+            },
+            record: self.record,
+            new_mac,
+            notes: self.notes,
+            warnings: self.warnings,
+        }
+    }
+}
+
+/// The node addresses an earlier ADD routed through O: its host-address routes in main and
+/// its neighbours on O (main holds no other route of router's on O after an ADD).
+pub(super) fn recorded_node_addresses(record: &Record) -> BTreeSet<IpAddr> {
+    let overlay = Some(record.overlay_interface.as_str());
+    let routes = record.pod.routes.values().filter(|r| {
+        r.key.table == MAIN_TABLE
+            && r.key.dev.as_deref() == overlay
+            && r.key.dst == host_net(r.key.dst.addr())
+    });
+    let neighbours = record
+        .pod
+        .neighbours
+        .keys()
+        .filter(|k| k.dev == record.overlay_interface);
+    routes
+        .map(|r| r.key.dst.addr())
+        .chain(neighbours.map(|k| k.addr))
+        .collect()
+}

@@ -1,0 +1,118 @@
+//! compile: Config x prevResult x facts (derived from ActualState) x record x Mode ->
+//! DesiredState, plus the attachment record an ADD writes. BEHAVIOUR sections 2 and 4.
+//! Pure: no I/O, no clock, no env; everything it knows comes in as arguments.
+//!
+//! One file per part: `facts` (what the snapshot says), `previous` (P and its routes),
+//! `scope` (what an attachment owns, what its peers keep), `add`, `del`.
+
+mod add;
+mod del;
+mod facts;
+mod previous;
+mod scope;
+
+use add::*;
+use del::*;
+pub(crate) use facts::is_link_local;
+use facts::*;
+pub use facts::{derive_mac, mac_source, name_order, Facts};
+use previous::*;
+use scope::*;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::config::{Config, MigrateRoute, PrevView};
+use crate::error::{Error, Result};
+use crate::model::{
+    host_net, ActualState, DesiredNetns, DesiredState, Family, MacAddr, Mode, Moved, Neighbour,
+    NeighbourKey, NeighbourSelector, NetnsState, NodeAddressChange, Record, Route, RouteSelector,
+    Rule, Scope, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL,
+    ROUTER_PROTOCOL,
+};
+
+pub struct CompileInput<'a> {
+    pub config: &'a Config,
+    pub container_id: &'a str,
+    /// C, the chained interface (`CNI_IFNAME`).
+    pub ifname: &'a str,
+    pub prev: Option<&'a PrevView>,
+    pub actual: &'a ActualState,
+    /// This attachment's record from an earlier ADD.
+    pub record: Option<&'a Record>,
+    /// Records of the pod's other attachments: what they want is never removed for this one.
+    pub peers: &'a [Record],
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub desired: DesiredState,
+    /// What ADD writes before applying (for DEL, the record it compiled from).
+    pub record: Record,
+    /// C's new MAC, for the result and the announcement.
+    pub new_mac: Option<MacAddr>,
+    /// Decisions worth a log line.
+    pub notes: Vec<String>,
+    /// A degraded setup that still works, worth a warning.
+    pub warnings: Vec<String>,
+}
+
+fn owned_route(table: u32, dst: IpNet, dev: &str) -> Route {
+    Route::link(table, dst, dev, ROUTER_PROTOCOL)
+}
+
+fn copy_into(route: &Route, table: u32) -> Route {
+    let mut copy = route.clone();
+    copy.key.table = table;
+    copy.protocol = ROUTER_PROTOCOL;
+    copy.normalised()
+}
+
+fn owned_neighbour(dev: &str, addr: IpAddr, lladdr: Option<MacAddr>) -> Neighbour {
+    Neighbour {
+        key: NeighbourKey {
+            dev: dev.to_string(),
+            addr,
+        },
+        lladdr,
+        protocol: ROUTER_PROTOCOL,
+    }
+}
+
+fn host_rule(config: &Config, family: Family, table: u32) -> Rule {
+    Rule::owned_lookup(family, config.host_rule_priority, None, None, table)
+}
+
+pub fn compile(input: &CompileInput<'_>) -> Result<Compiled> {
+    if input.config.skip_call {
+        return Ok(skipped(input));
+    }
+    match input.mode {
+        Mode::Add => compile_add(input),
+        Mode::Del => compile_del(input),
+    }
+}
+
+/// skip_call: want nothing, own nothing, touch nothing.
+fn skipped(input: &CompileInput<'_>) -> Compiled {
+    let config = input.config;
+    Compiled {
+        desired: DesiredState::default(),
+        record: Record::new(
+            input.container_id,
+            input.ifname,
+            config.table_for(input.ifname).unwrap_or_default(),
+            config.host_rule_table,
+            &config.overlay_interface,
+        ),
+        new_mac: None,
+        notes: vec!["skip_call: nothing to do".into()],
+        warnings: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

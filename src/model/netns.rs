@@ -1,0 +1,287 @@
+//! One netns's state (links as facts, the reconciled objects keyed by their kernel
+//! identity) and a snapshot of both netns (`ActualState`, the snapshot/fixture format).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Family, MacAddr, Neighbour, NeighbourKey, Route, RouteKey, RouteSlot, Rule, RuleKey, SysctlKey,
+    MAIN_TABLE,
+};
+
+/// Which network namespace an object lives in.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Pod,
+    Host,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Pod => "pod",
+            Side::Host => "host",
+        })
+    }
+}
+
+/// The veth peer of a link as the kernel reports it (IFLA_LINK + IFLA_LINK_NETNSID).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LinkPeer {
+    pub ifindex: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netnsid: Option<i32>,
+}
+
+/// Facts about a link; its MAC, the one reconciled property, lives in `NetnsState::macs`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<LinkPeer>,
+    /// Interface addresses with their prefix length (host bits kept).
+    #[serde(default)]
+    pub addresses: Vec<IpNet>,
+}
+
+impl Link {
+    /// The link of `other` (the netns on the far side) this one is a veth pair with: the
+    /// link its IFLA_LINK names there, whose IFLA_LINK names this one back. With O and the
+    /// host netns, that is H (BEHAVIOUR glossary).
+    pub fn veth_peer_in<'a>(&self, other: &'a NetnsState) -> Option<(&'a String, &'a Link)> {
+        let peer = self.peer.as_ref()?;
+        let (name, link) = other.link_by_index(peer.ifindex)?;
+        let points_back = link.peer.as_ref().is_some_and(|p| p.ifindex == self.index);
+        points_back.then_some((name, link))
+    }
+}
+
+/// Objects with a kernel identity, stored in maps keyed by it and serialised as lists.
+pub trait Keyed {
+    type Key: Ord + Clone;
+    fn key(&self) -> &Self::Key;
+}
+
+impl Keyed for Route {
+    type Key = RouteKey;
+    fn key(&self) -> &RouteKey {
+        &self.key
+    }
+}
+
+impl Keyed for Rule {
+    type Key = RuleKey;
+    fn key(&self) -> &RuleKey {
+        &self.key
+    }
+}
+
+impl Keyed for Neighbour {
+    type Key = NeighbourKey;
+    fn key(&self) -> &NeighbourKey {
+        &self.key
+    }
+}
+
+/// Serde for `BTreeMap<K, V>` whose key is derived from the value: a plain JSON list.
+mod keyed_list {
+    use super::Keyed;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<V: Keyed + Serialize, S: Serializer>(
+        map: &BTreeMap<V::Key, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.values())
+    }
+
+    pub fn deserialize<'de, V, D>(d: D) -> Result<BTreeMap<V::Key, V>, D::Error>
+    where
+        V: Keyed + Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        let list = Vec::<V>::deserialize(d)?;
+        Ok(list.into_iter().map(|v| (v.key().clone(), v)).collect())
+    }
+}
+
+/// One netns: links (facts) and the reconciled objects.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetnsState {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, Link>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub macs: BTreeMap<String, MacAddr>,
+    #[serde(
+        default,
+        with = "keyed_list",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub routes: BTreeMap<RouteKey, Route>,
+    #[serde(
+        default,
+        with = "keyed_list",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub rules: BTreeMap<RuleKey, Rule>,
+    #[serde(
+        default,
+        with = "keyed_list",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub neighbours: BTreeMap<NeighbourKey, Neighbour>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<SysctlKey, i64>,
+}
+
+impl NetnsState {
+    pub fn insert_route(&mut self, route: Route) {
+        let route = route.normalised();
+        self.routes.insert(route.key.clone(), route);
+    }
+
+    pub fn insert_rule(&mut self, rule: Rule) {
+        self.rules.insert(rule.key.clone(), rule);
+    }
+
+    pub fn insert_neighbour(&mut self, neighbour: Neighbour) {
+        self.neighbours.insert(neighbour.key.clone(), neighbour);
+    }
+
+    /// Routes of one slot, in key order. The slot is a prefix of the key order, so this is
+    /// a range read, not a scan: the planner asks once per wanted route.
+    pub fn routes_in_slot<'a>(&'a self, slot: &'a RouteSlot) -> impl Iterator<Item = &'a Route> {
+        let first = RouteKey {
+            table: slot.table,
+            dst: slot.dst,
+            tos: slot.tos,
+            metric: slot.metric,
+            dev: None,
+            gateway: None,
+        };
+        self.routes
+            .range(first..)
+            .map(|(_, r)| r)
+            .take_while(move |r| r.key.slot() == *slot)
+    }
+
+    /// Default routes of a family in the main table, in key order.
+    pub fn main_defaults(&self, family: Family) -> impl Iterator<Item = &Route> {
+        self.routes.values().filter(move |r| {
+            r.key.table == MAIN_TABLE && r.key.is_default() && r.key.family() == family
+        })
+    }
+
+    pub fn link_by_index(&self, index: u32) -> Option<(&String, &Link)> {
+        self.links.iter().find(|(_, l)| l.index == index)
+    }
+
+    /// The interface names objects refer to, for the snapshotter's filtered reads.
+    pub fn is_empty(&self) -> bool {
+        self.macs.is_empty()
+            && self.routes.is_empty()
+            && self.rules.is_empty()
+            && self.neighbours.is_empty()
+            && self.sysctls.is_empty()
+    }
+}
+
+/// What a snapshot of the world holds: the pod netns (absent when it is gone) and the host.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ActualState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<NetnsState>,
+    #[serde(default)]
+    pub host: NetnsState,
+    /// The host's preferred source address toward each address of C (`ip route get`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_preferred_src: BTreeMap<IpAddr, IpAddr>,
+    /// The route tables this state holds, per netns. None in snapshot files written before
+    /// snapshots said so: such a file is taken to hold every table a plan asks for (the
+    /// fixtures are written that way; see `snapshot::FileSnapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<TablesHeld>,
+}
+
+/// Which route tables a snapshot read in each netns: a table it did not read is unknown,
+/// not empty.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TablesHeld {
+    pub pod: Tables,
+    pub host: Tables,
+}
+
+/// Every table of a netns (`"all"`), or these (a list of table ids).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Tables {
+    All(AllTables),
+    Only(BTreeSet<u32>),
+}
+
+/// The word `"all"` in the snapshot JSON.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AllTables {
+    All,
+}
+
+impl Tables {
+    pub const ALL: Tables = Tables::All(AllTables::All);
+
+    pub fn holds(&self, table: u32) -> bool {
+        match self {
+            Tables::All(_) => true,
+            Tables::Only(tables) => tables.contains(&table),
+        }
+    }
+}
+
+impl ActualState {
+    pub fn side(&self, side: Side) -> Option<&NetnsState> {
+        match side {
+            Side::Pod => self.pod.as_ref(),
+            Side::Host => Some(&self.host),
+        }
+    }
+
+    pub fn side_mut(&mut self, side: Side) -> Option<&mut NetnsState> {
+        match side {
+            Side::Pod => self.pod.as_mut(),
+            Side::Host => Some(&mut self.host),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    #[test]
+    fn netns_state_serialises_objects_as_lists_and_reads_them_back() {
+        let mut ns = NetnsState::default();
+        ns.insert_rule(Rule::owned_lookup(
+            Family::Ipv4,
+            1000,
+            None,
+            Some("10.240.0.0/12".parse().unwrap()),
+            100,
+        ));
+        ns.sysctls
+            .insert(SysctlKey::new("all", SysctlName::RpFilter), 0);
+        let json = serde_json::to_value(&ns).unwrap();
+        assert!(json["rules"].is_array());
+        assert_eq!(json["sysctls"]["net.ipv4.conf.all.rp_filter"], 0);
+        let back: NetnsState = serde_json::from_value(json).unwrap();
+        assert_eq!(back, ns);
+    }
+}

@@ -1,0 +1,147 @@
+//! The attachment record (BEHAVIOUR 6): what one ADD owns and what it replaced.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Family, MacAddr, NetnsState, Route, SysctlKey};
+
+/// P and the routes that moved from main for one family, fixed by the first ADD: after the
+/// move, main no longer shows P's default, so later runs compile from this.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Moved {
+    pub interface: String,
+    /// P's main-table routes as they were, copied into table T.
+    pub routes: Vec<Route>,
+    /// The subset ADD removed from main (P's default hops); DEL puts them back.
+    #[serde(default)]
+    pub removed_from_main: Vec<Route>,
+}
+
+/// The attachment record (BEHAVIOUR 6): what one ADD owns and what it replaced, so that
+/// CHECK and DEL compile from facts the kernel no longer shows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub version: u32,
+    pub container_id: String,
+    pub ifname: String,
+    /// The network (the config's `name`) the attachment belongs to: GC collects only the
+    /// records of the network it was called for, since data_dir may be shared by several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    pub table: u32,
+    pub host_rule_table: u32,
+    pub overlay_interface: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_peer: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub moved: BTreeMap<Family, Moved>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_mac: Option<MacAddr>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub original_sysctls: BTreeMap<SysctlKey, i64>,
+    /// The owned objects ADD wants present, per netns.
+    #[serde(default)]
+    pub pod: NetnsState,
+    #[serde(default)]
+    pub host: NetnsState,
+    /// What the ADD ran with; absent in records written before router kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<AddInputs>,
+}
+
+/// What an ADD ran with, so that `router check --all` can check the attachment when the
+/// runtime's result cache has no entry for it, or one without the netns (libcni before
+/// 1.2 writes none). The plugin config is kept without its prevResult (stored once, as
+/// `prev_result`): a few hundred bytes for a typical pod.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AddInputs {
+    /// CNI_NETNS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
+    /// The plugin config from stdin, `prevResult` left out.
+    pub config: serde_json::Value,
+    /// The prevResult of that ADD.
+    pub prev_result: serde_json::Value,
+}
+
+impl AddInputs {
+    /// From what a runtime gave ADD: CNI_NETNS and stdin (`prevResult` moved out of it).
+    pub fn new(netns: Option<PathBuf>, stdin: &serde_json::Value) -> AddInputs {
+        let mut config = stdin.clone();
+        let prev_result = config
+            .as_object_mut()
+            .and_then(|obj| obj.remove("prevResult"))
+            .unwrap_or(serde_json::Value::Null);
+        AddInputs {
+            netns,
+            config,
+            prev_result,
+        }
+    }
+}
+
+impl Record {
+    pub const VERSION: u32 = 1;
+
+    /// A record that owns nothing yet.
+    pub fn new(
+        container_id: &str,
+        ifname: &str,
+        table: u32,
+        host_rule_table: u32,
+        overlay_interface: &str,
+    ) -> Record {
+        Record {
+            version: Record::VERSION,
+            container_id: container_id.to_string(),
+            ifname: ifname.to_string(),
+            network: None,
+            table,
+            host_rule_table,
+            overlay_interface: overlay_interface.to_string(),
+            host_peer: None,
+            moved: BTreeMap::new(),
+            original_mac: None,
+            original_sysctls: BTreeMap::new(),
+            pod: NetnsState::default(),
+            host: NetnsState::default(),
+            inputs: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_written_before_inputs_were_kept_still_reads() {
+        let old = r#"{"version":1,"container_id":"c1","ifname":"net1","table":100,
+            "host_rule_table":500,"overlay_interface":"eth0","pod":{},"host":{}}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        assert_eq!(record, Record::new("c1", "net1", 100, 500, "eth0"));
+        let written = serde_json::to_value(&record).unwrap();
+        assert!(written.get("inputs").is_none(), "{written}");
+    }
+
+    #[test]
+    fn add_inputs_keep_the_config_without_prev_result_and_the_prev_result_once() {
+        let prev = serde_json::json!({"cniVersion": "1.0.0", "ips": [{"address": "192.0.2.2/24"}]});
+        let stdin = serde_json::json!({"cniVersion": "1.0.0", "name": "n", "type": "router",
+                                       "prevResult": prev});
+        let inputs = AddInputs::new(Some(PathBuf::from("/run/netns/p")), &stdin);
+        assert_eq!(
+            inputs.config,
+            serde_json::json!({"cniVersion": "1.0.0", "name": "n", "type": "router"})
+        );
+        assert_eq!(inputs.prev_result, prev);
+        let record = Record {
+            inputs: Some(inputs.clone()),
+            ..Record::new("c1", "net1", 100, 500, "eth0")
+        };
+        let back: Record = serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        assert_eq!(back.inputs, Some(inputs));
+    }
+}
