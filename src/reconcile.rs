@@ -280,6 +280,7 @@ fn apply_locked(
         // A repeated ADD: the kernel already is as wanted; nothing to verify.
         return Ok(outcome);
     }
+    world.executor.take_surprise();
     if let Err(failed) = world.executor.apply(&prepared.plan.ops) {
         roll_back(world, &prepared.plan.ops[..failed.index]);
         restore_record(world, att, prepared.previous_record.as_ref());
@@ -288,9 +289,11 @@ fn apply_locked(
         return Err(pod_gone_or(world, &prepared, error));
     }
     outcome.applied = prepared.plan.ops;
-    outcome
-        .applied
-        .extend(verify(Mode::Add, config, att, Some(prev), world)?);
+    if world.executor.take_surprise() {
+        outcome
+            .applied
+            .extend(verify(Mode::Add, config, att, Some(prev), world)?);
+    }
     Ok(outcome)
 }
 
@@ -431,7 +434,8 @@ fn restore_record(world: &World<'_>, att: &Attachment, previous: Option<&Record>
 }
 
 /// Re-snapshots and re-plans; applies what is still pending, a bounded number of times.
-/// Returns the extra ops it applied.
+/// Returns the extra ops it applied. Run only when the kernel surprised the executor:
+/// otherwise every op's ACK is its verification (issue 14).
 fn verify(
     mode: Mode,
     config: &Config,
@@ -478,7 +482,8 @@ pub fn check(config: &Config, att: &Attachment, prev: &PrevView, world: &World<'
 }
 
 /// BEHAVIOUR 4: best effort past errors; fails only when something owned it could reach is
-/// still there afterwards. The record goes last.
+/// still there afterwards (read again only after a failure or a surprise). The record goes
+/// last.
 pub fn del(
     config: &Config,
     att: &Attachment,
@@ -487,10 +492,15 @@ pub fn del(
 ) -> Result<Vec<Op>> {
     let _host = world.records.lock_host()?;
     let prepared = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
+    world.executor.take_surprise();
     let failures = world.executor.apply_all(&prepared.plan.ops);
-    let after = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
-    if !after.plan.ops.is_empty() {
-        return Err(del_error(&failures, &after.plan));
+    // Every removal ACKed as done leaves nothing owned that DEL could reach; a failure or
+    // a surprise is proved by reading again.
+    if !failures.is_empty() || world.executor.take_surprise() {
+        let after = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
+        if !after.plan.ops.is_empty() {
+            return Err(del_error(&failures, &after.plan));
+        }
     }
     world.records.remove(&att.container_id, &att.ifname)?;
     Ok(prepared.plan.ops)
