@@ -5,6 +5,7 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -15,6 +16,7 @@ use crate::config::{
 use crate::conflict::AddressProbe;
 use crate::error::{excerpt, Code, Error, Result};
 use crate::execute::Executor;
+use crate::logging::{log_phase, phase};
 use crate::model::{AddInputs, MacAddr};
 use crate::reconcile::{self, Attachment, ValidAttachment, World};
 use crate::record::{is_valid_container_id, RecordStore, MAX_CONTAINER_ID_LEN};
@@ -249,6 +251,7 @@ pub fn run(
     stdin: &mut dyn Read,
     backends: BackendFactory<'_>,
 ) -> Output {
+    let started = Instant::now();
     let bytes = match read_stdin(stdin) {
         Ok(b) => b,
         Err(e) => return Output::error(&e, FALLBACK_VERSION),
@@ -266,7 +269,14 @@ pub fn run(
     }
     let mut version = hint;
     let allowed = AllowedDirs::from_var(env(ALLOWED_DIRS_VAR).as_deref());
-    let outcome = run_command(&invocation, &bytes, &allowed, &mut version, backends);
+    let outcome = run_command(
+        &invocation,
+        &bytes,
+        &allowed,
+        &mut version,
+        backends,
+        started,
+    );
     let (command, container, ifname) = (
         invocation.command,
         &invocation.container_id,
@@ -441,6 +451,7 @@ fn run_command(
     allowed: &AllowedDirs,
     version: &mut String,
     backends: BackendFactory<'_>,
+    started: Instant,
 ) -> Result<Option<Value>> {
     let input = decode(bytes);
     let (netconf, unusable) = config_for(inv, &input, allowed, version)?;
@@ -463,6 +474,8 @@ fn run_command(
         netns: inv.netns.clone(),
     };
     let backends = backends(config, inv)?;
+    // From the start of the run to a parsed config with its log open.
+    log_phase("config", started);
     for ignored in &allowed.ignored {
         tracing::warn!("{ALLOWED_DIRS_VAR}: {ignored:?} is no absolute path without `..`: ignored");
     }
@@ -489,12 +502,9 @@ fn run_command(
             for warning in &outcome.warnings {
                 tracing::warn!("{warning}");
             }
-            Ok(Some(result_with_mac(
-                &prev_json,
-                &inv.ifname,
-                outcome.new_mac,
-                config.cni_version,
-            )))
+            Ok(Some(phase("result", || {
+                result_with_mac(&prev_json, &inv.ifname, outcome.new_mac, config.cni_version)
+            })))
         }
         Request::Check { prev } => {
             reconcile::check(config, &att, &prev, &world)?;

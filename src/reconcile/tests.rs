@@ -75,7 +75,11 @@ fn a_surprised_executor_reads_again_and_applies_what_the_kernel_did_not_keep() {
     let counting = Counting::new(&case.kernel, true);
     let applied = repair_through(&counting, &case);
     assert!(counting.snapshots.get() >= 2, "verified by a re-read");
-    assert_eq!(applied.len(), planned.len() + 1, "the lost op applied again");
+    assert_eq!(
+        applied.len(),
+        planned.len() + 1,
+        "the lost op applied again"
+    );
     assert_eq!(applied.last(), planned.first());
     assert!(case.pending().is_empty());
 }
