@@ -238,7 +238,7 @@ pub struct Backends {
     pub snapshots: Box<dyn SnapshotSource>,
     pub executor: Box<dyn Executor>,
     pub records: Box<dyn RecordStore>,
-    /// C's L2 segment: conflict probes and announcements.
+    /// C's L2 segment: conflict probes.
     pub probe: Box<dyn AddressProbe>,
 }
 

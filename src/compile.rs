@@ -52,7 +52,7 @@ pub struct Compiled {
     pub desired: DesiredState,
     /// What ADD writes before applying (for DEL, the record it compiled from).
     pub record: Record,
-    /// C's new MAC, for the result and the announcement.
+    /// C's new MAC, for the result.
     pub new_mac: Option<MacAddr>,
     /// Decisions worth a log line.
     pub notes: Vec<String>,
@@ -517,8 +517,9 @@ impl AddBuilder<'_> {
             .input
             .record
             .and_then(|r| r.original_mac)
-            .or(self.facts.chained_mac); // BEHAVIOUR 2.1: the kernel announces C's addresses from the new MAC itself when
-                                         // these are set before the MAC changes (sysctls go first in a plan); restored on DEL.
+            .or(self.facts.chained_mac);
+        // BEHAVIOUR 2.1: the kernel announces C's addresses from the new MAC itself when
+        // these are set before the MAC changes (sysctls go first in a plan); restored on DEL.
         let families = families_of(&self.chained_addrs);
         let ifname = self.ifname().to_string();
         for (family, name) in [

@@ -1,6 +1,6 @@
-//! conflict: IP conflict detection before an ADD applies anything (BEHAVIOUR 5) and the
-//! announcement of C's addresses after its MAC changed (2.1), on raw sockets opened on a
-//! thread inside the pod netns. It only sends and listens: it changes no kernel state and
+//! conflict: IP conflict detection before an ADD applies anything (BEHAVIOUR 5), on raw
+//! sockets opened on a thread inside the pod netns (C's new MAC is announced by the kernel,
+//! 2.1). It only sends and listens: it changes no kernel state and
 //! decides nothing about routes; `reconcile` decides when it runs.
 
 pub mod packet;
