@@ -5,6 +5,7 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -15,6 +16,7 @@ use crate::config::{
 use crate::conflict::AddressProbe;
 use crate::error::{excerpt, Code, Error, Result};
 use crate::execute::Executor;
+use crate::logging::{log_phase, phase};
 use crate::model::{AddInputs, MacAddr};
 use crate::reconcile::{self, Attachment, ValidAttachment, World};
 use crate::record::{is_valid_container_id, HostGuard, RecordStore, MAX_CONTAINER_ID_LEN};
@@ -237,7 +239,7 @@ pub struct Backends {
     pub executor: Box<dyn Executor>,
     pub records: Box<dyn RecordStore>,
     pub host: Box<dyn HostGuard>,
-    /// C's L2 segment: conflict probes and announcements.
+    /// C's L2 segment: conflict probes.
     pub probe: Box<dyn AddressProbe>,
 }
 
@@ -250,6 +252,7 @@ pub fn run(
     stdin: &mut dyn Read,
     backends: BackendFactory<'_>,
 ) -> Output {
+    let started = Instant::now();
     let bytes = match read_stdin(stdin) {
         Ok(b) => b,
         Err(e) => return Output::error(&e, FALLBACK_VERSION),
@@ -267,7 +270,14 @@ pub fn run(
     }
     let mut version = hint;
     let allowed = AllowedDirs::from_var(env(ALLOWED_DIRS_VAR).as_deref());
-    let outcome = run_command(&invocation, &bytes, &allowed, &mut version, backends);
+    let outcome = run_command(
+        &invocation,
+        &bytes,
+        &allowed,
+        &mut version,
+        backends,
+        started,
+    );
     let (command, container, ifname) = (
         invocation.command,
         &invocation.container_id,
@@ -442,6 +452,7 @@ fn run_command(
     allowed: &AllowedDirs,
     version: &mut String,
     backends: BackendFactory<'_>,
+    started: Instant,
 ) -> Result<Option<Value>> {
     let input = decode(bytes);
     let (netconf, unusable) = config_for(inv, &input, allowed, version)?;
@@ -464,6 +475,8 @@ fn run_command(
         netns: inv.netns.clone(),
     };
     let backends = backends(config, inv)?;
+    // From the start of the run to a parsed config with its log open.
+    log_phase("config", started);
     for ignored in &allowed.ignored {
         tracing::warn!("{ALLOWED_DIRS_VAR}: {ignored:?} is no absolute path without `..`: ignored");
     }
@@ -491,12 +504,9 @@ fn run_command(
             for warning in &outcome.warnings {
                 tracing::warn!("{warning}");
             }
-            Ok(Some(result_with_mac(
-                &prev_json,
-                &inv.ifname,
-                outcome.new_mac,
-                config.cni_version,
-            )))
+            Ok(Some(phase("result", || {
+                result_with_mac(&prev_json, &inv.ifname, outcome.new_mac, config.cni_version)
+            })))
         }
         Request::Check { prev } => {
             reconcile::check(config, &att, &prev, &world)?;

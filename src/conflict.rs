@@ -1,6 +1,6 @@
-//! conflict: IP conflict detection before an ADD applies anything (BEHAVIOUR 5) and the
-//! announcement of C's addresses after its MAC changed (2.1), on raw sockets opened on a
-//! thread inside the pod netns. It only sends and listens: it changes no kernel state and
+//! conflict: IP conflict detection before an ADD applies anything (BEHAVIOUR 5), on raw
+//! sockets opened on a thread inside the pod netns (C's new MAC is announced by the kernel,
+//! 2.1). It only sends and listens: it changes no kernel state and
 //! decides nothing about routes; `reconcile` decides when it runs.
 
 pub mod packet;
@@ -77,10 +77,6 @@ pub trait AddressProbe {
         interval: Duration,
         retries: u32,
     ) -> Result<Option<Conflict>>;
-
-    /// Announces every address of the target once at its MAC (gratuitous ARP, unsolicited
-    /// neighbour advertisement), so peers drop C's old MAC.
-    fn announce(&self, target: &Target<'_>) -> Result<()>;
 }
 
 impl<T: AddressProbe + ?Sized> AddressProbe for std::sync::Arc<T> {
@@ -92,17 +88,13 @@ impl<T: AddressProbe + ?Sized> AddressProbe for std::sync::Arc<T> {
     ) -> Result<Option<Conflict>> {
         (**self).detect(target, interval, retries)
     }
-
-    fn announce(&self, target: &Target<'_>) -> Result<()> {
-        (**self).announce(target)
-    }
 }
 
 /// The live probe: AF_PACKET sockets on C, in the pod netns.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawSocketProbe;
 
-/// A segment where nobody else is: no conflict, announcements go nowhere. For tests and
+/// A segment where nobody else is: no conflict. For tests and
 /// for runs that must not touch a network.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoConflicts;
@@ -110,10 +102,6 @@ pub struct NoConflicts;
 impl AddressProbe for NoConflicts {
     fn detect(&self, _: &Target<'_>, _: Duration, _: u32) -> Result<Option<Conflict>> {
         Ok(None)
-    }
-
-    fn announce(&self, _: &Target<'_>) -> Result<()> {
-        Ok(())
     }
 }
 
@@ -131,16 +119,6 @@ impl AddressProbe for RawSocketProbe {
         let schedule = Schedule::new(interval, retries);
         netns::run_in_netns(target.pod_netns, move || {
             detect_here(&ifname, mac, &addrs, schedule)
-        })
-    }
-
-    fn announce(&self, target: &Target<'_>) -> Result<()> {
-        if target.addrs.is_empty() {
-            return Ok(());
-        }
-        let (ifname, addrs, mac) = (target.ifname.to_string(), target.addrs.to_vec(), target.mac);
-        netns::run_in_netns(target.pod_netns, move || {
-            announce_here(&ifname, mac, &addrs)
         })
     }
 }
@@ -315,15 +293,6 @@ pub fn conflict_in(frame: &[u8], own: MacAddr, addrs: &[IpAddr]) -> Option<Confl
             addr: c.addr,
             mac: c.mac,
         })
-}
-
-/// Sends one announcement per address, on a thread already inside the pod netns.
-fn announce_here(ifname: &str, mac: MacAddr, addrs: &[IpAddr]) -> Result<()> {
-    let sockets = Sockets::open(ifname, addrs)?;
-    for addr in addrs {
-        sockets.send(&packet::announcement(mac, *addr), *addr)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 
 use std::mem::discriminant;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::model::{Op, Side};
@@ -39,6 +41,16 @@ pub trait Executor {
         }
         failures
     }
+
+    /// Whether the kernel surprised the executor since the last call (which clears it): an
+    /// op answered "already so" (EEXIST on an add, ENOENT/ESRCH on a delete, a delete whose
+    /// device is gone) or a route replace (which may take another route of the slot than
+    /// the plan saw). Without a surprise every op's ACK says it took effect, and that is
+    /// its verification (issue 14); with one, the reconciler reads again and re-plans.
+    /// Executors that cannot tell say true: their callers always verify.
+    fn take_surprise(&self) -> bool {
+        true
+    }
 }
 
 /// Applies ops to the kernel: pod ops in `pod_netns` (entered on a thread of its own),
@@ -50,6 +62,9 @@ pub trait Executor {
 #[derive(Clone, Debug, Default)]
 pub struct LiveExecutor {
     pod_netns: Option<PathBuf>,
+    /// Set by any op that surprised (see [`Executor::take_surprise`]); shared with the
+    /// thread that applies pod ops.
+    surprise: Arc<AtomicBool>,
 }
 
 /// Whether a failure ends the work (`apply`) or the rest is still tried (`apply_all`).
@@ -61,7 +76,10 @@ enum Policy {
 
 impl LiveExecutor {
     pub fn new(pod_netns: Option<PathBuf>) -> LiveExecutor {
-        LiveExecutor { pod_netns }
+        LiveExecutor {
+            pod_netns,
+            surprise: Arc::default(),
+        }
     }
 
     /// Applies `ops` as runs of one side each; failure indexes are into `ops`.
@@ -74,7 +92,7 @@ impl LiveExecutor {
                 .map_or(ops.len(), |n| start + n)
         };
         in_chunks(ops, policy, same_side_end, |run| match run[0].side() {
-            Side::Host => apply_run(run, policy),
+            Side::Host => apply_run(run, policy, &self.surprise),
             Side::Pod => self.apply_in_pod(run, policy),
         })
     }
@@ -89,7 +107,8 @@ impl LiveExecutor {
             return fail_all(run.len(), policy, &error);
         };
         let ops = run.to_vec();
-        match netns::run_in_netns(path, move || Ok(apply_run(&ops, policy))) {
+        let surprise = Arc::clone(&self.surprise);
+        match netns::run_in_netns(path, move || Ok(apply_run(&ops, policy, &surprise))) {
             Ok(failures) => failures,
             // The netns is gone (an Io error naming the path) or the thread died.
             Err(error) => fail_all(run.len(), policy, &error),
@@ -107,6 +126,10 @@ impl Executor for LiveExecutor {
 
     fn apply_all(&self, ops: &[Op]) -> Vec<Failed> {
         self.run(ops, Policy::Continue)
+    }
+
+    fn take_surprise(&self) -> bool {
+        self.surprise.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -126,7 +149,7 @@ fn fail_all(len: usize, policy: Policy, error: &Error) -> Vec<Failed> {
 
 /// Applies a run of ops in the calling thread's netns: one netlink socket and one link
 /// dump (to resolve device names) for the run. Failure indexes are into `ops`.
-fn apply_run(ops: &[Op], policy: Policy) -> Vec<Failed> {
+fn apply_run(ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
     let opened = Netlink::new().and_then(|nl| {
         let links = nl.links()?;
         Ok((nl, links))
@@ -141,9 +164,10 @@ fn apply_run(ops: &[Op], policy: Policy) -> Vec<Failed> {
         |start| batch_end(ops, start),
         |batch| {
             if batch.len() > 1 {
-                apply_batch(&nl, &links, batch, policy)
+                apply_batch(&nl, &links, batch, policy, surprise)
             } else {
                 apply_one(&nl, &links, &batch[0])
+                    .map(|outcome| note_answer(&batch[0], outcome, surprise))
                     .err()
                     .map(|error| Failed { index: 0, error })
                     .into_iter()
@@ -226,14 +250,27 @@ fn apply_one(nl: &Netlink, links: &Links, op: &Op) -> Result<Outcome> {
             }),
         },
     }?;
-    tracing::debug!(command = %op.to_string(), ?outcome, "applied");
     Ok(outcome)
+}
+
+/// Logs an applied op and flags the answers that did not go as planned.
+fn note_answer(op: &Op, outcome: Outcome, surprise: &AtomicBool) {
+    tracing::debug!(command = %op, ?outcome, "applied");
+    if outcome == Outcome::AlreadySo || matches!(op, Op::ReplaceRoute { .. }) {
+        surprise.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Ops of one single-request kind, all sent before any answer is awaited. With
 /// `StopAtFirst`, nothing after an op whose request cannot be built is sent, and what the
 /// kernel applied after the first failing op is undone (the later ops were in flight).
-fn apply_batch(nl: &Netlink, links: &Links, batch: &[Op], policy: Policy) -> Vec<Failed> {
+fn apply_batch(
+    nl: &Netlink,
+    links: &Links,
+    batch: &[Op],
+    policy: Policy,
+    surprise: &AtomicBool,
+) -> Vec<Failed> {
     let mut results: Vec<Option<Result<Outcome>>> = Vec::with_capacity(batch.len());
     let mut writes = Vec::with_capacity(batch.len());
     let mut sent = Vec::with_capacity(batch.len());
@@ -272,7 +309,7 @@ fn apply_batch(nl: &Netlink, links: &Links, batch: &[Op], policy: Policy) -> Vec
     }
     for (op, result) in batch.iter().zip(&results) {
         if let Some(Ok(outcome)) = result {
-            tracing::debug!(command = %op.to_string(), ?outcome, "applied");
+            note_answer(op, *outcome, surprise);
         }
     }
     failures
@@ -305,6 +342,14 @@ fn undo_after(
 impl<T: Executor + ?Sized> Executor for std::sync::Arc<T> {
     fn apply(&self, ops: &[Op]) -> std::result::Result<(), Failed> {
         (**self).apply(ops)
+    }
+
+    fn apply_all(&self, ops: &[Op]) -> Vec<Failed> {
+        (**self).apply_all(ops)
+    }
+
+    fn take_surprise(&self) -> bool {
+        (**self).take_surprise()
     }
 }
 

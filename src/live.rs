@@ -90,9 +90,4 @@ impl<T: AddressProbe> AddressProbe for Interruptible<T> {
         let _allowed = allow_termination();
         self.0.detect(target, interval, retries)
     }
-
-    /// After the apply: the ADD is made, and its result is still to be printed.
-    fn announce(&self, target: &Target<'_>) -> Result<()> {
-        self.0.announce(target)
-    }
 }

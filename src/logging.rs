@@ -232,6 +232,24 @@ pub fn init(options: &LogOptions) {
     drop(installed);
 }
 
+/// Runs one phase of a run and logs its duration at debug level (`phase`, `us`): the
+/// breakdown `scripts/bench.py` reads (issue 14 item 6).
+pub fn phase<T>(name: &'static str, work: impl FnOnce() -> T) -> T {
+    let started = std::time::Instant::now();
+    let out = work();
+    log_phase(name, started);
+    out
+}
+
+/// Logs a phase that began at `started` and ends now.
+pub fn log_phase(name: &'static str, started: std::time::Instant) {
+    tracing::debug!(
+        phase = name,
+        us = started.elapsed().as_micros() as u64,
+        "phase"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

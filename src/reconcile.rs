@@ -15,7 +15,8 @@ use crate::conflict::{explain_failure, AddressProbe, Target};
 use crate::error::Code;
 use crate::error::{Error, Result};
 use crate::execute::{Executor, Failed};
-use crate::model::{ActualState, AddInputs, MacAddr, Mode, Op, Record, Side, MAIN_TABLE};
+use crate::logging::phase;
+use crate::model::{ActualState, AddInputs, MacAddr, Mode, Op, Record, MAIN_TABLE};
 use crate::plan::{plan, Plan};
 use crate::record::{HostGuard, RecordStore};
 use crate::render::{drift_detail, drift_summary, drifts};
@@ -106,21 +107,25 @@ pub fn prepare(
         .map(|p| p.addresses_of(&att.ifname))
         .unwrap_or_default();
     let request = snapshot_request(config, att, &chained_addrs, previous_record.as_ref());
-    let actual = snapshots.snapshot(&request)?;
+    let actual = phase("snapshot", || snapshots.snapshot(&request))?;
     if mode == Mode::Add {
         require_overlay(config, att, &actual)?;
     }
-    let compiled = compile(&CompileInput {
-        config,
-        container_id: &att.container_id,
-        ifname: &att.ifname,
-        prev,
-        actual: &actual,
-        record: previous_record.as_ref(),
-        peers: &peers,
-        mode,
-    })?;
-    let plan = plan(&compiled.desired, &actual, mode);
+    let planned = phase("plan", || {
+        let compiled = compile(&CompileInput {
+            config,
+            container_id: &att.container_id,
+            ifname: &att.ifname,
+            prev,
+            actual: &actual,
+            record: previous_record.as_ref(),
+            peers: &peers,
+            mode,
+        })?;
+        let plan = plan(&compiled.desired, &actual, mode);
+        Ok::<_, Error>((compiled, plan))
+    });
+    let (compiled, plan) = planned?;
     Ok(Prepared {
         compiled,
         actual,
@@ -194,8 +199,8 @@ fn details_of(drifts: &[crate::render::Drift]) -> String {
 
 /// BEHAVIOUR 2: plan, refuse when unowned objects block, probe C's addresses when
 /// `ip_conflict` is enabled (5), write the record (with `inputs`, what this ADD ran with),
-/// apply (rolling back on failure), verify, and announce C's addresses when its MAC
-/// changed (2.1).
+/// apply (rolling back on failure), verify. C's addresses are announced from a new MAC by
+/// the kernel (2.1: `arp_notify`/`ndisc_notify` on C, set before the MAC changes).
 pub fn add(
     config: &Config,
     att: &Attachment,
@@ -214,9 +219,7 @@ pub fn add(
         }
         detect_conflicts(config, att, prev, &prepared.actual, probe)?;
     }
-    let outcome = apply_locked(config, att, prev, world, RecordWrite::Always(inputs))?;
-    announce_new_mac(att, prev, &outcome.applied, probe);
-    Ok(outcome)
+    apply_locked(config, att, prev, world, RecordWrite::Always(inputs))
 }
 
 /// ADD's (and CHECK's) view: compiled as ADD from the world as it is now.
@@ -289,13 +292,14 @@ fn apply_locked(
     }
     let record = write.record(&prepared);
     if prepared.previous_record.as_ref() != Some(&record) {
-        world.records.save(&record)?;
+        phase("record", || world.records.save(&record))?;
     }
     if nothing_to_apply {
         // A repeated ADD: the kernel already is as wanted; nothing to verify.
         return Ok(outcome);
     }
-    if let Err(failed) = world.executor.apply(&prepared.plan.ops) {
+    world.executor.take_surprise();
+    if let Err(failed) = phase("apply", || world.executor.apply(&prepared.plan.ops)) {
         roll_back(world, &prepared.plan.ops[..failed.index]);
         restore_record(world, att, prepared.previous_record.as_ref());
         let op = prepared.plan.ops.get(failed.index);
@@ -303,9 +307,12 @@ fn apply_locked(
         return Err(pod_gone_or(world, &prepared, error));
     }
     outcome.applied = prepared.plan.ops;
-    outcome
-        .applied
-        .extend(verify(Mode::Add, config, att, Some(prev), world)?);
+    if world.executor.take_surprise() {
+        let extra = phase("verify", || {
+            verify(Mode::Add, config, att, Some(prev), world)
+        })?;
+        outcome.applied.extend(extra);
+    }
     Ok(outcome)
 }
 
@@ -379,39 +386,6 @@ fn chained_ips(prev: &PrevView, ifname: &str) -> Vec<IpAddr> {
     addrs
 }
 
-/// BEHAVIOUR 2.1: after C's MAC changed, one announcement per address of C from the new
-/// MAC. Best effort: the attachment is made; peers that miss it relearn the MAC when their
-/// cache entry expires.
-fn announce_new_mac(att: &Attachment, prev: &PrevView, applied: &[Op], probe: &dyn AddressProbe) {
-    let new_mac = applied.iter().rev().find_map(|op| match op {
-        Op::SetMac {
-            netns: Side::Pod,
-            dev,
-            new,
-            ..
-        } if *dev == att.ifname => Some(*new),
-        _ => None,
-    });
-    let (Some(mac), Some(netns)) = (new_mac, att.netns.as_deref()) else {
-        return;
-    };
-    let addrs = chained_ips(prev, &att.ifname);
-    let target = Target {
-        pod_netns: netns,
-        ifname: &att.ifname,
-        mac,
-        addrs: &addrs,
-    };
-    if let Err(e) = probe.announce(&target) {
-        tracing::warn!(
-            error = %e,
-            %mac,
-            ifname = %att.ifname,
-            "could not announce C's addresses after its MAC changed"
-        );
-    }
-}
-
 /// A failed apply whose cause is that the pod netns went away meanwhile (the pod was
 /// deleted while its ADD ran) says so, with code 3, rather than naming the first op that
 /// could not enter it.
@@ -446,7 +420,8 @@ fn restore_record(world: &World<'_>, att: &Attachment, previous: Option<&Record>
 }
 
 /// Re-snapshots and re-plans; applies what is still pending, a bounded number of times.
-/// Returns the extra ops it applied.
+/// Returns the extra ops it applied. Run only when the kernel surprised the executor:
+/// otherwise every op's ACK is its verification (issue 14).
 fn verify(
     mode: Mode,
     config: &Config,
@@ -493,7 +468,8 @@ pub fn check(config: &Config, att: &Attachment, prev: &PrevView, world: &World<'
 }
 
 /// BEHAVIOUR 4: best effort past errors; fails only when something owned it could reach is
-/// still there afterwards. The record goes last.
+/// still there afterwards (read again only after a failure or a surprise). The record goes
+/// last.
 pub fn del(
     config: &Config,
     att: &Attachment,
@@ -502,12 +478,19 @@ pub fn del(
 ) -> Result<Vec<Op>> {
     let _host = world.host.lock_host()?;
     let prepared = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
-    let failures = world.executor.apply_all(&prepared.plan.ops);
-    let after = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
-    if !after.plan.ops.is_empty() {
-        return Err(del_error(&failures, &after.plan));
+    world.executor.take_surprise();
+    let failures = phase("apply", || world.executor.apply_all(&prepared.plan.ops));
+    // Every removal ACKed as done leaves nothing owned that DEL could reach; a failure or
+    // a surprise is proved by reading again.
+    if !failures.is_empty() || world.executor.take_surprise() {
+        let after = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
+        if !after.plan.ops.is_empty() {
+            return Err(del_error(&failures, &after.plan));
+        }
     }
-    world.records.remove(&att.container_id, &att.ifname)?;
+    phase("record", || {
+        world.records.remove(&att.container_id, &att.ifname)
+    })?;
     Ok(prepared.plan.ops)
 }
 
@@ -664,3 +647,5 @@ pub fn status(host: &dyn HostGuard) -> Result<()> {
 
 #[cfg(test)]
 mod repair_tests;
+#[cfg(test)]
+mod tests;

@@ -237,11 +237,28 @@ fn read_sysctls(state: &mut NetnsState, keys: impl IntoIterator<Item = SysctlKey
 /// The pod's links and MACs only; runs on the thread that entered the pod netns.
 fn read_pod_links() -> Result<NetnsState> {
     let links = Netlink::new()?.links()?;
-    Ok(NetnsState {
+    let mut state = NetnsState {
         links: links.links,
         macs: links.macs,
         ..NetnsState::default()
-    })
+    };
+    let keys = announcing_keys(state.links.keys().map(String::as_str));
+    read_sysctls(&mut state, keys)?;
+    Ok(state)
+}
+
+/// The sysctls that make the kernel announce a link's addresses when its MAC changes: the
+/// MAC step owns them (BEHAVIOUR 2.1), so even a links-only read includes them.
+fn announcing_keys<'a>(ifaces: impl Iterator<Item = &'a str>) -> Vec<SysctlKey> {
+    ifaces
+        .filter(|name| *name != "lo")
+        .flat_map(|iface| {
+            [
+                SysctlKey::new(iface, SysctlName::ArpNotify),
+                SysctlKey::new(iface, SysctlName::NdiscNotify),
+            ]
+        })
+        .collect()
 }
 
 /// The pod side; runs on the thread that entered the pod netns.
@@ -261,7 +278,8 @@ fn read_pod(tables: &Tables) -> Result<NetnsState> {
             SysctlKey::new(iface, SysctlName::DisableIpv6),
         ]
     });
-    read_sysctls(&mut state, keys.collect::<Vec<_>>())?;
+    let announcing = announcing_keys(links.links.keys().map(String::as_str));
+    read_sysctls(&mut state, keys.chain(announcing).collect::<Vec<_>>())?;
     Ok(state)
 }
 

@@ -48,7 +48,7 @@ fn request(pod: Option<PathBuf>) -> SnapshotRequest {
 }
 
 #[test]
-fn a_links_only_read_has_the_pods_links_and_macs_and_nothing_else() {
+fn a_links_only_read_has_the_pods_links_macs_and_announcing_sysctls_and_nothing_else() {
     let t = topology();
     let req = SnapshotRequest {
         links_only: true,
@@ -58,7 +58,16 @@ fn a_links_only_read_has_the_pods_links_and_macs_and_nothing_else() {
     let pod = state.pod.expect("pod");
     assert!(pod.links.contains_key("eth0") && pod.links.contains_key("net1"));
     assert_eq!(pod.macs["net1"].to_string(), POD_NET1_MAC);
-    assert!(pod.routes.is_empty() && pod.rules.is_empty() && pod.sysctls.is_empty());
+    assert!(pod.routes.is_empty() && pod.rules.is_empty());
+    // The MAC step owns arp_notify and ndisc_notify (BEHAVIOUR 2.1): read for every link.
+    let names: BTreeSet<SysctlName> = pod.sysctls.keys().map(|k| k.name).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([SysctlName::ArpNotify, SysctlName::NdiscNotify])
+    );
+    for key in pod.sysctls.keys() {
+        assert_eq!(pod.sysctls[key], t.pod.sysctl(key), "{key:?}");
+    }
     assert_eq!(state.host, Default::default());
 }
 
@@ -236,15 +245,14 @@ fn live_snapshot_reads_pod_and_host_as_exact_model_objects() {
     assert!(host.neighbours.is_empty());
 
     // Sysctls: every existing one asked for, with the values `sysctl` shows.
-    let pod_keys: Vec<SysctlKey> = ["all", "default", "eth0", "net1"]
-        .iter()
-        .flat_map(|i| {
-            [
-                SysctlKey::new(i, SysctlName::RpFilter),
-                SysctlKey::new(i, SysctlName::DisableIpv6),
-            ]
-        })
-        .collect();
+    let shared = [SysctlName::RpFilter, SysctlName::DisableIpv6];
+    let announcing = [SysctlName::ArpNotify, SysctlName::NdiscNotify];
+    let mut pod_keys: Vec<SysctlKey> = Vec::new();
+    for iface in ["all", "default", "eth0", "net1"] {
+        let per_link = ["eth0", "net1"].contains(&iface);
+        let names = shared.iter().chain(announcing.iter().filter(|_| per_link));
+        pod_keys.extend(names.map(|n| SysctlKey::new(iface, *n)));
+    }
     let expected: BTreeMap<_, _> = pod_keys
         .iter()
         .map(|k| (k.clone(), t.pod.sysctl(k)))

@@ -34,16 +34,12 @@ struct Detect {
     record_saved: bool,
 }
 
-type Announce = (String, MacAddr, Vec<IpAddr>);
-
 /// C's segment, scripted: answers `detect` with `conflict`, records every call.
 struct ScriptedProbe {
     kernel: Arc<ModelKernel>,
     records: Arc<MemRecords>,
     conflict: Mutex<Option<Conflict>>,
-    fail_announce: Mutex<bool>,
     detects: Mutex<Vec<Detect>>,
-    announces: Mutex<Vec<Announce>>,
 }
 
 impl AddressProbe for ScriptedProbe {
@@ -65,18 +61,6 @@ impl AddressProbe for ScriptedProbe {
         });
         Ok(*self.conflict.lock().unwrap())
     }
-
-    fn announce(&self, target: &Target<'_>) -> Result<()> {
-        self.announces.lock().unwrap().push((
-            target.ifname.to_string(),
-            target.mac,
-            target.addrs.to_vec(),
-        ));
-        if *self.fail_announce.lock().unwrap() {
-            return Err(Error::io("raw socket", "injected fault"));
-        }
-        Ok(())
-    }
 }
 
 impl Harness {
@@ -88,9 +72,7 @@ impl Harness {
             kernel: kernel.clone(),
             records: records.clone(),
             conflict: Mutex::new(None),
-            fail_announce: Mutex::new(false),
             detects: Mutex::new(Vec::new()),
-            announces: Mutex::new(Vec::new()),
         });
         Harness {
             kernel,
@@ -101,10 +83,6 @@ impl Harness {
 
     fn detects(&self) -> Vec<Detect> {
         self.probe.detects.lock().unwrap().clone()
-    }
-
-    fn announces(&self) -> Vec<Announce> {
-        self.probe.announces.lock().unwrap().clone()
     }
 
     fn invoke(&self, env: &[(&str, &str)], stdin: &[u8]) -> Output {
@@ -563,7 +541,6 @@ fn a_conflict_is_code_101_naming_address_and_mac_and_changes_nothing() {
     );
     assert_eq!(h.kernel.state(), before);
     assert!(h.records.load("c1", "net1").unwrap().is_none());
-    assert!(h.announces().is_empty());
 }
 
 #[test]
@@ -599,33 +576,43 @@ fn an_add_blocked_by_an_unowned_object_is_refused_before_probing() {
 }
 
 #[test]
-fn a_mac_change_is_announced_once_from_the_new_mac_for_every_address_of_c() {
+fn a_mac_change_has_the_kernel_announce_c_and_del_restores_the_notify_sysctls() {
     let h = Harness::new();
+    let keys = [
+        "net.ipv4.conf.net1.arp_notify",
+        "net.ipv6.conf.net1.ndisc_notify",
+    ]
+    .map(|k| k.parse::<crate::model::SysctlKey>().unwrap());
+    let mut state = h.kernel.state();
+    for key in &keys {
+        state.pod.as_mut().unwrap().sysctls.insert(key.clone(), 0);
+    }
+    h.kernel.set_state(state.clone());
     let conf = netconf("1.0.0", true);
     assert_eq!(h.command("ADD", &conf).exit_code, 0);
-    let expected = vec![(
-        "net1".to_string(),
-        "0a:0b:c0:a8:32:0a".parse().unwrap(),
-        net1_addrs(),
-    )];
-    assert_eq!(h.announces(), expected);
-    // A repeated ADD changes no MAC, so it announces nothing.
-    assert_eq!(h.command("ADD", &conf).exit_code, 0);
-    assert_eq!(h.announces(), expected);
+    let pod = h.kernel.state().pod.unwrap();
+    assert_eq!(pod.macs["net1"], "0a:0b:c0:a8:32:0a".parse().unwrap());
+    for key in &keys {
+        assert_eq!(pod.sysctls.get(key), Some(&1), "{key:?}");
+    }
+    assert_eq!(h.command("DEL", &conf).exit_code, 0);
+    let pod = h.kernel.state().pod.unwrap();
+    for key in &keys {
+        assert_eq!(pod.sysctls.get(key), Some(&0), "{key:?} restored");
+    }
     let mut no_mac = netconf("1.0.0", true);
     no_mac["mac_prefix"] = json!("");
     let h = Harness::new();
+    h.kernel.set_state(state);
     assert_eq!(h.command("ADD", &no_mac).exit_code, 0);
-    assert!(h.announces().is_empty());
-}
-
-#[test]
-fn a_failed_announcement_is_logged_and_the_add_succeeds() {
-    let h = Harness::new();
-    *h.probe.fail_announce.lock().unwrap() = true;
-    let out = h.command("ADD", &netconf("1.0.0", true));
-    assert_eq!(out.exit_code, 0, "{}", out.stdout);
-    assert_eq!(h.announces().len(), 1);
+    let pod = h.kernel.state().pod.unwrap();
+    for key in &keys {
+        assert_eq!(
+            pod.sysctls.get(key),
+            Some(&0),
+            "{key:?} untouched without mac_prefix"
+        );
+    }
 }
 
 fn gc_env() -> Vec<(&'static str, &'static str)> {

@@ -103,6 +103,18 @@ impl AddBuilder<'_> {
             .record
             .and_then(|r| r.original_mac)
             .or(self.facts.chained_mac);
+        // BEHAVIOUR 2.1: the kernel announces C's addresses from the new MAC itself when
+        // these are set before the MAC changes (sysctls go first in a plan); restored on DEL.
+        let families = families_of(&self.chained_addrs);
+        let ifname = self.ifname().to_string();
+        for (family, name) in [
+            (Family::Ipv4, SysctlName::ArpNotify),
+            (Family::Ipv6, SysctlName::NdiscNotify),
+        ] {
+            if families.contains(&family) {
+                self.pod_sysctl(SysctlKey::new(&ifname, name), 1);
+            }
+        }
     }
 
     /// The interfaces of the pod a per-interface sysctl is set on: all, default, O, C.

@@ -52,7 +52,7 @@ pub struct Compiled {
     pub desired: DesiredState,
     /// What ADD writes before applying (for DEL, the record it compiled from).
     pub record: Record,
-    /// C's new MAC, for the result and the announcement.
+    /// C's new MAC, for the result.
     pub new_mac: Option<MacAddr>,
     /// Decisions worth a log line.
     pub notes: Vec<String>,

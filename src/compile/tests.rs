@@ -215,11 +215,20 @@ fn add_sets_the_mac_and_remembers_the_original() {
 }
 
 #[test]
-fn only_op_mac_wants_nothing_but_the_mac() {
+fn only_op_mac_wants_nothing_but_the_mac_and_the_kernel_announcing_it() {
     let c = add(json!({"only_op_mac": true}));
     let pod = &c.desired.pod.present;
     assert_eq!(pod.macs.len(), 1);
-    assert!(pod.routes.is_empty() && pod.rules.is_empty() && pod.sysctls.is_empty());
+    assert!(pod.routes.is_empty() && pod.rules.is_empty());
+    let sysctls: Vec<String> = pod.sysctls.keys().map(ToString::to_string).collect();
+    assert_eq!(
+        sysctls,
+        [
+            "net.ipv4.conf.net1.arp_notify",
+            "net.ipv6.conf.net1.ndisc_notify"
+        ]
+    );
+    assert!(pod.sysctls.values().all(|v| *v == 1));
     assert!(c.desired.host.present.is_empty());
 }
 

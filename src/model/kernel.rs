@@ -124,4 +124,9 @@ impl Executor for ModelKernel {
         }
         Ok(())
     }
+
+    /// The model applies exactly the ops it is given.
+    fn take_surprise(&self) -> bool {
+        false
+    }
 }

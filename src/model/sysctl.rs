@@ -11,6 +11,10 @@ use super::Family;
 pub enum SysctlName {
     RpFilter,
     DisableIpv6,
+    /// The kernel's gratuitous ARP when the link's MAC changes (BEHAVIOUR 2.1).
+    ArpNotify,
+    /// The kernel's unsolicited neighbour advertisements when the link's MAC changes.
+    NdiscNotify,
 }
 
 impl SysctlName {
@@ -18,13 +22,16 @@ impl SysctlName {
         match self {
             SysctlName::RpFilter => "rp_filter",
             SysctlName::DisableIpv6 => "disable_ipv6",
+            SysctlName::ArpNotify => "arp_notify",
+            SysctlName::NdiscNotify => "ndisc_notify",
         }
     }
 
     fn family(self) -> Family {
         match self {
             SysctlName::RpFilter => Family::Ipv4,
-            SysctlName::DisableIpv6 => Family::Ipv6,
+            SysctlName::DisableIpv6 | SysctlName::NdiscNotify => Family::Ipv6,
+            SysctlName::ArpNotify => Family::Ipv4,
         }
     }
 }
@@ -82,6 +89,8 @@ impl FromStr for SysctlKey {
         let name = match (family, name) {
             ("ipv4", "rp_filter") => SysctlName::RpFilter,
             ("ipv6", "disable_ipv6") => SysctlName::DisableIpv6,
+            ("ipv4", "arp_notify") => SysctlName::ArpNotify,
+            ("ipv6", "ndisc_notify") => SysctlName::NdiscNotify,
             _ => return Err(bad()),
         };
         if iface.is_empty() || iface.contains('/') {

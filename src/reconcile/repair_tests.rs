@@ -16,14 +16,14 @@ fn read(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-struct Case {
-    config: Config,
-    prev: PrevView,
-    kernel: ModelKernel,
-    records: MemRecords,
-    att: Attachment,
+pub(super) struct Case {
+    pub(super) config: Config,
+    pub(super) prev: PrevView,
+    pub(super) kernel: ModelKernel,
+    pub(super) records: MemRecords,
+    pub(super) att: Attachment,
     /// What the operator's repair runs with (the fixture's config and prevResult).
-    inputs: AddInputs,
+    pub(super) inputs: AddInputs,
 }
 
 /// The inputs the ADD that wrote the fixture's record ran with.
@@ -33,7 +33,7 @@ fn add_inputs() -> AddInputs {
     AddInputs::new(Some("/run/netns/from-add".into()), &stdin)
 }
 
-fn drifted(with_record: bool) -> Case {
+pub(super) fn drifted(with_record: bool) -> Case {
     let config = parse_netconf(
         &plugin_from_conflist_or_plugin(read("config.json")).unwrap(),
         &AllowedDirs::default(),
@@ -76,7 +76,7 @@ impl Case {
         }
     }
 
-    fn pending(&self) -> Plan {
+    pub(super) fn pending(&self) -> Plan {
         prepare(
             Mode::Add,
             &self.config,

@@ -630,6 +630,9 @@ pub(crate) fn add_chained(actual: &mut ActualState, ifname: &str, c: &ChainedKno
         .insert_into(pod);
     set_sysctl(pod, ifname, SysctlName::RpFilter, c.rp_filter);
     set_sysctl(pod, ifname, SysctlName::DisableIpv6, c.disable_ipv6);
+    // As Debian's macvlan leaves them: arp_notify on, ndisc_notify off.
+    set_sysctl(pod, ifname, SysctlName::ArpNotify, 1);
+    set_sysctl(pod, ifname, SysctlName::NdiscNotify, 0);
     if c.preferred_src {
         for addr in &addrs {
             let addr = net(addr).addr();

@@ -1,0 +1,110 @@
+//! Verification from the kernel's answers (issue 14): the state is read again after an
+//! apply only when the executor was surprised, and that re-read repairs what the kernel
+//! did not keep.
+
+use std::cell::Cell;
+
+use super::repair_tests::drifted;
+use super::*;
+use crate::execute::ModelKernel;
+
+/// The model kernel, counting the snapshots taken, and an executor that loses the first
+/// op it is given once (the kernel "surprised" it) when `lose_first` is set.
+struct Counting<'a> {
+    kernel: &'a ModelKernel,
+    snapshots: Cell<usize>,
+    lose_first: Cell<bool>,
+    surprised: Cell<bool>,
+}
+
+impl<'a> Counting<'a> {
+    fn new(kernel: &'a ModelKernel, lose_first: bool) -> Counting<'a> {
+        Counting {
+            kernel,
+            snapshots: Cell::new(0),
+            lose_first: Cell::new(lose_first),
+            surprised: Cell::new(false),
+        }
+    }
+}
+
+impl SnapshotSource for Counting<'_> {
+    fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
+        self.snapshots.set(self.snapshots.get() + 1);
+        self.kernel.snapshot(req)
+    }
+}
+
+impl Executor for Counting<'_> {
+    fn apply(&self, ops: &[Op]) -> std::result::Result<(), Failed> {
+        if self.lose_first.replace(false) {
+            self.surprised.set(true);
+            return self.kernel.apply(&ops[1..]);
+        }
+        self.kernel.apply(ops)
+    }
+
+    fn take_surprise(&self) -> bool {
+        self.surprised.replace(false)
+    }
+}
+
+fn repair_through(counting: &Counting<'_>, case: &super::repair_tests::Case) -> Vec<Op> {
+    let world = World {
+        snapshots: counting,
+        executor: counting,
+        records: &case.records,
+        host: &case.records,
+    };
+    repair(&case.config, &case.att, &case.prev, &case.inputs, &world).unwrap()
+}
+
+#[test]
+fn acked_ops_are_their_own_verification_no_state_is_read_again() {
+    let case = drifted(true);
+    let counting = Counting::new(&case.kernel, false);
+    let applied = repair_through(&counting, &case);
+    assert!(!applied.is_empty());
+    assert_eq!(counting.snapshots.get(), 1, "one read, to plan");
+    assert!(case.pending().is_empty());
+}
+
+#[test]
+fn a_surprised_executor_reads_again_and_applies_what_the_kernel_did_not_keep() {
+    let case = drifted(true);
+    let planned = case.pending().ops;
+    let counting = Counting::new(&case.kernel, true);
+    let applied = repair_through(&counting, &case);
+    assert!(counting.snapshots.get() >= 2, "verified by a re-read");
+    assert_eq!(
+        applied.len(),
+        planned.len() + 1,
+        "the lost op applied again"
+    );
+    assert_eq!(applied.last(), planned.first());
+    assert!(case.pending().is_empty());
+}
+
+#[test]
+fn a_del_whose_removals_are_all_acked_reads_nothing_again() {
+    let case = drifted(true);
+    let counting = Counting::new(&case.kernel, false);
+    let world = World {
+        snapshots: &counting,
+        executor: &counting,
+        records: &case.records,
+        host: &case.records,
+    };
+    del(&case.config, &case.att, Some(&case.prev), &world).unwrap();
+    assert_eq!(counting.snapshots.get(), 1);
+    let after = prepare(
+        Mode::Del,
+        &case.config,
+        &case.att,
+        Some(&case.prev),
+        &case.kernel,
+        &case.records,
+    )
+    .unwrap();
+    assert!(after.plan.ops.is_empty(), "{:?}", after.plan.ops);
+}
