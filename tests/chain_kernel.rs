@@ -717,3 +717,18 @@ fn del_with_an_unreadable_record_removes_what_router_owns_and_the_record() {
         "{log}"
     );
 }
+
+/// The shared host rule's priority is the one ADD made it with: a `host_rule_priority`
+/// edited after ADD must not leave the old rule on the node when the last pod goes.
+#[test]
+fn del_releases_the_host_rule_add_made_after_its_priority_was_edited() {
+    let (node, pod, _overlay) = pod_with_overlay("hprio", 44, &[4, 6]);
+    let host_before = host_state(&node);
+    let mut net1 = macvlan_network(&node, "net1", 44, &[4, 6], json!({}));
+    added(&node, &pod, &mut net1);
+    net1.conflist["plugins"][1]["host_rule_priority"] = json!(2000);
+    let del = net1.del(&node, &pod);
+    assert!(del.ok, "chain DEL: {} {}", del.stdout, del.stderr);
+    assert_nothing_owned(&node.host);
+    assert_eq!(host_state(&node), host_before);
+}

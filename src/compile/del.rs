@@ -2,6 +2,7 @@
 //! comes back, what the pod's other attachments want stays.
 
 use super::*;
+use crate::model::RuleKey;
 
 /// BEHAVIOUR 4: remove exactly this attachment's owned objects (scope), restore what ADD
 /// moved or changed, keep what the pod's other attachments want.
@@ -41,10 +42,7 @@ pub(super) fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
     let host = DesiredNetns {
         scope: host_scope,
         keep: host_keep,
-        release_when_unused: Family::all()
-            .into_iter()
-            .map(|f| host_rule(config, f, record.host_rule_table).key)
-            .collect(),
+        release_when_unused: releasable_host_rules(config, &record),
         ..DesiredNetns::default()
     };
     Ok(Compiled {
@@ -54,6 +52,31 @@ pub(super) fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
         notes,
         warnings: Vec::new(),
     })
+}
+
+/// The shared host rule of each family that DEL may release: the one ADD recorded (the
+/// config's `host_rule_priority` may have been edited since, and the rule ADD made is the
+/// one on the node), else the config's.
+fn releasable_host_rules(config: &Config, record: &Record) -> Vec<RuleKey> {
+    Family::all()
+        .into_iter()
+        .map(|family| {
+            let wanted = host_rule(config, family, record.host_rule_table).key;
+            let same_but_priority = |key: &&RuleKey| {
+                RuleKey {
+                    priority: wanted.priority,
+                    ..(*key).clone()
+                } == wanted
+            };
+            record
+                .host
+                .rules
+                .keys()
+                .find(same_but_priority)
+                .cloned()
+                .unwrap_or(wanted)
+        })
+        .collect()
 }
 
 /// Without a record (a failed ADD, or a runtime that lost it), DEL works from config and
