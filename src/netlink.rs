@@ -10,6 +10,7 @@ use std::fmt::Debug;
 use std::io;
 use std::net::IpAddr;
 use std::num::NonZeroI32;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -20,6 +21,7 @@ use netlink_packet_route::link::{LinkAttribute, LinkInfo, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHopFlags,
     RouteProtocol, RouteScope as NlRouteScope, RouteType, RouteVia,
@@ -263,6 +265,36 @@ impl Netlink {
             }),
             _ => None,
         }))
+    }
+
+    /// The id this netns gives to the netns `netns` refers to (RTM_GETNSID): the
+    /// IFLA_LINK_NETNSID of a link here whose peer is there. Negative when it has none.
+    pub fn netns_id(&self, netns: BorrowedFd<'_>) -> Result<i32> {
+        let object = "netns id";
+        let fd = u32::try_from(netns.as_raw_fd()).map_err(|_| refused(object, "bad fd".into()))?;
+        let mut request = NsidMessage::default();
+        request.attributes.push(NsidAttribute::Fd(fd));
+        let mut message = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(request));
+        message.header.flags = NLM_F_REQUEST;
+        let messages = match self.exchange(message, false) {
+            Ok(Reply::Complete(messages)) => messages,
+            Ok(Reply::Interrupted) => {
+                return Err(Error::TryAgain(format!("{object}: interrupted")))
+            }
+            Err(failure) => return Err(failure.into_error(object)),
+        };
+        messages
+            .iter()
+            .find_map(|message| match message {
+                RouteNetlinkMessage::NewNsId(nsid) => {
+                    nsid.attributes.iter().find_map(|a| match a {
+                        NsidAttribute::Id(id) => Some(*id),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .ok_or_else(|| refused(object, "the kernel's answer has no NETNSA_NSID".into()))
     }
 
     fn dump(

@@ -60,7 +60,15 @@ pub fn spawn_in_netns<T: Send + 'static>(
     path: &Path,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<NetnsThread<T>> {
-    let file = open_nonblocking(path).map_err(|e| Error::io(netns_what(path), e))?;
+    spawn_in_open_netns(open(path)?, path, f)
+}
+
+/// Like [`spawn_in_netns`], with the netns file `path` already open.
+pub fn spawn_in_open_netns<T: Send + 'static>(
+    file: File,
+    path: &Path,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<NetnsThread<T>> {
     let thread_path = path.to_path_buf();
     let handle = std::thread::Builder::new()
         .name("router-netns".to_string())
@@ -74,6 +82,16 @@ pub fn spawn_in_netns<T: Send + 'static>(
         path: path.to_path_buf(),
         handle,
     })
+}
+
+/// Opens the netns file at `path`; a missing path is `Error::Io` naming it.
+pub fn open(path: &Path) -> Result<File> {
+    open_nonblocking(path).map_err(|e| Error::io(netns_what(path), e))
+}
+
+/// The calling thread's own netns, as a file another netns can be asked its id for.
+pub fn current() -> Result<File> {
+    open(Path::new("/proc/thread-self/ns/net"))
 }
 
 /// Whether `path` is a namespace file that can still be entered: false when it does not

@@ -3,8 +3,10 @@
 //! the host is the netns this process (the calling thread) runs in, never entered.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 
 use crate::compile::is_link_local;
 use crate::error::{Error, Result};
@@ -84,26 +86,34 @@ pub struct FileSnapshot {
 
 impl SnapshotSource for LiveSnapshot {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
-        let pod_thread = match &req.pod_netns {
-            Some(path) if netns::is_netns(path)? => {
-                let tables = req.pod_tables_read();
-                let links_only = req.links_only;
-                let read = move || match links_only {
-                    true => with_retries(read_pod_links),
-                    false => with_retries(|| read_pod(&tables)),
-                };
-                match netns::spawn_in_netns(path, read) {
-                    Ok(thread) => Some(thread),
-                    // Deleted between the check and the open: gone, like a missing path.
-                    Err(_) if !netns::is_netns(path)? => None,
-                    Err(e) => return Err(e),
-                }
-            }
+        let pod_netns = match &req.pod_netns {
+            Some(path) if netns::is_netns(path)? => match netns::open(path) {
+                Ok(file) => Some((path, file)),
+                // Deleted between the check and the open: gone, like a missing path.
+                Err(_) if !netns::is_netns(path)? => None,
+                Err(e) => return Err(e),
+            },
             _ => None,
         };
+        // Each side's id for the other, which says which host veth is O's peer (H).
+        let netns_ids = match (&pod_netns, req.links_only) {
+            (Some((path, file)), false) => Some((netns::current()?, clone_netns(path, file)?)),
+            _ => None,
+        };
+        let (host_file, pod_file) = netns_ids.unzip();
+        let pod_thread = pod_netns
+            .map(|(path, file)| {
+                let tables = req.pod_tables_read();
+                let read = move || match &host_file {
+                    None => with_retries(read_pod_links),
+                    Some(host) => with_retries(|| read_pod(&tables, host)),
+                };
+                netns::spawn_in_open_netns(file, path, read)
+            })
+            .transpose()?;
         let host = match req.links_only {
             true => Ok((NetnsState::default(), BTreeMap::new())),
-            false => with_retries(|| read_host(req)),
+            false => with_retries(|| read_host(req, pod_file.as_ref())),
         };
         // Join before looking at the host result, so the pod thread is never left behind.
         let pod = pod_thread.map(|thread| thread.join()).transpose()?;
@@ -261,10 +271,16 @@ fn announcing_keys<'a>(ifaces: impl Iterator<Item = &'a str>) -> Vec<SysctlKey> 
         .collect()
 }
 
-/// The pod side; runs on the thread that entered the pod netns.
-fn read_pod(tables: &Tables) -> Result<NetnsState> {
+fn clone_netns(path: &Path, file: &File) -> Result<File> {
+    file.try_clone()
+        .map_err(|e| Error::io(format!("netns {}", path.display()), e))
+}
+
+/// The pod side; runs on the thread that entered the pod netns. `host` is the host netns.
+fn read_pod(tables: &Tables, host: &File) -> Result<NetnsState> {
     let nl = Netlink::new()?;
     let (mut state, links) = read_netns(&nl, tables)?;
+    state.other_netns_id = Some(nl.netns_id(host.as_fd())?);
     let ifaces = ["all", "default"].into_iter().chain(
         links
             .links
@@ -283,10 +299,14 @@ fn read_pod(tables: &Tables) -> Result<NetnsState> {
     Ok(state)
 }
 
-/// The host side, in the calling thread's netns.
-fn read_host(req: &SnapshotRequest) -> Result<(NetnsState, BTreeMap<IpAddr, IpAddr>)> {
+/// The host side, in the calling thread's netns; `pod` is the pod netns, when there is one.
+fn read_host(
+    req: &SnapshotRequest,
+    pod: Option<&File>,
+) -> Result<(NetnsState, BTreeMap<IpAddr, IpAddr>)> {
     let nl = Netlink::new()?;
     let (mut state, _) = read_netns(&nl, &req.host_tables_read())?;
+    state.other_netns_id = pod.map(|pod| nl.netns_id(pod.as_fd())).transpose()?;
     let ifaces = ["all", "default"]
         .into_iter()
         .chain(req.host_sysctl_ifaces.iter().map(String::as_str));
@@ -323,12 +343,10 @@ fn pod_addresses(pod: &NetnsState) -> Vec<IpAddr> {
 fn read_host_peer_sysctls(pod: &NetnsState, host: &mut NetnsState) -> Result<()> {
     let peers: Vec<SysctlKey> = pod
         .links
-        .values()
-        .filter_map(|link| {
-            let peer = link.peer.as_ref()?;
-            let (name, h) = host.link_by_index(peer.ifindex)?;
-            let points_back = h.peer.as_ref().is_some_and(|p| p.ifindex == link.index);
-            points_back.then(|| SysctlKey::new(name, SysctlName::RpFilter))
+        .keys()
+        .filter_map(|name| {
+            let (peer_name, _) = pod.veth_peer_in(name, host)?;
+            Some(SysctlKey::new(peer_name, SysctlName::RpFilter))
         })
         .filter(|key| !host.sysctls.contains_key(key))
         .collect();

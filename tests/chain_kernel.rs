@@ -5,6 +5,7 @@ mod common;
 
 use common::cni::*;
 use common::{run, Netns};
+use router::model::{SysctlKey, SysctlName};
 use serde_json::{json, Value};
 
 fn added(node: &Node, pod: &Pod, network: &mut Network) -> Value {
@@ -641,44 +642,45 @@ fn routing(ns: &Netns) -> String {
     .join("\n")
 }
 
-/// eth0 present but not a veth with its peer on the node (here its peer sits in another
-/// netns): ADD works as before, host side skipped, and the log warns saying which case.
-#[test]
-fn eth0_without_a_host_peer_skips_the_host_side_with_a_warning() {
-    let node = Node::new("nopeer");
-    let pod = Pod::new("nopeer");
-    let elsewhere = netns_up("nopeere");
-    // Explicit indexes: ifindexes are per netns, and the peer's must not happen to name a
-    // veth on the node whose own peer has eth0's index.
+/// One end of a veth pair: its name, ifindex and netns.
+struct VethEnd<'a>(&'a str, u32, &'a Netns);
+
+/// A veth pair with explicit indexes (ifindexes are per netns, so they can be made to
+/// collide on purpose).
+fn veth_pair(a: VethEnd, b: VethEnd) {
+    let (a_index, b_index) = (a.1.to_string(), b.1.to_string());
     run(
         "ip",
         &[
-            "link",
-            "add",
-            "eth0",
-            "index",
-            "4000",
-            "netns",
-            &pod.netns.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "peer0",
-            "index",
-            "4001",
-            "netns",
-            &elsewhere.name,
+            "link", "add", a.0, "index", &a_index, "netns", &a.2.name, "type", "veth", "peer",
+            "name", b.0, "index", &b_index, "netns", &b.2.name,
         ],
+    );
+}
+
+/// A pod whose eth0 is a veth with its peer in a netns other than the node's (returned,
+/// for the caller to keep alive), both ends with the given indexes.
+fn pod_with_eth0_peered_elsewhere(tag: &str, indexes: (u32, u32)) -> (Pod, Netns) {
+    let pod = Pod::new(tag);
+    let elsewhere = netns_up(&format!("{tag}o"));
+    veth_pair(
+        VethEnd("eth0", indexes.0, &pod.netns),
+        VethEnd("peer0", indexes.1, &elsewhere),
     );
     pod.netns.ip("addr add 10.244.12.2/24 dev eth0
          link set eth0 up
          route add default via 10.244.12.1 dev eth0");
-    let host_before = host_state(&node);
-    let mut net1 = macvlan_network(&node, "net1", 12, &[4], json!({}));
-    added(&node, &pod, &mut net1);
+    (pod, elsewhere)
+}
+
+/// ADD on a pod whose eth0 has no host peer: works as before, host side skipped, and the
+/// log warns saying which case.
+fn added_without_a_host_peer(node: &Node, pod: &Pod) {
+    let host_before = host_state(node);
+    let mut net1 = macvlan_network(node, "net1", 12, &[4], json!({}));
+    added(node, pod, &mut net1);
     assert_eq!(
-        host_state(&node),
+        host_state(node),
         host_before,
         "a host side without a host peer"
     );
@@ -688,7 +690,32 @@ fn eth0_without_a_host_peer_skips_the_host_side_with_a_warning() {
             && l.contains("eth0 is in the pod but has no veth peer in the host netns")),
         "{log}"
     );
-    assert!(net1.del(&node, &pod).ok);
+    assert!(net1.del(node, pod).ok);
+}
+
+/// eth0 present but not a veth with its peer on the node (here its peer sits in another
+/// netns; the indexes are chosen so that no node veth collides with them).
+#[test]
+fn eth0_without_a_host_peer_skips_the_host_side_with_a_warning() {
+    let node = Node::new("nopeer");
+    let (pod, _elsewhere) = pod_with_eth0_peered_elsewhere("nopeer", (4000, 4001));
+    added_without_a_host_peer(&node, &pod);
+}
+
+/// The podman case: eth0's peer is in another netns, and the node's uplink veth up0 has
+/// the index of eth0's peer while up0's own peer (ext0, in a third netns) has eth0's
+/// index. Indexes alone take up0 for H and build the host side through the uplink; the
+/// netns ids say up0's peer is not eth0.
+#[test]
+fn a_node_veth_with_colliding_indexes_is_not_taken_for_the_host_peer() {
+    let node = Node::new("collide");
+    let (up0, ext0) = (node.host.ifindex("up0"), node.ext.ifindex("ext0"));
+    let (pod, _elsewhere) = pod_with_eth0_peered_elsewhere("collide", (ext0, up0));
+    // Not the value router writes to H, so a write to up0 would show.
+    node.host.set_sysctl("net.ipv4.conf.up0.rp_filter", 1);
+    added_without_a_host_peer(&node, &pod);
+    let up0_rp_filter = SysctlKey::new("up0", SysctlName::RpFilter);
+    assert_eq!(node.host.sysctl(&up0_rp_filter), 1, "up0's rp_filter");
 }
 
 /// A record damaged on disk (a crash mid-write on a filesystem without atomic rename, a

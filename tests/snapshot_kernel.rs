@@ -130,6 +130,15 @@ fn live_snapshot_reads_pod_and_host_as_exact_model_objects() {
     assert_eq!(ifindex, t.host.ifindex("vethpod"));
     assert_eq!(ifindex, host.links["vethpod"].index);
     assert!(netnsid.is_some(), "the peer is in another netns");
+    // Each side's id for the other is what the other side's peers carry.
+    assert_eq!(netnsid, pod.other_netns_id, "the pod's id for the host");
+    let vethpod_peer = host.links["vethpod"].peer.as_ref().map(|p| p.netnsid);
+    assert_eq!(
+        vethpod_peer,
+        Some(host.other_netns_id),
+        "the host's id for the pod"
+    );
+    assert!(host.other_netns_id.is_some_and(|id| id >= 0));
     assert_eq!(
         net1.peer.as_ref().map(|p| p.ifindex),
         Some(host.links["vp0"].index)

@@ -60,7 +60,7 @@ impl Facts {
 
 /// H: O's veth peer in the host netns.
 pub(super) fn find_host_peer(pod: &NetnsState, host: &NetnsState, overlay: &str) -> Option<String> {
-    let (name, _) = pod.links.get(overlay)?.veth_peer_in(host)?;
+    let (name, _) = pod.veth_peer_in(overlay, host)?;
     Some(name.clone())
 }
 

@@ -51,18 +51,6 @@ pub struct Link {
     pub addresses: Vec<IpNet>,
 }
 
-impl Link {
-    /// The link of `other` (the netns on the far side) this one is a veth pair with: the
-    /// link its IFLA_LINK names there, whose IFLA_LINK names this one back. With O and the
-    /// host netns, that is H (BEHAVIOUR glossary).
-    pub fn veth_peer_in<'a>(&self, other: &'a NetnsState) -> Option<(&'a String, &'a Link)> {
-        let peer = self.peer.as_ref()?;
-        let (name, link) = other.link_by_index(peer.ifindex)?;
-        let points_back = link.peer.as_ref().is_some_and(|p| p.ifindex == self.index);
-        points_back.then_some((name, link))
-    }
-}
-
 /// Objects with a kernel identity, stored in maps keyed by it and serialised as lists.
 pub trait Keyed {
     type Key: Ord + Clone;
@@ -140,6 +128,13 @@ pub struct NetnsState {
     pub neighbours: BTreeMap<NeighbourKey, Neighbour>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<SysctlKey, i64>,
+    /// The id this netns gives to the snapshot's other netns (the pod's id for the host,
+    /// the host's for the pod; RTM_GETNSID), the value a link's `peer.netnsid` has when its
+    /// peer is there. Negative: it has none, so no link here has its peer there. None when
+    /// unknown (snapshots and fixtures written before router read it, links-only reads):
+    /// veth peers are then matched by index alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_netns_id: Option<i32>,
 }
 
 impl NetnsState {
@@ -178,6 +173,34 @@ impl NetnsState {
         self.routes.values().filter(move |r| {
             r.key.table == MAIN_TABLE && r.key.is_default() && r.key.family() == family
         })
+    }
+
+    /// The link of `other` (the snapshot's other netns) that `name` is a veth pair with:
+    /// the link its IFLA_LINK names there, whose IFLA_LINK names `name` back, each peer
+    /// netnsid being the id its netns gives to the other (where known). With O and the
+    /// host netns, that is H (BEHAVIOUR glossary): indexes alone are not enough, as a host
+    /// veth whose peer is in a third netns can carry O's peer index and point at O's index.
+    pub fn veth_peer_in<'a>(
+        &self,
+        name: &str,
+        other: &'a NetnsState,
+    ) -> Option<(&'a String, &'a Link)> {
+        let link = self.links.get(name)?;
+        let peer = link.peer.as_ref().filter(|p| self.names_other_netns(p))?;
+        let (peer_name, peer_link) = other.link_by_index(peer.ifindex)?;
+        let points_back = peer_link
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.ifindex == link.index && other.names_other_netns(p));
+        points_back.then_some((peer_name, peer_link))
+    }
+
+    /// Whether a peer of a link here is in the snapshot's other netns, as far as known.
+    fn names_other_netns(&self, peer: &LinkPeer) -> bool {
+        match self.other_netns_id {
+            None => true,
+            Some(id) => id >= 0 && peer.netnsid == Some(id),
+        }
     }
 
     pub fn link_by_index(&self, index: u32) -> Option<(&String, &Link)> {
@@ -283,5 +306,81 @@ mod tests {
         assert_eq!(json["sysctls"]["net.ipv4.conf.all.rp_filter"], 0);
         let back: NetnsState = serde_json::from_value(json).unwrap();
         assert_eq!(back, ns);
+    }
+
+    /// One veth end named `name` with index `index` whose peer is `peer` (ifindex, netnsid).
+    fn netns_with_veth(
+        name: &str,
+        index: u32,
+        peer: (u32, i32),
+        other_id: Option<i32>,
+    ) -> NetnsState {
+        let link = Link {
+            index,
+            kind: Some("veth".to_string()),
+            peer: Some(LinkPeer {
+                ifindex: peer.0,
+                netnsid: Some(peer.1),
+            }),
+            addresses: Vec::new(),
+        };
+        NetnsState {
+            links: BTreeMap::from([(name.to_string(), link)]),
+            other_netns_id: other_id,
+            ..NetnsState::default()
+        }
+    }
+
+    /// The pod gives the host id 0, the host gives the pod id 5; netns X and Y are elsewhere.
+    const POD_ID_OF_HOST: i32 = 0;
+    const HOST_ID_OF_POD: i32 = 5;
+
+    #[test]
+    fn the_host_peer_is_the_veth_pointing_back_from_the_host_netns() {
+        let pod = netns_with_veth("eth0", 2, (7, POD_ID_OF_HOST), Some(POD_ID_OF_HOST));
+        let host = netns_with_veth("veth1", 7, (2, HOST_ID_OF_POD), Some(HOST_ID_OF_POD));
+        let (name, _) = pod.veth_peer_in("eth0", &host).expect("H");
+        assert_eq!(name, "veth1");
+    }
+
+    #[test]
+    fn a_host_veth_with_colliding_indexes_but_its_peer_in_a_third_netns_is_not_the_host_peer() {
+        // eth0's peer is index 7 in netns X (the pod's id 1 for it); the host's up0 is
+        // index 7 and its peer is index 2 in netns Y (the host's id 3 for it).
+        let pod = netns_with_veth("eth0", 2, (7, 1), Some(POD_ID_OF_HOST));
+        let host = netns_with_veth("up0", 7, (2, 3), Some(HOST_ID_OF_POD));
+        assert_eq!(pod.veth_peer_in("eth0", &host), None);
+        // Either side's id alone tells them apart.
+        let host_unknown = NetnsState {
+            other_netns_id: None,
+            ..host.clone()
+        };
+        assert_eq!(pod.veth_peer_in("eth0", &host_unknown), None);
+        let pod_unknown = NetnsState {
+            other_netns_id: None,
+            ..pod.clone()
+        };
+        assert_eq!(pod_unknown.veth_peer_in("eth0", &host), None);
+    }
+
+    #[test]
+    fn a_netns_without_an_id_for_the_other_has_no_peer_there() {
+        let pod = netns_with_veth("eth0", 2, (7, POD_ID_OF_HOST), Some(-1));
+        let host = netns_with_veth("veth1", 7, (2, HOST_ID_OF_POD), None);
+        assert_eq!(pod.veth_peer_in("eth0", &host), None);
+    }
+
+    #[test]
+    fn snapshots_without_netns_ids_match_veth_peers_by_index_alone() {
+        let pod = netns_with_veth("eth0", 2, (7, 1), None);
+        let host = netns_with_veth("up0", 7, (2, 3), None);
+        assert_eq!(
+            pod.veth_peer_in("eth0", &host).map(|(n, _)| n.as_str()),
+            Some("up0")
+        );
+        let json = serde_json::to_value(&pod).unwrap();
+        assert!(json.get("other_netns_id").is_none());
+        let back: NetnsState = serde_json::from_value(json).unwrap();
+        assert_eq!(back.other_netns_id, None);
     }
 }
