@@ -18,7 +18,7 @@ use crate::error::{excerpt, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::logging;
 use crate::netns;
-use crate::record::{FileRecords, HostGuard, HostLock};
+use crate::record::FileRecords;
 use crate::signals::allow_termination;
 use crate::snapshot::LiveSnapshot;
 
@@ -40,7 +40,9 @@ pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
         snapshots: Box::new(LiveSnapshot),
         executor: Box::new(LiveExecutor::new(invocation.netns.clone())),
         records: Box::new(Arc::clone(&records)),
-        host: Box::new(Interruptible(records)),
+        // Not interruptible: the lock is now taken after the run's own changes (ARCHITECTURE
+        // "Ordering"), so a signal during its wait would leave a run half done.
+        host: Box::new(records),
         probe: Box::new(Interruptible(RawSocketProbe)),
     })
 }
@@ -67,17 +69,6 @@ fn require_pod_netns(path: Option<&Path>) -> Result<()> {
 
 /// A live backend whose waits may be ended by a termination signal.
 struct Interruptible<T>(T);
-
-impl<T: HostGuard> HostGuard for Interruptible<T> {
-    /// Nothing is changed before the lock is held: being stopped while waiting is harmless.
-    fn lock_host(&self) -> Result<HostLock> {
-        let _allowed = allow_termination();
-        self.0.lock_host()
-    }
-    fn check_usable(&self) -> Result<()> {
-        self.0.check_usable()
-    }
-}
 
 impl<T: AddressProbe> AddressProbe for Interruptible<T> {
     /// Runs before the record is written or anything applied (up to retries x interval).

@@ -379,13 +379,39 @@ impl NetnsPlanner<'_> {
     }
 }
 
+/// Whether an op adds or removes the shared host rule (`from all lookup host_rule_table`,
+/// the only rule router keeps on the host): such an op is decided again under the host lock
+/// by `plan_shared_rule`, never applied from a plan read without it.
+pub fn is_shared_rule_op(op: &Op) -> bool {
+    op.side() == Side::Host && matches!(op, Op::AddRule { .. } | Op::DelRule { .. })
+}
+
+/// The shared host rule's ops from the host as it is now, read under the host lock after
+/// this run's own host routes were added (ADD: add a wanted rule that is absent) or removed
+/// (DEL: remove a `release_when_unused` rule when no owned route is left in its table).
+pub fn plan_shared_rule(desired: &DesiredNetns, host: &NetnsState) -> Vec<Op> {
+    let mut plan = Plan::default();
+    let mut planner = NetnsPlanner {
+        side: Side::Host,
+        desired,
+        actual: host,
+        claimed: BTreeSet::new(),
+        plan: &mut plan,
+    };
+    planner.rules();
+    planner.release_unused_rules();
+    plan.ops.retain(is_shared_rule_op);
+    plan.ops
+}
+
 fn table_has_owned_route(ns: &NetnsState, table: u32, family: Family) -> bool {
     ns.routes
         .values()
         .any(|r| r.key.table == table && r.key.family() == family && r.is_owned())
 }
 
-fn is_add_removal(op: &Op, mode: Mode) -> bool {
+/// An ADD's removals (rules, P's default out of main, neighbours): they come last.
+pub fn is_add_removal(op: &Op, mode: Mode) -> bool {
     mode == Mode::Add
         && matches!(
             op,

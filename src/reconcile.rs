@@ -16,9 +16,11 @@ use crate::error::Code;
 use crate::error::{Error, Result};
 use crate::execute::{Executor, Failed};
 use crate::logging::phase;
-use crate::model::{ActualState, AddInputs, MacAddr, Mode, Op, Record, MAIN_TABLE};
-use crate::plan::{plan, Plan};
-use crate::record::{HostGuard, RecordStore};
+use crate::model::{
+    ActualState, AddInputs, DesiredNetns, DesiredState, MacAddr, Mode, Op, Record, Side, MAIN_TABLE,
+};
+use crate::plan::{is_add_removal, is_shared_rule_op, plan, plan_shared_rule, Plan};
+use crate::record::{HostGuard, HostLock, RecordStore};
 use crate::render::{drift_detail, drift_summary, drifts};
 use crate::snapshot::{SnapshotRequest, SnapshotSource};
 
@@ -102,12 +104,14 @@ pub fn prepare(
     records: &dyn RecordStore,
 ) -> Result<Prepared> {
     let previous_record = load_record(mode, records, att)?;
-    let peers = records.peers(&att.container_id, &att.ifname)?;
     let chained_addrs = prev
         .map(|p| p.addresses_of(&att.ifname))
         .unwrap_or_default();
     let request = snapshot_request(config, att, &chained_addrs, previous_record.as_ref());
     let actual = phase("snapshot", || snapshots.snapshot(&request))?;
+    // The peers are read after the kernel: an ADD writes its record before it applies, so
+    // every owned object in `actual` is covered by a record read now, lock or no lock.
+    let peers = records.peers(&att.container_id, &att.ifname)?;
     if mode == Mode::Add {
         require_overlay(config, att, &actual)?;
     }
@@ -267,7 +271,8 @@ impl RecordWrite<'_> {
     }
 }
 
-/// Under the host lock: plan, refuse when blocked, record, apply with rollback, verify.
+/// Plan, refuse when blocked, record, apply with rollback, verify. Only the shared host
+/// rule is decided under the host lock, after this run's own ops (ARCHITECTURE "Ordering").
 fn apply_locked(
     config: &Config,
     att: &Attachment,
@@ -275,7 +280,6 @@ fn apply_locked(
     world: &World<'_>,
     write: RecordWrite<'_>,
 ) -> Result<AddOutcome> {
-    let _host = world.host.lock_host()?;
     let prepared = prepare_add(config, att, prev, world)?;
     if !prepared.plan.blocked.is_empty() {
         return Err(blocked_error(&prepared.plan));
@@ -295,25 +299,147 @@ fn apply_locked(
         phase("record", || world.records.save(&record))?;
     }
     if nothing_to_apply {
-        // A repeated ADD: the kernel already is as wanted; nothing to verify.
+        // A repeated ADD: the kernel already is as wanted (the rule with our routes, which
+        // no DEL releases it from); nothing to verify.
         return Ok(outcome);
     }
     world.executor.take_surprise();
-    if let Err(failed) = phase("apply", || world.executor.apply(&prepared.plan.ops)) {
-        roll_back(world, &prepared.plan.ops[..failed.index]);
-        restore_record(world, att, prepared.previous_record.as_ref());
-        let op = prepared.plan.ops.get(failed.index);
-        let error = explain_failure(op, failed.error, &prev.addresses_of(&att.ifname));
-        return Err(pod_gone_or(world, &prepared, error));
+    let own: Vec<Op> = prepared
+        .plan
+        .ops
+        .iter()
+        .filter(|op| !is_shared_rule_op(op))
+        .cloned()
+        .collect();
+    // Additions, then the shared rule under the lock, then the removals: moving P's default
+    // out of main stays the last thing an ADD does.
+    let split = own
+        .iter()
+        .position(|op| is_add_removal(op, Mode::Add))
+        .unwrap_or(own.len());
+    let (additions, removals) = own.split_at(split);
+    let fail = |applied: &[&[Op]], host, error| {
+        let applied: Vec<Op> = applied.concat();
+        undo_add(world, att, &prepared, &applied, host, error)
+    };
+    let addresses = prev.addresses_of(&att.ifname);
+    if let Err(failed) = phase("apply", || world.executor.apply(additions)) {
+        let error = explain_failure(additions.get(failed.index), failed.error, &addresses);
+        return Err(fail(&[&additions[..failed.index]], None, error));
     }
-    outcome.applied = prepared.plan.ops;
+    let host = match uses_shared_rule(&prepared.compiled.desired) {
+        true => match world.host.lock_host() {
+            Ok(lock) => Some(lock),
+            Err(error) => return Err(fail(&[additions], None, error)),
+        },
+        false => None,
+    };
+    let shared = match shared_rule_ops(world, &prepared.request, &prepared.compiled.desired.host) {
+        Ok(ops) => ops,
+        Err(error) => return Err(fail(&[additions], host, error)),
+    };
+    if let Err(failed) = phase("apply", || world.executor.apply(&shared)) {
+        return Err(fail(
+            &[additions, &shared[..failed.index]],
+            host,
+            failed.error,
+        ));
+    }
+    if let Err(failed) = phase("apply", || world.executor.apply(removals)) {
+        let error = explain_failure(removals.get(failed.index), failed.error, &addresses);
+        let applied = [additions, &shared, &removals[..failed.index]];
+        return Err(fail(&applied, host, error));
+    }
+    outcome.applied = [additions, &shared, removals].concat();
     if world.executor.take_surprise() {
+        // Under the lock when the rule is ours to ensure: the re-plan may add it again.
         let extra = phase("verify", || {
             verify(Mode::Add, config, att, Some(prev), world)
         })?;
         outcome.applied.extend(extra);
     }
+    drop(host);
     Ok(outcome)
+}
+
+/// Whether a run's host side has a shared rule to ensure or release (not under `sriov`,
+/// `only_op_mac`, or without a host peer): only then does it take the host lock.
+fn uses_shared_rule(desired: &DesiredState) -> bool {
+    !desired.host.present.rules.is_empty() || !desired.host.release_when_unused.is_empty()
+}
+
+/// The shared rule's ops, from a read of the host's rules and `host_rule_table` made now
+/// (the caller holds the host lock).
+fn shared_rule_ops(
+    world: &World<'_>,
+    request: &SnapshotRequest,
+    desired: &DesiredNetns,
+) -> Result<Vec<Op>> {
+    if desired.present.rules.is_empty() && desired.release_when_unused.is_empty() {
+        return Ok(Vec::new());
+    }
+    let host_only = SnapshotRequest {
+        pod_netns: None,
+        host_sysctl_ifaces: BTreeSet::new(),
+        preferred_src_for: Vec::new(),
+        ..request.clone()
+    };
+    let host = phase("snapshot", || world.snapshots.snapshot(&host_only))?.host;
+    Ok(plan_shared_rule(desired, &host))
+}
+
+/// A failed ADD: what it applied is undone in reverse and the record restored. When that
+/// removed host routes, the shared rule is released under the host lock if no owned route
+/// is left (a DEL that saw this ADD's routes kept the rule for it). Returns the error to
+/// report (code 3 when the pod went away meanwhile).
+fn undo_add(
+    world: &World<'_>,
+    att: &Attachment,
+    prepared: &Prepared,
+    applied: &[Op],
+    host: Option<HostLock>,
+    error: Error,
+) -> Error {
+    let touched_host = applied.iter().any(|op| op.side() == Side::Host);
+    let host = match host {
+        Some(lock) => Some(lock),
+        None if touched_host && uses_shared_rule(&prepared.compiled.desired) => {
+            match world.host.lock_host() {
+                Ok(lock) => Some(lock),
+                Err(e) => {
+                    tracing::warn!(error = %e, "rollback without the host lock: the shared rule is left as it is");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    roll_back(world, applied);
+    if host.is_some() && touched_host {
+        let release = DesiredNetns {
+            release_when_unused: prepared
+                .compiled
+                .desired
+                .host
+                .present
+                .rules
+                .keys()
+                .cloned()
+                .collect(),
+            ..DesiredNetns::default()
+        };
+        let released = shared_rule_ops(world, &prepared.request, &release)
+            .map(|ops| world.executor.apply_all(&ops));
+        match released {
+            Ok(failures) => failures.iter().for_each(
+                |f| tracing::warn!(error = %f.error, "rollback could not release the shared rule"),
+            ),
+            Err(e) => tracing::warn!(error = %e, "rollback could not read the shared rule"),
+        }
+    }
+    drop(host);
+    restore_record(world, att, prepared.previous_record.as_ref());
+    pod_gone_or(world, prepared, error)
 }
 
 /// `router check --repair`: makes a drifted attachment what ADD would make it, under the
@@ -476,14 +602,33 @@ pub fn del(
     prev: Option<&PrevView>,
     world: &World<'_>,
 ) -> Result<Vec<Op>> {
-    let _host = world.host.lock_host()?;
     let prepared = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
     world.executor.take_surprise();
-    let failures = phase("apply", || world.executor.apply_all(&prepared.plan.ops));
+    let own: Vec<Op> = prepared
+        .plan
+        .ops
+        .iter()
+        .filter(|op| !is_shared_rule_op(op))
+        .cloned()
+        .collect();
+    let mut failures = phase("apply", || world.executor.apply_all(&own));
+    // Our routes are gone from host_rule_table: under the lock, the rule goes only when no
+    // other attachment's owned route is left there (an ADD adds its routes before it takes
+    // the lock to ensure the rule, so it is either seen here or re-adds the rule after).
+    let host = match uses_shared_rule(&prepared.compiled.desired) {
+        true => Some(world.host.lock_host()?),
+        false => None,
+    };
+    let shared = shared_rule_ops(world, &prepared.request, &prepared.compiled.desired.host)?;
+    failures.extend(phase("apply", || world.executor.apply_all(&shared)));
+    drop(host);
     // Every removal ACKed as done leaves nothing owned that DEL could reach; a failure or
-    // a surprise is proved by reading again.
+    // a surprise is proved by reading again. The shared rule is not judged there: it was
+    // decided above, and a rule kept for a route another DEL removes since is that DEL's
+    // to release.
     if !failures.is_empty() || world.executor.take_surprise() {
-        let after = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
+        let mut after = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
+        after.plan.ops.retain(|op| !is_shared_rule_op(op));
         if !after.plan.ops.is_empty() {
             return Err(del_error(&failures, &after.plan));
         }
@@ -491,7 +636,7 @@ pub fn del(
     phase("record", || {
         world.records.remove(&att.container_id, &att.ifname)
     })?;
-    Ok(prepared.plan.ops)
+    Ok(own.into_iter().chain(shared).collect())
 }
 
 fn del_error(failures: &[Failed], left: &Plan) -> Error {
@@ -611,7 +756,7 @@ impl SnapshotSource for HostSideOnly<'_> {
 }
 
 /// The record store as GC's DEL sees it: the peers of an attachment are all other records
-/// (read when asked, under the host lock), so nothing another attachment wants is removed.
+/// (read when asked, after the kernel), so nothing another attachment wants is removed.
 struct EveryRecordIsAPeer<'a>(&'a dyn RecordStore);
 
 impl RecordStore for EveryRecordIsAPeer<'_> {

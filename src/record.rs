@@ -55,8 +55,8 @@ pub trait RecordStore {
 /// use the place now. Apart from `RecordStore` so that a wrapper changing one (the signals
 /// allowed while waiting for the lock, GC's view of peers) wraps only that one.
 pub trait HostGuard {
-    /// Serialises the host-side changes of concurrent ADDs and DELs (the runtime runs pods in
-    /// parallel): held until the guard drops.
+    /// Serialises the decisions about the shared host rule of concurrent ADDs and DELs (the
+    /// runtime runs pods in parallel; ARCHITECTURE "Ordering"): held until the guard drops.
     fn lock_host(&self) -> Result<HostLock>;
     /// Whether ADD could write records and take the host lock now (STATUS): an error
     /// (code 50) names what is unusable.

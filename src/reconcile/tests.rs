@@ -8,11 +8,13 @@ use super::repair_tests::drifted;
 use super::*;
 use crate::execute::ModelKernel;
 
-/// The model kernel, counting the snapshots taken, and an executor that loses the first
+/// The model kernel, counting the snapshots taken (of the attachment, and of the host alone:
+/// the shared rule's read under the host lock), and an executor that loses the first
 /// op it is given once (the kernel "surprised" it) when `lose_first` is set.
 struct Counting<'a> {
     kernel: &'a ModelKernel,
     snapshots: Cell<usize>,
+    host_reads: Cell<usize>,
     lose_first: Cell<bool>,
     surprised: Cell<bool>,
 }
@@ -22,6 +24,7 @@ impl<'a> Counting<'a> {
         Counting {
             kernel,
             snapshots: Cell::new(0),
+            host_reads: Cell::new(0),
             lose_first: Cell::new(lose_first),
             surprised: Cell::new(false),
         }
@@ -30,7 +33,12 @@ impl<'a> Counting<'a> {
 
 impl SnapshotSource for Counting<'_> {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
-        self.snapshots.set(self.snapshots.get() + 1);
+        // The shared rule's read asks for rules and routes only (no rp_filter).
+        let count = match req.host_sysctl_ifaces.is_empty() {
+            false => &self.snapshots,
+            true => &self.host_reads,
+        };
+        count.set(count.get() + 1);
         self.kernel.snapshot(req)
     }
 }
@@ -66,6 +74,11 @@ fn acked_ops_are_their_own_verification_no_state_is_read_again() {
     let applied = repair_through(&counting, &case);
     assert!(!applied.is_empty());
     assert_eq!(counting.snapshots.get(), 1, "one read, to plan");
+    assert_eq!(
+        counting.host_reads.get(),
+        1,
+        "the shared rule, under the lock"
+    );
     assert!(case.pending().is_empty());
 }
 
@@ -97,6 +110,11 @@ fn a_del_whose_removals_are_all_acked_reads_nothing_again() {
     };
     del(&case.config, &case.att, Some(&case.prev), &world).unwrap();
     assert_eq!(counting.snapshots.get(), 1);
+    assert_eq!(
+        counting.host_reads.get(),
+        1,
+        "the shared rule, under the lock"
+    );
     let after = prepare(
         Mode::Del,
         &case.config,
