@@ -2,8 +2,9 @@
 //! snapshot, the netlink executor for the pod named by CNI_NETNS, the records and host lock
 //! in data_dir, raw-socket conflict probes on C, and the log file. It wires; it decides
 //! nothing. Two things it adds around them: ADD and CHECK refuse a CNI_NETNS that is not a
-//! netns before anything is locked or written, and the two waits during which nothing is
-//! changed (the host lock, the conflict probe) let termination signals act (`signals`).
+//! netns before anything is locked or written, and the conflict probe, a wait during which
+//! nothing is changed, lets termination signals act (`signals`). The host lock's wait does
+//! not: it comes after a run's own changes.
 //! A DEL whose data_dir can only be reached through a symlink uses the default data_dir
 //! (logged): DEL never fails on input it cannot use.
 
