@@ -386,6 +386,15 @@ pub fn is_shared_rule_op(op: &Op) -> bool {
     op.side() == Side::Host && matches!(op, Op::AddRule { .. } | Op::DelRule { .. })
 }
 
+/// The plan's ops but the shared host rule's, which are decided again under the lock.
+pub fn own_ops(plan: &Plan) -> Vec<Op> {
+    plan.ops
+        .iter()
+        .filter(|op| !is_shared_rule_op(op))
+        .cloned()
+        .collect()
+}
+
 /// The shared host rule's ops from the host as it is now, read under the host lock after
 /// this run's own host routes were added (ADD: add a wanted rule that is absent) or removed
 /// (DEL: remove a `release_when_unused` rule when no owned route is left in its table).

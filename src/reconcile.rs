@@ -19,7 +19,7 @@ use crate::logging::phase;
 use crate::model::{
     ActualState, AddInputs, DesiredNetns, DesiredState, MacAddr, Mode, Op, Record, Side, MAIN_TABLE,
 };
-use crate::plan::{is_add_removal, is_shared_rule_op, plan, plan_shared_rule, Plan};
+use crate::plan::{is_add_removal, is_shared_rule_op, own_ops, plan, plan_shared_rule, Plan};
 use crate::record::{HostGuard, HostLock, RecordStore};
 use crate::render::{drift_detail, drift_summary, drifts};
 use crate::snapshot::{SnapshotRequest, SnapshotSource};
@@ -304,13 +304,7 @@ fn apply_locked(
         return Ok(outcome);
     }
     world.executor.take_surprise();
-    let own: Vec<Op> = prepared
-        .plan
-        .ops
-        .iter()
-        .filter(|op| !is_shared_rule_op(op))
-        .cloned()
-        .collect();
+    let own = own_ops(&prepared.plan);
     // Additions, then the shared rule under the lock, then the removals: moving P's default
     // out of main stays the last thing an ADD does.
     let split = own
@@ -604,13 +598,7 @@ pub fn del(
 ) -> Result<Vec<Op>> {
     let prepared = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
     world.executor.take_surprise();
-    let own: Vec<Op> = prepared
-        .plan
-        .ops
-        .iter()
-        .filter(|op| !is_shared_rule_op(op))
-        .cloned()
-        .collect();
+    let own = own_ops(&prepared.plan);
     let mut failures = phase("apply", || world.executor.apply_all(&own));
     // Our routes are gone from host_rule_table: under the lock, the rule goes only when no
     // other attachment's owned route is left there (an ADD adds its routes before it takes
