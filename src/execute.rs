@@ -224,6 +224,14 @@ fn is_single_request(op: &Op) -> bool {
 /// The request of a single-request op; None for the others.
 fn single_write(op: &Op, links: &Links) -> Option<Result<Write>> {
     Some(match op {
+        // The host holds one route per slot of an attachment's (toward each address of
+        // C, through H); a read through H alone does not show another pod's route in that
+        // slot, so the add must find it empty: EEXIST is a surprise, and the reconciler
+        // reads everything again.
+        Op::AddRoute {
+            netns: Side::Host,
+            route,
+        } => Write::add_route_alone(route, links),
         Op::AddRoute { route, .. } => Write::add_route(route, links),
         Op::DelRoute { route, .. } => Write::del_route(route, links),
         Op::AddRule { rule, .. } => Write::add_rule(rule),

@@ -20,9 +20,9 @@ use crate::model::{
     ActualState, AddInputs, DesiredNetns, DesiredState, MacAddr, Mode, Op, Record, Side, MAIN_TABLE,
 };
 use crate::plan::{is_add_removal, is_shared_rule_op, own_ops, plan, plan_shared_rule, Plan};
-use crate::record::{HostGuard, HostLock, RecordStore};
+use crate::record::{HostGuard, RecordStore};
 use crate::render::{drift_detail, drift_summary, drifts};
-use crate::snapshot::{SnapshotRequest, SnapshotSource};
+use crate::snapshot::{HostObjects, SnapshotRequest, SnapshotSource};
 
 /// Verification re-plans this many times, applying what is still pending, before it fails.
 const VERIFY_ROUNDS: usize = 3;
@@ -79,6 +79,7 @@ pub fn snapshot_request(
         host_sysctl_ifaces,
         preferred_src_for: chained_addrs.iter().map(IpNet::addr).collect(),
         links_only: config.only_op_mac,
+        host_objects: HostObjects::All,
     }
 }
 
@@ -95,6 +96,8 @@ fn load_record(mode: Mode, records: &dyn RecordStore, att: &Attachment) -> Resul
     }
 }
 
+/// Snapshot, compile and plan one attachment, from everything the host holds in the
+/// tables it reads (`HostObjects::All`).
 pub fn prepare(
     mode: Mode,
     config: &Config,
@@ -103,11 +106,44 @@ pub fn prepare(
     snapshots: &dyn SnapshotSource,
     records: &dyn RecordStore,
 ) -> Result<Prepared> {
+    let world = Reads { snapshots, records };
+    prepare_reading(mode, HostObjects::All, config, att, prev, world)
+}
+
+/// What `prepare` reads from.
+#[derive(Clone, Copy)]
+struct Reads<'a> {
+    snapshots: &'a dyn SnapshotSource,
+    records: &'a dyn RecordStore,
+}
+
+impl<'a> From<&World<'a>> for Reads<'a> {
+    fn from(world: &World<'a>) -> Reads<'a> {
+        Reads {
+            snapshots: world.snapshots,
+            records: world.records,
+        }
+    }
+}
+
+/// `prepare`, reading `host_objects` of the host: ADD and DEL read only what the
+/// attachment can own there (`HostObjects::ThroughPodPeers`), CHECK and verification all.
+fn prepare_reading(
+    mode: Mode,
+    host_objects: HostObjects,
+    config: &Config,
+    att: &Attachment,
+    prev: Option<&PrevView>,
+    Reads { snapshots, records }: Reads<'_>,
+) -> Result<Prepared> {
     let previous_record = load_record(mode, records, att)?;
     let chained_addrs = prev
         .map(|p| p.addresses_of(&att.ifname))
         .unwrap_or_default();
-    let request = snapshot_request(config, att, &chained_addrs, previous_record.as_ref());
+    let request = SnapshotRequest {
+        host_objects,
+        ..snapshot_request(config, att, &chained_addrs, previous_record.as_ref())
+    };
     let actual = phase("snapshot", || snapshots.snapshot(&request))?;
     // The peers are read after the kernel: an ADD writes its record before it applies, so
     // every owned object in `actual` is covered by a record read now, lock or no lock.
@@ -217,7 +253,7 @@ pub fn add(
         // Outside the host lock: probing takes retries x interval and reads only the pod's
         // segment; holding the node-wide lock that long would queue every ADD and DEL on
         // the node behind it. The locked part below plans again from a fresh snapshot.
-        let prepared = prepare_add(config, att, prev, world)?;
+        let prepared = prepare_add(HostObjects::ThroughPodPeers, config, att, prev, world)?;
         if !prepared.plan.blocked.is_empty() {
             return Err(blocked_error(&prepared.plan));
         }
@@ -228,19 +264,14 @@ pub fn add(
 
 /// ADD's (and CHECK's) view: compiled as ADD from the world as it is now.
 fn prepare_add(
+    host_objects: HostObjects,
     config: &Config,
     att: &Attachment,
     prev: &PrevView,
     world: &World<'_>,
 ) -> Result<Prepared> {
-    prepare(
-        Mode::Add,
-        config,
-        att,
-        Some(prev),
-        world.snapshots,
-        world.records,
-    )
+    let reads = Reads::from(world);
+    prepare_reading(Mode::Add, host_objects, config, att, Some(prev), reads)
 }
 
 /// Whether the record is written when the plan is already empty, and the inputs it keeps.
@@ -280,7 +311,7 @@ fn apply_locked(
     world: &World<'_>,
     write: RecordWrite<'_>,
 ) -> Result<AddOutcome> {
-    let prepared = prepare_add(config, att, prev, world)?;
+    let prepared = prepare_add(HostObjects::ThroughPodPeers, config, att, prev, world)?;
     if !prepared.plan.blocked.is_empty() {
         return Err(blocked_error(&prepared.plan));
     }
@@ -312,48 +343,52 @@ fn apply_locked(
         .position(|op| is_add_removal(op, Mode::Add))
         .unwrap_or(own.len());
     let (additions, removals) = own.split_at(split);
-    let fail = |applied: &[&[Op]], host, error| {
+    let fail = |applied: &[&[Op]], error| {
         let applied: Vec<Op> = applied.concat();
-        undo_add(world, att, &prepared, &applied, host, error)
+        undo_add(world, att, &prepared, &applied, error)
     };
     let addresses = prev.addresses_of(&att.ifname);
     if let Err(failed) = phase("apply", || world.executor.apply(additions)) {
         let error = explain_failure(additions.get(failed.index), failed.error, &addresses);
-        return Err(fail(&[&additions[..failed.index]], None, error));
+        return Err(fail(&[&additions[..failed.index]], error));
     }
-    let host = match uses_shared_rule(&prepared.compiled.desired) {
-        true => match world.host.lock_host() {
-            Ok(lock) => Some(lock),
-            Err(error) => return Err(fail(&[additions], None, error)),
-        },
-        false => None,
+    let shared = match ensure_shared_rule(world, &prepared.compiled.desired) {
+        Ok(shared) => shared,
+        Err((applied, error)) => return Err(fail(&[additions, &applied], error)),
     };
-    let shared = match shared_rule_ops(world, &prepared.request, &prepared.compiled.desired.host) {
-        Ok(ops) => ops,
-        Err(error) => return Err(fail(&[additions], host, error)),
-    };
-    if let Err(failed) = phase("apply", || world.executor.apply(&shared)) {
-        return Err(fail(
-            &[additions, &shared[..failed.index]],
-            host,
-            failed.error,
-        ));
-    }
     if let Err(failed) = phase("apply", || world.executor.apply(removals)) {
         let error = explain_failure(removals.get(failed.index), failed.error, &addresses);
         let applied = [additions, &shared, &removals[..failed.index]];
-        return Err(fail(&applied, host, error));
+        return Err(fail(&applied, error));
     }
     outcome.applied = [additions, &shared, removals].concat();
     if world.executor.take_surprise() {
-        // Under the lock when the rule is ours to ensure: the re-plan may add it again.
-        let extra = phase("verify", || {
-            verify(Mode::Add, config, att, Some(prev), world)
-        })?;
-        outcome.applied.extend(extra);
+        let verified = phase("verify", || {
+            verify(config, att, prev, world, &mut outcome.applied)
+        });
+        if let Err(error) = verified {
+            return Err(fail(&[&outcome.applied], error));
+        }
     }
-    drop(host);
     Ok(outcome)
+}
+
+/// Under the host lock, held for nothing else: reads the host's rules and adds the shared
+/// rule when it is absent (after this run's routes are in its table: ARCHITECTURE
+/// "Ordering"). Returns the ops applied, or those applied before an error and the error.
+fn ensure_shared_rule(
+    world: &World<'_>,
+    desired: &DesiredState,
+) -> std::result::Result<Vec<Op>, (Vec<Op>, Error)> {
+    if !uses_shared_rule(desired) {
+        return Ok(Vec::new());
+    }
+    let _lock = world.host.lock_host().map_err(|e| (Vec::new(), e))?;
+    let shared = shared_rule_ops(world, &desired.host).map_err(|e| (Vec::new(), e))?;
+    match phase("apply", || world.executor.apply(&shared)) {
+        Ok(()) => Ok(shared),
+        Err(failed) => Err((shared[..failed.index].to_vec(), failed.error)),
+    }
 }
 
 /// Whether a run's host side has a shared rule to ensure or release (not under `sriov`,
@@ -362,78 +397,78 @@ fn uses_shared_rule(desired: &DesiredState) -> bool {
     !desired.host.present.rules.is_empty() || !desired.host.release_when_unused.is_empty()
 }
 
-/// The shared rule's ops, from a read of the host's rules and `host_rule_table` made now
-/// (the caller holds the host lock).
-fn shared_rule_ops(
-    world: &World<'_>,
-    request: &SnapshotRequest,
-    desired: &DesiredNetns,
-) -> Result<Vec<Op>> {
-    if desired.present.rules.is_empty() && desired.release_when_unused.is_empty() {
+/// The shared rule's ops, from a read made now (the caller holds the host lock) of the
+/// host's rules and, when the rule is to be released once unused, the owned routes of the
+/// tables it looks up.
+fn shared_rule_ops(world: &World<'_>, desired: &DesiredNetns) -> Result<Vec<Op>> {
+    let release = &desired.release_when_unused;
+    if desired.present.rules.is_empty() && release.is_empty() {
         return Ok(Vec::new());
     }
     let host_only = SnapshotRequest {
-        pod_netns: None,
-        host_sysctl_ifaces: BTreeSet::new(),
-        preferred_src_for: Vec::new(),
-        ..request.clone()
+        host_tables: release.iter().map(|rule| rule.table).collect(),
+        host_objects: match release.is_empty() {
+            true => HostObjects::Rules,
+            false => HostObjects::RulesAndOwnedRoutes,
+        },
+        ..SnapshotRequest::default()
     };
     let host = phase("snapshot", || world.snapshots.snapshot(&host_only))?.host;
     Ok(plan_shared_rule(desired, &host))
 }
 
-/// A failed ADD: what it applied is undone in reverse and the record restored. When that
-/// removed host routes, the shared rule is released under the host lock if no owned route
-/// is left (a DEL that saw this ADD's routes kept the rule for it). Returns the error to
-/// report (code 3 when the pod went away meanwhile).
+/// A failed ADD: what it applied is undone in reverse and the record restored. When it
+/// had put routes on the host, the undo runs under the host lock and the shared rule is
+/// released if no owned route is left in its table. The rule itself is never undone
+/// blindly: once this ADD let the lock go, another ADD may rely on the rule it added (and
+/// a DEL that saw this ADD's routes kept the rule for it). Returns the error to report
+/// (code 3 when the pod went away meanwhile).
 fn undo_add(
     world: &World<'_>,
     att: &Attachment,
     prepared: &Prepared,
     applied: &[Op],
-    host: Option<HostLock>,
     error: Error,
 ) -> Error {
     let touched_host = applied.iter().any(|op| op.side() == Side::Host);
-    let host = match host {
-        Some(lock) => Some(lock),
-        None if touched_host && uses_shared_rule(&prepared.compiled.desired) => {
-            match world.host.lock_host() {
-                Ok(lock) => Some(lock),
-                Err(e) => {
-                    tracing::warn!(error = %e, "rollback without the host lock: the shared rule is left as it is");
-                    None
-                }
+    let lock = match touched_host && uses_shared_rule(&prepared.compiled.desired) {
+        true => match world.host.lock_host() {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                tracing::warn!(error = %e, "rollback without the host lock: the shared rule is left as it is");
+                None
             }
-        }
-        None => None,
+        },
+        false => None,
     };
-    roll_back(world, applied);
-    if host.is_some() && touched_host {
-        let release = DesiredNetns {
-            release_when_unused: prepared
-                .compiled
-                .desired
-                .host
-                .present
-                .rules
-                .keys()
-                .cloned()
-                .collect(),
-            ..DesiredNetns::default()
-        };
-        let released = shared_rule_ops(world, &prepared.request, &release)
-            .map(|ops| world.executor.apply_all(&ops));
-        match released {
-            Ok(failures) => failures.iter().for_each(
-                |f| tracing::warn!(error = %f.error, "rollback could not release the shared rule"),
-            ),
-            Err(e) => tracing::warn!(error = %e, "rollback could not read the shared rule"),
-        }
+    let own: Vec<Op> = applied
+        .iter()
+        .filter(|op| !is_shared_rule_op(op))
+        .cloned()
+        .collect();
+    roll_back(world, &own);
+    if lock.is_some() {
+        release_unused_rule(world, &prepared.compiled.desired.host);
     }
-    drop(host);
+    drop(lock);
     restore_record(world, att, prepared.previous_record.as_ref());
     pod_gone_or(world, prepared, error)
+}
+
+/// The rollback's end, under the host lock: the shared rule `host` wants goes when no owned
+/// route is left in its table. Best effort, logged.
+fn release_unused_rule(world: &World<'_>, host: &DesiredNetns) {
+    let release = DesiredNetns {
+        release_when_unused: host.present.rules.keys().cloned().collect(),
+        ..DesiredNetns::default()
+    };
+    let released = shared_rule_ops(world, &release).map(|ops| world.executor.apply_all(&ops));
+    match released {
+        Ok(failures) => failures.iter().for_each(
+            |f| tracing::warn!(error = %f.error, "rollback could not release the shared rule"),
+        ),
+        Err(e) => tracing::warn!(error = %e, "rollback could not read the shared rule"),
+    }
 }
 
 /// `router check --repair`: makes a drifted attachment what ADD would make it, under the
@@ -539,31 +574,46 @@ fn restore_record(world: &World<'_>, att: &Attachment, previous: Option<&Record>
     }
 }
 
-/// Re-snapshots and re-plans; applies what is still pending, a bounded number of times.
-/// Returns the extra ops it applied. Run only when the kernel surprised the executor:
-/// otherwise every op's ACK is its verification (issue 14).
+/// Reads everything again (`HostObjects::All`) and re-plans; applies what is still
+/// pending, a bounded number of times, adding what it applied to `applied` (for the
+/// rollback). Run only when the kernel surprised the executor: otherwise every op's ACK is
+/// its verification (issue 14). An unowned object in the way, which a read through H alone
+/// cannot show (a host route add found its slot taken), is ADD's code 103 as if the first
+/// plan had seen it. A shared rule the re-plan still wants is ensured under the host lock,
+/// as the first time.
 fn verify(
-    mode: Mode,
     config: &Config,
     att: &Attachment,
-    prev: Option<&PrevView>,
+    prev: &PrevView,
     world: &World<'_>,
-) -> Result<Vec<Op>> {
-    let mut extra = Vec::new();
+    applied: &mut Vec<Op>,
+) -> Result<()> {
     for _ in 0..VERIFY_ROUNDS {
-        let again = prepare(mode, config, att, prev, world.snapshots, world.records)?;
+        let again = prepare_add(HostObjects::All, config, att, prev, world)?;
+        if !again.plan.blocked.is_empty() {
+            return Err(blocked_error(&again.plan));
+        }
         if again.plan.ops.is_empty() {
-            return Ok(extra);
+            return Ok(());
         }
-        let failures = world.executor.apply_all(&again.plan.ops);
-        if let Some(first) = failures.into_iter().next() {
-            return Err(first.error);
+        let own = own_ops(&again.plan);
+        let own_applied = world.executor.apply(&own);
+        let done = own_applied.as_ref().map_or_else(|f| f.index, |()| own.len());
+        applied.extend_from_slice(&own[..done]);
+        own_applied.map_err(|failed| failed.error)?;
+        if again.plan.ops.iter().any(is_shared_rule_op) {
+            let shared = ensure_shared_rule(world, &again.compiled.desired);
+            let (ops, result) = match shared {
+                Ok(ops) => (ops, Ok(())),
+                Err((ops, error)) => (ops, Err(error)),
+            };
+            applied.extend(ops);
+            result?;
         }
-        extra.extend(again.plan.ops);
     }
-    let left = prepare(mode, config, att, prev, world.snapshots, world.records)?;
-    if left.plan.ops.is_empty() {
-        return Ok(extra);
+    let left = prepare_add(HostObjects::All, config, att, prev, world)?;
+    if left.plan.ops.is_empty() && left.plan.blocked.is_empty() {
+        return Ok(());
     }
     Err(Error::Kernel {
         object: "verification".into(),
@@ -576,7 +626,7 @@ fn verify(
 
 /// BEHAVIOUR 3: the plan against the current state is the drift.
 pub fn check(config: &Config, att: &Attachment, prev: &PrevView, world: &World<'_>) -> Result<()> {
-    let prepared = prepare_add(config, att, prev, world)?;
+    let prepared = prepare_add(HostObjects::All, config, att, prev, world)?;
     if prepared.plan.is_empty() {
         return Ok(());
     }
@@ -596,7 +646,9 @@ pub fn del(
     prev: Option<&PrevView>,
     world: &World<'_>,
 ) -> Result<Vec<Op>> {
-    let prepared = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
+    let reads = Reads::from(world);
+    let mode = Mode::Del;
+    let prepared = prepare_reading(mode, HostObjects::ThroughPodPeers, config, att, prev, reads)?;
     world.executor.take_surprise();
     let own = own_ops(&prepared.plan);
     let mut failures = phase("apply", || world.executor.apply_all(&own));
@@ -607,7 +659,7 @@ pub fn del(
         true => Some(world.host.lock_host()?),
         false => None,
     };
-    let shared = shared_rule_ops(world, &prepared.request, &prepared.compiled.desired.host)?;
+    let shared = shared_rule_ops(world, &prepared.compiled.desired.host)?;
     failures.extend(phase("apply", || world.executor.apply_all(&shared)));
     drop(host);
     // Every removal ACKed as done leaves nothing owned that DEL could reach; a failure or
@@ -615,7 +667,8 @@ pub fn del(
     // decided above, and a rule kept for a route another DEL removes since is that DEL's
     // to release.
     if !failures.is_empty() || world.executor.take_surprise() {
-        let mut after = prepare(Mode::Del, config, att, prev, world.snapshots, world.records)?;
+        let mut after =
+            prepare_reading(mode, HostObjects::ThroughPodPeers, config, att, prev, reads)?;
         after.plan.ops.retain(|op| !is_shared_rule_op(op));
         if !after.plan.ops.is_empty() {
             return Err(del_error(&failures, &after.plan));

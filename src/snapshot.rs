@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use crate::compile::is_link_local;
 use crate::error::{Error, Result};
 use crate::model::{
-    ActualState, NetnsState, SysctlKey, SysctlName, Tables, TablesHeld, MAIN_TABLE,
+    ActualState, NetnsState, SysctlKey, SysctlName, Tables, TablesHeld, MAIN_TABLE, ROUTER_PROTOCOL,
 };
-use crate::netlink::{Links, Netlink};
+use crate::netlink::{Links, Netlink, RouteFilter};
 use crate::netns;
 
 /// Whole-netns reads that met a transient inconsistency (`Error::TryAgain`, e.g. a link
@@ -37,6 +37,30 @@ pub struct SnapshotRequest {
     pub preferred_src_for: Vec<IpAddr>,
     /// Only the pod's links and MACs (`only_op_mac` needs nothing else): no host read.
     pub links_only: bool,
+    /// Which of the host's routes, rules and neighbours are read.
+    pub host_objects: HostObjects,
+}
+
+/// Which of the host netns's objects a read covers. Its links and addresses are read
+/// whenever routes or neighbours are (they name devices; the node addresses are facts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostObjects {
+    /// The routes of the host tables, every rule and every permanent neighbour: what CHECK
+    /// and the operator commands plan from (a foreign route in one of ours' slot is drift).
+    #[default]
+    All,
+    /// Routes and permanent neighbours only through the host links whose veth peer is in
+    /// the pod (H among them), filtered by the kernel: all that one attachment's ADD or DEL
+    /// can own on the host, so its cost does not grow with the node's other pods (issue
+    /// 14). Another pod's route in the slot of one of ours is not seen: host route adds are
+    /// exclusive, so the kernel answers EEXIST, and the re-read after that surprise reads
+    /// `All`. Without a pod netns (gone), this reads `All`.
+    ThroughPodPeers,
+    /// Only the rules: whether the shared rule is there (ADD, under the host lock).
+    Rules,
+    /// The rules and the owned routes (protocol 176) of the host tables: whether the shared
+    /// rule is still used (DEL, under the host lock).
+    RulesAndOwnedRoutes,
 }
 
 impl SnapshotRequest {
@@ -212,23 +236,12 @@ fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
 
 /// Links, routes of `tables`, rules and permanent neighbours of the calling thread's netns.
 fn read_netns(nl: &Netlink, tables: &Tables) -> Result<(NetnsState, Links)> {
-    let links = nl.links()?;
-    let mut state = NetnsState {
-        links: links.links.clone(),
-        macs: links.macs.clone(),
-        ..NetnsState::default()
-    };
-    let routes = match tables {
-        Tables::All(_) => nl.every_route(&links)?,
-        Tables::Only(tables) => nl.routes(tables, &links)?,
-    };
-    for route in routes {
-        state.insert_route(route);
-    }
+    let (mut state, links) = read_links(nl)?;
+    insert_routes(&mut state, tables, &links, &[RouteFilter::default()], nl)?;
     for rule in nl.rules()? {
         state.insert_rule(rule);
     }
-    for neighbour in nl.neighbours(&links)? {
+    for neighbour in nl.neighbours_on(&links, None)? {
         state.insert_neighbour(neighbour);
     }
     Ok((state, links))
@@ -305,8 +318,25 @@ fn read_host(
     pod: Option<&File>,
 ) -> Result<(NetnsState, BTreeMap<IpAddr, IpAddr>)> {
     let nl = Netlink::new()?;
-    let (mut state, _) = read_netns(&nl, &req.host_tables_read())?;
-    state.other_netns_id = pod.map(|pod| nl.netns_id(pod.as_fd())).transpose()?;
+    let tables = req.host_tables_read();
+    let pod_id = || pod.map(|pod| nl.netns_id(pod.as_fd())).transpose();
+    let mut state = match req.host_objects {
+        HostObjects::Rules => return Ok((rules_only(&nl)?, BTreeMap::new())),
+        HostObjects::RulesAndOwnedRoutes => {
+            return Ok((owned_routes_and_rules(&nl, &tables)?, BTreeMap::new()))
+        }
+        HostObjects::All => NetnsState {
+            other_netns_id: pod_id()?,
+            ..read_netns(&nl, &tables)?.0
+        },
+        HostObjects::ThroughPodPeers => {
+            let pod_id = pod_id()?;
+            NetnsState {
+                other_netns_id: pod_id,
+                ..read_through_peers(&nl, &tables, pod_id)?
+            }
+        }
+    };
     let ifaces = ["all", "default"]
         .into_iter()
         .chain(req.host_sysctl_ifaces.iter().map(String::as_str));
@@ -316,6 +346,95 @@ fn read_host(
     )?;
     let preferred = preferred_src(&nl, &req.preferred_src_for)?;
     Ok((state, preferred))
+}
+
+/// The rules, and the owned routes of `tables` (`HostObjects::RulesAndOwnedRoutes`).
+fn owned_routes_and_rules(nl: &Netlink, tables: &Tables) -> Result<NetnsState> {
+    let owned = RouteFilter {
+        protocol: Some(ROUTER_PROTOCOL),
+        ..RouteFilter::default()
+    };
+    let (mut state, links) = read_links(nl)?;
+    insert_routes(&mut state, tables, &links, &[owned], nl)?;
+    state.rules = rules_only(nl)?.rules;
+    Ok(state)
+}
+
+/// The host's links, every rule, and the routes and permanent neighbours through the host
+/// links whose veth peer is in the netns the host calls `pod_id` (`HostObjects::ThroughPodPeers`).
+/// Without a pod (gone, or no id for it), everything.
+fn read_through_peers(nl: &Netlink, tables: &Tables, pod_id: Option<i32>) -> Result<NetnsState> {
+    let Some(pod_id) = pod_id.filter(|id| *id >= 0) else {
+        return Ok(read_netns(nl, tables)?.0);
+    };
+    let (mut state, links) = read_links(nl)?;
+    let peers: Vec<u32> = state
+        .links
+        .values()
+        .filter(|link| {
+            link.peer
+                .as_ref()
+                .is_some_and(|p| p.netnsid == Some(pod_id))
+        })
+        .map(|link| link.index)
+        .collect();
+    let through: Vec<RouteFilter> = peers
+        .iter()
+        .map(|&index| RouteFilter {
+            oif: Some(index),
+            ..RouteFilter::default()
+        })
+        .collect();
+    insert_routes(&mut state, tables, &links, &through, nl)?;
+    for rule in nl.rules()? {
+        state.insert_rule(rule);
+    }
+    for &index in &peers {
+        for neighbour in nl.neighbours_on(&links, Some(index))? {
+            state.insert_neighbour(neighbour);
+        }
+    }
+    Ok(state)
+}
+
+/// A netns state holding only the rules.
+fn rules_only(nl: &Netlink) -> Result<NetnsState> {
+    let mut state = NetnsState::default();
+    for rule in nl.rules()? {
+        state.insert_rule(rule);
+    }
+    Ok(state)
+}
+
+/// The links (with their addresses and MACs) of the calling thread's netns.
+fn read_links(nl: &Netlink) -> Result<(NetnsState, Links)> {
+    let links = nl.links()?;
+    let state = NetnsState {
+        links: links.links.clone(),
+        macs: links.macs.clone(),
+        ..NetnsState::default()
+    };
+    Ok((state, links))
+}
+
+/// The routes of `tables` that one of `filters` lets through (the kernel filters).
+fn insert_routes(
+    state: &mut NetnsState,
+    tables: &Tables,
+    links: &Links,
+    filters: &[RouteFilter],
+    nl: &Netlink,
+) -> Result<()> {
+    for filter in filters {
+        let routes = match tables {
+            Tables::All(_) => nl.every_route_where(links, filter)?,
+            Tables::Only(tables) => nl.routes_where(tables, links, filter)?,
+        };
+        for route in routes {
+            state.insert_route(route);
+        }
+    }
+    Ok(())
 }
 
 /// The host's preferred source toward each address (`ip route get`), where it has one.

@@ -37,6 +37,7 @@ fn request(t: &Topology) -> SnapshotRequest {
         preferred_src_for: Vec::new(),
         links_only: false,
         every_table: false,
+        ..SnapshotRequest::default()
     }
 }
 

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use common::*;
 use router::error::Error;
 use router::model::{
-    Family, LinkPeer, MacAddr, Neighbour, NeighbourKey, Rule, SysctlKey, SysctlName, Tables,
-    MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
+    ActualState, Family, LinkPeer, MacAddr, Neighbour, NeighbourKey, Rule, SysctlKey, SysctlName,
+    Tables, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 use router::netns::{read_sysctl, run_in_netns, write_sysctl};
-use router::snapshot::{FileSnapshot, SnapshotRequest, SnapshotSource};
+use router::snapshot::{FileSnapshot, HostObjects, SnapshotRequest, SnapshotSource};
 
 /// A file in the temp dir, removed on drop.
 struct TempFile(PathBuf);
@@ -44,6 +44,7 @@ fn request(pod: Option<PathBuf>) -> SnapshotRequest {
         preferred_src_for: vec![ip("10.244.1.2"), ip("fd00:10:244:1::2"), ip("203.0.113.9")],
         links_only: false,
         every_table: false,
+        host_objects: HostObjects::All,
     }
 }
 
@@ -390,4 +391,113 @@ fn a_snapshot_of_every_table_reads_tables_no_request_names_and_says_so() {
     );
     assert_eq!(held.host, Tables::Only(BTreeSet::from([MAIN_TABLE])));
     assert!(!tables(narrow.pod.as_ref().unwrap()).contains(&4321));
+}
+
+/// The host as a node with other pods: routes in table 500 through H (vethpod) and through
+/// other devices, owned and not, and permanent neighbours on both.
+fn node_with_other_pods(t: &Topology) {
+    t.host
+        .ip("route add 192.168.50.2/32 dev vethpod table 500 proto 176
+         -6 route add fd00:50::2/128 dev vethpod table 500 proto 176
+         route add 192.168.60.2/32 dev vp0 table 500 proto 176
+         route add 192.168.70.2/32 dev vp0 table 500 proto boot
+         neigh add 192.168.50.2 lladdr 02:50:00:00:00:02 dev vethpod nud permanent protocol 176
+         neigh add 192.168.60.2 lladdr 02:60:00:00:00:02 dev vp0 nud permanent protocol 176
+         rule add from all lookup 500 pref 32000 protocol 176");
+}
+
+fn host_read(t: &Topology, host_objects: HostObjects) -> ActualState {
+    let req = SnapshotRequest {
+        host_tables: BTreeSet::from([500]),
+        host_objects,
+        ..request(Some(t.pod.path()))
+    };
+    snapshot_from(&t.host, req)
+}
+
+fn route_dsts(state: &ActualState) -> BTreeSet<String> {
+    state
+        .host
+        .routes
+        .keys()
+        .map(|k| format!("{} {}", k.dst, k.dev.as_deref().unwrap_or("-")))
+        .collect()
+}
+
+#[test]
+fn a_read_through_the_pods_peers_sees_only_the_host_objects_through_h() {
+    let t = topology();
+    node_with_other_pods(&t);
+    let all = host_read(&t, HostObjects::All);
+    assert_eq!(
+        route_dsts(&all),
+        BTreeSet::from([
+            "192.168.50.2/32 vethpod".to_string(),
+            "fd00:50::2/128 vethpod".to_string(),
+            "192.168.60.2/32 vp0".to_string(),
+            "192.168.70.2/32 vp0".to_string(),
+        ])
+    );
+    let through = host_read(&t, HostObjects::ThroughPodPeers);
+    assert_eq!(
+        route_dsts(&through),
+        BTreeSet::from([
+            "192.168.50.2/32 vethpod".to_string(),
+            "fd00:50::2/128 vethpod".to_string(),
+        ])
+    );
+    let neighbour_devs: BTreeSet<&str> = through
+        .host
+        .neighbours
+        .keys()
+        .map(|k| k.dev.as_str())
+        .collect();
+    assert_eq!(neighbour_devs, BTreeSet::from(["vethpod"]));
+    assert_eq!(all.host.neighbours.len(), 2);
+    // Everything but the routes and neighbours is read as a whole read reads it.
+    assert_eq!(through.host.links, all.host.links);
+    assert_eq!(through.host.rules, all.host.rules);
+    assert_eq!(through.host.sysctls, all.host.sysctls);
+    assert_eq!(through.host.other_netns_id, all.host.other_netns_id);
+    assert_eq!(through.pod, all.pod);
+}
+
+#[test]
+fn a_read_through_the_pods_peers_without_the_pod_reads_everything() {
+    let t = topology();
+    node_with_other_pods(&t);
+    let req = |host_objects| SnapshotRequest {
+        host_tables: BTreeSet::from([500]),
+        host_objects,
+        ..request(None)
+    };
+    let through = snapshot_from(&t.host, req(HostObjects::ThroughPodPeers));
+    let all = snapshot_from(&t.host, req(HostObjects::All));
+    assert_eq!(through, all);
+    assert_eq!(all.host.routes.len(), 4);
+}
+
+#[test]
+fn the_shared_rules_reads_hold_the_rules_and_only_owned_routes() {
+    let t = topology();
+    node_with_other_pods(&t);
+    let rules = host_read(&t, HostObjects::Rules);
+    assert!(rules.host.routes.is_empty() && rules.host.neighbours.is_empty());
+    assert!(rules.host.links.is_empty() && rules.host.sysctls.is_empty());
+    assert!(rules.host.rules.keys().any(|k| k.table == 500));
+    let owned = host_read(&t, HostObjects::RulesAndOwnedRoutes);
+    assert_eq!(owned.host.rules, rules.host.rules);
+    assert_eq!(
+        route_dsts(&owned),
+        BTreeSet::from([
+            "192.168.50.2/32 vethpod".to_string(),
+            "fd00:50::2/128 vethpod".to_string(),
+            "192.168.60.2/32 vp0".to_string(),
+        ])
+    );
+    assert!(owned
+        .host
+        .routes
+        .values()
+        .all(|r| r.protocol == ROUTER_PROTOCOL));
 }

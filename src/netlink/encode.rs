@@ -15,7 +15,7 @@ use netlink_packet_route::rule::{
 use netlink_packet_route::AddressFamily;
 
 use super::transport::refused;
-use super::Links;
+use super::{Links, RouteFilter};
 use crate::error::{Error, Result};
 use crate::model::{Family, Neighbour, Route, RouteKind, Rule, RuleAction, IPV6_DEFAULT_METRIC};
 
@@ -27,18 +27,33 @@ pub(super) fn address_family(family: Family) -> AddressFamily {
 }
 
 /// A strict route dump of one table: the header table stays RT_TABLE_UNSPEC and RTA_TABLE
-/// names the table, so tables above 255 work too. Without a table, every table.
-pub(super) fn route_dump_request(family: Family, table: Option<u32>) -> RouteMessage {
+/// names the table, so tables above 255 work too. Without a table, every table. The
+/// kernel applies `filter` (the protocol in the header, the device as RTA_OIF).
+pub(super) fn route_dump_request(
+    family: Family,
+    table: Option<u32>,
+    filter: &RouteFilter,
+) -> RouteMessage {
     let mut request = RouteMessage::default();
     request.header.address_family = address_family(family);
+    if let Some(protocol) = filter.protocol {
+        request.header.protocol = RouteProtocol::from(protocol);
+    }
     request.attributes.extend(table.map(RouteAttribute::Table));
+    request
+        .attributes
+        .extend(filter.oif.map(RouteAttribute::Oif));
     request
 }
 
-/// A neighbour dump of one family (AF_UNSPEC would also walk the bridge FDB).
-pub(super) fn neighbour_dump_request(family: Family) -> NeighbourMessage {
+/// A neighbour dump of one family (AF_UNSPEC would also walk the bridge FDB), of one
+/// device when given: a strict dump names it in NDA_IFINDEX (the header's must stay 0).
+pub(super) fn neighbour_dump_request(family: Family, ifindex: Option<u32>) -> NeighbourMessage {
     let mut request = NeighbourMessage::default();
     request.header.family = address_family(family);
+    request
+        .attributes
+        .extend(ifindex.map(NeighbourAttribute::IfIndex));
     request
 }
 

@@ -50,6 +50,16 @@ pub struct Netlink {
     conn: ConnectionHandle<RouteNetlinkMessage>,
 }
 
+/// Which routes a dump returns, filtered by the kernel (strict dumps): `None` lets any
+/// through. The default lets every route through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteFilter {
+    /// Only routes through this device (RTA_OIF).
+    pub oif: Option<u32>,
+    /// Only routes of this protocol (rtm_protocol).
+    pub protocol: Option<u8>,
+}
+
 /// The links of one netns (name -> facts) and their MAC addresses (name -> MAC).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Links {
@@ -140,49 +150,67 @@ impl Netlink {
         Ok(out)
     }
 
-    /// The routes of these tables, both families; a table that does not exist is empty.
-    /// Cloned (cache) routes are skipped; a multipath route gives one `Route` per hop.
-    pub fn routes(&self, tables: &BTreeSet<u32>, links: &Links) -> Result<Vec<Route>> {
+    /// The routes of these tables that `filter` lets through, both families; a table that
+    /// does not exist is empty. Cloned (cache) routes are skipped; a multipath route gives
+    /// one `Route` per hop.
+    pub fn routes_where(
+        &self,
+        tables: &BTreeSet<u32>,
+        links: &Links,
+        filter: &RouteFilter,
+    ) -> Result<Vec<Route>> {
         let mut routes = Vec::new();
         for family in Family::all() {
             for &table in tables {
-                routes.extend(self.route_dump(family, Some(table), links)?);
+                routes.extend(self.route_dump(family, Some(table), links, filter)?);
             }
         }
         Ok(routes)
     }
 
-    /// The routes of every table (`ip route show table all`), both families.
-    pub fn every_route(&self, links: &Links) -> Result<Vec<Route>> {
+    /// The routes of every table (`ip route show table all`) that `filter` lets through,
+    /// both families.
+    pub fn every_route_where(&self, links: &Links, filter: &RouteFilter) -> Result<Vec<Route>> {
         let mut routes = Vec::new();
         for family in Family::all() {
-            routes.extend(self.route_dump(family, None, links)?);
+            routes.extend(self.route_dump(family, None, links, filter)?);
         }
         Ok(routes)
     }
 
-    /// One family's routes of one table, or of all tables.
-    fn route_dump(&self, family: Family, table: Option<u32>, links: &Links) -> Result<Vec<Route>> {
+    /// One family's routes of one table, or of all tables, as the kernel filters them.
+    fn route_dump(
+        &self,
+        family: Family,
+        table: Option<u32>,
+        links: &Links,
+        filter: &RouteFilter,
+    ) -> Result<Vec<Route>> {
         let names = links.names_by_index();
         let object = match table {
             Some(table) => format!("{family} routes of table {table}"),
             None => format!("{family} routes of every table"),
         };
         let messages = match self.try_dump(&object, || {
-            RouteNetlinkMessage::GetRoute(route_dump_request(family, table))
+            RouteNetlinkMessage::GetRoute(route_dump_request(family, table, filter))
         }) {
             Ok(messages) => messages,
-            // Strict dumps of a table that does not exist fail with ENOENT.
-            Err(Failure::Errno(libc::ENOENT)) => Vec::new(),
+            // Strict dumps of a table that does not exist fail with ENOENT; one filtered
+            // by a device that is gone, with ENODEV: no route is there.
+            Err(Failure::Errno(libc::ENOENT | libc::ENODEV)) => Vec::new(),
             Err(failure) => return Err(failure.into_error(&object)),
         };
+        // The kernel lets a multipath route through when any hop uses the device: only
+        // the hops that do are kept.
+        let through = filter.oif.map(|index| names.get(&index).cloned());
         let mut routes = Vec::new();
         for message in &messages {
             if let RouteNetlinkMessage::NewRoute(message) = message {
-                let of_table = routes_from_message(message, &names)?
+                let kept = routes_from_message(message, &names)?
                     .into_iter()
-                    .filter(|route| table.is_none_or(|t| route.key.table == t));
-                routes.extend(of_table);
+                    .filter(|route| table.is_none_or(|t| route.key.table == t))
+                    .filter(|route| through.as_ref().is_none_or(|dev| route.key.dev == *dev));
+                routes.extend(kept);
             }
         }
         Ok(routes)
@@ -204,15 +232,22 @@ impl Netlink {
         Ok(rules)
     }
 
-    /// The permanent neighbour entries of both families. One dump per family: an AF_UNSPEC
-    /// dump would also walk the bridge FDB.
-    pub fn neighbours(&self, links: &Links) -> Result<Vec<Neighbour>> {
+    /// The permanent neighbour entries of both families, of one device (`Some` index, the
+    /// kernel filters) or of all. One dump per family: an AF_UNSPEC dump would also walk the
+    /// bridge FDB.
+    pub fn neighbours_on(&self, links: &Links, ifindex: Option<u32>) -> Result<Vec<Neighbour>> {
         let names = links.names_by_index();
         let mut neighbours = Vec::new();
         for family in Family::all() {
-            let messages = self.dump(&format!("{family} neighbours"), || {
-                RouteNetlinkMessage::GetNeighbour(neighbour_dump_request(family))
-            })?;
+            let object = format!("{family} neighbours");
+            let messages = match self.try_dump(&object, || {
+                RouteNetlinkMessage::GetNeighbour(neighbour_dump_request(family, ifindex))
+            }) {
+                Ok(messages) => messages,
+                // Filtered by a device that is gone: no neighbour is there.
+                Err(Failure::Errno(libc::ENODEV)) if ifindex.is_some() => Vec::new(),
+                Err(failure) => return Err(failure.into_error(&object)),
+            };
             for message in &messages {
                 if let RouteNetlinkMessage::NewNeighbour(message) = message {
                     neighbours.extend(neighbour_from_message(message, &names)?);

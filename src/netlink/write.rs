@@ -86,6 +86,20 @@ impl Write {
         ))
     }
 
+    /// `ip route add` (CREATE|EXCL): the route's slot (table, destination, tos, metric)
+    /// must be empty. EEXIST, whatever holds the slot, is "already so" for the caller to
+    /// look into: the same route, or another one that a read did not show.
+    pub fn add_route_alone(route: &Route, links: &Links) -> Result<Write> {
+        let object = route.ip_command("add");
+        let message = route_message(route, links, RouteWrite::Create, &object)?;
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::NewRoute(message),
+            NLM_F_CREATE | NLM_F_EXCL,
+            EXISTS,
+        ))
+    }
+
     /// `ip route replace`: RTM_NEWROUTE with CREATE|REPLACE. Kernel semantics to know: an
     /// IPv4 replace takes the first alias of the slot (whichever it is); an IPv6 replace of
     /// a multipath route takes the whole group. Which other routes of the slot to remove
