@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::model::{Op, Side};
+use crate::model::{Op, Route, Side};
 use crate::netlink::{Links, Netlink, Outcome, Write};
 use crate::netns;
 
@@ -241,7 +241,7 @@ fn single_write(op: &Op, links: &Links) -> Option<Result<Write>> {
 fn apply_one(nl: &Netlink, links: &Links, op: &Op) -> Result<Outcome> {
     let outcome = match op {
         Op::SetSysctl { key, new, .. } => netns::write_sysctl(key, *new).map(|()| Outcome::Changed),
-        Op::ReplaceRoute { old, new, .. } => nl.replace_route(new, old, links),
+        Op::ReplaceRoute { old, new, .. } => replace_route(nl, links, new, old),
         _ => match single_write(op, links) {
             Some(write) => nl.write(write?),
             None => Err(Error::Kernel {
@@ -251,6 +251,54 @@ fn apply_one(nl: &Netlink, links: &Links, op: &Op) -> Result<Outcome> {
         },
     }?;
     Ok(outcome)
+}
+
+/// Puts `new` in place of `old` in one step: the replace, then the removal of each route
+/// of `old` the replace may not have taken (`routes_left_by_replace`); one already gone is
+/// fine. Changed when the replace or any removal changed something.
+fn replace_route(nl: &Netlink, links: &Links, new: &Route, old: &[Route]) -> Result<Outcome> {
+    let replace = Write::replace_route(new, links)?;
+    let object = replace.object().to_string();
+    let mut outcome = nl.write(replace)?;
+    let removals = routes_left_by_replace(new, old)
+        .iter()
+        .map(|route| Write::del_route(route, links))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| in_replace(&object, e))?;
+    for result in nl.write_many(removals) {
+        if result.map_err(|e| in_replace(&object, e))? == Outcome::Changed {
+            outcome = Outcome::Changed;
+        }
+    }
+    Ok(outcome)
+}
+
+/// The routes of `old` to delete after replacing them with `new`. The kernel's replace
+/// takes the first IPv4 alias of the slot (whichever it is) or a whole IPv6 multipath
+/// group, so every old route is deleted by its own protocol afterwards, except one with
+/// new's key and protocol, which the delete could not tell from `new`.
+fn routes_left_by_replace(new: &Route, old: &[Route]) -> Vec<Route> {
+    let new_key = new.clone().normalised().key;
+    old.iter()
+        .filter(|route| {
+            route.protocol != new.protocol || (*route).clone().normalised().key != new_key
+        })
+        .cloned()
+        .collect()
+}
+
+/// A failure removing a replaced route, named by the replace that asked for it.
+fn in_replace(object: &str, error: Error) -> Error {
+    match error {
+        Error::Kernel {
+            object: removal,
+            reason,
+        } => Error::Kernel {
+            object: object.to_string(),
+            reason: format!("removing the replaced route ({removal}): {reason}"),
+        },
+        other => other,
+    }
 }
 
 /// Logs an applied op and flags the answers that did not go as planned.
@@ -372,6 +420,30 @@ mod tests {
             old: None,
             new: 2,
         }
+    }
+
+    fn route(dst: &str, dev: &str, metric: u32, protocol: u8) -> Route {
+        let mut route = Route::link(254, dst.parse().unwrap(), dev, protocol);
+        route.key.metric = metric;
+        route
+    }
+
+    #[test]
+    fn a_replace_leaves_every_old_route_but_one_with_new_key_and_protocol() {
+        let new = route("10.9.0.0/16", "net1", 0, 176);
+        let same = route("10.9.0.0/16", "net1", 0, 176);
+        let other_protocol = route("10.9.0.0/16", "net1", 0, 3);
+        let other_dev = route("10.9.0.0/16", "eth0", 0, 176);
+        let old = [same, other_protocol.clone(), other_dev.clone()];
+        assert_eq!(
+            routes_left_by_replace(&new, &old),
+            vec![other_protocol, other_dev]
+        );
+        // Keys compare normalised: IPv6 metric 0 is 1024, the destination masked.
+        let mut new = route("fd00:9::/64", "net1", 0, 176);
+        new.key.dst = "fd00:9::1/64".parse().unwrap();
+        let old = [route("fd00:9::/64", "net1", 1024, 176)];
+        assert!(routes_left_by_replace(&new, &old).is_empty());
     }
 
     #[test]

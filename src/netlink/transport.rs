@@ -1,0 +1,343 @@
+//! netlink::transport: what a request's answer means (`Reply`, `Failure`, errno mapped to
+//! `Error`, timeouts) and the codec that fails loudly on undecodable messages. It must not
+//! build requests nor know which object a write is for beyond the name it is given.
+
+use std::fmt::Debug;
+use std::io;
+use std::num::NonZeroI32;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::stream::{Stream, StreamExt};
+use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_core::{
+    ErrorMessage, NetlinkBuffer, NetlinkDeserializable, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload, NetlinkSerializable, NLM_F_DUMP_INTR,
+};
+use rtnetlink::proto::{NetlinkCodec, NetlinkMessageCodec};
+
+use crate::error::Error;
+
+/// A request the kernel has not finished answering by then is given up (`TryAgain`).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits for the whole answer to one request, within REQUEST_TIMEOUT.
+pub(super) async fn answer<S>(replies: S, dump: bool) -> Result<Reply, Failure>
+where
+    S: Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
+{
+    tokio::time::timeout(REQUEST_TIMEOUT, collect(replies, dump))
+        .await
+        .map_err(|_| Failure::Timeout)?
+}
+
+/// The messages answering one request, or the news that the dump must be read again.
+#[derive(Debug, PartialEq)]
+pub(super) enum Reply {
+    Complete(Vec<RouteNetlinkMessage>),
+    Interrupted,
+}
+
+/// Why a request failed, before it is named and turned into an `Error`.
+#[derive(Debug, PartialEq)]
+pub(super) enum Failure {
+    /// The kernel's answer: a positive errno.
+    Errno(i32),
+    Timeout,
+    Other(String),
+    Error(Error),
+}
+
+impl Failure {
+    pub(super) fn into_error(self, object: &str) -> Error {
+        match self {
+            Failure::Errno(errno) => errno_error(object, errno),
+            Failure::Timeout => Error::TryAgain(format!(
+                "{object}: no answer from the kernel within {}s",
+                REQUEST_TIMEOUT.as_secs()
+            )),
+            Failure::Other(reason) => Error::Kernel {
+                object: object.to_string(),
+                reason,
+            },
+            Failure::Error(error) => error,
+        }
+    }
+}
+
+/// EBUSY and EAGAIN mean "later"; anything else is the kernel refusing.
+pub(super) fn errno_error(object: &str, errno: i32) -> Error {
+    let reason = if errno == libc::EBADMSG {
+        // What LoudCodec reports for a message netlink-packet-route cannot parse.
+        "a kernel message could not be decoded (EBADMSG)".to_string()
+    } else {
+        io::Error::from_raw_os_error(errno).to_string()
+    };
+    match errno {
+        libc::EBUSY | libc::EAGAIN => Error::TryAgain(format!("{object}: {reason}")),
+        libc::EADDRINUSE => Error::InUse {
+            object: object.to_string(),
+            reason,
+        },
+        _ => Error::Kernel {
+            object: object.to_string(),
+            reason,
+        },
+    }
+}
+
+/// The errnos of `route get` toward an address no route leads to (none, unreachable or
+/// prohibit routes).
+pub(super) fn unreachable_errno(errno: i32) -> bool {
+    matches!(errno, libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EACCES)
+}
+
+/// Reads the answer to one request. A dump must end with NLMSG_DONE: a stream that
+/// stops before it (the connection died) is an error, not a short list.
+async fn collect<S>(mut replies: S, dump: bool) -> Result<Reply, Failure>
+where
+    S: Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
+{
+    let mut messages = Vec::new();
+    let mut interrupted = false;
+    let mut finished = false;
+    while let Some(message) = replies.next().await {
+        if message.header.flags & NLM_F_DUMP_INTR != 0 {
+            interrupted = true;
+        }
+        match message.payload {
+            NetlinkPayload::InnerMessage(inner) => {
+                messages.push(inner);
+                if !dump {
+                    finished = true;
+                }
+            }
+            NetlinkPayload::Done(done) => {
+                match done.code {
+                    0 => {}
+                    code if -code == libc::EINTR => interrupted = true,
+                    code => return Err(Failure::Errno(-code)),
+                }
+                finished = true;
+            }
+            NetlinkPayload::Error(error) => match error.code {
+                Some(code) if -code.get() == libc::EINTR && dump => {
+                    interrupted = true;
+                    finished = true;
+                }
+                Some(code) => return Err(Failure::Errno(-code.get())),
+                None => finished = true,
+            },
+            NetlinkPayload::Overrun(_) => interrupted = true,
+            _ => {}
+        }
+    }
+    if interrupted {
+        return Ok(Reply::Interrupted);
+    }
+    if !finished {
+        return Err(Failure::Other(if dump {
+            "the netlink dump ended without NLMSG_DONE".to_string()
+        } else {
+            "no answer from the kernel".to_string()
+        }));
+    }
+    Ok(Reply::Complete(messages))
+}
+
+/// netlink-proto's codec with one change: a message netlink-packet-route cannot parse is
+/// not dropped (which would make a dump silently short) but answers its request with
+/// EBADMSG, so the read fails loudly.
+pub(super) struct LoudCodec;
+
+impl NetlinkMessageCodec for LoudCodec {
+    fn decode<T>(src: &mut BytesMut) -> io::Result<Option<NetlinkMessage<T>>>
+    where
+        T: NetlinkDeserializable + Debug,
+    {
+        if src.is_empty() {
+            return Ok(None);
+        }
+        let (len, header) = match NetlinkBuffer::new_checked(src.as_ref()) {
+            Ok(buf) => (
+                buf.length() as usize,
+                header_of(
+                    buf.message_type(),
+                    buf.flags(),
+                    buf.sequence_number(),
+                    buf.port_number(),
+                ),
+            ),
+            // A truncated datagram: nothing to resynchronise on (netlink-proto's choice).
+            Err(_) => {
+                src.clear();
+                return Ok(None);
+            }
+        };
+        let bytes = src.split_to(len);
+        match NetlinkMessage::<T>::deserialize(&bytes) {
+            Ok(message) => Ok(Some(message)),
+            Err(e) => {
+                let message_type = header.message_type;
+                tracing::error!(error = %e, message_type, "undecodable netlink message");
+                let mut error = ErrorMessage::default();
+                error.code = NonZeroI32::new(-libc::EBADMSG);
+                Ok(Some(NetlinkMessage::new(
+                    header,
+                    NetlinkPayload::Error(error),
+                )))
+            }
+        }
+    }
+
+    fn encode<T>(msg: NetlinkMessage<T>, buf: &mut BytesMut) -> io::Result<()>
+    where
+        T: NetlinkSerializable + Debug,
+    {
+        NetlinkCodec::encode(msg, buf)
+    }
+}
+
+fn header_of(
+    message_type: u16,
+    flags: u16,
+    sequence_number: u32,
+    port_number: u32,
+) -> NetlinkHeader {
+    let mut header = NetlinkHeader::default();
+    header.message_type = message_type;
+    header.flags = flags;
+    header.sequence_number = sequence_number;
+    header.port_number = port_number;
+    header
+}
+
+pub(super) fn io_failure(object: &str, e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(errno) => errno_error(object, errno),
+        None => Error::Kernel {
+            object: object.to_string(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+pub(super) fn refused(object: &str, reason: String) -> Error {
+    Error::Kernel {
+        object: object.to_string(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use netlink_packet_route::route::RouteMessage;
+    use rtnetlink::packet_core::DoneMessage;
+
+    use super::*;
+
+    fn message(
+        flags: u16,
+        payload: NetlinkPayload<RouteNetlinkMessage>,
+    ) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut message = NetlinkMessage::new(NetlinkHeader::default(), payload);
+        message.header.flags = flags;
+        message
+    }
+
+    fn route_payload() -> NetlinkPayload<RouteNetlinkMessage> {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(RouteMessage::default()))
+    }
+
+    fn done(code: i32) -> NetlinkPayload<RouteNetlinkMessage> {
+        let mut done = DoneMessage::default();
+        done.code = code;
+        NetlinkPayload::Done(done)
+    }
+
+    fn collect_now(
+        messages: Vec<NetlinkMessage<RouteNetlinkMessage>>,
+        dump: bool,
+    ) -> Result<Reply, Failure> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(collect(futures_util::stream::iter(messages), dump))
+    }
+
+    #[test]
+    fn a_complete_dump_needs_done() {
+        let reply = collect_now(vec![message(2, route_payload()), message(2, done(0))], true);
+        assert!(
+            matches!(reply, Ok(Reply::Complete(ref m)) if m.len() == 1),
+            "{reply:?}"
+        );
+        let reply = collect_now(vec![message(2, route_payload())], true);
+        assert!(matches!(reply, Err(Failure::Other(_))), "{reply:?}");
+    }
+
+    #[test]
+    fn dump_intr_on_any_message_reads_again() {
+        let reply = collect_now(
+            vec![
+                message(2 | NLM_F_DUMP_INTR, route_payload()),
+                message(2, done(0)),
+            ],
+            true,
+        );
+        assert_eq!(reply, Ok(Reply::Interrupted));
+        let reply = collect_now(
+            vec![
+                message(2, route_payload()),
+                message(2 | NLM_F_DUMP_INTR, done(0)),
+            ],
+            true,
+        );
+        assert_eq!(reply, Ok(Reply::Interrupted));
+    }
+
+    #[test]
+    fn errors_in_done_and_error_messages_carry_the_errno() {
+        let reply = collect_now(vec![message(2, done(-libc::ENOENT))], true);
+        assert_eq!(reply, Err(Failure::Errno(libc::ENOENT)));
+        let mut error = ErrorMessage::default();
+        error.code = NonZeroI32::new(-libc::EBUSY);
+        let reply = collect_now(vec![message(0, NetlinkPayload::Error(error))], false);
+        assert_eq!(reply, Err(Failure::Errno(libc::EBUSY)));
+    }
+
+    #[test]
+    fn errno_maps_busy_and_again_to_try_again() {
+        assert!(matches!(errno_error("x", libc::EBUSY), Error::TryAgain(_)));
+        assert!(matches!(errno_error("x", libc::EAGAIN), Error::TryAgain(_)));
+        let err = errno_error("ipv4 routes of table 7", libc::EPERM);
+        let Error::Kernel { object, reason } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(object, "ipv4 routes of table 7");
+        assert!(reason.contains("not permitted"), "{reason}");
+    }
+
+    #[test]
+    fn the_codec_turns_an_undecodable_message_into_an_error_for_its_request() {
+        // RTM_NEWLINK (16) with a 2-byte payload: too short for ifinfomsg.
+        let mut bytes = BytesMut::new();
+        let len: u32 = 16 + 4;
+        bytes.extend_from_slice(&len.to_ne_bytes());
+        bytes.extend_from_slice(&16u16.to_ne_bytes());
+        bytes.extend_from_slice(&2u16.to_ne_bytes()); // NLM_F_MULTI
+        bytes.extend_from_slice(&77u32.to_ne_bytes());
+        bytes.extend_from_slice(&4242u32.to_ne_bytes());
+        bytes.extend_from_slice(&[1, 2, 0, 0]);
+        let message = LoudCodec::decode::<RouteNetlinkMessage>(&mut bytes)
+            .unwrap()
+            .unwrap();
+        assert_eq!(message.header.sequence_number, 77);
+        assert_eq!(message.header.port_number, 4242);
+        match message.payload {
+            NetlinkPayload::Error(e) => assert_eq!(e.raw_code(), -libc::EBADMSG),
+            other => panic!("{other:?}"),
+        }
+        assert!(bytes.is_empty());
+    }
+}

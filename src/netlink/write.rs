@@ -1,0 +1,551 @@
+//! netlink::write: the writes (`Write`, one ACKed request per model object) and sending
+//! them, many in flight at once, with errnos that mean "already so" read as such. It must
+//! not choose which objects to write nor order, batch or undo them (`execute` does).
+
+use futures_util::stream::Stream;
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::neighbour::{NeighbourAttribute, NeighbourState};
+use netlink_packet_route::route::RouteProtocol;
+use netlink_packet_route::rule::RuleAction as NlRuleAction;
+use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_core::{
+    NetlinkMessage, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+};
+
+use super::encode::{
+    ifindex, kernel_rule_action, neighbour_message, route_message, rule_message, RouteWrite,
+};
+use super::transport::{answer, refused, Failure, Reply};
+use super::{Links, Netlink};
+use crate::error::{Error, Result};
+use crate::model::{MacAddr, Neighbour, Route, Rule};
+
+/// What a write did to the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Changed,
+    /// Nothing to do: EEXIST on an add, ESRCH/ENOENT on a delete, or a delete of an
+    /// object whose device is gone.
+    AlreadySo,
+}
+
+/// One write request, built from a model object with its device names resolved against
+/// the `Links` of the netns it is for, and named by its `ip` command for errors.
+#[derive(Debug)]
+pub struct Write {
+    object: String,
+    /// None: nothing to send, the object is already so.
+    request: Option<Request>,
+}
+
+#[derive(Debug)]
+struct Request {
+    message: RouteNetlinkMessage,
+    /// NLM_F_* flags besides REQUEST and ACK.
+    flags: u16,
+    /// Errnos that mean the kernel already is as asked.
+    already_so: &'static [i32],
+}
+
+const GONE: &[i32] = &[libc::ESRCH, libc::ENOENT];
+const EXISTS: &[i32] = &[libc::EEXIST];
+
+impl Write {
+    /// The `ip` command this write does, as errors name it.
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+
+    fn send(
+        object: String,
+        message: RouteNetlinkMessage,
+        flags: u16,
+        already_so: &'static [i32],
+    ) -> Write {
+        Write {
+            object,
+            request: Some(Request {
+                message,
+                flags,
+                already_so,
+            }),
+        }
+    }
+
+    /// `ip route append`: RTM_NEWROUTE with CREATE|APPEND. An IPv4 route joins the others
+    /// of its slot as another alias; an IPv6 route through a gateway joins the multipath
+    /// route of its slot as a hop. The same route again (EEXIST) is already so.
+    pub fn add_route(route: &Route, links: &Links) -> Result<Write> {
+        let object = route.ip_command("add");
+        let message = route_message(route, links, RouteWrite::Create, &object)?;
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::NewRoute(message),
+            NLM_F_CREATE | NLM_F_APPEND,
+            EXISTS,
+        ))
+    }
+
+    /// `ip route replace`: RTM_NEWROUTE with CREATE|REPLACE. Kernel semantics to know: an
+    /// IPv4 replace takes the first alias of the slot (whichever it is); an IPv6 replace of
+    /// a multipath route takes the whole group. Which other routes of the slot to remove
+    /// afterwards is the caller's decision. EEXIST (IPv4: the same route is in the slot,
+    /// not as its first alias) is already so.
+    pub fn replace_route(route: &Route, links: &Links) -> Result<Write> {
+        let object = route.ip_command("replace");
+        let message = route_message(route, links, RouteWrite::Create, &object)?;
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::NewRoute(message),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            EXISTS,
+        ))
+    }
+
+    /// `ip route del` (RTM_DELROUTE) naming table, destination, tos, metric, device,
+    /// gateway and protocol: only that route goes (one hop of an IPv6 multipath route).
+    /// Gone already is fine; a route through a device that is gone is gone with it:
+    /// nothing to send.
+    pub fn del_route(route: &Route, links: &Links) -> Result<Write> {
+        let object = route.ip_command("del");
+        if let Some(dev) = &route.key.dev {
+            if !links.links.contains_key(dev) {
+                return Ok(Write {
+                    object,
+                    request: None,
+                });
+            }
+        }
+        let message = route_message(route, links, RouteWrite::Delete, &object)?;
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::DelRoute(message),
+            0,
+            GONE,
+        ))
+    }
+
+    /// `ip rule add`: RTM_NEWRULE with CREATE|EXCL; the same rule again (EEXIST) is
+    /// already so.
+    pub fn add_rule(rule: &Rule) -> Result<Write> {
+        let object = rule.ip_command("add");
+        let action = kernel_rule_action(rule.key.action).ok_or_else(|| {
+            refused(
+                &object,
+                "a rule of an unknown action cannot be created".into(),
+            )
+        })?;
+        let message = rule_message(rule, action);
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::NewRule(message),
+            NLM_F_CREATE | NLM_F_EXCL,
+            EXISTS,
+        ))
+    }
+
+    /// `ip rule del`: RTM_DELRULE matching every selector, the action, table and protocol;
+    /// a rule of an action the model cannot name matches any action.
+    pub fn del_rule(rule: &Rule) -> Write {
+        let object = rule.ip_command("del");
+        // FR_ACT_UNSPEC in a delete matches any action.
+        let action = kernel_rule_action(rule.key.action).unwrap_or(NlRuleAction::Unspec);
+        let message = rule_message(rule, action);
+        Write::send(object, RouteNetlinkMessage::DelRule(message), 0, GONE)
+    }
+
+    /// `ip neigh replace ... nud permanent`: RTM_NEWNEIGH with CREATE|REPLACE,
+    /// NUD_PERMANENT; also overrides a dynamic entry.
+    pub fn replace_neighbour(neighbour: &Neighbour, links: &Links) -> Result<Write> {
+        let object = neighbour.ip_replace_command();
+        let ifindex = ifindex(links, &neighbour.key.dev, &object)?;
+        let mut message = neighbour_message(neighbour, ifindex);
+        message.header.state = NeighbourState::Permanent;
+        if let Some(mac) = neighbour.lladdr {
+            message
+                .attributes
+                .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
+        }
+        if neighbour.protocol != 0 {
+            message
+                .attributes
+                .push(NeighbourAttribute::Protocol(RouteProtocol::from(
+                    neighbour.protocol,
+                )));
+        }
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::NewNeighbour(message),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &[],
+        ))
+    }
+
+    /// `ip neigh del`: RTM_DELNEIGH with the device and address; gone already is fine, and
+    /// a neighbour whose device is gone is gone.
+    pub fn del_neighbour(neighbour: &Neighbour, links: &Links) -> Write {
+        let object = neighbour.ip_del_command();
+        match links.links.get(&neighbour.key.dev) {
+            None => Write {
+                object,
+                request: None,
+            },
+            Some(link) => Write::send(
+                object,
+                RouteNetlinkMessage::DelNeighbour(neighbour_message(neighbour, link.index)),
+                0,
+                GONE,
+            ),
+        }
+    }
+
+    /// `ip link set dev <dev> address <mac>`: RTM_SETLINK with the link's index and
+    /// IFLA_ADDRESS.
+    pub fn set_mac(dev: &str, mac: MacAddr, links: &Links) -> Result<Write> {
+        let object = mac.ip_command(dev);
+        let mut message = LinkMessage::default();
+        message.header.index = ifindex(links, dev, &object)?;
+        message
+            .attributes
+            .push(LinkAttribute::Address(mac.0.to_vec()));
+        Ok(Write::send(
+            object,
+            RouteNetlinkMessage::SetLink(message),
+            0,
+            &[],
+        ))
+    }
+}
+
+/// One write handed to the connection, named for errors; `sent` is None when there was
+/// nothing to send.
+struct Issued<S> {
+    object: String,
+    sent: Option<Sent<S>>,
+}
+
+/// A request on its way: where its answer arrives (or why it could not be handed over),
+/// and the errnos that mean the kernel already is as asked.
+struct Sent<S> {
+    replies: std::result::Result<S, Failure>,
+    already_so: &'static [i32],
+}
+
+impl Netlink {
+    /// Sends one write and waits for its ACK.
+    pub fn write(&self, write: Write) -> Result<Outcome> {
+        self.write_many(vec![write]).pop().unwrap_or_else(|| {
+            Err(Error::Kernel {
+                object: "netlink write".to_string(),
+                reason: "no result for the request".to_string(),
+            })
+        })
+    }
+
+    /// Sends every write before waiting for any ACK (all requests in flight, the kernel
+    /// applies them in order), then collects the ACKs in order: one result per write.
+    /// A failure does not stop the kernel from applying the writes after it; the caller
+    /// decides what to do with those (`execute` undoes them to stop at the first failure).
+    pub fn write_many(&self, writes: Vec<Write>) -> Vec<Result<Outcome>> {
+        let issued: Vec<_> = writes
+            .into_iter()
+            .map(|write| self.issue_write(write))
+            .collect();
+        self.rt.block_on(answers_in_order(issued))
+    }
+
+    /// Hands one write to the connection as an ACKed request (nothing goes out before
+    /// the runtime runs).
+    fn issue_write(
+        &self,
+        write: Write,
+    ) -> Issued<impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin> {
+        let Write { object, request } = write;
+        let sent = request.map(
+            |Request {
+                 message,
+                 flags,
+                 already_so,
+             }| {
+                let mut message = NetlinkMessage::from(message);
+                message.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+                Sent {
+                    replies: self.issue(message),
+                    already_so,
+                }
+            },
+        );
+        Issued { object, sent }
+    }
+}
+
+/// The result of each issued write, awaited in the order they were issued.
+async fn answers_in_order<S>(issued: Vec<Issued<S>>) -> Vec<Result<Outcome>>
+where
+    S: Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
+{
+    let mut patience = Patience::default();
+    let mut results = Vec::with_capacity(issued.len());
+    for Issued { object, sent } in issued {
+        let outcome = match sent {
+            // Nothing to send: the object is already so (its device is gone).
+            None => Ok(Outcome::AlreadySo),
+            Some(Sent {
+                replies: Err(failure),
+                ..
+            }) => Err(failure),
+            Some(Sent {
+                replies: Ok(replies),
+                already_so,
+            }) => patience.await_answer(replies, already_so, &object).await,
+        };
+        results.push(outcome.map_err(|failure| failure.into_error(&object)));
+    }
+    results
+}
+
+/// The stalled rule of a batch: after one request went unanswered for the request
+/// timeout, the later ones are not waited for in turn (each would wait as long): they
+/// fail at once as timed out.
+#[derive(Default)]
+struct Patience {
+    stalled: bool,
+}
+
+impl Patience {
+    async fn await_answer<S>(
+        &mut self,
+        replies: S,
+        already_so: &[i32],
+        object: &str,
+    ) -> std::result::Result<Outcome, Failure>
+    where
+        S: Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
+    {
+        if self.stalled {
+            return Err(Failure::Timeout);
+        }
+        let outcome = await_one(replies, already_so, object).await;
+        self.stalled = matches!(outcome, Err(Failure::Timeout));
+        outcome
+    }
+}
+
+/// The ACK of one write: an errno in `already_so` means the kernel already is as asked.
+async fn await_one<S>(
+    replies: S,
+    already_so: &[i32],
+    object: &str,
+) -> std::result::Result<Outcome, Failure>
+where
+    S: Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
+{
+    match answer(replies, false).await {
+        Ok(Reply::Complete(_)) => Ok(Outcome::Changed),
+        Ok(Reply::Interrupted) => Err(Failure::Error(Error::TryAgain(format!(
+            "{object}: the kernel's answer was lost (netlink overrun)"
+        )))),
+        Err(Failure::Errno(errno)) if already_so.contains(&errno) => Ok(Outcome::AlreadySo),
+        Err(failure) => Err(failure),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use netlink_packet_route::route::{
+        RouteAttribute, RouteFlags, RouteScope as NlRouteScope, RouteType,
+    };
+    use netlink_packet_route::rule::RuleAttribute;
+
+    use super::super::decode::{neighbour_from_message, routes_from_message, rule_from_message};
+    use super::*;
+    use crate::model::{
+        Family, Link, NeighbourKey, RouteKey, RouteKind, RouteScope, RuleAction,
+        IPV6_DEFAULT_METRIC,
+    };
+
+    fn links() -> Links {
+        let link = |index| Link {
+            index,
+            kind: None,
+            peer: None,
+            addresses: Vec::new(),
+        };
+        Links {
+            links: BTreeMap::from([("eth0".to_string(), link(2)), ("net1".to_string(), link(3))]),
+            macs: BTreeMap::new(),
+        }
+    }
+
+    fn model_route(table: u32, dst: &str, dev: &str, gateway: Option<&str>) -> Route {
+        Route {
+            key: RouteKey {
+                table,
+                dst: dst.parse().unwrap(),
+                tos: 0,
+                metric: 0,
+                dev: Some(dev.to_string()),
+                gateway: gateway.map(|g| g.parse().unwrap()),
+            },
+            scope: RouteScope::Universe,
+            kind: RouteKind::Unicast,
+            protocol: 176,
+            prefsrc: None,
+            onlink: false,
+        }
+    }
+
+    fn request_of(write: Write) -> Request {
+        write.request.expect("a request to send")
+    }
+
+    #[test]
+    fn a_route_add_sends_every_field_and_reads_back_as_itself() {
+        let mut route = model_route(500, "10.240.0.0/12", "net1", Some("192.168.50.254"));
+        route.prefsrc = Some("192.168.50.2".parse().unwrap());
+        route.onlink = true;
+        route.key.metric = 7;
+        let write = Write::add_route(&route, &links()).unwrap();
+        assert_eq!(write.object(), route.ip_command("add"));
+        let request = request_of(write);
+        assert_eq!(request.flags, NLM_F_CREATE | NLM_F_APPEND);
+        assert_eq!(request.already_so, &[libc::EEXIST]);
+        let RouteNetlinkMessage::NewRoute(message) = request.message else {
+            panic!("{:?}", request.message)
+        };
+        // Table 500 does not fit the header byte: RT_TABLE_UNSPEC there, RTA_TABLE says it.
+        assert_eq!(message.header.table, 0);
+        assert_eq!(message.header.protocol, RouteProtocol::Other(176));
+        assert_eq!(message.header.kind, RouteType::Unicast);
+        assert!(message.header.flags.contains(RouteFlags::Onlink));
+        assert!(message.attributes.contains(&RouteAttribute::Oif(3)));
+        let read = routes_from_message(&message, &links().names_by_index()).unwrap();
+        assert_eq!(read, vec![route]);
+    }
+
+    #[test]
+    fn a_default_route_has_no_destination_and_ipv4_metric_zero_is_left_out() {
+        let route = model_route(254, "0.0.0.0/0", "eth0", Some("10.244.1.1"));
+        let RouteNetlinkMessage::NewRoute(message) =
+            request_of(Write::add_route(&route, &links()).unwrap()).message
+        else {
+            panic!()
+        };
+        assert_eq!(message.header.table, 254);
+        assert!(!message.attributes.iter().any(|a| matches!(
+            a,
+            RouteAttribute::Destination(_) | RouteAttribute::Priority(_)
+        )));
+        // IPv6 spells its default metric out, so a delete matches only that metric.
+        let route = model_route(254, "::/0", "eth0", Some("fd00::1"));
+        let RouteNetlinkMessage::DelRoute(message) =
+            request_of(Write::del_route(&route, &links()).unwrap()).message
+        else {
+            panic!()
+        };
+        assert!(message
+            .attributes
+            .contains(&RouteAttribute::Priority(IPV6_DEFAULT_METRIC)));
+    }
+
+    #[test]
+    fn a_route_delete_names_the_protocol_and_matches_any_scope() {
+        let mut route = model_route(100, "10.244.1.1/32", "eth0", None);
+        route.scope = RouteScope::Link;
+        route.prefsrc = Some("10.244.1.2".parse().unwrap());
+        let request = request_of(Write::del_route(&route, &links()).unwrap());
+        assert_eq!(request.already_so, &[libc::ESRCH, libc::ENOENT]);
+        let RouteNetlinkMessage::DelRoute(message) = request.message else {
+            panic!()
+        };
+        assert_eq!(message.header.scope, NlRouteScope::NoWhere);
+        assert_eq!(message.header.protocol, RouteProtocol::Other(176));
+        assert!(!message
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::PrefSource(_))));
+    }
+
+    #[test]
+    fn a_missing_device_fails_an_add_and_is_gone_for_a_delete() {
+        let route = model_route(100, "10.9.0.0/16", "nope0", None);
+        let err = Write::add_route(&route, &links()).unwrap_err();
+        let Error::Kernel { object, reason } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(object, &route.ip_command("add"));
+        assert!(reason.contains("nope0"), "{reason}");
+        assert!(Write::del_route(&route, &links())
+            .unwrap()
+            .request
+            .is_none());
+        let neighbour = Neighbour {
+            key: NeighbourKey {
+                dev: "nope0".into(),
+                addr: "10.9.9.9".parse().unwrap(),
+            },
+            lladdr: None,
+            protocol: 176,
+        };
+        assert!(Write::del_neighbour(&neighbour, &links()).request.is_none());
+        assert!(Write::replace_neighbour(&neighbour, &links()).is_err());
+    }
+
+    #[test]
+    fn a_rule_add_reads_back_as_itself_with_all_as_no_selector() {
+        let mut rule = Rule::owned_lookup(
+            Family::Ipv4,
+            1000,
+            Some("0.0.0.0/0".parse().unwrap()),
+            Some("10.240.0.0/12".parse().unwrap()),
+            500,
+        );
+        rule.key.oif = Some("net1".into());
+        rule.key.invert = true;
+        let request = request_of(Write::add_rule(&rule).unwrap());
+        assert_eq!(request.flags, NLM_F_CREATE | NLM_F_EXCL);
+        let RouteNetlinkMessage::NewRule(message) = request.message else {
+            panic!()
+        };
+        assert_eq!(message.header.table, 0);
+        assert!(!message
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RuleAttribute::Source(_))));
+        let mut expected = rule.clone();
+        expected.key.from = None;
+        assert_eq!(rule_from_message(&message).unwrap(), Some(expected));
+
+        rule.key.action = RuleAction::Other;
+        assert!(Write::add_rule(&rule).is_err());
+        let RouteNetlinkMessage::DelRule(message) = request_of(Write::del_rule(&rule)).message
+        else {
+            panic!()
+        };
+        assert_eq!(message.header.action, NlRuleAction::Unspec);
+    }
+
+    #[test]
+    fn a_neighbour_replace_is_permanent_with_its_mac_and_protocol() {
+        let neighbour = Neighbour {
+            key: NeighbourKey {
+                dev: "eth0".into(),
+                addr: "fd00::1".parse().unwrap(),
+            },
+            lladdr: Some(MacAddr([2, 0, 0, 0, 1, 1])),
+            protocol: 176,
+        };
+        let request = request_of(Write::replace_neighbour(&neighbour, &links()).unwrap());
+        assert_eq!(request.flags, NLM_F_CREATE | NLM_F_REPLACE);
+        let RouteNetlinkMessage::NewNeighbour(message) = request.message else {
+            panic!()
+        };
+        assert_eq!(message.header.ifindex, 2);
+        assert_eq!(
+            neighbour_from_message(&message, &links().names_by_index()).unwrap(),
+            Some(neighbour)
+        );
+    }
+}
