@@ -3,6 +3,7 @@
 
 mod diff;
 mod drift;
+mod failure;
 mod json;
 mod text;
 
