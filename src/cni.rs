@@ -224,7 +224,7 @@ impl Output {
             "msg": err.to_string(),
         });
         if let Some(details) = err.details() {
-            body["details"] = Value::String(details.to_string());
+            body["details"] = Value::String(details);
         }
         Output {
             stdout: format!("{body}\n"),

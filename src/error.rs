@@ -1,7 +1,10 @@
 //! Errors, each kind carrying the CNI error code it is reported with. Every failure the
-//! plugin can meet ends here; nothing else decides codes. No I/O.
+//! plugin can meet ends here; nothing else decides codes. No I/O. Reconcile's failures
+//! about a plan are carried typed (`Error::Plan`); their words are render's.
 
 use std::fmt;
+
+use crate::reconcile::PlanFailure;
 
 /// CNI error codes (spec 1.1 section "Error", plus this plugin's own from 100 on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,8 +73,6 @@ pub enum Error {
         summary: String,
         details: String,
     },
-    #[error("{summary}")]
-    Drift { summary: String, details: String },
     #[error("IP address conflict: {addr} is in use by {mac}")]
     IpConflict { addr: String, mac: String },
     #[error("kernel refused {object}: {reason}")]
@@ -79,8 +80,10 @@ pub enum Error {
     /// The kernel refused a value because another object holds it (EADDRINUSE).
     #[error("kernel refused {object}: {reason}")]
     InUse { object: String, reason: String },
-    #[error("{summary}")]
-    Blocked { summary: String, details: String },
+    /// Reconcile's failures about a plan (drift, objects in the way, what the kernel did not
+    /// keep, what DEL left), typed: their words are the presentation's (`render::failure`).
+    #[error("{0}")]
+    Plan(Box<PlanFailure>),
     /// O is not usable in the pod (missing, or the chained interface itself): every step
     /// routes through it, so ADD refuses rather than leave a pod half configured (hijack
     /// rules pointing at an empty table, no host side).
@@ -110,20 +113,22 @@ impl Error {
             Error::TryAgain(_) => Code::TryAgain,
             Error::NotAvailable(_) => Code::NotAvailable,
             Error::Partial { code, .. } => *code,
-            Error::Drift { .. } => Code::Drift,
             Error::IpConflict { .. } => Code::IpConflict,
             Error::Kernel { .. } | Error::InUse { .. } => Code::Kernel,
-            Error::Blocked { .. } => Code::Blocked,
+            Error::Plan(failure) => match **failure {
+                PlanFailure::Drift(_) => Code::Drift,
+                PlanFailure::Blocked(_) => Code::Blocked,
+                PlanFailure::NotKept(_) | PlanFailure::Left { .. } => Code::Kernel,
+            },
             Error::OverlayUnusable { .. } => Code::OverlayUnusable,
         }
     }
 
     /// The CNI error's `details`: the long form, when there is more than the message.
-    pub fn details(&self) -> Option<&str> {
+    pub fn details(&self) -> Option<String> {
         match self {
-            Error::Drift { details, .. }
-            | Error::Blocked { details, .. }
-            | Error::Partial { details, .. } => Some(details),
+            Error::Partial { details, .. } => Some(details.clone()),
+            Error::Plan(failure) => failure.details(),
             _ => None,
         }
     }

@@ -1,6 +1,11 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::allowed::DEFAULT_DATA_DIR;
+use super::log::DEFAULT_LOG_FILE;
 use super::*;
 use crate::error::Code;
-use serde_json::json;
 
 /// The SEED.md example, as a base every row patches.
 fn base() -> Value {

@@ -5,7 +5,7 @@ use super::*;
 use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs};
 use crate::error::Code;
 use crate::execute::ModelKernel;
-use crate::model::{Side, PROTOCOL_BOOT};
+use crate::model::{AddInputs, Op, Side, PROTOCOL_BOOT};
 use crate::record::MemRecords;
 use serde_json::Value;
 

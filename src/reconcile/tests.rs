@@ -6,7 +6,8 @@ use std::cell::Cell;
 
 use super::repair_tests::drifted;
 use super::*;
-use crate::execute::ModelKernel;
+use crate::execute::{Failed, ModelKernel};
+use crate::model::Op;
 
 /// The model kernel, counting the snapshots taken (of the attachment, and of the host alone:
 /// the shared rule's read under the host lock), and an executor that loses the first

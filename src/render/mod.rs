@@ -8,6 +8,7 @@
 
 mod diff;
 mod drift;
+mod failure;
 mod json;
 mod text;
 

@@ -1,0 +1,199 @@
+//! operator::check: CHECK of one attachment as a report (clean, drift, gone, error), with
+//! `--repair` through reconcile over the live backends; the run's clock and node name.
+//! Must not decide about routes (reconcile does) or print.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::Resolved;
+use crate::config::PrevView;
+use crate::error::{Code, Error, Result};
+use crate::execute::LiveExecutor;
+use crate::model::Mode;
+use crate::netns;
+use crate::reconcile::{self, prepare, Attachment, Prepared, World};
+use crate::render::drifts;
+use crate::report::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
+use crate::snapshot::LiveSnapshot;
+
+pub(super) fn report_for(
+    target: &Resolved,
+    netns: Option<&Path>,
+    status: Status,
+) -> AttachmentReport {
+    let mut report = AttachmentReport::new(&target.container_id, &target.ifname, status);
+    report.netns = netns.map(|p| p.display().to_string());
+    if let Some(entry) = &target.entry {
+        report.network = Some(entry.network.clone());
+        report.cache_entry = Some(entry.file.display().to_string());
+    } else {
+        report.network = target.config.name.clone();
+    }
+    report
+}
+
+pub(super) fn with_error(mut report: AttachmentReport, error: &Error) -> AttachmentReport {
+    report.status = Status::Error;
+    report.message = Some(error.to_string());
+    report.error_code = Some(error.code().number());
+    report
+}
+
+/// A netns path that cannot be entered is `gone` only when the file is missing from a
+/// directory that is there (the runtime removed it with the pod). A missing directory, or
+/// a file that is no netns, is what a checker container shows when the runtime's netns
+/// directory is not mounted or its mounts do not propagate: an error, not a pod gone.
+fn gone_or_not_visible(report: AttachmentReport, netns: &Path) -> AttachmentReport {
+    let dir_here = netns.parent().is_some_and(Path::is_dir);
+    if dir_here && !netns.exists() {
+        return gone(report, netns);
+    }
+    let why = if dir_here {
+        "it exists but is not a network namespace: a mount that did not propagate here (mount the runtime's netns directory with HostToContainer propagation) or a file the runtime left behind"
+    } else {
+        "its directory does not exist here (is the runtime's netns directory mounted?)"
+    };
+    let e = Error::UnknownContainer(format!("{}: {why}", netns.display()));
+    with_error(report, &e)
+}
+
+fn gone(mut report: AttachmentReport, netns: &Path) -> AttachmentReport {
+    report.status = Status::Gone;
+    report.netns = Some(netns.display().to_string());
+    report.message = Some("the pod netns is gone".into());
+    report
+}
+
+/// CHECK for one attachment, timed: the report carries how long it took.
+pub fn check(target: &Resolved, netns: &Path, repair: bool) -> AttachmentReport {
+    let clock = Instant::now();
+    let mut report = check_attachment(target, netns, repair);
+    report.duration = clock.elapsed();
+    report
+}
+
+/// `router check` of the one attachment the operator named.
+pub fn check_named(target: &Resolved, netns: &Path, repair: bool) -> CheckReport {
+    let clock = RunClock::start();
+    clock.report(vec![check(target, netns, repair)], true)
+}
+
+/// When a whole `router check` started, to stamp its report when it ends.
+pub(super) struct RunClock {
+    started: Duration,
+    clock: Instant,
+}
+
+impl RunClock {
+    pub(super) fn start() -> RunClock {
+        RunClock {
+            started: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+            clock: Instant::now(),
+        }
+    }
+
+    /// The report of the run: its attachments, when it started, how long it took, where.
+    pub(super) fn report(self, attachments: Vec<AttachmentReport>, named: bool) -> CheckReport {
+        CheckReport {
+            attachments,
+            named,
+            run: RunInfo {
+                started: self.started,
+                took: self.clock.elapsed(),
+                host: hostname(),
+            },
+        }
+    }
+}
+
+/// The node's name as the kernel has it (a hostNetwork pod shares the node's).
+fn hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// CHECK for one attachment (BEHAVIOUR 3), as a report rather than a CNI error; with
+/// `repair`, a drifted attachment is repaired (reconcile::repair) and checked again.
+fn check_attachment(target: &Resolved, netns: &Path, repair: bool) -> AttachmentReport {
+    let report = report_for(target, Some(netns), Status::Clean);
+    if target.config.skip_call {
+        let mut report = report;
+        report.status = Status::Skipped;
+        report.message = Some("skip_call is set: router touches nothing here".into());
+        return report;
+    }
+    match netns::is_netns(netns) {
+        Ok(true) => {}
+        Ok(false) => return gone_or_not_visible(report, netns),
+        Err(e) => return with_error(report, &e),
+    }
+    let prev = match target.prev_view() {
+        Ok(Some(prev)) => prev,
+        Ok(None) => {
+            let e = Error::InvalidPrevResult("CHECK needs a prevResult (the cached result)".into());
+            return with_error(report, &e);
+        }
+        Err(e) => return with_error(report, &e),
+    };
+    match check_live(target, netns, &prev, repair, report.clone()) {
+        Ok(report) => report,
+        // The netns went away while it was being read.
+        Err(e) if e.code() == Code::UnknownContainer => gone(report, netns),
+        Err(e) => with_error(report, &e),
+    }
+}
+
+fn drift_now(target: &Resolved, att: &Attachment, prev: &PrevView) -> Result<Prepared> {
+    prepare(
+        Mode::Add,
+        &target.config,
+        att,
+        Some(prev),
+        &LiveSnapshot,
+        &target.records(),
+    )
+}
+
+fn check_live(
+    target: &Resolved,
+    netns: &Path,
+    prev: &PrevView,
+    repair: bool,
+    mut report: AttachmentReport,
+) -> Result<AttachmentReport> {
+    let att = target.attachment(Some(netns.to_path_buf()));
+    let found = drift_now(target, &att, prev)?;
+    if found.plan.is_empty() {
+        return Ok(report);
+    }
+    report.status = Status::Drift;
+    report.drifts = drifts(&found.plan);
+    if !repair {
+        return Ok(report);
+    }
+    let records = target.records();
+    let executor = LiveExecutor::new(Some(netns.to_path_buf()));
+    let world = World {
+        snapshots: &LiveSnapshot,
+        executor: &executor,
+        records: &records,
+        host: &records,
+    };
+    let inputs = target.inputs(netns);
+    let applied = match reconcile::repair(&target.config, &att, prev, &inputs, &world) {
+        Ok(applied) => applied,
+        Err(e) => return Ok(with_error(report, &e)),
+    };
+    let left = drift_now(target, &att, prev)?;
+    report.repair = Some(Repair {
+        applied: applied.iter().map(ToString::to_string).collect(),
+        remaining: drifts(&left.plan),
+    });
+    if left.plan.is_empty() {
+        report.status = Status::Repaired;
+    }
+    Ok(report)
+}

@@ -1,0 +1,238 @@
+//! operator::scan: `check --all`, every attachment router made on this node: the result
+//! cache entries whose chain runs router joined with the records in the data_dirs, then the
+//! records no entry names. Must not write the cache (the runtime owns it).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::check::{check, report_for, with_error, RunClock};
+use super::resolve::{recorded_netns, without_prev_result};
+use super::Resolved;
+use crate::cache::{self, CacheEntry};
+use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs};
+use crate::error::{Error, Result};
+use crate::model::Record;
+use crate::record::{FileRecords, RecordStore};
+use crate::report::{AttachmentReport, CheckReport, Status};
+
+/// Where `check --all` looks.
+#[derive(Clone, Copy, Debug)]
+pub struct Scan<'a> {
+    /// Result caches (each holding `results/`): the runtime's, Multus's.
+    pub cache_dirs: &'a [PathBuf],
+    /// data_dirs to read records from, besides those the cached configs name.
+    pub data_dirs: &'a [PathBuf],
+}
+
+/// A record found by `check --all`, and the data_dir it was found in.
+struct Found {
+    dir: PathBuf,
+    record: Record,
+}
+
+impl Found {
+    fn file(&self) -> PathBuf {
+        self.dir.join(format!(
+            "{}-{}.json",
+            self.record.container_id, self.record.ifname
+        ))
+    }
+}
+
+/// `check --all`: every attachment router has made on this node. The cache entries whose
+/// chain runs router, each joined with its record (found in the data_dirs given and in
+/// those the cached configs name); then the records no entry names, checked from the
+/// config and prevResult ADD recorded. The cached config and result win over the record's;
+/// the netns is the entry's (libcni 1.2), else the record's.
+pub fn check_all(scan: &Scan<'_>, repair: bool, allowed: &AllowedDirs) -> Result<CheckReport> {
+    let clock = RunClock::start();
+    let mut attachments = Vec::new();
+    let mut cached = Vec::new();
+    for dir in scan.cache_dirs {
+        for (file, entry) in cache::walk(dir)? {
+            match entry {
+                Ok(entry) if entry.has_router() => match target_of(entry.clone(), allowed) {
+                    Ok(target) => cached.push(target),
+                    Err(e) => attachments.push(with_error(entry_report(&entry), &e)),
+                },
+                Ok(entry) => attachments.push(no_router(entry)),
+                Err(e) => attachments.push(not_an_entry(&file, &e)),
+            }
+        }
+    }
+    let mut data_dirs: BTreeSet<PathBuf> = scan.data_dirs.iter().cloned().collect();
+    data_dirs.extend(cached.iter().map(|t| t.data_dir.clone()));
+    let mut found = Vec::new();
+    for dir in data_dirs {
+        match FileRecords::new(&dir).all() {
+            Ok(records) => found.extend(records.into_iter().map(|record| Found {
+                dir: dir.clone(),
+                record,
+            })),
+            Err(e) => attachments.push(unreadable_data_dir(&e)),
+        }
+    }
+    for target in cached {
+        let record = take_record(&mut found, &target);
+        attachments.push(check_cached(target, record, repair));
+    }
+    for record in found {
+        attachments.push(check_recorded(record, scan, repair, allowed));
+    }
+    Ok(clock.report(attachments, false))
+}
+
+/// The record of a cached attachment: in the config's data_dir, else one of the same
+/// network found elsewhere (the data_dir mounted at another path).
+fn take_record(found: &mut Vec<Found>, target: &Resolved) -> Option<Found> {
+    let same = |f: &Found| {
+        f.record.container_id == target.container_id && f.record.ifname == target.ifname
+    };
+    let network = target.entry.as_ref().map(|e| e.network.as_str());
+    let index = found
+        .iter()
+        .position(|f| same(f) && f.dir == target.data_dir)
+        .or_else(|| {
+            found
+                .iter()
+                .position(|f| same(f) && f.record.network.as_deref() == network)
+        })?;
+    Some(found.remove(index))
+}
+
+fn check_cached(mut target: Resolved, record: Option<Found>, repair: bool) -> AttachmentReport {
+    let cached = target.entry.as_ref().and_then(|e| e.netns.clone());
+    let recorded = recorded_netns(record.as_ref().map(|f| &f.record));
+    if let Some(found) = &record {
+        target.data_dir = found.dir.clone();
+    }
+    match cached.or(recorded) {
+        Some(netns) => check(&target, &netns, repair),
+        None => {
+            let why = match &record {
+                None => format!(
+                    "and there is no record {}-{}.json in data_dir {}",
+                    target.container_id,
+                    target.ifname,
+                    target.data_dir.display()
+                ),
+                Some(found) => format!(
+                    "and the record {} predates router recording it",
+                    found.file().display()
+                ),
+            };
+            let e = Error::UnknownContainer(format!(
+                "not located: the cache entry records no netns (libcni before 1.2 writes none) {why}"
+            ));
+            with_error(report_for(&target, None, Status::Error), &e)
+        }
+    }
+}
+
+/// An attachment no cache entry names, from its record alone: the config, prevResult and
+/// netns ADD recorded.
+fn check_recorded(
+    found: Found,
+    scan: &Scan<'_>,
+    repair: bool,
+    allowed: &AllowedDirs,
+) -> AttachmentReport {
+    let searched: Vec<String> = scan
+        .cache_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    let unnamed = format!(
+        "no result cache entry names it (searched {})",
+        searched.join(", ")
+    );
+    let mut report = AttachmentReport::new(
+        &found.record.container_id,
+        &found.record.ifname,
+        Status::Error,
+    );
+    report.network = found.record.network.clone();
+    let netns = recorded_netns(Some(&found.record));
+    match (target_of_record(found, &unnamed, allowed), netns) {
+        (Err(e), _) => with_error(report, &e),
+        (Ok(target), Some(netns)) => check(&target, &netns, repair),
+        (Ok(target), None) => {
+            let e = Error::UnknownContainer(format!(
+                "not located: {unnamed} and its record holds no netns"
+            ));
+            with_error(report_for(&target, None, Status::Error), &e)
+        }
+    }
+}
+
+/// A target from a record's inputs; a record without them is an error naming the file.
+fn target_of_record(found: Found, unnamed: &str, allowed: &AllowedDirs) -> Result<Resolved> {
+    let file = found.file();
+    let Found { dir, record } = found;
+    let inputs = record.inputs.ok_or_else(|| {
+        Error::UnknownContainer(format!(
+            "not located: {unnamed}, and its record {} holds no netns, config or prevResult (written by an older router)",
+            file.display()
+        ))
+    })?;
+    let config = parse_netconf(&inputs.config, allowed)
+        .map_err(|e| Error::Decode {
+            what: format!("the config recorded in {}", file.display()),
+            reason: e.to_string(),
+        })?
+        .config;
+    Ok(Resolved {
+        config,
+        config_json: inputs.config,
+        prev: Some(inputs.prev_result).filter(|p| !p.is_null()),
+        container_id: record.container_id,
+        ifname: record.ifname,
+        entry: None,
+        data_dir: dir,
+    })
+}
+
+fn unreadable_data_dir(error: &Error) -> AttachmentReport {
+    with_error(AttachmentReport::new("", "", Status::Error), error)
+}
+
+/// libcni skips files it cannot read as entries (legacy results, strays); so does this,
+/// saying so.
+fn not_an_entry(file: &Path, error: &Error) -> AttachmentReport {
+    let mut report = AttachmentReport::new("", "", Status::Skipped);
+    report.cache_entry = Some(file.display().to_string());
+    report.message = Some(format!(
+        "not a readable {} entry: {error}",
+        cache::CACHE_KIND
+    ));
+    report
+}
+
+fn entry_report(entry: &CacheEntry) -> AttachmentReport {
+    let mut report = AttachmentReport::new(&entry.container_id, &entry.ifname, Status::Skipped);
+    report.network = Some(entry.network.clone());
+    report.netns = entry.netns.as_ref().map(|n| n.display().to_string());
+    report.cache_entry = Some(entry.file.display().to_string());
+    report
+}
+
+fn no_router(entry: CacheEntry) -> AttachmentReport {
+    let mut report = entry_report(&entry);
+    report.message = Some("no router in the chain".into());
+    report
+}
+
+/// An attachment from its cache entry alone: the cached conflist and result.
+fn target_of(entry: CacheEntry, allowed: &AllowedDirs) -> Result<Resolved> {
+    let plugin = plugin_from_conflist_or_plugin(entry.config.clone())?;
+    let netconf = parse_netconf(&plugin, allowed)?;
+    Ok(Resolved {
+        data_dir: netconf.config.data_dir.clone(),
+        config: netconf.config,
+        config_json: without_prev_result(&plugin),
+        prev: entry.result.clone(),
+        container_id: entry.container_id.clone(),
+        ifname: entry.ifname.clone(),
+        entry: Some(entry),
+    })
+}

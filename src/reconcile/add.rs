@@ -1,0 +1,285 @@
+//! reconcile::add: ADD (BEHAVIOUR 2) and `router check --repair`: plan, refuse when
+//! blocked, probe for IP conflicts (ADD only), record, apply with rollback, verify. Must
+//! not word its failures (`PlanFailure`).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::rollback::undo_add;
+use super::shared_rule::ensure_shared_rule;
+use super::{prepare_reading, Attachment, PlanFailure, Prepared, Reads, World};
+use crate::config::{Config, PrevView};
+use crate::conflict::{explain_failure, AddressProbe, Target};
+use crate::error::{Error, Result};
+use crate::logging::phase;
+use crate::model::{ActualState, AddInputs, MacAddr, Mode, Op, Record};
+use crate::plan::{is_add_removal, is_shared_rule_op, own_ops};
+use crate::snapshot::HostObjects;
+
+/// Verification re-plans this many times, applying what is still pending, before it fails.
+const VERIFY_ROUNDS: usize = 3;
+
+/// What an ADD did.
+#[derive(Debug, Clone)]
+pub struct AddOutcome {
+    pub new_mac: Option<MacAddr>,
+    pub applied: Vec<Op>,
+    pub notes: Vec<String>,
+    /// Degraded but working setups worth a warning (O without a host peer).
+    pub warnings: Vec<String>,
+}
+
+/// ADD and repair refuse a plan with unowned objects in the way (code 103).
+fn refuse_blocked(prepared: &Prepared) -> Result<()> {
+    match prepared.plan.blocked.is_empty() {
+        true => Ok(()),
+        false => Err(PlanFailure::Blocked(prepared.plan.blocked.clone()).into()),
+    }
+}
+
+/// BEHAVIOUR 2: plan, refuse when unowned objects block, probe C's addresses when
+/// `ip_conflict` is enabled (5), write the record (with `inputs`, what this ADD ran with),
+/// apply (rolling back on failure), verify. C's addresses are announced from a new MAC by
+/// the kernel (2.1: `arp_notify`/`ndisc_notify` on C, set before the MAC changes).
+pub fn add(
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    inputs: &AddInputs,
+    world: &World<'_>,
+    probe: &dyn AddressProbe,
+) -> Result<AddOutcome> {
+    if config.ip_conflict.enabled {
+        // Outside the host lock: probing takes retries x interval and reads only the pod's
+        // segment; holding the node-wide lock that long would queue every ADD and DEL on
+        // the node behind it. The locked part below plans again from a fresh snapshot.
+        let prepared = prepare_add(HostObjects::ThroughPodPeers, config, att, prev, world)?;
+        refuse_blocked(&prepared)?;
+        detect_conflicts(config, att, prev, &prepared.actual, probe)?;
+    }
+    apply_locked(config, att, prev, world, RecordWrite::Always(inputs))
+}
+
+/// ADD's (and CHECK's) view: compiled as ADD from the world as it is now.
+pub(super) fn prepare_add(
+    host_objects: HostObjects,
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    world: &World<'_>,
+) -> Result<Prepared> {
+    let reads = Reads::from(world);
+    prepare_reading(Mode::Add, host_objects, config, att, Some(prev), reads)
+}
+
+/// Whether the record is written when the plan is already empty, and the inputs it keeps.
+#[derive(Clone, Copy)]
+enum RecordWrite<'a> {
+    /// ADD: always (a repeated ADD refreshes it), with this ADD's inputs.
+    Always(&'a AddInputs),
+    /// repair: only when there is something to apply. The inputs of the ADD that wrote
+    /// the record stay; these (the operator's) only fill a record that has none.
+    WhenPending(&'a AddInputs),
+}
+
+impl RecordWrite<'_> {
+    /// The record to write: what compile derived plus the inputs this write keeps.
+    fn record(self, prepared: &Prepared) -> Record {
+        let kept = prepared
+            .previous_record
+            .as_ref()
+            .and_then(|r| r.inputs.clone());
+        let inputs = match self {
+            RecordWrite::Always(inputs) => inputs.clone(),
+            RecordWrite::WhenPending(inputs) => kept.unwrap_or_else(|| inputs.clone()),
+        };
+        Record {
+            inputs: Some(inputs),
+            ..prepared.compiled.record.clone()
+        }
+    }
+}
+
+/// Plan, refuse when blocked, record, apply with rollback, verify. Only the shared host
+/// rule is decided under the host lock, after this run's own ops (ARCHITECTURE "Ordering").
+fn apply_locked(
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    world: &World<'_>,
+    write: RecordWrite<'_>,
+) -> Result<AddOutcome> {
+    let prepared = prepare_add(HostObjects::ThroughPodPeers, config, att, prev, world)?;
+    refuse_blocked(&prepared)?;
+    let mut outcome = AddOutcome {
+        new_mac: prepared.compiled.new_mac,
+        applied: Vec::new(),
+        notes: prepared.compiled.notes.clone(),
+        warnings: prepared.compiled.warnings.clone(),
+    };
+    let nothing_to_apply = prepared.plan.ops.is_empty();
+    if nothing_to_apply && matches!(write, RecordWrite::WhenPending(_)) {
+        return Ok(outcome);
+    }
+    let record = write.record(&prepared);
+    if prepared.previous_record.as_ref() != Some(&record) {
+        phase("record", || world.records.save(&record))?;
+    }
+    if nothing_to_apply {
+        // A repeated ADD: the kernel already is as wanted (the rule with our routes, which
+        // no DEL releases it from); nothing to verify.
+        return Ok(outcome);
+    }
+    world.executor.take_surprise();
+    let own = own_ops(&prepared.plan);
+    // Additions, then the shared rule under the lock, then the removals: moving P's default
+    // out of main stays the last thing an ADD does.
+    let split = own
+        .iter()
+        .position(|op| is_add_removal(op, Mode::Add))
+        .unwrap_or(own.len());
+    let (additions, removals) = own.split_at(split);
+    let fail = |applied: &[&[Op]], error| {
+        let applied: Vec<Op> = applied.concat();
+        undo_add(world, att, &prepared, &applied, error)
+    };
+    let addresses = prev.addresses_of(&att.ifname);
+    if let Err(failed) = phase("apply", || world.executor.apply(additions)) {
+        let error = explain_failure(additions.get(failed.index), failed.error, &addresses);
+        return Err(fail(&[&additions[..failed.index]], error));
+    }
+    let shared = match ensure_shared_rule(world, &prepared.compiled.desired) {
+        Ok(shared) => shared,
+        Err((applied, error)) => return Err(fail(&[additions, &applied], error)),
+    };
+    if let Err(failed) = phase("apply", || world.executor.apply(removals)) {
+        let error = explain_failure(removals.get(failed.index), failed.error, &addresses);
+        let applied = [additions, &shared, &removals[..failed.index]];
+        return Err(fail(&applied, error));
+    }
+    outcome.applied = [additions, &shared, removals].concat();
+    if world.executor.take_surprise() {
+        let verified = phase("verify", || {
+            verify(config, att, prev, world, &mut outcome.applied)
+        });
+        if let Err(error) = verified {
+            return Err(fail(&[&outcome.applied], error));
+        }
+    }
+    Ok(outcome)
+}
+
+/// `router check --repair`: makes a drifted attachment what ADD would make it, under the
+/// host lock, through the same plan, record, rollback and verification as ADD. Unlike ADD
+/// it probes for no IP conflict (the addresses are the pod's already) and prints no result;
+/// the record is written only when there is something to apply, and then as ADD would
+/// write it, keeping the inputs of the ADD that wrote it (`inputs` fill a record without
+/// them). Returns the ops applied (empty when there was no drift).
+pub fn repair(
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    inputs: &AddInputs,
+    world: &World<'_>,
+) -> Result<Vec<Op>> {
+    apply_locked(config, att, prev, world, RecordWrite::WhenPending(inputs)).map(|o| o.applied)
+}
+
+/// BEHAVIOUR 5: every address of C probed at once from the MAC C has now (the probes go
+/// out before any MAC change is applied). A conflict is error 101.
+fn detect_conflicts(
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    actual: &ActualState,
+    probe: &dyn AddressProbe,
+) -> Result<()> {
+    let netns = att.netns.as_deref().ok_or_else(|| {
+        Error::UnknownContainer("no pod netns to probe C's addresses from".into())
+    })?;
+    let mac = actual
+        .pod
+        .as_ref()
+        .and_then(|pod| pod.macs.get(&att.ifname))
+        .copied()
+        .ok_or_else(|| Error::Kernel {
+            object: format!("link {} in the pod netns", att.ifname),
+            reason: "not found: its addresses cannot be probed for conflicts".into(),
+        })?;
+    let addrs = chained_ips(prev, &att.ifname);
+    let conflict = &config.ip_conflict;
+    let started = std::time::Instant::now();
+    let target = Target {
+        pod_netns: netns,
+        ifname: &att.ifname,
+        mac,
+        addrs: &addrs,
+    };
+    let found = probe.detect(&target, conflict.interval, conflict.retries)?;
+    tracing::debug!(
+        addresses = addrs.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        conflict = ?found,
+        "ip conflict check"
+    );
+    match found {
+        Some(c) => Err(c.into()),
+        None => Ok(()),
+    }
+}
+
+/// C's addresses from prevResult, each once, in prevResult's order.
+fn chained_ips(prev: &PrevView, ifname: &str) -> Vec<IpAddr> {
+    let mut addrs: Vec<IpAddr> = Vec::new();
+    for addr in prev.addresses_of(ifname).iter().map(IpNet::addr) {
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    addrs
+}
+
+/// Reads everything again (`HostObjects::All`) and re-plans; applies what is still
+/// pending, a bounded number of times, adding what it applied to `applied` (for the
+/// rollback). Run only when the kernel surprised the executor: otherwise every op's ACK is
+/// its verification (issue 14). An unowned object in the way, which a read through H alone
+/// cannot show (a host route add found its slot taken), is ADD's code 103 as if the first
+/// plan had seen it. A shared rule the re-plan still wants is ensured under the host lock,
+/// as the first time.
+fn verify(
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    world: &World<'_>,
+    applied: &mut Vec<Op>,
+) -> Result<()> {
+    for _ in 0..VERIFY_ROUNDS {
+        let again = prepare_add(HostObjects::All, config, att, prev, world)?;
+        refuse_blocked(&again)?;
+        if again.plan.ops.is_empty() {
+            return Ok(());
+        }
+        let own = own_ops(&again.plan);
+        let own_applied = world.executor.apply(&own);
+        let done = own_applied
+            .as_ref()
+            .map_or_else(|f| f.index, |()| own.len());
+        applied.extend_from_slice(&own[..done]);
+        own_applied.map_err(|failed| failed.error)?;
+        if again.plan.ops.iter().any(is_shared_rule_op) {
+            let (ops, result) = match ensure_shared_rule(world, &again.compiled.desired) {
+                Ok(ops) => (ops, Ok(())),
+                Err((ops, error)) => (ops, Err(error)),
+            };
+            applied.extend(ops);
+            result?;
+        }
+    }
+    let left = prepare_add(HostObjects::All, config, att, prev, world)?;
+    refuse_blocked(&left)?;
+    if left.plan.ops.is_empty() {
+        return Ok(());
+    }
+    Err(PlanFailure::NotKept(left.plan).into())
+}

@@ -1,0 +1,54 @@
+//! reconcile::shared_rule: the shared host rule `from all lookup host_rule_table`, the one
+//! thing a run decides under the host lock (ARCHITECTURE "Ordering"): whether a run has
+//! one, and its ops from a fresh read. Must not take the lock itself (callers do).
+
+use super::World;
+use crate::error::{Error, Result};
+use crate::logging::phase;
+use crate::model::{DesiredNetns, DesiredState, Op};
+use crate::plan::plan_shared_rule;
+use crate::snapshot::{HostObjects, SnapshotRequest};
+
+/// Whether a run's host side has a shared rule to ensure or release (not under `sriov`,
+/// `only_op_mac`, or without a host peer): only then does it take the host lock.
+pub(super) fn uses_shared_rule(desired: &DesiredState) -> bool {
+    !desired.host.present.rules.is_empty() || !desired.host.release_when_unused.is_empty()
+}
+
+/// The shared rule's ops, from a read made now (the caller holds the host lock) of the
+/// host's rules and, when the rule is to be released once unused, the owned routes of the
+/// tables it looks up.
+pub(super) fn shared_rule_ops(world: &World<'_>, desired: &DesiredNetns) -> Result<Vec<Op>> {
+    let release = &desired.release_when_unused;
+    if desired.present.rules.is_empty() && release.is_empty() {
+        return Ok(Vec::new());
+    }
+    let host_only = SnapshotRequest {
+        host_tables: release.iter().map(|rule| rule.table).collect(),
+        host_objects: match release.is_empty() {
+            true => HostObjects::Rules,
+            false => HostObjects::RulesAndOwnedRoutes,
+        },
+        ..SnapshotRequest::default()
+    };
+    let host = phase("snapshot", || world.snapshots.snapshot(&host_only))?.host;
+    Ok(plan_shared_rule(desired, &host))
+}
+
+/// Under the host lock, held for nothing else: reads the host's rules and adds the shared
+/// rule when it is absent (after this run's routes are in its table: ARCHITECTURE
+/// "Ordering"). Returns the ops applied, or those applied before an error and the error.
+pub(super) fn ensure_shared_rule(
+    world: &World<'_>,
+    desired: &DesiredState,
+) -> std::result::Result<Vec<Op>, (Vec<Op>, Error)> {
+    if !uses_shared_rule(desired) {
+        return Ok(Vec::new());
+    }
+    let _lock = world.host.lock_host().map_err(|e| (Vec::new(), e))?;
+    let shared = shared_rule_ops(world, &desired.host).map_err(|e| (Vec::new(), e))?;
+    match phase("apply", || world.executor.apply(&shared)) {
+        Ok(()) => Ok(shared),
+        Err(failed) => Err((shared[..failed.index].to_vec(), failed.error)),
+    }
+}

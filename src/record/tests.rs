@@ -1,0 +1,206 @@
+//! record tests: FileRecords in temp directories: names, modes, peers, the listing, the
+//! host lock, links and symlinks never followed.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use super::*;
+
+fn record(cid: &str, ifname: &str) -> Record {
+    Record::new(cid, ifname, 100, 500, "eth0")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("router-records-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn container_ids_that_could_escape_the_directory_are_rejected() {
+    for bad in [
+        "",
+        "../x",
+        "a/b",
+        ".hidden",
+        "a\0b",
+        "-lead",
+        &"x".repeat(300),
+    ] {
+        assert!(!is_valid_container_id(bad), "{bad:?}");
+    }
+    assert!(is_valid_container_id("0123abc_def.g-h"));
+}
+
+#[test]
+fn saved_record_loads_back_with_mode_0600_and_remove_is_idempotent() {
+    let dir = temp_dir("roundtrip");
+    let store = FileRecords::new(&dir);
+    let r = record("c1", "net1");
+    store.save(&r).unwrap();
+    assert_eq!(store.load("c1", "net1").unwrap(), Some(r));
+    let mode = fs::metadata(dir.join("c1-net1.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    store.remove("c1", "net1").unwrap();
+    store.remove("c1", "net1").unwrap();
+    assert_eq!(store.load("c1", "net1").unwrap(), None);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn peers_are_the_same_containers_other_interfaces_only() {
+    let dir = temp_dir("peers");
+    let store = FileRecords::new(&dir);
+    for (cid, ifname) in [
+        ("c1", "net1"),
+        ("c1", "net2"),
+        ("c1-x", "net1"),
+        ("c2", "net1"),
+    ] {
+        store.save(&record(cid, ifname)).unwrap();
+    }
+    let peers = store.peers("c1", "net1").unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].ifname, "net2");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn host_lock_excludes_a_second_holder_until_released() {
+    let dir = temp_dir("lock");
+    let store = FileRecords::new(&dir);
+    let first = store.lock_host().unwrap();
+    let path = dir.join("host.lock");
+    let other = fs::File::open(&path).unwrap();
+    let Err((other, Errno::EWOULDBLOCK)) = Flock::lock(other, FlockArg::LockExclusiveNonblock)
+    else {
+        panic!("a second holder got the host lock");
+    };
+    drop(first);
+    assert!(Flock::lock(other, FlockArg::LockExclusiveNonblock).is_ok());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn all_lists_readable_records_whose_names_match_and_skips_the_rest() {
+    let dir = temp_dir("all");
+    let store = FileRecords::new(&dir);
+    assert!(
+        store.all().unwrap().is_empty(),
+        "a missing data_dir holds none"
+    );
+    store.save(&record("c1", "net1")).unwrap();
+    store.save(&record("c2", "net2")).unwrap();
+    fs::write(dir.join("garbage.json"), b"{not json").unwrap();
+    let mut renamed = record("c3", "net1");
+    renamed.container_id = "c4".into();
+    fs::write(
+        dir.join("c3-net1.json"),
+        serde_json::to_vec(&renamed).unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<(String, String)> = store
+        .all()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.container_id, r.ifname))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![("c1".into(), "net1".into()), ("c2".into(), "net2".into())]
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_usable_data_dir_is_created_and_left_empty_and_a_file_is_not_usable() {
+    let dir = temp_dir("usable");
+    let store = FileRecords::new(&dir.join("data"));
+    store.check_usable().unwrap();
+    assert_eq!(fs::read_dir(dir.join("data")).unwrap().count(), 0);
+    fs::write(dir.join("file"), b"x").unwrap();
+    let err = FileRecords::new(&dir.join("file"))
+        .check_usable()
+        .unwrap_err();
+    assert_eq!(err.code(), crate::error::Code::NotAvailable, "{err}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_record_is_never_written_through_a_planted_link() {
+    let dir = temp_dir("link");
+    let store = FileRecords::new(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let target = dir.join("elsewhere");
+    fs::write(&target, b"untouched").unwrap();
+    std::os::unix::fs::symlink(&target, dir.join("c1-net1.json.tmp")).unwrap();
+    assert!(store.save(&record("c1", "net1")).is_err());
+    assert_eq!(fs::read(&target).unwrap(), b"untouched");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn data_dir_is_never_reached_through_a_symlink_below_its_allowed_directory() {
+    let root = temp_dir("symlinked");
+    let elsewhere = temp_dir("symlinked-elsewhere");
+    fs::create_dir_all(&root).unwrap();
+    fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, root.join("link")).unwrap();
+    let planted = record("c1", "net1");
+    FileRecords::new(&elsewhere).save(&planted).unwrap();
+    let store = FileRecords::confined(&root, &root.join("link/data"));
+    assert!(store.save(&record("c2", "net1")).is_err());
+    assert!(store.lock_host().is_err());
+    let through = FileRecords::confined(&root, &root.join("link"));
+    assert!(through.load("c1", "net1").is_err());
+    assert!(through.all().is_err());
+    assert!(through.remove("c1", "net1").is_err());
+    assert_eq!(
+        FileRecords::new(&elsewhere).load("c1", "net1").unwrap(),
+        Some(planted)
+    );
+    assert!(!elsewhere.join("data").exists());
+    let _ = fs::remove_dir_all(&root);
+    let _ = fs::remove_dir_all(&elsewhere);
+}
+
+#[test]
+fn data_dir_and_its_missing_parents_are_made_0700_and_existing_ones_kept() {
+    let root = temp_dir("modes");
+    fs::create_dir_all(root.join("shared")).unwrap();
+    fs::set_permissions(root.join("shared"), fs::Permissions::from_mode(0o755)).unwrap();
+    let store = FileRecords::confined(&root, &root.join("shared/cni/router"));
+    store.save(&record("c1", "net1")).unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root.join("shared")), 0o755);
+    assert_eq!(mode(&root.join("shared/cni")), 0o700);
+    assert_eq!(mode(&root.join("shared/cni/router")), 0o700);
+    let _ = fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_longest_valid_id_still_names_a_record_file() {
+    let dir = temp_dir("long");
+    let store = FileRecords::new(&dir);
+    let id = "a".repeat(MAX_CONTAINER_ID_LEN);
+    assert!(is_valid_container_id(&id));
+    assert!(!is_valid_container_id(&format!("{id}a")));
+    store.save(&record(&id, "net123456789012")).unwrap();
+    assert!(store.load(&id, "net123456789012").unwrap().is_some());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn invalid_names_never_become_paths() {
+    let store = FileRecords::new(Path::new("/nonexistent"));
+    assert!(store.load("../../etc", "net1").is_err());
+    assert!(store.load("c1", "../x").is_err());
+    assert!(store.save(&record("c1", "a/b")).is_err());
+}
