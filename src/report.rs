@@ -14,7 +14,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::render::{drift_detail, Drift};
+use crate::model::Op;
+use crate::plan::Plan;
+use crate::render::{drift_detail, drifts, Drift};
 
 /// The `schema` value of [`CheckReport::json`]; bump it on any incompatible change.
 pub const CHECK_SCHEMA: &str = "router.check/v1";
@@ -90,6 +92,16 @@ pub struct Repair {
     pub remaining: Vec<Drift>,
 }
 
+impl Repair {
+    /// A repair that applied `applied`, after which the kernel still needs `left`.
+    pub fn of(applied: &[Op], left: &Plan) -> Repair {
+        Repair {
+            applied: applied.iter().map(ToString::to_string).collect(),
+            remaining: drifts(left),
+        }
+    }
+}
+
 /// One attachment's line of the report.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 pub struct AttachmentReport {
@@ -116,6 +128,12 @@ pub struct AttachmentReport {
 }
 
 impl AttachmentReport {
+    /// CHECK found the kernel short of `plan`: the attachment has drifted, as it says.
+    pub fn drifted(&mut self, plan: &Plan) {
+        self.status = Status::Drift;
+        self.drifts = drifts(plan);
+    }
+
     /// A report for `container_id`/`ifname` with nothing found yet.
     pub fn new(container_id: &str, ifname: &str, status: Status) -> AttachmentReport {
         AttachmentReport {

@@ -12,7 +12,6 @@ use crate::execute::LiveExecutor;
 use crate::model::Mode;
 use crate::netns;
 use crate::reconcile::{self, prepare, Attachment, Prepared, World};
-use crate::render::drifts;
 use crate::report::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
 use crate::snapshot::LiveSnapshot;
 
@@ -169,8 +168,7 @@ fn check_live(
     if found.plan.is_empty() {
         return Ok(report);
     }
-    report.status = Status::Drift;
-    report.drifts = drifts(&found.plan);
+    report.drifted(&found.plan);
     if !repair {
         return Ok(report);
     }
@@ -188,10 +186,7 @@ fn check_live(
         Err(e) => return Ok(with_error(report, &e)),
     };
     let left = drift_now(target, &att, prev)?;
-    report.repair = Some(Repair {
-        applied: applied.iter().map(ToString::to_string).collect(),
-        remaining: drifts(&left.plan),
-    });
+    report.repair = Some(Repair::of(&applied, &left.plan));
     if left.plan.is_empty() {
         report.status = Status::Repaired;
     }
