@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    host_net, ActualState, DesiredNetns, DesiredState, Family, Mode, Neighbour, NetnsState,
+    host_net, ActualState, DesiredNetns, DesiredState, Mode, Neighbour, NetnsState,
     NodeAddressChange, Op, Route, RouteKey, Rule, Side, MAIN_TABLE,
 };
 
@@ -222,10 +222,8 @@ impl NetnsPlanner<'_> {
         for want in self.desired.present.routes.values() {
             self.route(want);
         }
-        for key in &self.desired.absent_routes {
-            if let Some(have) = self.actual.routes.get(key) {
-                self.delete_route(have);
-            }
+        for have in self.desired.ownership.absent_in(self.actual) {
+            self.delete_route(have);
         }
         for have in self.desired.extras::<Route>(self.actual) {
             self.delete_route(have);
@@ -253,51 +251,44 @@ impl NetnsPlanner<'_> {
     }
 
     fn route(&mut self, want: &Route) {
-        let takeover = self.desired.takeover.contains(&want.key);
+        let ownership = &self.desired.ownership;
         match self.actual.routes.get(&want.key) {
             Some(have) if have == want => {}
             Some(have) if !have.is_owned() && have.same_effect(want) => {}
-            Some(have) if have.is_owned() || takeover => {
+            Some(have) if ownership.may_replace(&want.key, have) => {
                 self.replace_route(vec![have.clone()], want)
             }
             Some(have) => self.blocked(Object::Route(want.clone()), Object::Route(have.clone())),
-            None => self.route_into_slot(want, takeover),
+            None => self.route_into_slot(want),
         }
     }
 
-    /// A new route whose slot (table, dst, tos, metric) other routes may hold: owned ones
-    /// are replaced (stale leftovers), unowned ones block it unless it is a documented move.
-    /// A move (takeover) replaces only the slot's routes listed absent (C's) and stale owned
-    /// ones, and goes next to the others, as IPAM's `append` put them there.
-    fn route_into_slot(&mut self, want: &Route, takeover: bool) {
-        let slot = want.key.slot();
-        let kept = |r: &Route| self.desired.keep.routes.contains_key(&r.key);
-        let mut others: Vec<Route> = self
+    /// A new route whose slot (table, dst, tos, metric) other routes may hold: those it may
+    /// displace (stale owned leftovers; for a documented move, the routes listed absent) are
+    /// replaced; any other blocks it, except that a move goes next to it, as IPAM's
+    /// `append` put them there.
+    fn route_into_slot(&mut self, want: &Route) {
+        let ownership = &self.desired.ownership;
+        let (displaced, in_the_way): (Vec<Route>, Vec<Route>) = self
             .actual
-            .routes_in_slot(&slot)
+            .routes_in_slot(&want.key.slot())
             .filter(|r| {
                 !self.desired.present.routes.contains_key(&r.key) && !self.claimed.contains(&r.key)
             })
             .cloned()
-            .collect();
-        if takeover {
-            others.retain(|r| {
-                self.desired.absent_routes.contains(&r.key) || (r.is_owned() && !kept(r))
-            });
-        }
-        let in_the_way = others.iter().find(|r| !r.is_owned() || kept(r));
-        match in_the_way {
-            _ if others.is_empty() => {
+            .partition(|r| ownership.may_displace(&want.key, r));
+        match in_the_way.first() {
+            Some(found) if !ownership.may_take_over(&want.key) => {
+                self.blocked(Object::Route(want.clone()), Object::Route(found.clone()))
+            }
+            _ if displaced.is_empty() => {
                 let netns = self.side;
                 self.op(Op::AddRoute {
                     netns,
                     route: want.clone(),
                 });
             }
-            Some(found) if !takeover => {
-                self.blocked(Object::Route(want.clone()), Object::Route(found.clone()))
-            }
-            _ => self.replace_route(others, want),
+            _ => self.replace_route(displaced, want),
         }
     }
 
@@ -357,24 +348,19 @@ impl NetnsPlanner<'_> {
     /// The shared host rule goes only when, after this plan, no owned route of its family
     /// is left in the table it looks up.
     fn release_unused_rules(&mut self) {
-        if self.desired.release_when_unused.is_empty() {
+        if !self.desired.ownership.releases_rules() {
             return;
         }
         let mut after = self.actual.clone();
         for op in self.plan.ops.iter().filter(|op| op.side() == self.side) {
             after.apply(op);
         }
-        for key in &self.desired.release_when_unused {
-            let Some(rule) = self.actual.rules.get(key).filter(|r| r.is_owned()) else {
-                continue;
-            };
-            if !table_has_owned_route(&after, rule.key.table, rule.key.family) {
-                let netns = self.side;
-                self.op(Op::DelRule {
-                    netns,
-                    rule: rule.clone(),
-                });
-            }
+        for rule in self.desired.ownership.released(self.actual, &after) {
+            let netns = self.side;
+            self.op(Op::DelRule {
+                netns,
+                rule: rule.clone(),
+            });
         }
     }
 }
@@ -411,12 +397,6 @@ pub fn plan_shared_rule(desired: &DesiredNetns, host: &NetnsState) -> Vec<Op> {
     planner.release_unused_rules();
     plan.ops.retain(is_shared_rule_op);
     plan.ops
-}
-
-fn table_has_owned_route(ns: &NetnsState, table: u32, family: Family) -> bool {
-    ns.routes
-        .values()
-        .any(|r| r.key.table == table && r.key.family() == family && r.is_owned())
 }
 
 /// An ADD's removals (rules, P's default out of main, neighbours): they come last.

@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::execute::{Executor, Failed};
 use crate::logging::phase;
 use crate::model::{
-    ActualState, AddInputs, DesiredNetns, DesiredState, MacAddr, Mode, Op, Record, Side, MAIN_TABLE,
+    ActualState, AddInputs, DesiredNetns, DesiredState, MacAddr, Mode, Op, Ownership, Record, Side,
+    MAIN_TABLE,
 };
 use crate::plan::{is_add_removal, is_shared_rule_op, own_ops, plan, plan_shared_rule, Plan};
 use crate::record::{HostGuard, HostLock, RecordStore};
@@ -359,7 +360,7 @@ fn apply_locked(
 /// Whether a run's host side has a shared rule to ensure or release (not under `sriov`,
 /// `only_op_mac`, or without a host peer): only then does it take the host lock.
 fn uses_shared_rule(desired: &DesiredState) -> bool {
-    !desired.host.present.rules.is_empty() || !desired.host.release_when_unused.is_empty()
+    !desired.host.present.rules.is_empty() || desired.host.ownership.releases_rules()
 }
 
 /// The shared rule's ops, from a read of the host's rules and `host_rule_table` made now
@@ -369,7 +370,7 @@ fn shared_rule_ops(
     request: &SnapshotRequest,
     desired: &DesiredNetns,
 ) -> Result<Vec<Op>> {
-    if desired.present.rules.is_empty() && desired.release_when_unused.is_empty() {
+    if desired.present.rules.is_empty() && !desired.ownership.releases_rules() {
         return Ok(Vec::new());
     }
     let host_only = SnapshotRequest {
@@ -411,15 +412,17 @@ fn undo_add(
     roll_back(world, applied);
     if host.is_some() && touched_host {
         let release = DesiredNetns {
-            release_when_unused: prepared
-                .compiled
-                .desired
-                .host
-                .present
-                .rules
-                .keys()
-                .cloned()
-                .collect(),
+            ownership: Ownership::releasing(
+                prepared
+                    .compiled
+                    .desired
+                    .host
+                    .present
+                    .rules
+                    .keys()
+                    .cloned()
+                    .collect(),
+            ),
             ..DesiredNetns::default()
         };
         let released = shared_rule_ops(world, &prepared.request, &release)

@@ -150,24 +150,24 @@ fn prop_assert_touches_only_owned(
         match op {
             Op::DelRoute { route, .. } => {
                 prop_assert_eq!(ns.routes.get(&route.key), Some(route), "{}", cmd);
-                let moved_out = d.absent_routes.contains(&route.key);
+                let moved_out = d.ownership.must_be_absent(&route.key);
                 prop_assert!(
                     route.is_owned() || moved_out,
                     "deletes an unowned route: {}",
                     cmd
                 );
                 prop_assert!(
-                    d.scope.holds_route(route) || moved_out,
+                    d.ownership.scope.holds_route(route) || moved_out,
                     "deletes a route outside the attachment: {}",
                     cmd
                 );
             }
             Op::ReplaceRoute { old, new, .. } => {
-                let takeover = d.takeover.contains(&new.key);
+                let takeover = d.ownership.may_take_over(&new.key);
                 for r in old {
                     prop_assert_eq!(ns.routes.get(&r.key), Some(r), "{}", cmd);
                     prop_assert!(
-                        r.is_owned() || (takeover && d.absent_routes.contains(&r.key)),
+                        r.is_owned() || (takeover && d.ownership.must_be_absent(&r.key)),
                         "replaces an unowned route: {} (old {:?})",
                         cmd,
                         r
@@ -176,7 +176,7 @@ fn prop_assert_touches_only_owned(
                 prop_assert!(new.is_owned() || takeover, "unowned new route: {}", cmd);
             }
             Op::AddRoute { route, .. } => prop_assert!(
-                route.is_owned() || d.takeover.contains(&route.key),
+                route.is_owned() || d.ownership.may_take_over(&route.key),
                 "adds an unowned route: {}",
                 cmd
             ),
@@ -295,13 +295,13 @@ proptest! {
         let c = cycle(&s);
         let host_peer = c.add.record.host_peer.as_deref();
         prop_assert_touches_only_owned(&c.add_plan.ops, &c.add.desired, &s.before, &s.att, host_peer)?;
-        for key in &c.del.desired.pod.absent_routes {
+        for key in &c.del.desired.pod.ownership.absent_routes {
             prop_assert!(
                 key.table == MAIN_TABLE && key.is_default() && key.dev.as_deref() == Some(s.att.ifname.as_str()),
                 "DEL moves out what is not C's default: {:?}", key
             );
         }
-        prop_assert!(c.del.desired.host.absent_routes.is_empty());
+        prop_assert!(c.del.desired.host.ownership.absent_routes.is_empty());
         prop_assert_touches_only_owned(&c.del_plan.ops, &c.del.desired, &c.a1, &s.att, host_peer)?;
     }
 

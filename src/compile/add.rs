@@ -200,6 +200,7 @@ impl AddBuilder<'_> {
                 moved.removed_from_main = self.defaults_to_remove(family, &moved);
             }
             self.pod
+                .ownership
                 .absent_routes
                 .extend(moved.removed_from_main.iter().map(|r| r.key.clone()));
         } else {
@@ -390,10 +391,10 @@ impl AddBuilder<'_> {
             pod_shared: unrecorded_attachments(Some(self.pod_actual), self.table, self.input.peers),
         });
         let (pod_keep, host_keep) = peers_keep(self.input.peers);
-        self.pod.scope = pod_scope;
-        self.host.scope = host_scope;
-        self.pod.keep = pod_keep;
-        self.host.keep = host_keep;
+        self.pod.ownership.scope = pod_scope;
+        self.host.ownership.scope = host_scope;
+        self.pod.ownership.keep = pod_keep;
+        self.host.ownership.keep = host_keep;
     }
 
     fn finish(mut self, new_mac: Option<MacAddr>) -> Compiled {

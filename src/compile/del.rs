@@ -31,8 +31,11 @@ pub(super) fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
         pod_shared,
     });
     let mut pod = DesiredNetns {
-        scope: pod_scope,
-        keep: pod_keep,
+        ownership: Ownership {
+            scope: pod_scope,
+            keep: pod_keep,
+            ..Ownership::default()
+        },
         ..DesiredNetns::default()
     };
     match pod_actual {
@@ -40,9 +43,12 @@ pub(super) fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
         None => notes.push("the pod netns is gone: only the host side is cleaned".into()),
     }
     let host = DesiredNetns {
-        scope: host_scope,
-        keep: host_keep,
-        release_when_unused: releasable_host_rules(config, &record),
+        ownership: Ownership {
+            scope: host_scope,
+            keep: host_keep,
+            release_when_unused: releasable_host_rules(config, &record),
+            ..Ownership::default()
+        },
         ..DesiredNetns::default()
     };
     Ok(Compiled {
@@ -157,7 +163,7 @@ pub(super) fn restore_pod(
         // (leaving this ADD's value would make that attachment drift); without its record,
         // a shared sysctl is left as it is.
         let shared = key.iface != record.ifname;
-        let value = match pod.keep.sysctls.get(key) {
+        let value = match pod.ownership.keep.sysctls.get(key) {
             Some(wanted) => Some(wanted),
             None if pod_shared && shared => None,
             None => Some(value),
@@ -182,11 +188,11 @@ pub(super) fn restore_pod(
                 let slot = route.key.slot();
                 for hop in pod_actual.routes_in_slot(&slot) {
                     let of_c = hop.key.dev.as_deref() == Some(record.ifname.as_str());
-                    if of_c && !pod.absent_routes.contains(&hop.key) {
-                        pod.absent_routes.push(hop.key.clone());
+                    if of_c && !pod.ownership.must_be_absent(&hop.key) {
+                        pod.ownership.absent_routes.push(hop.key.clone());
                     }
                 }
-                pod.takeover.insert(route.key.clone());
+                pod.ownership.takeover.insert(route.key.clone());
                 pod.present.insert_route(route);
             }
         }

@@ -28,8 +28,8 @@ use crate::config::{Config, MigrateRoute, PrevView};
 use crate::error::{Error, Result};
 use crate::model::{
     host_net, ActualState, DesiredNetns, DesiredState, Family, MacAddr, Mode, Moved, Neighbour,
-    NeighbourKey, NeighbourSelector, NetnsState, NodeAddressChange, Record, Route, RouteSelector,
-    Rule, Scope, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL,
+    NeighbourKey, NeighbourSelector, NetnsState, NodeAddressChange, Ownership, Record, Route,
+    RouteSelector, Rule, Scope, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL,
     ROUTER_PROTOCOL,
 };
 

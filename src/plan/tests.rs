@@ -1,6 +1,7 @@
 use super::*;
 use crate::model::{
-    NeighbourKey, RouteSelector, Scope, SysctlKey, SysctlName, PROTOCOL_BOOT, ROUTER_PROTOCOL,
+    Family, NeighbourKey, RouteSelector, Scope, SysctlKey, SysctlName, PROTOCOL_BOOT,
+    ROUTER_PROTOCOL,
 };
 
 fn route(table: u32, dst: &str, dev: &str, protocol: u8) -> Route {
@@ -122,7 +123,7 @@ fn takeover_route_goes_next_to_an_unowned_route_it_is_not_told_to_replace() {
     let restore = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let other = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
     let mut d = wanting(std::slice::from_ref(&restore));
-    d.takeover.insert(restore.key.clone());
+    d.ownership.takeover.insert(restore.key.clone());
     let p = host_only(d, holding(std::slice::from_ref(&other)), Mode::Del);
     assert_eq!(
         p.ops,
@@ -138,8 +139,8 @@ fn takeover_route_replaces_the_unowned_route_listed_absent_in_its_slot() {
     let restore = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let cs = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
     let mut d = wanting(std::slice::from_ref(&restore));
-    d.takeover.insert(restore.key.clone());
-    d.absent_routes.push(cs.key.clone());
+    d.ownership.takeover.insert(restore.key.clone());
+    d.ownership.absent_routes.push(cs.key.clone());
     let p = host_only(d, holding(std::slice::from_ref(&cs)), Mode::Del);
     assert_eq!(
         p.ops,
@@ -164,14 +165,12 @@ fn owned_extras_in_scope_are_removed_but_unowned_and_kept_ones_are_not() {
     let kept = route(100, "10.8.0.0/16", "eth0", ROUTER_PROTOCOL);
     let foreign = route(100, "10.7.0.0/16", "eth0", PROTOCOL_BOOT);
     let other_table = route(101, "10.6.0.0/16", "eth0", ROUTER_PROTOCOL);
-    let mut d = DesiredNetns {
-        scope: Scope {
-            routes: vec![selector(100, None)],
-            ..Scope::default()
-        },
-        ..DesiredNetns::default()
+    let mut d = DesiredNetns::default();
+    d.ownership.scope = Scope {
+        routes: vec![selector(100, None)],
+        ..Scope::default()
     };
-    d.keep.insert_route(kept.clone());
+    d.ownership.keep.insert_route(kept.clone());
     let p = host_only(
         d,
         holding(&[extra.clone(), kept, foreign, other_table]),
@@ -190,7 +189,7 @@ fn owned_extras_in_scope_are_removed_but_unowned_and_kept_ones_are_not() {
 fn absent_route_is_removed_even_when_unowned_as_a_documented_move() {
     let p_default = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let mut d = DesiredNetns::default();
-    d.absent_routes.push(p_default.key.clone());
+    d.ownership.absent_routes.push(p_default.key.clone());
     let p = host_only(d, holding(std::slice::from_ref(&p_default)), Mode::Add);
     assert_eq!(
         p.ops,
@@ -208,7 +207,7 @@ fn rules_are_added_when_missing_and_owned_extras_of_the_table_removed() {
     let foreign = rule("10.251.0.0/16", 100, PROTOCOL_BOOT);
     let mut d = DesiredNetns::default();
     d.present.insert_rule(want.clone());
-    d.scope.rule_tables.insert(100);
+    d.ownership.scope.rule_tables.insert(100);
     let mut a = NetnsState::default();
     a.insert_rule(extra.clone());
     a.insert_rule(foreign);
@@ -276,8 +275,8 @@ fn release_setup(routes_left: &[Route]) -> Plan {
     let host_rule = Rule::owned_lookup(Family::Ipv4, 1000, None, None, 500);
     let mine = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
     let mut d = DesiredNetns::default();
-    d.scope.routes.push(selector(500, Some("vethA")));
-    d.release_when_unused.push(host_rule.key.clone());
+    d.ownership.scope.routes.push(selector(500, Some("vethA")));
+    d.ownership.release_when_unused.push(host_rule.key.clone());
     let mut a = holding(routes_left);
     a.insert_route(mine);
     a.insert_rule(host_rule);
@@ -309,7 +308,7 @@ fn add_orders_copies_before_main_changes_and_removals_last() {
     let p_default = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let cs_default = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
     let mut d = wanting(&[main_host.clone(), copy.clone()]);
-    d.absent_routes.push(p_default.key.clone());
+    d.ownership.absent_routes.push(p_default.key.clone());
     d.present
         .sysctls
         .insert(SysctlKey::new("all", SysctlName::RpFilter), 0);
