@@ -16,9 +16,8 @@ pub(super) fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
     let (pod_keep, host_keep) = peers_keep(input.peers);
     let host_peer = input
         .actual
-        .pod
-        .as_ref()
-        .and_then(|pod| find_host_peer(pod, &input.actual.host, &record.overlay_interface))
+        .host_peer(&record.overlay_interface)
+        .map(str::to_string)
         .or_else(|| record.host_peer.clone());
     let pod_actual = input.actual.pod.as_ref();
     let pod_shared = unrecorded_attachments(pod_actual, record.table, input.peers);
@@ -156,8 +155,7 @@ pub(super) fn restore_pod(
         }
     }
     for (key, value) in &record.original_sysctls {
-        let iface_exists = key.iface == "all"
-            || key.iface == "default"
+        let iface_exists = ALL_AND_DEFAULT.contains(&key.iface.as_str())
             || pod_actual.links.contains_key(&key.iface);
         // A value another attachment of the pod wants wins over the one this ADD replaced
         // (leaving this ADD's value would make that attachment drift); without its record,

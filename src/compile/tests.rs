@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{parse_netconf, AllowedDirs};
-use crate::model::{LinkPeer, Op};
+use crate::model::{LinkPeer, Op, SysctlName};
 use crate::plan::plan;
 use serde_json::{json, Value};
 
