@@ -395,7 +395,7 @@ fn undo_add(
     host: Option<HostLock>,
     error: Error,
 ) -> Error {
-    let touched_host = applied.iter().any(|op| op.side() == Side::Host);
+    let touched_host = applied.iter().any(|op| op.netns == Side::Host);
     let host = match host {
         Some(lock) => Some(lock),
         None if touched_host && uses_shared_rule(&prepared.compiled.desired) => {

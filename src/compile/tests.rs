@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{parse_netconf, AllowedDirs};
-use crate::model::{LinkPeer, Op, SysctlName};
+use crate::model::{Change, LinkPeer, SysctlName};
 use crate::plan::plan;
 use serde_json::{json, Value};
 
@@ -358,7 +358,7 @@ fn del_restores_the_moved_defaults_by_replacing_cs_and_the_mac() {
     let ops = plan(&del.desired, &after, Mode::Del).ops;
     let replaced = ops
         .iter()
-        .filter(|op| matches!(op, Op::ReplaceRoute { new, old, .. } if new.key.dev.as_deref() == Some("eth0") && old.iter().all(|o| o.key.dev.as_deref() == Some("net1"))))
+        .filter(|op| matches!(&op.change, Change::ReplaceRoute { new, old } if new.key.dev.as_deref() == Some("eth0") && old.iter().all(|o| o.key.dev.as_deref() == Some("net1"))))
         .count();
     assert_eq!(replaced, 2);
     let restored = applied(&del, &after, Mode::Del);

@@ -1,6 +1,6 @@
 use super::*;
 use crate::model::{
-    Family, NeighbourKey, RouteSelector, Scope, SysctlKey, SysctlName, PROTOCOL_BOOT,
+    Change, Family, NeighbourKey, RouteSelector, Scope, SysctlKey, SysctlName, PROTOCOL_BOOT,
     ROUTER_PROTOCOL,
 };
 
@@ -72,10 +72,7 @@ fn missing_route_is_added() {
     );
     assert_eq!(
         p.ops,
-        vec![Op::AddRoute {
-            netns: Side::Host,
-            route: want
-        }]
+        vec![Op::new(Side::Host, Change::AddRoute { route: want })]
     );
 }
 
@@ -90,11 +87,13 @@ fn stale_owned_route_through_another_device_is_replaced_in_one_step() {
     );
     assert_eq!(
         p.ops,
-        vec![Op::ReplaceRoute {
-            netns: Side::Host,
-            old: vec![stale],
-            new: want
-        }]
+        vec![Op::new(
+            Side::Host,
+            Change::ReplaceRoute {
+                old: vec![stale],
+                new: want
+            }
+        )]
     );
 }
 
@@ -127,10 +126,7 @@ fn takeover_route_goes_next_to_an_unowned_route_it_is_not_told_to_replace() {
     let p = host_only(d, holding(std::slice::from_ref(&other)), Mode::Del);
     assert_eq!(
         p.ops,
-        vec![Op::AddRoute {
-            netns: Side::Host,
-            route: restore
-        }]
+        vec![Op::new(Side::Host, Change::AddRoute { route: restore })]
     );
 }
 
@@ -144,11 +140,13 @@ fn takeover_route_replaces_the_unowned_route_listed_absent_in_its_slot() {
     let p = host_only(d, holding(std::slice::from_ref(&cs)), Mode::Del);
     assert_eq!(
         p.ops,
-        vec![Op::ReplaceRoute {
-            netns: Side::Host,
-            old: vec![cs],
-            new: restore
-        }]
+        vec![Op::new(
+            Side::Host,
+            Change::ReplaceRoute {
+                old: vec![cs],
+                new: restore
+            }
+        )]
     );
 }
 
@@ -178,10 +176,7 @@ fn owned_extras_in_scope_are_removed_but_unowned_and_kept_ones_are_not() {
     );
     assert_eq!(
         p.ops,
-        vec![Op::DelRoute {
-            netns: Side::Host,
-            route: extra
-        }]
+        vec![Op::new(Side::Host, Change::DelRoute { route: extra })]
     );
 }
 
@@ -193,10 +188,7 @@ fn absent_route_is_removed_even_when_unowned_as_a_documented_move() {
     let p = host_only(d, holding(std::slice::from_ref(&p_default)), Mode::Add);
     assert_eq!(
         p.ops,
-        vec![Op::DelRoute {
-            netns: Side::Host,
-            route: p_default
-        }]
+        vec![Op::new(Side::Host, Change::DelRoute { route: p_default })]
     );
 }
 
@@ -215,14 +207,8 @@ fn rules_are_added_when_missing_and_owned_extras_of_the_table_removed() {
     assert_eq!(
         p.ops,
         vec![
-            Op::AddRule {
-                netns: Side::Host,
-                rule: want
-            },
-            Op::DelRule {
-                netns: Side::Host,
-                rule: extra
-            }
+            Op::new(Side::Host, Change::AddRule { rule: want }),
+            Op::new(Side::Host, Change::DelRule { rule: extra })
         ]
     );
 }
@@ -238,11 +224,13 @@ fn neighbour_with_another_mac_is_replaced_when_owned_and_blocked_when_not() {
     let p = host_only(d.clone(), a, Mode::Add);
     assert_eq!(
         p.ops,
-        vec![Op::ReplaceNeighbour {
-            netns: Side::Host,
-            old: stale,
-            new: want
-        }]
+        vec![Op::new(
+            Side::Host,
+            Change::ReplaceNeighbour {
+                old: stale,
+                new: want
+            }
+        )]
     );
     let mut foreign = NetnsState::default();
     foreign.insert_neighbour(neighbour("192.168.50.1", "00:00:00:00:00:01", 0));
@@ -262,12 +250,14 @@ fn equal_sysctl_is_not_rewritten() {
     a.sysctls.insert(key.clone(), 2);
     assert_eq!(
         host_only(d, a, Mode::Add).ops,
-        vec![Op::SetSysctl {
-            netns: Side::Host,
-            key,
-            old: Some(2),
-            new: 0
-        }]
+        vec![Op::new(
+            Side::Host,
+            Change::SetSysctl {
+                key,
+                old: Some(2),
+                new: 0
+            }
+        )]
     );
 }
 
@@ -287,7 +277,10 @@ fn release_setup(routes_left: &[Route]) -> Plan {
 fn shared_host_rule_is_released_with_the_last_owned_route_of_its_table() {
     let p = release_setup(&[]);
     assert!(
-        matches!(p.ops.first(), Some(Op::DelRule { .. })),
+        matches!(
+            p.ops.first().map(|op| &op.change),
+            Some(Change::DelRule { .. })
+        ),
         "{:?}",
         p.ops
     );
@@ -298,7 +291,7 @@ fn shared_host_rule_is_released_with_the_last_owned_route_of_its_table() {
 fn shared_host_rule_stays_while_another_pod_has_a_route_in_its_table() {
     let p = release_setup(&[route(500, "10.0.0.6/32", "vethB", ROUTER_PROTOCOL)]);
     assert_eq!(p.ops.len(), 1);
-    assert!(matches!(p.ops[0], Op::DelRoute { .. }));
+    assert!(matches!(p.ops[0].change, Change::DelRoute { .. }));
 }
 
 #[test]
@@ -317,7 +310,7 @@ fn add_orders_copies_before_main_changes_and_removals_last() {
         .ops
         .iter()
         .map(|op| {
-            format!("{op:?}")
+            format!("{:?}", op.change)
                 .split_whitespace()
                 .next()
                 .unwrap_or("")
@@ -327,10 +320,7 @@ fn add_orders_copies_before_main_changes_and_removals_last() {
     assert_eq!(kinds, ["SetSysctl", "AddRoute", "AddRoute", "DelRoute"]);
     assert_eq!(
         p.ops[1],
-        Op::AddRoute {
-            netns: Side::Host,
-            route: copy
-        }
+        Op::new(Side::Host, Change::AddRoute { route: copy })
     );
 }
 

@@ -10,8 +10,8 @@ use crate::plan::{Blocked, Object, Plan};
 use ipnet::IpNet;
 
 use crate::model::{
-    ActualState, Neighbour, NeighbourKey, NetnsState, RouteKey, RouteKind, RouteScope, RuleAction,
-    SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
+    ActualState, Change, Neighbour, NeighbourKey, NetnsState, RouteKey, RouteKind, RouteScope,
+    RuleAction, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 
 fn net(s: &str) -> IpNet {
@@ -65,30 +65,27 @@ fn neighbour(addr: &str, lladdr: &str) -> Neighbour {
 
 fn rp_filter(iface: &str, old: Option<i64>, new: i64) -> Op {
     let key = SysctlKey::new(iface, SysctlName::RpFilter);
-    Op::SetSysctl {
-        netns: Side::Host,
-        key,
-        old,
-        new,
-    }
+    Op::new(Side::Host, Change::SetSysctl { key, old, new })
 }
 
 fn set_mac(old: Option<&str>) -> Op {
     let (old, new) = (old.map(mac), mac("0a:0b:0a:14:14:5f"));
-    Op::SetMac {
-        netns: Side::Pod,
-        dev: "net1".to_string(),
-        old,
-        new,
-    }
+    Op::new(
+        Side::Pod,
+        Change::SetMac {
+            dev: "net1".to_string(),
+            old,
+            new,
+        },
+    )
 }
 
 fn add_route(netns: Side, route: Route) -> Op {
-    Op::AddRoute { netns, route }
+    Op::new(netns, Change::AddRoute { route })
 }
 
 fn add_rule(netns: Side, rule: Rule) -> Op {
-    Op::AddRule { netns, rule }
+    Op::new(netns, Change::AddRule { rule })
 }
 
 fn blocked_default(netns: Side) -> Blocked {
@@ -158,10 +155,7 @@ fn default_route_prints_default_and_leaves_main_table_implicit() {
 fn host_prefixes_print_without_length_for_both_families() {
     let mut v4 = route("10.1.2.3/32", "eth0");
     v4.protocol = PROTOCOL_BOOT;
-    let del = Op::DelRoute {
-        netns: Side::Host,
-        route: v4,
-    };
+    let del = Op::new(Side::Host, Change::DelRoute { route: v4 });
     assert_eq!(del.to_string(), "ip route del 10.1.2.3 dev eth0 proto boot");
     let v6 = route("fd00::5/128", "eth0").normalised();
     assert_eq!(v6.to_string(), "fd00::5 dev eth0 metric 1024 proto 176");
@@ -170,11 +164,7 @@ fn host_prefixes_print_without_length_for_both_families() {
 #[test]
 fn ipv6_route_commands_use_ip_dash_6() {
     let new = via(route("::/0", "net1"), "fd00::1", 100).normalised();
-    let replace = Op::ReplaceRoute {
-        netns: Side::Pod,
-        old: vec![],
-        new,
-    };
+    let replace = Op::new(Side::Pod, Change::ReplaceRoute { old: vec![], new });
     assert_eq!(
         replace.to_string(),
         "ip -6 route replace default via fd00::1 dev net1 table 100 metric 1024 proto 176"
@@ -231,10 +221,12 @@ fn rule_prints_not_fwmark_with_mask_iif_oif_and_tos() {
 
 #[test]
 fn ipv6_rule_delete_uses_ip_dash_6_and_non_lookup_actions_print_their_name() {
-    let del = Op::DelRule {
-        netns: Side::Pod,
-        rule: rule(Some("fd00::/64"), None, 100, 1000),
-    };
+    let del = Op::new(
+        Side::Pod,
+        Change::DelRule {
+            rule: rule(Some("fd00::/64"), None, 100, 1000),
+        },
+    );
     assert_eq!(
         del.to_string(),
         "ip -6 rule del from fd00::/64 lookup 100 pref 1000 proto 176"
@@ -249,27 +241,30 @@ fn neighbour_add_and_replace_are_permanent_replaces_and_delete_names_the_key() {
     let n = neighbour("192.168.50.254", "0a:0b:0c:0d:0e:0f");
     let expected = "ip neigh replace 192.168.50.254 lladdr 0a:0b:0c:0d:0e:0f dev net1 \
                     nud permanent proto 176";
-    let add = Op::AddNeighbour {
-        netns: Side::Pod,
-        neighbour: n.clone(),
-    };
+    let add = Op::new(
+        Side::Pod,
+        Change::AddNeighbour {
+            neighbour: n.clone(),
+        },
+    );
     let old = neighbour("192.168.50.254", "0a:0b:0c:0d:0e:01");
-    let replace = Op::ReplaceNeighbour {
-        netns: Side::Pod,
-        old,
-        new: n.clone(),
-    };
-    let del = Op::DelNeighbour {
-        netns: Side::Pod,
-        neighbour: n,
-    };
+    let replace = Op::new(
+        Side::Pod,
+        Change::ReplaceNeighbour {
+            old,
+            new: n.clone(),
+        },
+    );
+    let del = Op::new(Side::Pod, Change::DelNeighbour { neighbour: n });
     assert_eq!(add.to_string(), expected);
     assert_eq!(replace.to_string(), expected);
     assert_eq!(del.to_string(), "ip neigh del 192.168.50.254 dev net1");
-    let v6 = Op::DelNeighbour {
-        netns: Side::Pod,
-        neighbour: neighbour("fd00::1", "0a:0b:0c:0d:0e:0f"),
-    };
+    let v6 = Op::new(
+        Side::Pod,
+        Change::DelNeighbour {
+            neighbour: neighbour("fd00::1", "0a:0b:0c:0d:0e:0f"),
+        },
+    );
     assert_eq!(v6.to_string(), "ip neigh del fd00::1 dev net1");
 }
 
@@ -290,15 +285,14 @@ fn signs_are_plus_for_adds_minus_for_deletes_tilde_for_changes() {
     let r = route("10.0.0.0/8", "net1");
     let ops = [
         add_route(Side::Pod, r.clone()),
-        Op::DelRoute {
-            netns: Side::Pod,
-            route: r.clone(),
-        },
-        Op::ReplaceRoute {
-            netns: Side::Pod,
-            old: vec![],
-            new: r,
-        },
+        Op::new(Side::Pod, Change::DelRoute { route: r.clone() }),
+        Op::new(
+            Side::Pod,
+            Change::ReplaceRoute {
+                old: vec![],
+                new: r,
+            },
+        ),
         rp_filter("all", None, 0),
         set_mac(None),
     ];
@@ -335,18 +329,16 @@ host netns host:
 #[test]
 fn changes_carry_the_overwritten_value_as_a_comment() {
     let old = vec![route("0.0.0.0/0", "net1"), route("0.0.0.0/0", "eth1")];
-    let replace = Op::ReplaceRoute {
-        netns: Side::Pod,
-        old,
-        new: route("0.0.0.0/0", "eth0"),
-    };
+    let replace = Op::new(
+        Side::Pod,
+        Change::ReplaceRoute {
+            old,
+            new: route("0.0.0.0/0", "eth0"),
+        },
+    );
     let n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f");
     let old_n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:01");
-    let neigh = Op::ReplaceNeighbour {
-        netns: Side::Pod,
-        old: old_n,
-        new: n,
-    };
+    let neigh = Op::new(Side::Pod, Change::ReplaceNeighbour { old: old_n, new: n });
     let ops = vec![
         rp_filter("all", None, 0),
         set_mac(Some("02:00:00:00:00:01")),
@@ -374,10 +366,12 @@ fn changes_carry_the_overwritten_value_as_a_comment() {
 fn text_has_escape_bytes_only_when_colour_is_asked() {
     let ops = vec![
         add_route(Side::Pod, route("10.0.0.0/8", "net1")),
-        Op::DelRoute {
-            netns: Side::Pod,
-            route: route("10.1.0.0/16", "net1"),
-        },
+        Op::new(
+            Side::Pod,
+            Change::DelRoute {
+                route: route("10.1.0.0/16", "net1"),
+            },
+        ),
         rp_filter("all", Some(1), 0),
     ];
     let p = plan(ops, vec![blocked_default(Side::Host)]);
@@ -426,10 +420,7 @@ fn route_and_rule_drifts_name_the_object_without_protocol() {
         )
     );
     assert_eq!(
-        only_drift(Op::DelRule {
-            netns: Side::Pod,
-            rule: ru.clone()
-        }),
+        only_drift(Op::new(Side::Pod, Change::DelRule { rule: ru.clone() })),
         drift_of(
             ObjectKind::Rule(Family::Ipv4),
             "from all to 10.240.0.0/12 lookup 100 pref 1000",
@@ -450,11 +441,13 @@ fn route_and_rule_drifts_name_the_object_without_protocol() {
 fn replace_route_drift_compares_new_spec_with_old_specs() {
     let new = route("0.0.0.0/0", "eth0");
     let old = vec![route("0.0.0.0/0", "net1"), route("0.0.0.0/0", "eth1")];
-    let replace = Op::ReplaceRoute {
-        netns: Side::Pod,
-        old,
-        new: new.clone(),
-    };
+    let replace = Op::new(
+        Side::Pod,
+        Change::ReplaceRoute {
+            old,
+            new: new.clone(),
+        },
+    );
     assert_eq!(
         only_drift(replace),
         drift_of(
@@ -465,21 +458,19 @@ fn replace_route_drift_compares_new_spec_with_old_specs() {
             "default dev net1 proto 176; default dev eth1 proto 176"
         )
     );
-    let fresh = Op::ReplaceRoute {
-        netns: Side::Pod,
-        old: vec![],
-        new,
-    };
+    let fresh = Op::new(Side::Pod, Change::ReplaceRoute { old: vec![], new });
     assert_eq!(only_drift(fresh).actual, "missing");
 }
 
 #[test]
 fn neighbour_drifts_compare_lladdr() {
     let n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f");
-    let add = Op::AddNeighbour {
-        netns: Side::Pod,
-        neighbour: n.clone(),
-    };
+    let add = Op::new(
+        Side::Pod,
+        Change::AddNeighbour {
+            neighbour: n.clone(),
+        },
+    );
     let object = "10.0.0.1 dev net1";
     let kind = ObjectKind::Neighbour;
     assert_eq!(
@@ -493,11 +484,13 @@ fn neighbour_drifts_compare_lladdr() {
         )
     );
     let old = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:01");
-    let replace = Op::ReplaceNeighbour {
-        netns: Side::Pod,
-        old,
-        new: n.clone(),
-    };
+    let replace = Op::new(
+        Side::Pod,
+        Change::ReplaceNeighbour {
+            old,
+            new: n.clone(),
+        },
+    );
     assert_eq!(
         only_drift(replace),
         drift_of(
@@ -508,10 +501,7 @@ fn neighbour_drifts_compare_lladdr() {
             "lladdr 0a:0b:0c:0d:0e:01"
         )
     );
-    let del = Op::DelNeighbour {
-        netns: Side::Pod,
-        neighbour: n,
-    };
+    let del = Op::new(Side::Pod, Change::DelNeighbour { neighbour: n });
     assert_eq!(
         only_drift(del),
         drift_of(kind, object, DriftState::Unexpected, "absent", "present")
@@ -544,10 +534,7 @@ fn sysctl_and_mac_drifts_show_new_against_old_or_unset() {
 fn a_drift_due_to_a_node_address_says_so_in_the_summary_and_the_detail() {
     let n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f");
     let mut p = plan(
-        vec![Op::AddNeighbour {
-            netns: Side::Pod,
-            neighbour: n,
-        }],
+        vec![Op::new(Side::Pod, Change::AddNeighbour { neighbour: n })],
         vec![],
     );
     p.node_addresses.via = "net1".into();
@@ -606,10 +593,7 @@ fn drift_summary_plural_words_each_state() {
     let r = route("10.0.0.0/8", "net1");
     let p = plan(
         vec![
-            Op::DelRoute {
-                netns: Side::Pod,
-                route: r,
-            },
+            Op::new(Side::Pod, Change::DelRoute { route: r }),
             rp_filter("all", Some(2), 0),
             set_mac(None),
         ],
@@ -685,11 +669,13 @@ fn plan_json_detail_round_trips_into_the_op() {
     let ops = vec![
         add_rule(Side::Pod, rule(Some("10.0.0.5/32"), None, 100, 1000)),
         set_mac(Some("02:00:00:00:00:01")),
-        Op::ReplaceNeighbour {
-            netns: Side::Host,
-            old: neighbour("10.0.0.1", "0a:0b:0c:0d:0e:01"),
-            new: neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f"),
-        },
+        Op::new(
+            Side::Host,
+            Change::ReplaceNeighbour {
+                old: neighbour("10.0.0.1", "0a:0b:0c:0d:0e:01"),
+                new: neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f"),
+            },
+        ),
     ];
     let v = plan_json(&plan(ops.clone(), vec![]), &labels());
     let back: Vec<Op> = v["ops"]
