@@ -14,7 +14,7 @@ use ipnet::IpNet;
 
 use crate::compile::mac_source;
 use crate::error::{Error, Result};
-use crate::model::{MacAddr, Op};
+use crate::model::{Change, MacAddr, Op};
 use crate::netns;
 use socket::PacketSocket;
 
@@ -39,7 +39,9 @@ impl From<Conflict> for Error {
 /// since the MAC comes from C's address, another live pod holds that address there too.
 /// Any other failure is returned as it is.
 pub fn explain_failure(op: Option<&Op>, error: Error, chained_addrs: &[IpNet]) -> Error {
-    let (Some(Op::SetMac { dev, new, .. }), Error::InUse { object, reason }) = (op, &error) else {
+    let (Some(Change::SetMac { dev, new, .. }), Error::InUse { object, reason }) =
+        (op.map(|op| &op.change), &error)
+    else {
         return error;
     };
     let source = match mac_source(chained_addrs) {
@@ -303,12 +305,14 @@ mod tests {
     fn a_derived_mac_in_use_names_the_address_shared_by_two_pods() {
         use crate::model::Side;
         let new: MacAddr = "0a:0b:c0:a8:32:0a".parse().unwrap();
-        let op = Op::SetMac {
-            netns: Side::Pod,
-            dev: "net1".into(),
-            old: None,
-            new,
-        };
+        let op = Op::new(
+            Side::Pod,
+            Change::SetMac {
+                dev: "net1".into(),
+                old: None,
+                new,
+            },
+        );
         let in_use = Error::InUse {
             object: "ip link set dev net1 address 0a:0b:c0:a8:32:0a".into(),
             reason: "Address already in use (os error 98)".into(),
@@ -327,12 +331,14 @@ mod tests {
         );
         assert!(text.contains("Address already in use"), "{text}");
         // Another op, or another error, is left as it is.
-        let sysctl = Op::SetSysctl {
-            netns: Side::Pod,
-            key: crate::model::SysctlKey::new("all", crate::model::SysctlName::RpFilter),
-            old: None,
-            new: 0,
-        };
+        let sysctl = Op::new(
+            Side::Pod,
+            Change::SetSysctl {
+                key: crate::model::SysctlKey::new("all", crate::model::SysctlName::RpFilter),
+                old: None,
+                new: 0,
+            },
+        );
         assert_eq!(
             explain_failure(Some(&sysctl), in_use.clone(), &addrs),
             in_use

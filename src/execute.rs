@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::model::{Op, Route, Side};
+use crate::model::{Change, Op, Route, Side};
 use crate::netlink::{Links, Netlink, Outcome, Write};
 use crate::netns;
 
@@ -85,13 +85,13 @@ impl LiveExecutor {
     /// Applies `ops` as runs of one side each; failure indexes are into `ops`.
     fn run(&self, ops: &[Op], policy: Policy) -> Vec<Failed> {
         let same_side_end = |start: usize| {
-            let side = ops[start].side();
+            let side = ops[start].netns;
             ops[start..]
                 .iter()
-                .position(|op| op.side() != side)
+                .position(|op| op.netns != side)
                 .map_or(ops.len(), |n| start + n)
         };
-        in_chunks(ops, policy, same_side_end, |run| match run[0].side() {
+        in_chunks(ops, policy, same_side_end, |run| match run[0].netns {
             Side::Host => apply_run(run, policy, &self.surprise),
             Side::Pod => self.apply_in_pod(run, policy),
         })
@@ -211,45 +211,49 @@ fn batch_end(ops: &[Op], start: usize) -> usize {
     }
     ops[start..]
         .iter()
-        .position(|op| discriminant(op) != discriminant(first))
+        .position(|op| discriminant(&op.change) != discriminant(&first.change))
         .map_or(ops.len(), |n| start + n)
 }
 
 /// Ops that are one netlink request each. A route replace is several (the replace, then
 /// the removals); a sysctl is a file write.
 fn is_single_request(op: &Op) -> bool {
-    !matches!(op, Op::ReplaceRoute { .. } | Op::SetSysctl { .. })
+    !matches!(
+        op.change,
+        Change::ReplaceRoute { .. } | Change::SetSysctl { .. }
+    )
 }
 
 /// The request of a single-request op; None for the others.
 fn single_write(op: &Op, links: &Links) -> Option<Result<Write>> {
-    Some(match op {
+    Some(match &op.change {
         // The host holds one route per slot of an attachment's (toward each address of
         // C, through H); a read through H alone does not show another pod's route in that
         // slot, so the add must find it empty: EEXIST is a surprise, and the reconciler
         // reads everything again.
-        Op::AddRoute {
-            netns: Side::Host,
-            route,
-        } => Write::add_route_alone(route, links),
-        Op::AddRoute { route, .. } => Write::add_route(route, links),
-        Op::DelRoute { route, .. } => Write::del_route(route, links),
-        Op::AddRule { rule, .. } => Write::add_rule(rule),
-        Op::DelRule { rule, .. } => Ok(Write::del_rule(rule)),
-        Op::AddNeighbour { neighbour, .. } | Op::ReplaceNeighbour { new: neighbour, .. } => {
+        Change::AddRoute { route } if op.netns == Side::Host => {
+            Write::add_route_alone(route, links)
+        }
+        Change::AddRoute { route } => Write::add_route(route, links),
+        Change::DelRoute { route } => Write::del_route(route, links),
+        Change::AddRule { rule } => Write::add_rule(rule),
+        Change::DelRule { rule } => Ok(Write::del_rule(rule)),
+        Change::AddNeighbour { neighbour } | Change::ReplaceNeighbour { new: neighbour, .. } => {
             Write::replace_neighbour(neighbour, links)
         }
-        Op::DelNeighbour { neighbour, .. } => Ok(Write::del_neighbour(neighbour, links)),
-        Op::SetMac { dev, new, .. } => Write::set_mac(dev, *new, links),
-        Op::ReplaceRoute { .. } | Op::SetSysctl { .. } => return None,
+        Change::DelNeighbour { neighbour } => Ok(Write::del_neighbour(neighbour, links)),
+        Change::SetMac { dev, new, .. } => Write::set_mac(dev, *new, links),
+        Change::ReplaceRoute { .. } | Change::SetSysctl { .. } => return None,
     })
 }
 
 /// One op, waiting for its answer.
 fn apply_one(nl: &Netlink, links: &Links, op: &Op) -> Result<Outcome> {
-    let outcome = match op {
-        Op::SetSysctl { key, new, .. } => netns::write_sysctl(key, *new).map(|()| Outcome::Changed),
-        Op::ReplaceRoute { old, new, .. } => replace_route(nl, links, new, old),
+    let outcome = match &op.change {
+        Change::SetSysctl { key, new, .. } => {
+            netns::write_sysctl(key, *new).map(|()| Outcome::Changed)
+        }
+        Change::ReplaceRoute { old, new } => replace_route(nl, links, new, old),
         _ => match single_write(op, links) {
             Some(write) => nl.write(write?),
             None => Err(Error::Kernel {
@@ -312,7 +316,7 @@ fn in_replace(object: &str, error: Error) -> Error {
 /// Logs an applied op and flags the answers that did not go as planned.
 fn note_answer(op: &Op, outcome: Outcome, surprise: &AtomicBool) {
     tracing::debug!(command = %op, ?outcome, "applied");
-    if outcome == Outcome::AlreadySo || matches!(op, Op::ReplaceRoute { .. }) {
+    if outcome == Outcome::AlreadySo || matches!(op.change, Change::ReplaceRoute { .. }) {
         surprise.store(true, Ordering::SeqCst);
     }
 }
@@ -415,19 +419,23 @@ mod tests {
     use crate::model::{Rule, SysctlKey, SysctlName};
 
     fn rule_op(netns: Side, priority: u32) -> Op {
-        Op::AddRule {
+        Op::new(
             netns,
-            rule: Rule::owned_lookup(crate::model::Family::Ipv4, priority, None, None, 100),
-        }
+            Change::AddRule {
+                rule: Rule::owned_lookup(crate::model::Family::Ipv4, priority, None, None, 100),
+            },
+        )
     }
 
     fn sysctl_op() -> Op {
-        Op::SetSysctl {
-            netns: Side::Pod,
-            key: SysctlKey::new("all", SysctlName::RpFilter),
-            old: None,
-            new: 2,
-        }
+        Op::new(
+            Side::Pod,
+            Change::SetSysctl {
+                key: SysctlKey::new("all", SysctlName::RpFilter),
+                old: None,
+                new: 2,
+            },
+        )
     }
 
     fn route(dst: &str, dev: &str, metric: u32, protocol: u8) -> Route {

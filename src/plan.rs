@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    host_net, ActualState, DesiredNetns, DesiredState, Family, Mode, Neighbour, NetnsState,
+    host_net, ActualState, Change, DesiredNetns, DesiredState, Mode, Neighbour, NetnsState,
     NodeAddressChange, Op, Route, RouteKey, Rule, Side, MAIN_TABLE,
 };
 
@@ -75,20 +75,22 @@ impl Plan {
     pub fn cause_of(&self, op: &Op) -> Option<Cause> {
         let change = &self.node_addresses;
         let via = change.via.as_str();
-        let (address, object, added) = match op {
-            _ if op.side() != Side::Pod => return None,
-            Op::AddRoute { route, .. } | Op::ReplaceRoute { new: route, .. } => {
+        if op.netns != Side::Pod {
+            return None;
+        }
+        let (address, object, added) = match &op.change {
+            Change::AddRoute { route } | Change::ReplaceRoute { new: route, .. } => {
                 (host_route_address(route, via)?, route_object(route), true)
             }
-            Op::DelRoute { route, .. } => {
+            Change::DelRoute { route } => {
                 (host_route_address(route, via)?, route_object(route), false)
             }
-            Op::AddNeighbour { neighbour: n, .. } | Op::ReplaceNeighbour { new: n, .. }
+            Change::AddNeighbour { neighbour: n } | Change::ReplaceNeighbour { new: n, .. }
                 if n.key.dev == via =>
             {
                 (n.key.addr, NodeObject::Neighbour, true)
             }
-            Op::DelNeighbour { neighbour: n, .. } if n.key.dev == via => {
+            Change::DelNeighbour { neighbour: n } if n.key.dev == via => {
                 (n.key.addr, NodeObject::Neighbour, false)
             }
             _ => return None,
@@ -148,7 +150,7 @@ pub fn plan(desired: &DesiredState, actual: &ActualState, mode: Mode) -> Plan {
     plan.ops.sort_by_key(|op| {
         (
             is_add_removal(op, mode),
-            op.side(),
+            op.netns,
             rank(op, mode),
             gateway_route(op),
         )
@@ -175,8 +177,9 @@ impl NetnsPlanner<'_> {
         self.release_unused_rules();
     }
 
-    fn op(&mut self, op: Op) {
-        self.plan.ops.push(op);
+    /// One change in this planner's netns.
+    fn op(&mut self, change: Change) {
+        self.plan.ops.push(Op::new(self.side, change));
     }
 
     fn blocked(&mut self, wanted: Object, found: Object) {
@@ -192,9 +195,7 @@ impl NetnsPlanner<'_> {
         for (key, &new) in &self.desired.present.sysctls {
             let old = self.actual.sysctls.get(key).copied();
             if old != Some(new) {
-                let netns = self.side;
-                self.op(Op::SetSysctl {
-                    netns,
+                self.op(Change::SetSysctl {
                     key: key.clone(),
                     old,
                     new,
@@ -207,9 +208,7 @@ impl NetnsPlanner<'_> {
         for (dev, &new) in &self.desired.present.macs {
             let old = self.actual.macs.get(dev).copied();
             if old != Some(new) {
-                let netns = self.side;
-                self.op(Op::SetMac {
-                    netns,
+                self.op(Change::SetMac {
                     dev: dev.clone(),
                     old,
                     new,
@@ -222,10 +221,8 @@ impl NetnsPlanner<'_> {
         for want in self.desired.present.routes.values() {
             self.route(want);
         }
-        for key in &self.desired.absent_routes {
-            if let Some(have) = self.actual.routes.get(key) {
-                self.delete_route(have);
-            }
+        for have in self.desired.ownership.absent_in(self.actual) {
+            self.delete_route(have);
         }
         for have in self.desired.extras::<Route>(self.actual) {
             self.delete_route(have);
@@ -234,9 +231,7 @@ impl NetnsPlanner<'_> {
 
     fn delete_route(&mut self, have: &Route) {
         if self.claimed.insert(have.key.clone()) {
-            let netns = self.side;
-            self.op(Op::DelRoute {
-                netns,
+            self.op(Change::DelRoute {
                 route: have.clone(),
             });
         }
@@ -244,70 +239,57 @@ impl NetnsPlanner<'_> {
 
     fn replace_route(&mut self, old: Vec<Route>, new: &Route) {
         self.claimed.extend(old.iter().map(|r| r.key.clone()));
-        let netns = self.side;
-        self.op(Op::ReplaceRoute {
-            netns,
+        self.op(Change::ReplaceRoute {
             old,
             new: new.clone(),
         });
     }
 
     fn route(&mut self, want: &Route) {
-        let takeover = self.desired.takeover.contains(&want.key);
+        let ownership = &self.desired.ownership;
         match self.actual.routes.get(&want.key) {
             Some(have) if have == want => {}
             Some(have) if !have.is_owned() && have.same_effect(want) => {}
-            Some(have) if have.is_owned() || takeover => {
+            Some(have) if ownership.may_replace(&want.key, have) => {
                 self.replace_route(vec![have.clone()], want)
             }
             Some(have) => self.blocked(Object::Route(want.clone()), Object::Route(have.clone())),
-            None => self.route_into_slot(want, takeover),
+            None => self.route_into_slot(want),
         }
     }
 
-    /// A new route whose slot (table, dst, tos, metric) other routes may hold: owned ones
-    /// are replaced (stale leftovers), unowned ones block it unless it is a documented move.
-    /// A move (takeover) replaces only the slot's routes listed absent (C's) and stale owned
-    /// ones, and goes next to the others, as IPAM's `append` put them there.
-    fn route_into_slot(&mut self, want: &Route, takeover: bool) {
-        let slot = want.key.slot();
-        let kept = |r: &Route| self.desired.keep.routes.contains_key(&r.key);
-        let mut others: Vec<Route> = self
+    /// A new route whose slot (table, dst, tos, metric) other routes may hold: those it may
+    /// displace (stale owned leftovers; for a documented move, the routes listed absent) are
+    /// replaced; any other blocks it, except that a move goes next to it, as IPAM's
+    /// `append` put them there.
+    fn route_into_slot(&mut self, want: &Route) {
+        let ownership = &self.desired.ownership;
+        let (displaced, in_the_way): (Vec<Route>, Vec<Route>) = self
             .actual
-            .routes_in_slot(&slot)
+            .routes_in_slot(&want.key.slot())
             .filter(|r| {
                 !self.desired.present.routes.contains_key(&r.key) && !self.claimed.contains(&r.key)
             })
             .cloned()
-            .collect();
-        if takeover {
-            others.retain(|r| {
-                self.desired.absent_routes.contains(&r.key) || (r.is_owned() && !kept(r))
-            });
-        }
-        let in_the_way = others.iter().find(|r| !r.is_owned() || kept(r));
-        match in_the_way {
-            _ if others.is_empty() => {
-                let netns = self.side;
-                self.op(Op::AddRoute {
-                    netns,
+            .partition(|r| ownership.may_displace(&want.key, r));
+        match in_the_way.first() {
+            Some(found) if !ownership.may_take_over(&want.key) => {
+                self.blocked(Object::Route(want.clone()), Object::Route(found.clone()))
+            }
+            _ if displaced.is_empty() => {
+                self.op(Change::AddRoute {
                     route: want.clone(),
                 });
             }
-            Some(found) if !takeover => {
-                self.blocked(Object::Route(want.clone()), Object::Route(found.clone()))
-            }
-            _ => self.replace_route(others, want),
+            _ => self.replace_route(displaced, want),
         }
     }
 
     fn neighbours(&mut self) {
         for want in self.desired.present.neighbours.values() {
-            let netns = self.side;
             match self.actual.neighbours.get(&want.key) {
                 Some(have) if have.lladdr == want.lladdr => {}
-                Some(have) if have.is_owned() => self.op(Op::ReplaceNeighbour {
-                    netns,
+                Some(have) if have.is_owned() => self.op(Change::ReplaceNeighbour {
                     old: have.clone(),
                     new: want.clone(),
                 }),
@@ -315,16 +297,13 @@ impl NetnsPlanner<'_> {
                     Object::Neighbour(want.clone()),
                     Object::Neighbour(have.clone()),
                 ),
-                None => self.op(Op::AddNeighbour {
-                    netns,
+                None => self.op(Change::AddNeighbour {
                     neighbour: want.clone(),
                 }),
             }
         }
         for neighbour in self.desired.extras::<Neighbour>(self.actual) {
-            let netns = self.side;
-            self.op(Op::DelNeighbour {
-                netns,
+            self.op(Change::DelNeighbour {
                 neighbour: neighbour.clone(),
             });
         }
@@ -342,39 +321,25 @@ impl NetnsPlanner<'_> {
             .cloned()
             .collect();
         for rule in missing {
-            let netns = self.side;
-            self.op(Op::AddRule { netns, rule });
+            self.op(Change::AddRule { rule });
         }
         for rule in self.desired.extras::<Rule>(self.actual) {
-            let netns = self.side;
-            self.op(Op::DelRule {
-                netns,
-                rule: rule.clone(),
-            });
+            self.op(Change::DelRule { rule: rule.clone() });
         }
     }
 
     /// The shared host rule goes only when, after this plan, no owned route of its family
     /// is left in the table it looks up.
     fn release_unused_rules(&mut self) {
-        if self.desired.release_when_unused.is_empty() {
+        if !self.desired.ownership.releases_rules() {
             return;
         }
         let mut after = self.actual.clone();
-        for op in self.plan.ops.iter().filter(|op| op.side() == self.side) {
+        for op in self.plan.ops.iter().filter(|op| op.netns == self.side) {
             after.apply(op);
         }
-        for key in &self.desired.release_when_unused {
-            let Some(rule) = self.actual.rules.get(key).filter(|r| r.is_owned()) else {
-                continue;
-            };
-            if !table_has_owned_route(&after, rule.key.table, rule.key.family) {
-                let netns = self.side;
-                self.op(Op::DelRule {
-                    netns,
-                    rule: rule.clone(),
-                });
-            }
+        for rule in self.desired.ownership.released(self.actual, &after) {
+            self.op(Change::DelRule { rule: rule.clone() });
         }
     }
 }
@@ -383,7 +348,7 @@ impl NetnsPlanner<'_> {
 /// the only rule router keeps on the host): such an op is decided again under the host lock
 /// by `plan_shared_rule`, never applied from a plan read without it.
 pub fn is_shared_rule_op(op: &Op) -> bool {
-    op.side() == Side::Host && matches!(op, Op::AddRule { .. } | Op::DelRule { .. })
+    op.netns == Side::Host && matches!(op.change, Change::AddRule { .. } | Change::DelRule { .. })
 }
 
 /// The plan's ops but the shared host rule's, which are decided again under the lock.
@@ -413,24 +378,18 @@ pub fn plan_shared_rule(desired: &DesiredNetns, host: &NetnsState) -> Vec<Op> {
     plan.ops
 }
 
-fn table_has_owned_route(ns: &NetnsState, table: u32, family: Family) -> bool {
-    ns.routes
-        .values()
-        .any(|r| r.key.table == table && r.key.family() == family && r.is_owned())
-}
-
 /// An ADD's removals (rules, P's default out of main, neighbours): they come last.
 pub fn is_add_removal(op: &Op, mode: Mode) -> bool {
     mode == Mode::Add
         && matches!(
-            op,
-            Op::DelRule { .. } | Op::DelRoute { .. } | Op::DelNeighbour { .. }
+            op.change,
+            Change::DelRule { .. } | Change::DelRoute { .. } | Change::DelNeighbour { .. }
         )
 }
 
 /// Within a phase, routes through a gateway come after the link routes that reach it.
 fn gateway_route(op: &Op) -> bool {
-    matches!(op, Op::AddRoute { route, .. } | Op::ReplaceRoute { new: route, .. } if route.key.gateway.is_some())
+    matches!(&op.change, Change::AddRoute { route } | Change::ReplaceRoute { new: route, .. } if route.key.gateway.is_some())
 }
 
 fn is_main(route: &Route) -> bool {
@@ -442,29 +401,29 @@ fn is_main(route: &Route) -> bool {
 /// other way round, with the restore of P's default (a one-step replace) before the copies
 /// it relies on go.
 fn rank(op: &Op, mode: Mode) -> u8 {
-    match (mode, op) {
-        (Mode::Add, Op::SetSysctl { .. }) => 0,
-        (Mode::Add, Op::SetMac { .. }) => 1,
-        (Mode::Add, Op::AddRoute { route: r, .. } | Op::ReplaceRoute { new: r, .. }) => {
+    match (mode, &op.change) {
+        (Mode::Add, Change::SetSysctl { .. }) => 0,
+        (Mode::Add, Change::SetMac { .. }) => 1,
+        (Mode::Add, Change::AddRoute { route: r } | Change::ReplaceRoute { new: r, .. }) => {
             if is_main(r) {
                 3
             } else {
                 2
             }
         }
-        (Mode::Add, Op::AddNeighbour { .. } | Op::ReplaceNeighbour { .. }) => 4,
-        (Mode::Add, Op::AddRule { .. }) => 5,
-        (Mode::Add, Op::DelRule { .. }) => 6,
-        (Mode::Add, Op::DelRoute { .. }) => 7,
-        (Mode::Add, Op::DelNeighbour { .. }) => 8,
-        (Mode::Del, Op::DelRule { .. }) => 0,
-        (Mode::Del, Op::AddRoute { .. } | Op::ReplaceRoute { .. }) => 1,
-        (Mode::Del, Op::DelRoute { .. }) => 2,
-        (Mode::Del, Op::DelNeighbour { .. }) => 3,
-        (Mode::Del, Op::AddNeighbour { .. } | Op::ReplaceNeighbour { .. }) => 4,
-        (Mode::Del, Op::AddRule { .. }) => 5,
-        (Mode::Del, Op::SetMac { .. }) => 6,
-        (Mode::Del, Op::SetSysctl { .. }) => 7,
+        (Mode::Add, Change::AddNeighbour { .. } | Change::ReplaceNeighbour { .. }) => 4,
+        (Mode::Add, Change::AddRule { .. }) => 5,
+        (Mode::Add, Change::DelRule { .. }) => 6,
+        (Mode::Add, Change::DelRoute { .. }) => 7,
+        (Mode::Add, Change::DelNeighbour { .. }) => 8,
+        (Mode::Del, Change::DelRule { .. }) => 0,
+        (Mode::Del, Change::AddRoute { .. } | Change::ReplaceRoute { .. }) => 1,
+        (Mode::Del, Change::DelRoute { .. }) => 2,
+        (Mode::Del, Change::DelNeighbour { .. }) => 3,
+        (Mode::Del, Change::AddNeighbour { .. } | Change::ReplaceNeighbour { .. }) => 4,
+        (Mode::Del, Change::AddRule { .. }) => 5,
+        (Mode::Del, Change::SetMac { .. }) => 6,
+        (Mode::Del, Change::SetSysctl { .. }) => 7,
     }
 }
 

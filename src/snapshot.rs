@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use crate::compile::is_link_local;
 use crate::error::{Error, Result};
 use crate::model::{
-    ActualState, NetnsState, SysctlKey, SysctlName, Tables, TablesHeld, MAIN_TABLE, ROUTER_PROTOCOL,
+    host_step_key, mac_step_keys, routing_step_keys, ActualState, Link, NetnsState, SysctlKey,
+    Tables, TablesHeld, ALL_AND_DEFAULT, MAIN_TABLE, ROUTER_PROTOCOL,
 };
 use crate::netlink::{Links, Netlink, RouteFilter};
 use crate::netns;
@@ -265,23 +266,22 @@ fn read_pod_links() -> Result<NetnsState> {
         macs: links.macs,
         ..NetnsState::default()
     };
-    let keys = announcing_keys(state.links.keys().map(String::as_str));
+    let keys = mac_keys(&state.links);
     read_sysctls(&mut state, keys)?;
     Ok(state)
 }
 
-/// The sysctls that make the kernel announce a link's addresses when its MAC changes: the
-/// MAC step owns them (BEHAVIOUR 2.1), so even a links-only read includes them.
-fn announcing_keys<'a>(ifaces: impl Iterator<Item = &'a str>) -> Vec<SysctlKey> {
-    ifaces
+/// The MAC step's sysctls of every link but lo: the MAC step owns them (BEHAVIOUR 2.1), so
+/// even a links-only read includes them.
+fn mac_keys(links: &BTreeMap<String, Link>) -> Vec<SysctlKey> {
+    links_but_lo(links).flat_map(mac_step_keys).collect()
+}
+
+fn links_but_lo(links: &BTreeMap<String, Link>) -> impl Iterator<Item = &str> {
+    links
+        .keys()
+        .map(String::as_str)
         .filter(|name| *name != "lo")
-        .flat_map(|iface| {
-            [
-                SysctlKey::new(iface, SysctlName::ArpNotify),
-                SysctlKey::new(iface, SysctlName::NdiscNotify),
-            ]
-        })
-        .collect()
 }
 
 fn clone_netns(path: &Path, file: &File) -> Result<File> {
@@ -294,21 +294,12 @@ fn read_pod(tables: &Tables, host: &File) -> Result<NetnsState> {
     let nl = Netlink::new()?;
     let (mut state, links) = read_netns(&nl, tables)?;
     state.other_netns_id = Some(nl.netns_id(host.as_fd())?);
-    let ifaces = ["all", "default"].into_iter().chain(
-        links
-            .links
-            .keys()
-            .map(String::as_str)
-            .filter(|name| *name != "lo"),
-    );
-    let keys = ifaces.flat_map(|iface| {
-        [
-            SysctlKey::new(iface, SysctlName::RpFilter),
-            SysctlKey::new(iface, SysctlName::DisableIpv6),
-        ]
-    });
-    let announcing = announcing_keys(links.links.keys().map(String::as_str));
-    read_sysctls(&mut state, keys.chain(announcing).collect::<Vec<_>>())?;
+    let ifaces = ALL_AND_DEFAULT
+        .into_iter()
+        .chain(links_but_lo(&links.links));
+    let routing = ifaces.flat_map(routing_step_keys);
+    let keys: Vec<SysctlKey> = routing.chain(mac_keys(&links.links)).collect();
+    read_sysctls(&mut state, keys)?;
     Ok(state)
 }
 
@@ -337,13 +328,10 @@ fn read_host(
             }
         }
     };
-    let ifaces = ["all", "default"]
+    let ifaces = ALL_AND_DEFAULT
         .into_iter()
         .chain(req.host_sysctl_ifaces.iter().map(String::as_str));
-    read_sysctls(
-        &mut state,
-        ifaces.map(|iface| SysctlKey::new(iface, SysctlName::RpFilter)),
-    )?;
+    read_sysctls(&mut state, ifaces.map(host_step_key))?;
     let preferred = preferred_src(&nl, &req.preferred_src_for)?;
     Ok((state, preferred))
 }
@@ -465,7 +453,7 @@ fn read_host_peer_sysctls(pod: &NetnsState, host: &mut NetnsState) -> Result<()>
         .keys()
         .filter_map(|name| {
             let (peer_name, _) = pod.veth_peer_in(name, host)?;
-            Some(SysctlKey::new(peer_name, SysctlName::RpFilter))
+            Some(host_step_key(peer_name))
         })
         .filter(|key| !host.sysctls.contains_key(key))
         .collect();

@@ -15,8 +15,8 @@ use common::*;
 use router::error::Error;
 use router::execute::{Executor, Failed, LiveExecutor, ModelKernel};
 use router::model::{
-    ActualState, Family, MacAddr, Neighbour, NeighbourKey, Op, Route, RouteScope, Rule, Side,
-    SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, ROUTER_PROTOCOL,
+    ActualState, Change, Family, MacAddr, Neighbour, NeighbourKey, Op, Route, RouteScope, Rule,
+    Side, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, ROUTER_PROTOCOL,
 };
 use router::netns::{read_sysctl, run_in_netns};
 use router::snapshot::SnapshotRequest;
@@ -158,53 +158,53 @@ fn topology_neighbour() -> Neighbour {
 }
 
 fn add_route(netns: Side, route: Route) -> Op {
-    Op::AddRoute { netns, route }
+    Op::new(netns, Change::AddRoute { route })
 }
 
 fn del_route(netns: Side, route: Route) -> Op {
-    Op::DelRoute { netns, route }
+    Op::new(netns, Change::DelRoute { route })
 }
 
 fn replace_route(old: Vec<Route>, new: Route) -> Op {
-    Op::ReplaceRoute {
-        netns: Side::Pod,
-        old,
-        new,
-    }
+    Op::new(Side::Pod, Change::ReplaceRoute { old, new })
 }
 
 fn add_rule(netns: Side, rule: Rule) -> Op {
-    Op::AddRule { netns, rule }
+    Op::new(netns, Change::AddRule { rule })
 }
 
 fn del_rule(netns: Side, rule: Rule) -> Op {
-    Op::DelRule { netns, rule }
+    Op::new(netns, Change::DelRule { rule })
 }
 
 fn add_neighbour(netns: Side, neighbour: Neighbour) -> Op {
-    Op::AddNeighbour { netns, neighbour }
+    Op::new(netns, Change::AddNeighbour { neighbour })
 }
 
 fn del_neighbour(netns: Side, neighbour: Neighbour) -> Op {
-    Op::DelNeighbour { netns, neighbour }
+    Op::new(netns, Change::DelNeighbour { neighbour })
 }
 
 fn set_sysctl(netns: Side, key: &SysctlKey, old: Option<i64>, new: i64) -> Op {
-    Op::SetSysctl {
+    Op::new(
         netns,
-        key: key.clone(),
-        old,
-        new,
-    }
+        Change::SetSysctl {
+            key: key.clone(),
+            old,
+            new,
+        },
+    )
 }
 
 fn set_mac(netns: Side, dev: &str, new: &str) -> Op {
-    Op::SetMac {
+    Op::new(
         netns,
-        dev: dev.to_string(),
-        old: None,
-        new: new.parse().unwrap(),
-    }
+        Change::SetMac {
+            dev: dev.to_string(),
+            old: None,
+            new: new.parse().unwrap(),
+        },
+    )
 }
 
 fn rp_filter(iface: &str) -> SysctlKey {
@@ -329,11 +329,13 @@ fn neighbour_ops_read_back_as_exactly_their_entries() {
     let fresh = neighbour("eth0", "10.244.1.1", "02:00:00:00:01:99");
     let ops = [
         add_neighbour(Side::Pod, v6.clone()),
-        Op::ReplaceNeighbour {
-            netns: Side::Pod,
-            old: stale,
-            new: fresh.clone(),
-        },
+        Op::new(
+            Side::Pod,
+            Change::ReplaceNeighbour {
+                old: stale,
+                new: fresh.clone(),
+            },
+        ),
         add_neighbour(Side::Host, host.clone()),
     ];
     let after = apply_like_the_model(&t, &ops);
@@ -779,11 +781,13 @@ fn applying_ops_of_every_kind_ends_where_the_model_kernel_does() {
             Rule::owned_lookup(Family::Ipv4, 1000, None, None, HOST_TABLE),
         ),
         add_neighbour(Side::Pod, neighbour("eth0", "fd00:10:244:1::1", GW_MAC)),
-        Op::ReplaceNeighbour {
-            netns: Side::Pod,
-            old: topology_neighbour(),
-            new: neighbour("eth0", "10.244.1.1", "02:00:00:00:01:99"),
-        },
+        Op::new(
+            Side::Pod,
+            Change::ReplaceNeighbour {
+                old: topology_neighbour(),
+                new: neighbour("eth0", "10.244.1.1", "02:00:00:00:01:99"),
+            },
+        ),
         del_neighbour(
             Side::Pod,
             neighbour("eth0", "10.244.1.9", "02:00:00:00:09:09"),

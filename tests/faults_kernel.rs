@@ -161,7 +161,7 @@ impl Executor for DeleteHostVethBeforeHostOps {
     fn apply(&self, ops: &[Op]) -> std::result::Result<(), Failed> {
         let split = ops
             .iter()
-            .position(|op| op.side() == Side::Host)
+            .position(|op| op.netns == Side::Host)
             .unwrap_or(ops.len());
         self.inner.apply(&ops[..split])?;
         if split < ops.len() {

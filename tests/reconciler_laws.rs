@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use router::compile::Compiled;
 use router::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs, PrevView};
 use router::model::{
-    ActualState, DesiredNetns, DesiredState, Family, Mode, Op, Record, Route, Rule, Side,
+    ActualState, Change, DesiredNetns, DesiredState, Family, Mode, Op, Record, Route, Rule, Side,
     SysctlKey, SysctlName, MAIN_TABLE,
 };
 use router::plan::{plan, Cause, Plan};
@@ -143,31 +143,31 @@ fn prop_assert_touches_only_owned(
     host_peer: Option<&str>,
 ) -> Result<(), TestCaseError> {
     for op in ops {
-        let side = op.side();
+        let side = op.netns;
         let d: &DesiredNetns = desired.side(side);
         let ns = actual.side(side).expect("netns of an op exists");
         let cmd = op.to_string();
-        match op {
-            Op::DelRoute { route, .. } => {
+        match &op.change {
+            Change::DelRoute { route } => {
                 prop_assert_eq!(ns.routes.get(&route.key), Some(route), "{}", cmd);
-                let moved_out = d.absent_routes.contains(&route.key);
+                let moved_out = d.ownership.must_be_absent(&route.key);
                 prop_assert!(
                     route.is_owned() || moved_out,
                     "deletes an unowned route: {}",
                     cmd
                 );
                 prop_assert!(
-                    d.scope.holds_route(route) || moved_out,
+                    d.ownership.scope.holds_route(route) || moved_out,
                     "deletes a route outside the attachment: {}",
                     cmd
                 );
             }
-            Op::ReplaceRoute { old, new, .. } => {
-                let takeover = d.takeover.contains(&new.key);
+            Change::ReplaceRoute { old, new } => {
+                let takeover = d.ownership.may_take_over(&new.key);
                 for r in old {
                     prop_assert_eq!(ns.routes.get(&r.key), Some(r), "{}", cmd);
                     prop_assert!(
-                        r.is_owned() || (takeover && d.absent_routes.contains(&r.key)),
+                        r.is_owned() || (takeover && d.ownership.must_be_absent(&r.key)),
                         "replaces an unowned route: {} (old {:?})",
                         cmd,
                         r
@@ -175,22 +175,22 @@ fn prop_assert_touches_only_owned(
                 }
                 prop_assert!(new.is_owned() || takeover, "unowned new route: {}", cmd);
             }
-            Op::AddRoute { route, .. } => prop_assert!(
-                route.is_owned() || d.takeover.contains(&route.key),
+            Change::AddRoute { route } => prop_assert!(
+                route.is_owned() || d.ownership.may_take_over(&route.key),
                 "adds an unowned route: {}",
                 cmd
             ),
-            Op::AddRule { rule, .. } => prop_assert!(rule.is_owned(), "{}", cmd),
-            Op::DelRule { rule, .. } => {
+            Change::AddRule { rule } => prop_assert!(rule.is_owned(), "{}", cmd),
+            Change::DelRule { rule } => {
                 prop_assert_eq!(ns.rules.get(&rule.key), Some(rule), "{}", cmd);
                 prop_assert!(rule.is_owned(), "deletes an unowned rule: {}", cmd);
             }
-            Op::AddNeighbour { neighbour, .. } => prop_assert!(neighbour.is_owned(), "{}", cmd),
-            Op::ReplaceNeighbour { old, new, .. } => {
+            Change::AddNeighbour { neighbour } => prop_assert!(neighbour.is_owned(), "{}", cmd),
+            Change::ReplaceNeighbour { old, new } => {
                 prop_assert_eq!(ns.neighbours.get(&old.key), Some(old), "{}", cmd);
                 prop_assert!(old.is_owned() && new.is_owned(), "{}", cmd);
             }
-            Op::DelNeighbour { neighbour, .. } => {
+            Change::DelNeighbour { neighbour } => {
                 prop_assert_eq!(
                     ns.neighbours.get(&neighbour.key),
                     Some(neighbour),
@@ -203,10 +203,10 @@ fn prop_assert_touches_only_owned(
                     cmd
                 );
             }
-            Op::SetMac { dev, .. } => {
+            Change::SetMac { dev, .. } => {
                 prop_assert!(side == Side::Pod && *dev == att.ifname, "{}", cmd);
             }
-            Op::SetSysctl { key, .. } => {
+            Change::SetSysctl { key, .. } => {
                 let allowed: Vec<&str> = match side {
                     Side::Pod => vec!["all", "default", O, att.ifname.as_str()],
                     Side::Host => ["all", "default"].into_iter().chain(host_peer).collect(),
@@ -295,13 +295,13 @@ proptest! {
         let c = cycle(&s);
         let host_peer = c.add.record.host_peer.as_deref();
         prop_assert_touches_only_owned(&c.add_plan.ops, &c.add.desired, &s.before, &s.att, host_peer)?;
-        for key in &c.del.desired.pod.absent_routes {
+        for key in &c.del.desired.pod.ownership.absent_routes {
             prop_assert!(
                 key.table == MAIN_TABLE && key.is_default() && key.dev.as_deref() == Some(s.att.ifname.as_str()),
                 "DEL moves out what is not C's default: {:?}", key
             );
         }
-        prop_assert!(c.del.desired.host.absent_routes.is_empty());
+        prop_assert!(c.del.desired.host.ownership.absent_routes.is_empty());
         prop_assert_touches_only_owned(&c.del_plan.ops, &c.del.desired, &c.a1, &s.att, host_peer)?;
     }
 
@@ -381,13 +381,9 @@ fn prop_assert_only_conflicting_sysctls(
 ) -> Result<(), TestCaseError> {
     prop_assert!(check.blocked.is_empty(), "{what}:\n{}", show(check));
     for op in &check.ops {
-        let conflict = match op {
-            Op::SetSysctl {
-                netns,
-                key,
-                old,
-                new,
-            } => {
+        let netns = &op.netns;
+        let conflict = match &op.change {
+            Change::SetSysctl { key, old, new } => {
                 let theirs = other.side(*netns).present.sysctls.get(key);
                 sides.contains(netns)
                     && theirs.is_some()
@@ -515,8 +511,8 @@ fn fixture_del_restores_eth0_defaults_in_place_of_net1s() {
     assert!(!c.a2.host.rules.values().any(Rule::is_owned));
     assert_eq!(pod.macs, before.macs);
     assert_eq!(pod.sysctls, before.sysctls);
-    assert!(c.del_plan.ops.iter().any(|op| matches!(op,
-        Op::ReplaceRoute { old, new, .. } if new.key.dev.as_deref() == Some(O)
+    assert!(c.del_plan.ops.iter().any(|op| matches!(&op.change,
+        Change::ReplaceRoute { old, new } if new.key.dev.as_deref() == Some(O)
             && old.iter().all(|r| r.key.dev.as_deref() == Some("net1")))));
 }
 
@@ -640,7 +636,7 @@ fn del_of_net2_restores_eth0s_default_next_to_net1s() {
         assert_eq!(main_default_devs(&c.a2, family), [O, "net1"], "{family}");
     }
     for op in &c.del_plan.ops {
-        if let Op::ReplaceRoute { old, .. } = op {
+        if let Change::ReplaceRoute { old, .. } = &op.change {
             assert!(
                 old.iter().all(|r| r.key.dev.as_deref() == Some("net2")),
                 "{}",

@@ -103,23 +103,17 @@ impl AddBuilder<'_> {
             .record
             .and_then(|r| r.original_mac)
             .or(self.facts.chained_mac);
-        // BEHAVIOUR 2.1: the kernel announces C's addresses from the new MAC itself when
-        // these are set before the MAC changes (sysctls go first in a plan); restored on DEL.
+        // BEHAVIOUR 2.1: set before the MAC changes (sysctls go first in a plan); restored
+        // on DEL.
         let families = families_of(&self.chained_addrs);
-        let ifname = self.ifname().to_string();
-        for (family, name) in [
-            (Family::Ipv4, SysctlName::ArpNotify),
-            (Family::Ipv6, SysctlName::NdiscNotify),
-        ] {
-            if families.contains(&family) {
-                self.pod_sysctl(SysctlKey::new(&ifname, name), 1);
-            }
+        for (key, value) in mac_step_sysctls(self.input.ifname, &families) {
+            self.pod_sysctl(key, value);
         }
     }
 
     /// The interfaces of the pod a per-interface sysctl is set on: all, default, O, C.
     fn pod_sysctl_ifaces(&self) -> Vec<String> {
-        let mut ifaces = vec!["all".to_string(), "default".to_string()];
+        let mut ifaces: Vec<String> = ALL_AND_DEFAULT.map(String::from).into();
         if self.facts.overlay_exists {
             ifaces.push(self.overlay().to_string());
         }
@@ -130,29 +124,19 @@ impl AddBuilder<'_> {
     }
 
     fn sysctls(&mut self) {
-        let rp = self.config().rp_filter;
-        let ifaces = self.pod_sysctl_ifaces();
+        let rp = i64::from(self.config().rp_filter.value);
         let uses_v6 = families_of(&self.chained_addrs).contains(&Family::Ipv6);
-        for iface in &ifaces {
-            self.pod_sysctl(
-                SysctlKey::new(iface, SysctlName::RpFilter),
-                i64::from(rp.value),
-            );
-            if uses_v6 {
-                self.pod_sysctl(SysctlKey::new(iface, SysctlName::DisableIpv6), 0);
+        for iface in self.pod_sysctl_ifaces() {
+            for (key, value) in routing_step_sysctls(&iface, rp, uses_v6) {
+                self.pod_sysctl(key, value);
             }
         }
-        if rp.set_host {
-            let host_ifaces = ["all", "default"]
+        if self.config().rp_filter.set_host {
+            let host_ifaces = ALL_AND_DEFAULT
                 .into_iter()
-                .map(str::to_string)
-                .chain(self.facts.host_peer.clone());
-            for iface in host_ifaces {
-                self.host.present.sysctls.insert(
-                    SysctlKey::new(&iface, SysctlName::RpFilter),
-                    i64::from(rp.value),
-                );
-            }
+                .chain(self.facts.host_peer.as_deref());
+            let sysctls: Vec<_> = host_ifaces.map(|i| host_step_sysctl(i, rp)).collect();
+            self.host.present.sysctls.extend(sysctls);
         }
     }
 
@@ -200,6 +184,7 @@ impl AddBuilder<'_> {
                 moved.removed_from_main = self.defaults_to_remove(family, &moved);
             }
             self.pod
+                .ownership
                 .absent_routes
                 .extend(moved.removed_from_main.iter().map(|r| r.key.clone()));
         } else {
@@ -390,10 +375,10 @@ impl AddBuilder<'_> {
             pod_shared: unrecorded_attachments(Some(self.pod_actual), self.table, self.input.peers),
         });
         let (pod_keep, host_keep) = peers_keep(self.input.peers);
-        self.pod.scope = pod_scope;
-        self.host.scope = host_scope;
-        self.pod.keep = pod_keep;
-        self.host.keep = host_keep;
+        self.pod.ownership.scope = pod_scope;
+        self.host.ownership.scope = host_scope;
+        self.pod.ownership.keep = pod_keep;
+        self.host.ownership.keep = host_keep;
     }
 
     fn finish(mut self, new_mac: Option<MacAddr>) -> Compiled {

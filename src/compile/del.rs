@@ -16,9 +16,8 @@ pub(super) fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
     let (pod_keep, host_keep) = peers_keep(input.peers);
     let host_peer = input
         .actual
-        .pod
-        .as_ref()
-        .and_then(|pod| find_host_peer(pod, &input.actual.host, &record.overlay_interface))
+        .host_peer(&record.overlay_interface)
+        .map(str::to_string)
         .or_else(|| record.host_peer.clone());
     let pod_actual = input.actual.pod.as_ref();
     let pod_shared = unrecorded_attachments(pod_actual, record.table, input.peers);
@@ -31,8 +30,11 @@ pub(super) fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
         pod_shared,
     });
     let mut pod = DesiredNetns {
-        scope: pod_scope,
-        keep: pod_keep,
+        ownership: Ownership {
+            scope: pod_scope,
+            keep: pod_keep,
+            ..Ownership::default()
+        },
         ..DesiredNetns::default()
     };
     match pod_actual {
@@ -40,9 +42,12 @@ pub(super) fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
         None => notes.push("the pod netns is gone: only the host side is cleaned".into()),
     }
     let host = DesiredNetns {
-        scope: host_scope,
-        keep: host_keep,
-        release_when_unused: releasable_host_rules(config, &record),
+        ownership: Ownership {
+            scope: host_scope,
+            keep: host_keep,
+            release_when_unused: releasable_host_rules(config, &record),
+            ..Ownership::default()
+        },
         ..DesiredNetns::default()
     };
     Ok(Compiled {
@@ -150,14 +155,13 @@ pub(super) fn restore_pod(
         }
     }
     for (key, value) in &record.original_sysctls {
-        let iface_exists = key.iface == "all"
-            || key.iface == "default"
+        let iface_exists = ALL_AND_DEFAULT.contains(&key.iface.as_str())
             || pod_actual.links.contains_key(&key.iface);
         // A value another attachment of the pod wants wins over the one this ADD replaced
         // (leaving this ADD's value would make that attachment drift); without its record,
         // a shared sysctl is left as it is.
         let shared = key.iface != record.ifname;
-        let value = match pod.keep.sysctls.get(key) {
+        let value = match pod.ownership.keep.sysctls.get(key) {
             Some(wanted) => Some(wanted),
             None if pod_shared && shared => None,
             None => Some(value),
@@ -182,11 +186,11 @@ pub(super) fn restore_pod(
                 let slot = route.key.slot();
                 for hop in pod_actual.routes_in_slot(&slot) {
                     let of_c = hop.key.dev.as_deref() == Some(record.ifname.as_str());
-                    if of_c && !pod.absent_routes.contains(&hop.key) {
-                        pod.absent_routes.push(hop.key.clone());
+                    if of_c && !pod.ownership.must_be_absent(&hop.key) {
+                        pod.ownership.absent_routes.push(hop.key.clone());
                     }
                 }
-                pod.takeover.insert(route.key.clone());
+                pod.ownership.takeover.insert(route.key.clone());
                 pod.present.insert_route(route);
             }
         }

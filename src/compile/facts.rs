@@ -43,7 +43,7 @@ impl Facts {
     ) -> Facts {
         let overlay = config.overlay_interface.as_str();
         let pod = actual.pod.as_ref();
-        let host_peer = pod.and_then(|pod| find_host_peer(pod, &actual.host, overlay));
+        let host_peer = actual.host_peer(overlay).map(str::to_string);
         Facts {
             overlay_exists: pod.is_some_and(|p| p.links.contains_key(overlay)),
             overlay_mac: pod.and_then(|p| p.macs.get(overlay).copied()),
@@ -56,12 +56,6 @@ impl Facts {
             host_addresses: host_addresses(actual, chained_addrs),
         }
     }
-}
-
-/// H: O's veth peer in the host netns.
-pub(super) fn find_host_peer(pod: &NetnsState, host: &NetnsState, overlay: &str) -> Option<String> {
-    let (name, _) = pod.veth_peer_in(overlay, host)?;
-    Some(name.clone())
 }
 
 pub(crate) fn is_link_local(addr: &IpAddr) -> bool {

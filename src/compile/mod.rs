@@ -27,10 +27,10 @@ use ipnet::IpNet;
 use crate::config::{Config, MigrateRoute, PrevView};
 use crate::error::{Error, Result};
 use crate::model::{
-    host_net, ActualState, DesiredNetns, DesiredState, Family, MacAddr, Mode, Moved, Neighbour,
-    NeighbourKey, NeighbourSelector, NetnsState, NodeAddressChange, Record, Route, RouteSelector,
-    Rule, Scope, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL,
-    ROUTER_PROTOCOL,
+    host_net, host_step_sysctl, mac_step_sysctls, routing_step_sysctls, ActualState, DesiredNetns,
+    DesiredState, Family, MacAddr, Mode, Moved, Neighbour, NeighbourKey, NeighbourSelector,
+    NetnsState, NodeAddressChange, Ownership, Record, Route, RouteSelector, Rule, Scope, SysctlKey,
+    ALL_AND_DEFAULT, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 
 pub struct CompileInput<'a> {

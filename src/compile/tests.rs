@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{parse_netconf, AllowedDirs};
-use crate::model::{LinkPeer, Op};
+use crate::model::{Change, LinkPeer, SysctlName};
 use crate::plan::plan;
 use serde_json::{json, Value};
 
@@ -122,6 +122,7 @@ fn add_moves_eth0_routes_into_table_100_and_removes_only_its_defaults_from_main(
         "link-local kernel route stays"
     );
     let absent: Vec<String> = pod
+        .ownership
         .absent_routes
         .iter()
         .map(|k| format!("{} {}", k.dst, k.dev.as_deref().unwrap_or("")))
@@ -251,7 +252,7 @@ fn sriov_skips_the_host_side_and_host_address_routes() {
 #[test]
 fn migrate_zero_copies_but_keeps_the_default_in_main_and_adds_no_from_rule() {
     let c = add(json!({"migrate_route": 0}));
-    assert!(c.desired.pod.absent_routes.is_empty());
+    assert!(c.desired.pod.ownership.absent_routes.is_empty());
     assert!(route(&c.desired.pod.present, 100, "0.0.0.0/0", "eth0").is_some());
     assert!(!has_rule(
         &c.desired.pod.present,
@@ -290,7 +291,7 @@ fn default_is_not_removed_from_main_when_c_has_none() {
         .routes
         .retain(|k, _| !(k.is_default() && k.dev.as_deref() == Some("net1")));
     let c = run(&config(json!({})), &world, Mode::Add, None).unwrap();
-    assert!(c.desired.pod.absent_routes.is_empty());
+    assert!(c.desired.pod.ownership.absent_routes.is_empty());
     assert!(c.notes.iter().any(|n| n.contains("not removed")));
 }
 
@@ -357,7 +358,7 @@ fn del_restores_the_moved_defaults_by_replacing_cs_and_the_mac() {
     let ops = plan(&del.desired, &after, Mode::Del).ops;
     let replaced = ops
         .iter()
-        .filter(|op| matches!(op, Op::ReplaceRoute { new, old, .. } if new.key.dev.as_deref() == Some("eth0") && old.iter().all(|o| o.key.dev.as_deref() == Some("net1"))))
+        .filter(|op| matches!(&op.change, Change::ReplaceRoute { new, old } if new.key.dev.as_deref() == Some("eth0") && old.iter().all(|o| o.key.dev.as_deref() == Some("net1"))))
         .count();
     assert_eq!(replaced, 2);
     let restored = applied(&del, &after, Mode::Del);

@@ -1,113 +1,20 @@
-//! What compile wants of each netns: present objects and the ownership of the rest
-//! (scope, keep, takeover, the documented moves, the shared rule), and the ADD/DEL mode.
+//! What compile wants of each netns: present objects and the `Ownership` of the rest,
+//! and the ADD/DEL mode.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{Keyed, Neighbour, NeighbourKey, NetnsState, Route, RouteKey, Rule, RuleKey, Side};
-
-/// Owned objects matching these selectors belong to one attachment: any of them that the
-/// desired state does not hold is removed (or, for CHECK, reported).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scope {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub routes: Vec<RouteSelector>,
-    /// Owned rules looking up one of these tables.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub rule_tables: BTreeSet<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub neighbours: Vec<NeighbourSelector>,
-}
-
-/// Owned routes of a table, optionally only through one device and to some destinations
-/// (empty: any destination).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct RouteSelector {
-    pub table: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dev: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub dst_in: BTreeSet<IpNet>,
-}
-
-/// Owned neighbours on a device, optionally only for some addresses (empty: any).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct NeighbourSelector {
-    pub dev: String,
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub addr_in: BTreeSet<IpAddr>,
-}
-
-impl Scope {
-    pub fn holds_route(&self, route: &Route) -> bool {
-        route.is_owned()
-            && self.routes.iter().any(|s| {
-                s.table == route.key.table
-                    && (s.dev.is_none() || s.dev == route.key.dev)
-                    && (s.dst_in.is_empty() || s.dst_in.contains(&route.key.dst))
-            })
-    }
-
-    pub fn holds_rule(&self, rule: &Rule) -> bool {
-        rule.is_owned() && self.rule_tables.contains(&rule.key.table)
-    }
-
-    pub fn holds_neighbour(&self, neighbour: &Neighbour) -> bool {
-        neighbour.is_owned()
-            && self.neighbours.iter().any(|s| {
-                s.dev == neighbour.key.dev
-                    && (s.addr_in.is_empty() || s.addr_in.contains(&neighbour.key.addr))
-            })
-    }
-}
-
-/// The reconciled objects an attachment's scope selects among (routes, rules, neighbours):
-/// where a netns holds them, and whether the scope holds one.
-pub trait Scoped: Keyed + Clone {
-    fn all(ns: &NetnsState) -> &BTreeMap<Self::Key, Self>;
-    fn in_scope(&self, scope: &Scope) -> bool;
-}
-
-impl Scoped for Route {
-    fn all(ns: &NetnsState) -> &BTreeMap<RouteKey, Route> {
-        &ns.routes
-    }
-    fn in_scope(&self, scope: &Scope) -> bool {
-        scope.holds_route(self)
-    }
-}
-
-impl Scoped for Rule {
-    fn all(ns: &NetnsState) -> &BTreeMap<RuleKey, Rule> {
-        &ns.rules
-    }
-    fn in_scope(&self, scope: &Scope) -> bool {
-        scope.holds_rule(self)
-    }
-}
-
-impl Scoped for Neighbour {
-    fn all(ns: &NetnsState) -> &BTreeMap<NeighbourKey, Neighbour> {
-        &ns.neighbours
-    }
-    fn in_scope(&self, scope: &Scope) -> bool {
-        scope.holds_neighbour(self)
-    }
-}
+use super::{NetnsState, Ownership, Scoped, Side};
 
 impl DesiredNetns {
-    /// Objects of `actual` this attachment owns and nobody wants: neither this attachment
-    /// (`present`) nor the pod's others (`keep`). They are removed (CHECK: reported).
+    /// Objects of `actual` this attachment may remove (`Ownership::may_remove`). They are
+    /// removed (CHECK: reported).
     pub fn extras<'a, T: Scoped>(&self, actual: &'a NetnsState) -> Vec<&'a T> {
-        let wanted = |o: &T| {
-            T::all(&self.present).contains_key(o.key()) || T::all(&self.keep).contains_key(o.key())
-        };
         T::all(actual)
             .values()
-            .filter(|o| o.in_scope(&self.scope) && !wanted(o))
+            .filter(|o| self.ownership.may_remove(*o, &self.present))
             .collect()
     }
 }
@@ -118,23 +25,10 @@ pub struct DesiredNetns {
     /// Objects that must exist with exactly these values.
     #[serde(default)]
     pub present: NetnsState,
-    /// Exact routes that must not exist: the documented moves (P's default out of main on
-    /// ADD; C's default hops that P's restored default replaces on DEL).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub absent_routes: Vec<RouteKey>,
-    /// Present routes allowed into a slot held by unowned routes: the restore of P's default
-    /// into main, replacing in one step the slot's routes listed in `absent_routes` (C's)
-    /// and stale owned ones, and going next to any other (another interface's default).
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub takeover: BTreeSet<RouteKey>,
-    #[serde(default)]
-    pub scope: Scope,
-    /// Objects other attachments of the same pod want: never removed for this one.
-    #[serde(default, skip_serializing_if = "NetnsState::is_empty")]
-    pub keep: NetnsState,
-    /// Shared rules removed only when no owned route is left in the table they look up.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub release_when_unused: Vec<RuleKey>,
+    /// What else this attachment may touch: its scope, its peers' objects, the documented
+    /// moves, the shared rule (flattened: its keys sit beside `present`).
+    #[serde(flatten)]
+    pub ownership: Ownership,
     /// How the node's addresses changed since the record was written: why a host-address
     /// route or neighbour is drift (BEHAVIOUR 2.3).
     #[serde(default, skip_serializing_if = "NodeAddressChange::is_empty")]
@@ -177,4 +71,43 @@ impl DesiredState {
 pub enum Mode {
     Add,
     Del,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Family, Route, Rule, ROUTER_PROTOCOL};
+
+    /// Ownership is flattened: DesiredNetns's JSON keeps its keys, in their order.
+    #[test]
+    fn ownership_keys_sit_beside_present_in_their_order() {
+        let route = Route::link(100, "10.0.0.0/8".parse().unwrap(), "eth0", ROUTER_PROTOCOL);
+        let rule = Rule::owned_lookup(Family::Ipv4, 1000, None, None, 500);
+        let mut d = DesiredNetns::default();
+        d.present.insert_rule(rule.clone());
+        d.ownership.absent_routes.push(route.key.clone());
+        d.ownership.takeover.insert(route.key.clone());
+        d.ownership.scope.rule_tables.insert(100);
+        d.ownership.keep.insert_rule(rule.clone());
+        d.ownership.release_when_unused.push(rule.key.clone());
+        d.node_addresses.added.insert("10.0.0.1".parse().unwrap());
+        let text = serde_json::to_string(&d).unwrap();
+        let keys = [
+            "present",
+            "absent_routes",
+            "takeover",
+            "scope",
+            "keep",
+            "release_when_unused",
+            "node_addresses",
+        ];
+        let at: Vec<usize> = keys
+            .iter()
+            .map(|k| text.find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert_eq!(serde_json::from_str::<DesiredNetns>(&text).unwrap(), d);
+        let empty = serde_json::to_value(DesiredNetns::default()).unwrap();
+        assert_eq!(empty, serde_json::json!({"present": {}, "scope": {}}));
+    }
 }

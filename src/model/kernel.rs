@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use super::{ActualState, NetnsState, Op};
+use super::{ActualState, Change, NetnsState, Op};
 use crate::error::{Error, Result};
 use crate::execute::{Executor, Failed};
 use crate::snapshot::{SnapshotRequest, SnapshotSource};
@@ -13,30 +13,30 @@ impl NetnsState {
     /// The in-memory model kernel: what the kernel does with one op. Used by the planner
     /// (to look ahead), the property tests and the offline executor.
     pub fn apply(&mut self, op: &Op) {
-        match op {
-            Op::SetSysctl { key, new, .. } => {
+        match &op.change {
+            Change::SetSysctl { key, new, .. } => {
                 self.sysctls.insert(key.clone(), *new);
             }
-            Op::SetMac { dev, new, .. } => {
+            Change::SetMac { dev, new, .. } => {
                 self.macs.insert(dev.clone(), *new);
             }
-            Op::AddRoute { route, .. } => self.insert_route(route.clone()),
-            Op::ReplaceRoute { old, new, .. } => {
+            Change::AddRoute { route } => self.insert_route(route.clone()),
+            Change::ReplaceRoute { old, new } => {
                 for route in old {
                     self.routes.remove(&route.key);
                 }
                 self.insert_route(new.clone());
             }
-            Op::DelRoute { route, .. } => {
+            Change::DelRoute { route } => {
                 self.routes.remove(&route.key);
             }
-            Op::AddRule { rule, .. } => self.insert_rule(rule.clone()),
-            Op::DelRule { rule, .. } => {
+            Change::AddRule { rule } => self.insert_rule(rule.clone()),
+            Change::DelRule { rule } => {
                 self.rules.remove(&rule.key);
             }
-            Op::AddNeighbour { neighbour, .. } => self.insert_neighbour(neighbour.clone()),
-            Op::ReplaceNeighbour { new, .. } => self.insert_neighbour(new.clone()),
-            Op::DelNeighbour { neighbour, .. } => {
+            Change::AddNeighbour { neighbour } => self.insert_neighbour(neighbour.clone()),
+            Change::ReplaceNeighbour { new, .. } => self.insert_neighbour(new.clone()),
+            Change::DelNeighbour { neighbour } => {
                 self.neighbours.remove(&neighbour.key);
             }
         }
@@ -47,7 +47,7 @@ impl ActualState {
     /// Applies ops to the model; ops for a pod netns that is gone change nothing.
     pub fn apply(&mut self, ops: &[Op]) {
         for op in ops {
-            if let Some(ns) = self.side_mut(op.side()) {
+            if let Some(ns) = self.side_mut(op.netns) {
                 ns.apply(op);
             }
         }

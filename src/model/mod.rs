@@ -3,9 +3,9 @@
 //! that "equal" means what the kernel means. It is also the snapshot/fixture JSON format.
 //! Pure data plus the in-memory model kernel (`kernel`); no I/O here. One file per kind:
 //! `addr` (families, host prefixes, MACs), `route`, `rule`, `neighbour`, `sysctl`, `netns`
-//! (a netns's state and a snapshot of both), `desired`, `record`, `op`, `kernel`. Each
-//! object's `Display` is its `ip` notation (`notation` holds the shared words), so naming
-//! an object needs no presentation module. Every type is re-exported here: `model::X`.
+//! (a netns's state and a snapshot of both), `ownership` (what an attachment may touch),
+//! `desired`, `record`, `op`, `kernel`. Each object's `Display` is its `ip` notation
+//! (`notation` holds the shared words), so naming an object needs no presentation module. Every type is re-exported here: `model::X`.
 
 mod addr;
 mod desired;
@@ -14,6 +14,7 @@ mod neighbour;
 mod netns;
 pub(crate) mod notation;
 mod op;
+mod ownership;
 mod record;
 mod route;
 mod rule;
@@ -25,6 +26,7 @@ pub use kernel::*;
 pub use neighbour::*;
 pub use netns::*;
 pub use op::*;
+pub use ownership::*;
 pub use record::*;
 pub use route::*;
 pub use rule::*;

@@ -282,6 +282,13 @@ impl ActualState {
             Side::Host => Some(&mut self.host),
         }
     }
+
+    /// H, the host peer of the pod interface `overlay` (O): its veth peer in the host netns
+    /// (`NetnsState::veth_peer_in`). None without a pod, or when O is no such veth.
+    pub fn host_peer(&self, overlay: &str) -> Option<&str> {
+        let (name, _) = self.pod.as_ref()?.veth_peer_in(overlay, &self.host)?;
+        Some(name)
+    }
 }
 
 #[cfg(test)]
@@ -341,6 +348,18 @@ mod tests {
         let host = netns_with_veth("veth1", 7, (2, HOST_ID_OF_POD), Some(HOST_ID_OF_POD));
         let (name, _) = pod.veth_peer_in("eth0", &host).expect("H");
         assert_eq!(name, "veth1");
+        let actual = ActualState {
+            pod: Some(pod),
+            host,
+            ..ActualState::default()
+        };
+        assert_eq!(actual.host_peer("eth0"), Some("veth1"));
+        assert_eq!(actual.host_peer("net1"), None);
+        let gone = ActualState {
+            pod: None,
+            ..actual
+        };
+        assert_eq!(gone.host_peer("eth0"), None);
     }
 
     #[test]

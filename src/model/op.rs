@@ -1,5 +1,5 @@
-//! One kernel change (`Op`), its inverse for rollback; its `Display` is the `ip`/`sysctl`
-//! command doing it.
+//! One kernel change in one netns (`Op`: the netns and the `Change`), its inverse for
+//! rollback; its `Display` is the `ip`/`sysctl` command doing it.
 
 use std::fmt;
 
@@ -7,115 +7,110 @@ use serde::{Deserialize, Serialize};
 
 use super::{MacAddr, Neighbour, Route, Rule, Side, SysctlKey};
 
-/// One kernel change. Each renders as the equivalent `ip`/`sysctl` command.
+/// One kernel change in one netns. Each renders as the equivalent `ip`/`sysctl` command.
+/// JSON: the change's keys (`op` naming it) beside `netns`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Op {
+    pub netns: Side,
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+/// What an op changes, whatever the netns.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
+pub enum Change {
     SetSysctl {
-        netns: Side,
         key: SysctlKey,
         #[serde(default)]
         old: Option<i64>,
         new: i64,
     },
     SetMac {
-        netns: Side,
         dev: String,
         #[serde(default)]
         old: Option<MacAddr>,
         new: MacAddr,
     },
     AddRoute {
-        netns: Side,
         route: Route,
     },
     /// Puts `new` in place of `old` (same slot, or same key with other values) in one step.
     ReplaceRoute {
-        netns: Side,
         old: Vec<Route>,
         new: Route,
     },
     DelRoute {
-        netns: Side,
         route: Route,
     },
     AddRule {
-        netns: Side,
         rule: Rule,
     },
     DelRule {
-        netns: Side,
         rule: Rule,
     },
     AddNeighbour {
-        netns: Side,
         neighbour: Neighbour,
     },
     ReplaceNeighbour {
-        netns: Side,
         old: Neighbour,
         new: Neighbour,
     },
     DelNeighbour {
-        netns: Side,
         neighbour: Neighbour,
     },
 }
 
 impl Op {
-    pub fn side(&self) -> Side {
-        match self {
-            Op::SetSysctl { netns, .. }
-            | Op::SetMac { netns, .. }
-            | Op::AddRoute { netns, .. }
-            | Op::ReplaceRoute { netns, .. }
-            | Op::DelRoute { netns, .. }
-            | Op::AddRule { netns, .. }
-            | Op::DelRule { netns, .. }
-            | Op::AddNeighbour { netns, .. }
-            | Op::ReplaceNeighbour { netns, .. }
-            | Op::DelNeighbour { netns, .. } => *netns,
-        }
+    pub fn new(netns: Side, change: Change) -> Op {
+        Op { netns, change }
     }
 
-    /// The op that undoes this one, for rollback of a failed ADD.
+    /// The ops that undo this one, for rollback of a failed ADD: in the same netns.
     pub fn inverse(&self) -> Vec<Op> {
-        let netns = self.side();
+        let netns = self.netns;
+        self.change
+            .inverse()
+            .into_iter()
+            .map(|change| Op { netns, change })
+            .collect()
+    }
+}
+
+impl Change {
+    /// The changes that undo this one.
+    pub fn inverse(&self) -> Vec<Change> {
         match self.clone() {
-            Op::SetSysctl { key, old, new, .. } => old
-                .map(|old| Op::SetSysctl {
-                    netns,
+            Change::SetSysctl { key, old, new } => old
+                .map(|old| Change::SetSysctl {
                     key,
                     old: Some(new),
                     new: old,
                 })
                 .into_iter()
                 .collect(),
-            Op::SetMac { dev, old, new, .. } => old
-                .map(|old| Op::SetMac {
-                    netns,
+            Change::SetMac { dev, old, new } => old
+                .map(|old| Change::SetMac {
                     dev,
                     old: Some(new),
                     new: old,
                 })
                 .into_iter()
                 .collect(),
-            Op::AddRoute { route, .. } => vec![Op::DelRoute { netns, route }],
-            Op::DelRoute { route, .. } => vec![Op::AddRoute { netns, route }],
-            Op::ReplaceRoute { old, new, .. } => {
-                let mut undo = vec![Op::DelRoute { netns, route: new }];
-                undo.extend(old.into_iter().map(|route| Op::AddRoute { netns, route }));
+            Change::AddRoute { route } => vec![Change::DelRoute { route }],
+            Change::DelRoute { route } => vec![Change::AddRoute { route }],
+            Change::ReplaceRoute { old, new } => {
+                let mut undo = vec![Change::DelRoute { route: new }];
+                undo.extend(old.into_iter().map(|route| Change::AddRoute { route }));
                 undo
             }
-            Op::AddRule { rule, .. } => vec![Op::DelRule { netns, rule }],
-            Op::DelRule { rule, .. } => vec![Op::AddRule { netns, rule }],
-            Op::AddNeighbour { neighbour, .. } => vec![Op::DelNeighbour { netns, neighbour }],
-            Op::DelNeighbour { neighbour, .. } => vec![Op::AddNeighbour { netns, neighbour }],
-            Op::ReplaceNeighbour { old, new, .. } => vec![Op::ReplaceNeighbour {
-                netns,
-                old: new,
-                new: old,
-            }],
+            Change::AddRule { rule } => vec![Change::DelRule { rule }],
+            Change::DelRule { rule } => vec![Change::AddRule { rule }],
+            Change::AddNeighbour { neighbour } => vec![Change::DelNeighbour { neighbour }],
+            Change::DelNeighbour { neighbour } => vec![Change::AddNeighbour { neighbour }],
+            Change::ReplaceNeighbour { old, new } => {
+                vec![Change::ReplaceNeighbour { old: new, new: old }]
+            }
         }
     }
 }
@@ -124,17 +119,24 @@ impl Op {
 /// (inside the op's netns).
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.change.fmt(f)
+    }
+}
+
+/// The command doing the change, in whichever netns.
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let command = match self {
-            Op::SetSysctl { key, new, .. } => format!("sysctl -w {key}={new}"),
-            Op::SetMac { dev, new, .. } => new.ip_command(dev),
-            Op::AddRoute { route, .. } => route.ip_command("add"),
-            Op::ReplaceRoute { new, .. } => new.ip_command("replace"),
-            Op::DelRoute { route, .. } => route.ip_command("del"),
-            Op::AddRule { rule, .. } => rule.ip_command("add"),
-            Op::DelRule { rule, .. } => rule.ip_command("del"),
-            Op::AddNeighbour { neighbour, .. } => neighbour.ip_replace_command(),
-            Op::ReplaceNeighbour { new, .. } => new.ip_replace_command(),
-            Op::DelNeighbour { neighbour, .. } => neighbour.ip_del_command(),
+            Change::SetSysctl { key, new, .. } => format!("sysctl -w {key}={new}"),
+            Change::SetMac { dev, new, .. } => new.ip_command(dev),
+            Change::AddRoute { route } => route.ip_command("add"),
+            Change::ReplaceRoute { new, .. } => new.ip_command("replace"),
+            Change::DelRoute { route } => route.ip_command("del"),
+            Change::AddRule { rule } => rule.ip_command("add"),
+            Change::DelRule { rule } => rule.ip_command("del"),
+            Change::AddNeighbour { neighbour } => neighbour.ip_replace_command(),
+            Change::ReplaceNeighbour { new, .. } => new.ip_replace_command(),
+            Change::DelNeighbour { neighbour } => neighbour.ip_del_command(),
         };
         f.write_str(&command)
     }
@@ -167,16 +169,45 @@ mod tests {
         new.key.dev = Some("eth0".into());
         ns.insert_route(old.clone());
         let before = ns.clone();
-        let op = Op::ReplaceRoute {
-            netns: Side::Pod,
-            old: vec![old],
-            new,
-        };
+        let op = Op::new(
+            Side::Pod,
+            Change::ReplaceRoute {
+                old: vec![old],
+                new,
+            },
+        );
         ns.apply(&op);
         assert_ne!(ns, before);
         for undo in op.inverse() {
             ns.apply(&undo);
         }
         assert_eq!(ns, before);
+    }
+
+    /// The netns sits beside the change's keys, as when every variant carried it.
+    #[test]
+    fn an_op_is_json_of_its_change_with_its_netns() {
+        let rule = Rule::owned_lookup(Family::Ipv4, 1000, None, None, 100);
+        let op = Op::new(Side::Host, Change::DelRule { rule: rule.clone() });
+        let json = serde_json::to_value(&op).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"op": "del_rule", "netns": "host", "rule": rule})
+        );
+        assert_eq!(serde_json::from_value::<Op>(json).unwrap(), op);
+        let sysctl = serde_json::json!({
+            "op": "set_sysctl", "netns": "pod", "key": "net.ipv4.conf.all.rp_filter", "new": 2
+        });
+        assert_eq!(
+            serde_json::from_value::<Op>(sysctl).unwrap(),
+            Op::new(
+                Side::Pod,
+                Change::SetSysctl {
+                    key: SysctlKey::new("all", SysctlName::RpFilter),
+                    old: None,
+                    new: 2
+                }
+            )
+        );
     }
 }

@@ -1,5 +1,7 @@
-//! The per-interface sysctls router manages, named by their dotted path.
+//! The per-interface sysctls router manages, named by their dotted path, and the one
+//! definition of which of them each step owns (compile sets them, snapshot reads them).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -27,7 +29,7 @@ impl SysctlName {
         }
     }
 
-    fn family(self) -> Family {
+    pub fn family(self) -> Family {
         match self {
             SysctlName::RpFilter => Family::Ipv4,
             SysctlName::DisableIpv6 | SysctlName::NdiscNotify => Family::Ipv6,
@@ -73,6 +75,56 @@ impl fmt::Display for SysctlKey {
             self.name.as_str()
         )
     }
+}
+
+/// The `conf` entries beside the interfaces: `all`, and `default` (what new interfaces get).
+pub const ALL_AND_DEFAULT: [&str; 2] = ["all", "default"];
+
+/// The MAC step's sysctls on C and their values (BEHAVIOUR 2.1): `arp_notify` and
+/// `ndisc_notify` 1 for each family C has an address of, so that the kernel announces C's
+/// addresses from the new MAC itself.
+pub fn mac_step_sysctls(iface: &str, families: &BTreeSet<Family>) -> Vec<(SysctlKey, i64)> {
+    [SysctlName::ArpNotify, SysctlName::NdiscNotify]
+        .into_iter()
+        .filter(|name| families.contains(&name.family()))
+        .map(|name| (SysctlKey::new(iface, name), 1))
+        .collect()
+}
+
+/// The routing step's sysctls on a pod interface (all, default, O, C) and their values:
+/// `rp_filter` the config's, and `disable_ipv6` 0 when the attachment uses IPv6.
+pub fn routing_step_sysctls(iface: &str, rp_filter: i64, ipv6: bool) -> Vec<(SysctlKey, i64)> {
+    let mut sysctls = vec![(SysctlKey::new(iface, SysctlName::RpFilter), rp_filter)];
+    if ipv6 {
+        sysctls.push((SysctlKey::new(iface, SysctlName::DisableIpv6), 0));
+    }
+    sysctls
+}
+
+/// The host step's sysctl on a host interface (all, default, H) and its value: `rp_filter`
+/// the config's (when `rp_filter.set_host`).
+pub fn host_step_sysctl(iface: &str, rp_filter: i64) -> (SysctlKey, i64) {
+    (SysctlKey::new(iface, SysctlName::RpFilter), rp_filter)
+}
+
+/// Every sysctl the MAC step may set on an interface: what a snapshot reads for each link.
+pub fn mac_step_keys(iface: &str) -> impl Iterator<Item = SysctlKey> {
+    let families = BTreeSet::from([Family::Ipv4, Family::Ipv6]);
+    mac_step_sysctls(iface, &families)
+        .into_iter()
+        .map(|(key, _)| key)
+}
+
+/// Every sysctl the routing step may set on a pod interface: what a snapshot reads.
+pub fn routing_step_keys(iface: &str) -> impl Iterator<Item = SysctlKey> {
+    routing_step_sysctls(iface, 0, true)
+        .into_iter()
+        .map(|(key, _)| key)
+}
+
+/// The sysctl the host step may set on a host interface: what a snapshot reads.
+pub fn host_step_key(iface: &str) -> SysctlKey {
+    host_step_sysctl(iface, 0).0
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,5 +181,40 @@ mod tests {
             "/proc/sys/net/ipv4/conf/bond0.100/rp_filter"
         );
         assert!("net.ipv6.conf.all.rp_filter".parse::<SysctlKey>().is_err());
+    }
+
+    fn names(keys: impl IntoIterator<Item = SysctlKey>) -> Vec<String> {
+        keys.into_iter().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn each_step_owns_its_sysctls_and_a_snapshot_reads_all_it_may_set() {
+        let v4 = BTreeSet::from([Family::Ipv4]);
+        assert_eq!(
+            mac_step_sysctls("net1", &v4),
+            [(SysctlKey::new("net1", SysctlName::ArpNotify), 1)]
+        );
+        assert_eq!(
+            names(mac_step_keys("net1")),
+            [
+                "net.ipv4.conf.net1.arp_notify",
+                "net.ipv6.conf.net1.ndisc_notify"
+            ]
+        );
+        assert_eq!(
+            routing_step_sysctls("eth0", 2, false),
+            [(SysctlKey::new("eth0", SysctlName::RpFilter), 2)]
+        );
+        assert_eq!(
+            names(routing_step_keys("all")),
+            [
+                "net.ipv4.conf.all.rp_filter",
+                "net.ipv6.conf.all.disable_ipv6"
+            ]
+        );
+        assert_eq!(
+            host_step_key("vethA").to_string(),
+            "net.ipv4.conf.vethA.rp_filter"
+        );
     }
 }

@@ -1,6 +1,7 @@
 use super::*;
 use crate::model::{
-    NeighbourKey, RouteSelector, Scope, SysctlKey, SysctlName, PROTOCOL_BOOT, ROUTER_PROTOCOL,
+    Change, Family, NeighbourKey, RouteSelector, Scope, SysctlKey, SysctlName, PROTOCOL_BOOT,
+    ROUTER_PROTOCOL,
 };
 
 fn route(table: u32, dst: &str, dev: &str, protocol: u8) -> Route {
@@ -71,10 +72,7 @@ fn missing_route_is_added() {
     );
     assert_eq!(
         p.ops,
-        vec![Op::AddRoute {
-            netns: Side::Host,
-            route: want
-        }]
+        vec![Op::new(Side::Host, Change::AddRoute { route: want })]
     );
 }
 
@@ -89,11 +87,13 @@ fn stale_owned_route_through_another_device_is_replaced_in_one_step() {
     );
     assert_eq!(
         p.ops,
-        vec![Op::ReplaceRoute {
-            netns: Side::Host,
-            old: vec![stale],
-            new: want
-        }]
+        vec![Op::new(
+            Side::Host,
+            Change::ReplaceRoute {
+                old: vec![stale],
+                new: want
+            }
+        )]
     );
 }
 
@@ -122,14 +122,11 @@ fn takeover_route_goes_next_to_an_unowned_route_it_is_not_told_to_replace() {
     let restore = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let other = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
     let mut d = wanting(std::slice::from_ref(&restore));
-    d.takeover.insert(restore.key.clone());
+    d.ownership.takeover.insert(restore.key.clone());
     let p = host_only(d, holding(std::slice::from_ref(&other)), Mode::Del);
     assert_eq!(
         p.ops,
-        vec![Op::AddRoute {
-            netns: Side::Host,
-            route: restore
-        }]
+        vec![Op::new(Side::Host, Change::AddRoute { route: restore })]
     );
 }
 
@@ -138,16 +135,18 @@ fn takeover_route_replaces_the_unowned_route_listed_absent_in_its_slot() {
     let restore = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let cs = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
     let mut d = wanting(std::slice::from_ref(&restore));
-    d.takeover.insert(restore.key.clone());
-    d.absent_routes.push(cs.key.clone());
+    d.ownership.takeover.insert(restore.key.clone());
+    d.ownership.absent_routes.push(cs.key.clone());
     let p = host_only(d, holding(std::slice::from_ref(&cs)), Mode::Del);
     assert_eq!(
         p.ops,
-        vec![Op::ReplaceRoute {
-            netns: Side::Host,
-            old: vec![cs],
-            new: restore
-        }]
+        vec![Op::new(
+            Side::Host,
+            Change::ReplaceRoute {
+                old: vec![cs],
+                new: restore
+            }
+        )]
     );
 }
 
@@ -164,14 +163,12 @@ fn owned_extras_in_scope_are_removed_but_unowned_and_kept_ones_are_not() {
     let kept = route(100, "10.8.0.0/16", "eth0", ROUTER_PROTOCOL);
     let foreign = route(100, "10.7.0.0/16", "eth0", PROTOCOL_BOOT);
     let other_table = route(101, "10.6.0.0/16", "eth0", ROUTER_PROTOCOL);
-    let mut d = DesiredNetns {
-        scope: Scope {
-            routes: vec![selector(100, None)],
-            ..Scope::default()
-        },
-        ..DesiredNetns::default()
+    let mut d = DesiredNetns::default();
+    d.ownership.scope = Scope {
+        routes: vec![selector(100, None)],
+        ..Scope::default()
     };
-    d.keep.insert_route(kept.clone());
+    d.ownership.keep.insert_route(kept.clone());
     let p = host_only(
         d,
         holding(&[extra.clone(), kept, foreign, other_table]),
@@ -179,10 +176,7 @@ fn owned_extras_in_scope_are_removed_but_unowned_and_kept_ones_are_not() {
     );
     assert_eq!(
         p.ops,
-        vec![Op::DelRoute {
-            netns: Side::Host,
-            route: extra
-        }]
+        vec![Op::new(Side::Host, Change::DelRoute { route: extra })]
     );
 }
 
@@ -190,14 +184,11 @@ fn owned_extras_in_scope_are_removed_but_unowned_and_kept_ones_are_not() {
 fn absent_route_is_removed_even_when_unowned_as_a_documented_move() {
     let p_default = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let mut d = DesiredNetns::default();
-    d.absent_routes.push(p_default.key.clone());
+    d.ownership.absent_routes.push(p_default.key.clone());
     let p = host_only(d, holding(std::slice::from_ref(&p_default)), Mode::Add);
     assert_eq!(
         p.ops,
-        vec![Op::DelRoute {
-            netns: Side::Host,
-            route: p_default
-        }]
+        vec![Op::new(Side::Host, Change::DelRoute { route: p_default })]
     );
 }
 
@@ -208,7 +199,7 @@ fn rules_are_added_when_missing_and_owned_extras_of_the_table_removed() {
     let foreign = rule("10.251.0.0/16", 100, PROTOCOL_BOOT);
     let mut d = DesiredNetns::default();
     d.present.insert_rule(want.clone());
-    d.scope.rule_tables.insert(100);
+    d.ownership.scope.rule_tables.insert(100);
     let mut a = NetnsState::default();
     a.insert_rule(extra.clone());
     a.insert_rule(foreign);
@@ -216,14 +207,8 @@ fn rules_are_added_when_missing_and_owned_extras_of_the_table_removed() {
     assert_eq!(
         p.ops,
         vec![
-            Op::AddRule {
-                netns: Side::Host,
-                rule: want
-            },
-            Op::DelRule {
-                netns: Side::Host,
-                rule: extra
-            }
+            Op::new(Side::Host, Change::AddRule { rule: want }),
+            Op::new(Side::Host, Change::DelRule { rule: extra })
         ]
     );
 }
@@ -239,11 +224,13 @@ fn neighbour_with_another_mac_is_replaced_when_owned_and_blocked_when_not() {
     let p = host_only(d.clone(), a, Mode::Add);
     assert_eq!(
         p.ops,
-        vec![Op::ReplaceNeighbour {
-            netns: Side::Host,
-            old: stale,
-            new: want
-        }]
+        vec![Op::new(
+            Side::Host,
+            Change::ReplaceNeighbour {
+                old: stale,
+                new: want
+            }
+        )]
     );
     let mut foreign = NetnsState::default();
     foreign.insert_neighbour(neighbour("192.168.50.1", "00:00:00:00:00:01", 0));
@@ -263,12 +250,14 @@ fn equal_sysctl_is_not_rewritten() {
     a.sysctls.insert(key.clone(), 2);
     assert_eq!(
         host_only(d, a, Mode::Add).ops,
-        vec![Op::SetSysctl {
-            netns: Side::Host,
-            key,
-            old: Some(2),
-            new: 0
-        }]
+        vec![Op::new(
+            Side::Host,
+            Change::SetSysctl {
+                key,
+                old: Some(2),
+                new: 0
+            }
+        )]
     );
 }
 
@@ -276,8 +265,8 @@ fn release_setup(routes_left: &[Route]) -> Plan {
     let host_rule = Rule::owned_lookup(Family::Ipv4, 1000, None, None, 500);
     let mine = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
     let mut d = DesiredNetns::default();
-    d.scope.routes.push(selector(500, Some("vethA")));
-    d.release_when_unused.push(host_rule.key.clone());
+    d.ownership.scope.routes.push(selector(500, Some("vethA")));
+    d.ownership.release_when_unused.push(host_rule.key.clone());
     let mut a = holding(routes_left);
     a.insert_route(mine);
     a.insert_rule(host_rule);
@@ -288,7 +277,10 @@ fn release_setup(routes_left: &[Route]) -> Plan {
 fn shared_host_rule_is_released_with_the_last_owned_route_of_its_table() {
     let p = release_setup(&[]);
     assert!(
-        matches!(p.ops.first(), Some(Op::DelRule { .. })),
+        matches!(
+            p.ops.first().map(|op| &op.change),
+            Some(Change::DelRule { .. })
+        ),
         "{:?}",
         p.ops
     );
@@ -299,7 +291,7 @@ fn shared_host_rule_is_released_with_the_last_owned_route_of_its_table() {
 fn shared_host_rule_stays_while_another_pod_has_a_route_in_its_table() {
     let p = release_setup(&[route(500, "10.0.0.6/32", "vethB", ROUTER_PROTOCOL)]);
     assert_eq!(p.ops.len(), 1);
-    assert!(matches!(p.ops[0], Op::DelRoute { .. }));
+    assert!(matches!(p.ops[0].change, Change::DelRoute { .. }));
 }
 
 #[test]
@@ -309,7 +301,7 @@ fn add_orders_copies_before_main_changes_and_removals_last() {
     let p_default = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let cs_default = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
     let mut d = wanting(&[main_host.clone(), copy.clone()]);
-    d.absent_routes.push(p_default.key.clone());
+    d.ownership.absent_routes.push(p_default.key.clone());
     d.present
         .sysctls
         .insert(SysctlKey::new("all", SysctlName::RpFilter), 0);
@@ -318,7 +310,7 @@ fn add_orders_copies_before_main_changes_and_removals_last() {
         .ops
         .iter()
         .map(|op| {
-            format!("{op:?}")
+            format!("{:?}", op.change)
                 .split_whitespace()
                 .next()
                 .unwrap_or("")
@@ -328,10 +320,7 @@ fn add_orders_copies_before_main_changes_and_removals_last() {
     assert_eq!(kinds, ["SetSysctl", "AddRoute", "AddRoute", "DelRoute"]);
     assert_eq!(
         p.ops[1],
-        Op::AddRoute {
-            netns: Side::Host,
-            route: copy
-        }
+        Op::new(Side::Host, Change::AddRoute { route: copy })
     );
 }
 

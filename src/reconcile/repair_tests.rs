@@ -5,7 +5,7 @@ use super::*;
 use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs};
 use crate::error::Code;
 use crate::execute::ModelKernel;
-use crate::model::{AddInputs, Op, Side, PROTOCOL_BOOT};
+use crate::model::{AddInputs, Change, Op, Side, PROTOCOL_BOOT};
 use crate::record::MemRecords;
 use serde_json::Value;
 
@@ -203,9 +203,9 @@ fn repair_refuses_when_an_unowned_object_is_in_the_way_and_touches_nothing() {
         .ops
         .into_iter()
         .find_map(|op| match op {
-            Op::AddRoute {
+            Op {
                 netns: Side::Host,
-                route,
+                change: Change::AddRoute { route },
             } => Some(route),
             _ => None,
         })
@@ -215,10 +215,7 @@ fn repair_refuses_when_an_unowned_object_is_in_the_way_and_touches_nothing() {
     squatter.key.dev = Some("eth9".into());
     assert_eq!(squatter.key.slot(), missing.key.slot());
     let mut state = case.kernel.state();
-    state.apply(&[Op::AddRoute {
-        netns: Side::Host,
-        route: squatter,
-    }]);
+    state.apply(&[Op::new(Side::Host, Change::AddRoute { route: squatter })]);
     case.kernel.set_state(state.clone());
     let err = repair(
         &case.config,

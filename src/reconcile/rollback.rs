@@ -5,7 +5,7 @@
 use super::shared_rule::{shared_rule_ops, uses_shared_rule};
 use super::{Attachment, Prepared, World};
 use crate::error::Error;
-use crate::model::{DesiredNetns, Op, Record, Side};
+use crate::model::{DesiredNetns, Op, Ownership, Record, Side};
 use crate::plan::is_shared_rule_op;
 
 /// A failed ADD: what it applied is undone in reverse and the record restored. When it
@@ -21,7 +21,7 @@ pub(super) fn undo_add(
     applied: &[Op],
     error: Error,
 ) -> Error {
-    let touched_host = applied.iter().any(|op| op.side() == Side::Host);
+    let touched_host = applied.iter().any(|op| op.netns == Side::Host);
     let lock = match touched_host && uses_shared_rule(&prepared.compiled.desired) {
         true => match world.host.lock_host() {
             Ok(lock) => Some(lock),
@@ -50,7 +50,7 @@ pub(super) fn undo_add(
 /// route is left in its table. Best effort, logged.
 fn release_unused_rule(world: &World<'_>, host: &DesiredNetns) {
     let release = DesiredNetns {
-        release_when_unused: host.present.rules.keys().cloned().collect(),
+        ownership: Ownership::releasing(host.present.rules.keys().cloned().collect()),
         ..DesiredNetns::default()
     };
     let released = shared_rule_ops(world, &release).map(|ops| world.executor.apply_all(&ops));

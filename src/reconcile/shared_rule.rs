@@ -12,14 +12,14 @@ use crate::snapshot::{HostObjects, SnapshotRequest};
 /// Whether a run's host side has a shared rule to ensure or release (not under `sriov`,
 /// `only_op_mac`, or without a host peer): only then does it take the host lock.
 pub(super) fn uses_shared_rule(desired: &DesiredState) -> bool {
-    !desired.host.present.rules.is_empty() || !desired.host.release_when_unused.is_empty()
+    !desired.host.present.rules.is_empty() || desired.host.ownership.releases_rules()
 }
 
 /// The shared rule's ops, from a read made now (the caller holds the host lock) of the
 /// host's rules and, when the rule is to be released once unused, the owned routes of the
 /// tables it looks up.
 pub(super) fn shared_rule_ops(world: &World<'_>, desired: &DesiredNetns) -> Result<Vec<Op>> {
-    let release = &desired.release_when_unused;
+    let release = &desired.ownership.release_when_unused;
     if desired.present.rules.is_empty() && release.is_empty() {
         return Ok(Vec::new());
     }

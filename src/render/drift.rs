@@ -6,7 +6,7 @@ use std::fmt::{self, Display};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{Family, Neighbour, Op, Route, Rule, Side, MAIN_TABLE};
+use crate::model::{Change, Family, Neighbour, Op, Route, Rule, Side, MAIN_TABLE};
 use crate::plan::{Blocked, Cause, NodeObject, Object, Plan};
 
 use super::json::to_json;
@@ -248,36 +248,36 @@ fn neighbour_expected(n: &Neighbour) -> String {
 
 fn op_drift(op: &Op) -> Drift {
     use DriftState::{Differs, Missing, Unexpected};
-    let side = op.side();
-    match op {
-        Op::AddRoute { route: r, .. } => Drift::new(side, route(r), Missing, PRESENT, MISSING),
-        Op::DelRoute { route: r, .. } => Drift::new(side, route(r), Unexpected, ABSENT, PRESENT),
-        Op::ReplaceRoute { old, new, .. } if old.is_empty() => {
+    let side = op.netns;
+    match &op.change {
+        Change::AddRoute { route: r } => Drift::new(side, route(r), Missing, PRESENT, MISSING),
+        Change::DelRoute { route: r } => Drift::new(side, route(r), Unexpected, ABSENT, PRESENT),
+        Change::ReplaceRoute { old, new } if old.is_empty() => {
             Drift::new(side, route(new), Missing, new.to_string(), MISSING)
         }
-        Op::ReplaceRoute { old, new, .. } => {
+        Change::ReplaceRoute { old, new } => {
             Drift::new(side, route(new), Differs, new.to_string(), route_specs(old))
         }
-        Op::AddRule { rule: r, .. } => Drift::new(side, rule(r), Missing, PRESENT, MISSING),
-        Op::DelRule { rule: r, .. } => Drift::new(side, rule(r), Unexpected, ABSENT, PRESENT),
-        Op::AddNeighbour { neighbour: n, .. } => {
+        Change::AddRule { rule: r } => Drift::new(side, rule(r), Missing, PRESENT, MISSING),
+        Change::DelRule { rule: r } => Drift::new(side, rule(r), Unexpected, ABSENT, PRESENT),
+        Change::AddNeighbour { neighbour: n } => {
             Drift::new(side, neighbour(n), Missing, neighbour_expected(n), MISSING)
         }
-        Op::ReplaceNeighbour { old, new, .. } => {
+        Change::ReplaceNeighbour { old, new } => {
             let (expected, actual) = (lladdr_text(new.lladdr), lladdr_text(old.lladdr));
             Drift::new(side, neighbour(new), Differs, expected, actual)
         }
-        Op::DelNeighbour { neighbour: n, .. } => {
+        Change::DelNeighbour { neighbour: n } => {
             Drift::new(side, neighbour(n), Unexpected, ABSENT, PRESENT)
         }
-        Op::SetSysctl { key, old, new, .. } => Drift::new(
+        Change::SetSysctl { key, old, new } => Drift::new(
             side,
             (ObjectKind::Sysctl, key.to_string()),
             Differs,
             new.to_string(),
             or_word(*old, "unset"),
         ),
-        Op::SetMac { dev, old, new, .. } => Drift::new(
+        Change::SetMac { dev, old, new } => Drift::new(
             side,
             (ObjectKind::Mac, dev.clone()),
             Differs,

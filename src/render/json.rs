@@ -20,7 +20,7 @@ pub(super) fn to_json<T: Serialize>(value: &T) -> Value {
 
 fn op_json(op: &Op) -> Value {
     json!({
-        "netns": op.side(),
+        "netns": op.netns,
         "action": op_action(op),
         "object": op_object(op),
         "command": op.to_string(),

@@ -19,7 +19,7 @@ pub use text::render_text;
 
 use std::fmt::Display;
 
-use crate::model::{Family, MacAddr, Op, Route, Rule, Side};
+use crate::model::{Change, Family, MacAddr, Op, Route, Rule, Side};
 use crate::plan::Object;
 
 /// How each netns is called in headers and JSON, e.g. pod = "/var/run/netns/x", host = "host".
@@ -76,13 +76,13 @@ fn object_text(object: &Object) -> String {
 
 /// `+` adds, `-` removes, `~` changes in place.
 pub fn op_sign(op: &Op) -> char {
-    match op {
-        Op::AddRoute { .. } | Op::AddRule { .. } | Op::AddNeighbour { .. } => '+',
-        Op::DelRoute { .. } | Op::DelRule { .. } | Op::DelNeighbour { .. } => '-',
-        Op::ReplaceRoute { .. }
-        | Op::ReplaceNeighbour { .. }
-        | Op::SetSysctl { .. }
-        | Op::SetMac { .. } => '~',
+    match op.change {
+        Change::AddRoute { .. } | Change::AddRule { .. } | Change::AddNeighbour { .. } => '+',
+        Change::DelRoute { .. } | Change::DelRule { .. } | Change::DelNeighbour { .. } => '-',
+        Change::ReplaceRoute { .. }
+        | Change::ReplaceNeighbour { .. }
+        | Change::SetSysctl { .. }
+        | Change::SetMac { .. } => '~',
     }
 }
 
@@ -95,26 +95,26 @@ fn op_action(op: &Op) -> &'static str {
 }
 
 fn op_object(op: &Op) -> &'static str {
-    match op {
-        Op::AddRoute { .. } | Op::ReplaceRoute { .. } | Op::DelRoute { .. } => "route",
-        Op::AddRule { .. } | Op::DelRule { .. } => "rule",
-        Op::AddNeighbour { .. } | Op::ReplaceNeighbour { .. } | Op::DelNeighbour { .. } => {
-            "neighbour"
-        }
-        Op::SetSysctl { .. } => "sysctl",
-        Op::SetMac { .. } => "mac",
+    match op.change {
+        Change::AddRoute { .. } | Change::ReplaceRoute { .. } | Change::DelRoute { .. } => "route",
+        Change::AddRule { .. } | Change::DelRule { .. } => "rule",
+        Change::AddNeighbour { .. }
+        | Change::ReplaceNeighbour { .. }
+        | Change::DelNeighbour { .. } => "neighbour",
+        Change::SetSysctl { .. } => "sysctl",
+        Change::SetMac { .. } => "mac",
     }
 }
 
 /// The value a change overwrites: the command alone would lose it.
 fn op_comment(op: &Op) -> Option<String> {
-    match op {
-        Op::SetSysctl { old, .. } => Some(format!("was {}", or_word(*old, "unset"))),
-        Op::SetMac { old, .. } => Some(format!("was {}", or_word(*old, "unknown"))),
-        Op::ReplaceRoute { old, .. } if !old.is_empty() => {
+    match &op.change {
+        Change::SetSysctl { old, .. } => Some(format!("was {}", or_word(*old, "unset"))),
+        Change::SetMac { old, .. } => Some(format!("was {}", or_word(*old, "unknown"))),
+        Change::ReplaceRoute { old, .. } if !old.is_empty() => {
             Some(format!("replaces: {}", route_specs(old)))
         }
-        Op::ReplaceNeighbour { old, .. } => Some(format!("was {}", lladdr_text(old.lladdr))),
+        Change::ReplaceNeighbour { old, .. } => Some(format!("was {}", lladdr_text(old.lladdr))),
         _ => None,
     }
 }

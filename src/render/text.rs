@@ -42,7 +42,7 @@ pub(super) fn blocked_description(blocked: &Blocked) -> String {
 }
 
 fn render_group(plan: &Plan, side: Side, labels: &NetnsLabels, colour: bool) -> String {
-    let ops = plan.ops.iter().filter(|op| op.side() == side);
+    let ops = plan.ops.iter().filter(|op| op.netns == side);
     let blocked = plan.blocked.iter().filter(|b| b.netns == side);
     let mut lines: Vec<String> = ops.map(|op| op_line(op, colour)).collect();
     lines

@@ -836,7 +836,7 @@ pub(crate) fn show(plan: &Plan) -> String {
     let mut lines: Vec<String> = plan
         .ops
         .iter()
-        .map(|op| format!("{} {op}", op.side()))
+        .map(|op| format!("{} {op}", op.netns))
         .collect();
     lines.extend(plan.blocked.iter().map(|b| format!("blocked: {b:?}")));
     lines.join("\n")

@@ -18,10 +18,7 @@ fn route_and_rule_drifts_name_the_object_without_protocol() {
         )
     );
     assert_eq!(
-        only_drift(Op::DelRule {
-            netns: Side::Pod,
-            rule: ru.clone()
-        }),
+        only_drift(Op::new(Side::Pod, Change::DelRule { rule: ru.clone() })),
         drift_of(
             ObjectKind::Rule(Family::Ipv4),
             "from all to 10.240.0.0/12 lookup 100 pref 1000",
@@ -42,11 +39,13 @@ fn route_and_rule_drifts_name_the_object_without_protocol() {
 fn replace_route_drift_compares_new_spec_with_old_specs() {
     let new = route("0.0.0.0/0", "eth0");
     let old = vec![route("0.0.0.0/0", "net1"), route("0.0.0.0/0", "eth1")];
-    let replace = Op::ReplaceRoute {
-        netns: Side::Pod,
-        old,
-        new: new.clone(),
-    };
+    let replace = Op::new(
+        Side::Pod,
+        Change::ReplaceRoute {
+            old,
+            new: new.clone(),
+        },
+    );
     assert_eq!(
         only_drift(replace),
         drift_of(
@@ -57,21 +56,19 @@ fn replace_route_drift_compares_new_spec_with_old_specs() {
             "default dev net1 proto 176; default dev eth1 proto 176"
         )
     );
-    let fresh = Op::ReplaceRoute {
-        netns: Side::Pod,
-        old: vec![],
-        new,
-    };
+    let fresh = Op::new(Side::Pod, Change::ReplaceRoute { old: vec![], new });
     assert_eq!(only_drift(fresh).actual, "missing");
 }
 
 #[test]
 fn neighbour_drifts_compare_lladdr() {
     let n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f");
-    let add = Op::AddNeighbour {
-        netns: Side::Pod,
-        neighbour: n.clone(),
-    };
+    let add = Op::new(
+        Side::Pod,
+        Change::AddNeighbour {
+            neighbour: n.clone(),
+        },
+    );
     let object = "10.0.0.1 dev net1";
     let kind = ObjectKind::Neighbour;
     assert_eq!(
@@ -85,11 +82,13 @@ fn neighbour_drifts_compare_lladdr() {
         )
     );
     let old = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:01");
-    let replace = Op::ReplaceNeighbour {
-        netns: Side::Pod,
-        old,
-        new: n.clone(),
-    };
+    let replace = Op::new(
+        Side::Pod,
+        Change::ReplaceNeighbour {
+            old,
+            new: n.clone(),
+        },
+    );
     assert_eq!(
         only_drift(replace),
         drift_of(
@@ -100,10 +99,7 @@ fn neighbour_drifts_compare_lladdr() {
             "lladdr 0a:0b:0c:0d:0e:01"
         )
     );
-    let del = Op::DelNeighbour {
-        netns: Side::Pod,
-        neighbour: n,
-    };
+    let del = Op::new(Side::Pod, Change::DelNeighbour { neighbour: n });
     assert_eq!(
         only_drift(del),
         drift_of(kind, object, DriftState::Unexpected, "absent", "present")
@@ -136,10 +132,7 @@ fn sysctl_and_mac_drifts_show_new_against_old_or_unset() {
 fn a_drift_due_to_a_node_address_says_so_in_the_summary_and_the_detail() {
     let n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f");
     let mut p = plan(
-        vec![Op::AddNeighbour {
-            netns: Side::Pod,
-            neighbour: n,
-        }],
+        vec![Op::new(Side::Pod, Change::AddNeighbour { neighbour: n })],
         vec![],
     );
     p.node_addresses.via = "net1".into();
@@ -198,10 +191,7 @@ fn drift_summary_plural_words_each_state() {
     let r = route("10.0.0.0/8", "net1");
     let p = plan(
         vec![
-            Op::DelRoute {
-                netns: Side::Pod,
-                route: r,
-            },
+            Op::new(Side::Pod, Change::DelRoute { route: r }),
             rp_filter("all", Some(2), 0),
             set_mac(None),
         ],

@@ -46,11 +46,13 @@ fn plan_json_detail_round_trips_into_the_op() {
     let ops = vec![
         add_rule(Side::Pod, rule(Some("10.0.0.5/32"), None, 100, 1000)),
         set_mac(Some("02:00:00:00:00:01")),
-        Op::ReplaceNeighbour {
-            netns: Side::Host,
-            old: neighbour("10.0.0.1", "0a:0b:0c:0d:0e:01"),
-            new: neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f"),
-        },
+        Op::new(
+            Side::Host,
+            Change::ReplaceNeighbour {
+                old: neighbour("10.0.0.1", "0a:0b:0c:0d:0e:01"),
+                new: neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f"),
+            },
+        ),
     ];
     let v = plan_json(&plan(ops.clone(), vec![]), &labels());
     let back: Vec<Op> = v["ops"]

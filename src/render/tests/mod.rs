@@ -74,30 +74,27 @@ fn neighbour(addr: &str, lladdr: &str) -> Neighbour {
 
 fn rp_filter(iface: &str, old: Option<i64>, new: i64) -> Op {
     let key = SysctlKey::new(iface, SysctlName::RpFilter);
-    Op::SetSysctl {
-        netns: Side::Host,
-        key,
-        old,
-        new,
-    }
+    Op::new(Side::Host, Change::SetSysctl { key, old, new })
 }
 
 fn set_mac(old: Option<&str>) -> Op {
     let (old, new) = (old.map(mac), mac("0a:0b:0a:14:14:5f"));
-    Op::SetMac {
-        netns: Side::Pod,
-        dev: "net1".to_string(),
-        old,
-        new,
-    }
+    Op::new(
+        Side::Pod,
+        Change::SetMac {
+            dev: "net1".to_string(),
+            old,
+            new,
+        },
+    )
 }
 
 fn add_route(netns: Side, route: Route) -> Op {
-    Op::AddRoute { netns, route }
+    Op::new(netns, Change::AddRoute { route })
 }
 
 fn add_rule(netns: Side, rule: Rule) -> Op {
-    Op::AddRule { netns, rule }
+    Op::new(netns, Change::AddRule { rule })
 }
 
 fn blocked_default(netns: Side) -> Blocked {

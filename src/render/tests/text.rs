@@ -27,10 +27,7 @@ fn default_route_prints_default_and_leaves_main_table_implicit() {
 fn host_prefixes_print_without_length_for_both_families() {
     let mut v4 = route("10.1.2.3/32", "eth0");
     v4.protocol = PROTOCOL_BOOT;
-    let del = Op::DelRoute {
-        netns: Side::Host,
-        route: v4,
-    };
+    let del = Op::new(Side::Host, Change::DelRoute { route: v4 });
     assert_eq!(del.to_string(), "ip route del 10.1.2.3 dev eth0 proto boot");
     let v6 = route("fd00::5/128", "eth0").normalised();
     assert_eq!(v6.to_string(), "fd00::5 dev eth0 metric 1024 proto 176");
@@ -39,11 +36,7 @@ fn host_prefixes_print_without_length_for_both_families() {
 #[test]
 fn ipv6_route_commands_use_ip_dash_6() {
     let new = via(route("::/0", "net1"), "fd00::1", 100).normalised();
-    let replace = Op::ReplaceRoute {
-        netns: Side::Pod,
-        old: vec![],
-        new,
-    };
+    let replace = Op::new(Side::Pod, Change::ReplaceRoute { old: vec![], new });
     assert_eq!(
         replace.to_string(),
         "ip -6 route replace default via fd00::1 dev net1 table 100 metric 1024 proto 176"
@@ -100,10 +93,12 @@ fn rule_prints_not_fwmark_with_mask_iif_oif_and_tos() {
 
 #[test]
 fn ipv6_rule_delete_uses_ip_dash_6_and_non_lookup_actions_print_their_name() {
-    let del = Op::DelRule {
-        netns: Side::Pod,
-        rule: rule(Some("fd00::/64"), None, 100, 1000),
-    };
+    let del = Op::new(
+        Side::Pod,
+        Change::DelRule {
+            rule: rule(Some("fd00::/64"), None, 100, 1000),
+        },
+    );
     assert_eq!(
         del.to_string(),
         "ip -6 rule del from fd00::/64 lookup 100 pref 1000 proto 176"
@@ -118,27 +113,30 @@ fn neighbour_add_and_replace_are_permanent_replaces_and_delete_names_the_key() {
     let n = neighbour("192.168.50.254", "0a:0b:0c:0d:0e:0f");
     let expected = "ip neigh replace 192.168.50.254 lladdr 0a:0b:0c:0d:0e:0f dev net1 \
                     nud permanent proto 176";
-    let add = Op::AddNeighbour {
-        netns: Side::Pod,
-        neighbour: n.clone(),
-    };
+    let add = Op::new(
+        Side::Pod,
+        Change::AddNeighbour {
+            neighbour: n.clone(),
+        },
+    );
     let old = neighbour("192.168.50.254", "0a:0b:0c:0d:0e:01");
-    let replace = Op::ReplaceNeighbour {
-        netns: Side::Pod,
-        old,
-        new: n.clone(),
-    };
-    let del = Op::DelNeighbour {
-        netns: Side::Pod,
-        neighbour: n,
-    };
+    let replace = Op::new(
+        Side::Pod,
+        Change::ReplaceNeighbour {
+            old,
+            new: n.clone(),
+        },
+    );
+    let del = Op::new(Side::Pod, Change::DelNeighbour { neighbour: n });
     assert_eq!(add.to_string(), expected);
     assert_eq!(replace.to_string(), expected);
     assert_eq!(del.to_string(), "ip neigh del 192.168.50.254 dev net1");
-    let v6 = Op::DelNeighbour {
-        netns: Side::Pod,
-        neighbour: neighbour("fd00::1", "0a:0b:0c:0d:0e:0f"),
-    };
+    let v6 = Op::new(
+        Side::Pod,
+        Change::DelNeighbour {
+            neighbour: neighbour("fd00::1", "0a:0b:0c:0d:0e:0f"),
+        },
+    );
     assert_eq!(v6.to_string(), "ip neigh del fd00::1 dev net1");
 }
 
@@ -159,15 +157,14 @@ fn signs_are_plus_for_adds_minus_for_deletes_tilde_for_changes() {
     let r = route("10.0.0.0/8", "net1");
     let ops = [
         add_route(Side::Pod, r.clone()),
-        Op::DelRoute {
-            netns: Side::Pod,
-            route: r.clone(),
-        },
-        Op::ReplaceRoute {
-            netns: Side::Pod,
-            old: vec![],
-            new: r,
-        },
+        Op::new(Side::Pod, Change::DelRoute { route: r.clone() }),
+        Op::new(
+            Side::Pod,
+            Change::ReplaceRoute {
+                old: vec![],
+                new: r,
+            },
+        ),
         rp_filter("all", None, 0),
         set_mac(None),
     ];
@@ -204,18 +201,16 @@ host netns host:
 #[test]
 fn changes_carry_the_overwritten_value_as_a_comment() {
     let old = vec![route("0.0.0.0/0", "net1"), route("0.0.0.0/0", "eth1")];
-    let replace = Op::ReplaceRoute {
-        netns: Side::Pod,
-        old,
-        new: route("0.0.0.0/0", "eth0"),
-    };
+    let replace = Op::new(
+        Side::Pod,
+        Change::ReplaceRoute {
+            old,
+            new: route("0.0.0.0/0", "eth0"),
+        },
+    );
     let n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:0f");
     let old_n = neighbour("10.0.0.1", "0a:0b:0c:0d:0e:01");
-    let neigh = Op::ReplaceNeighbour {
-        netns: Side::Pod,
-        old: old_n,
-        new: n,
-    };
+    let neigh = Op::new(Side::Pod, Change::ReplaceNeighbour { old: old_n, new: n });
     let ops = vec![
         rp_filter("all", None, 0),
         set_mac(Some("02:00:00:00:00:01")),
@@ -243,10 +238,12 @@ fn changes_carry_the_overwritten_value_as_a_comment() {
 fn text_has_escape_bytes_only_when_colour_is_asked() {
     let ops = vec![
         add_route(Side::Pod, route("10.0.0.0/8", "net1")),
-        Op::DelRoute {
-            netns: Side::Pod,
-            route: route("10.1.0.0/16", "net1"),
-        },
+        Op::new(
+            Side::Pod,
+            Change::DelRoute {
+                route: route("10.1.0.0/16", "net1"),
+            },
+        ),
         rp_filter("all", Some(1), 0),
     ];
     let p = plan(ops, vec![blocked_default(Side::Host)]);
