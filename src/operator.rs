@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -16,7 +17,7 @@ use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs, 
 use crate::error::{Code, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::model::{AddInputs, Mode, Record};
-use crate::netns;
+use crate::netns::{self, NetnsWorker};
 use crate::reconcile::{self, prepare, snapshot_request, Attachment, Prepared, World};
 use crate::record::{FileRecords, MemRecords, RecordStore};
 use crate::render::drifts;
@@ -236,7 +237,7 @@ pub fn plan(
             &target.config,
             &att,
             prev.as_ref(),
-            &LiveSnapshot,
+            &LiveSnapshot::default(),
             records,
         ),
         StateSource::File(path) => {
@@ -390,13 +391,18 @@ fn check_attachment(target: &Resolved, netns: &Path, repair: bool) -> Attachment
     }
 }
 
-fn drift_now(target: &Resolved, att: &Attachment, prev: &PrevView) -> Result<Prepared> {
+fn drift_now(
+    target: &Resolved,
+    att: &Attachment,
+    prev: &PrevView,
+    snapshots: &LiveSnapshot,
+) -> Result<Prepared> {
     prepare(
         Mode::Add,
         &target.config,
         att,
         Some(prev),
-        &LiveSnapshot,
+        snapshots,
         &target.records(),
     )
 }
@@ -409,7 +415,10 @@ fn check_live(
     mut report: AttachmentReport,
 ) -> Result<AttachmentReport> {
     let att = target.attachment(Some(netns.to_path_buf()));
-    let found = drift_now(target, &att, prev)?;
+    // One worker in the pod netns for the attachment's reads and repair.
+    let pod = Some(Arc::new(NetnsWorker::new(netns.to_path_buf())));
+    let snapshots = LiveSnapshot::in_pod(pod.clone());
+    let found = drift_now(target, &att, prev, &snapshots)?;
     if found.plan.is_empty() {
         return Ok(report);
     }
@@ -419,9 +428,9 @@ fn check_live(
         return Ok(report);
     }
     let records = target.records();
-    let executor = LiveExecutor::new(Some(netns.to_path_buf()));
+    let executor = LiveExecutor::in_pod(pod);
     let world = World {
-        snapshots: &LiveSnapshot,
+        snapshots: &snapshots,
         executor: &executor,
         records: &records,
         host: &records,
@@ -431,7 +440,7 @@ fn check_live(
         Ok(applied) => applied,
         Err(e) => return Ok(with_error(report, &e)),
     };
-    let left = drift_now(target, &att, prev)?;
+    let left = drift_now(target, &att, prev, &snapshots)?;
     report.repair = Some(Repair {
         applied: applied.iter().map(ToString::to_string).collect(),
         remaining: drifts(&left.plan),

@@ -125,7 +125,7 @@ struct DeletePodAfterFirstSnapshot {
 
 impl SnapshotSource for DeletePodAfterFirstSnapshot {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
-        let actual = LiveSnapshot.snapshot(req)?;
+        let actual = LiveSnapshot::default().snapshot(req)?;
         if !self.done.swap(true, Ordering::SeqCst) {
             common::run("ip", &["netns", "del", &self.netns]);
         }
@@ -198,7 +198,7 @@ fn the_host_veth_deleted_mid_add_fails_naming_it_rolls_back_and_del_cleans_up() 
         host: p.node.host.name.clone(),
         veth: veth.clone(),
     };
-    let err = p.add_with(LiveSnapshot, executor).unwrap_err();
+    let err = p.add_with(LiveSnapshot::default(), executor).unwrap_err();
     assert!(
         err.to_string().contains(&veth),
         "the error does not name {veth}: {err}"
