@@ -598,9 +598,7 @@ fn verify(
         }
         let own = own_ops(&again.plan);
         let own_applied = world.executor.apply(&own);
-        let done = own_applied
-            .as_ref()
-            .map_or_else(|f| f.index, |()| own.len());
+        let done = own_applied.as_ref().map_or_else(|f| f.index, |()| own.len());
         applied.extend_from_slice(&own[..done]);
         own_applied.map_err(|failed| failed.error)?;
         if again.plan.ops.iter().any(is_shared_rule_op) {
