@@ -48,10 +48,7 @@ fn panicked(path: &Path, payload: &(dyn Any + Send)) -> Error {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_string());
-    Error::Io {
-        what: format!("thread in netns {}", path.display()),
-        reason: format!("panicked: {message}"),
-    }
+    io_error(path, &format!("panicked: {message}"))
 }
 
 /// A thread in the netns at `path` that runs the work sent to it, one job after another,
@@ -88,12 +85,9 @@ pub struct Pending<T> {
 impl<T> Pending<T> {
     /// Waits for the work; a panic in it comes back as an error.
     pub fn wait(self) -> Result<T> {
-        self.result.recv().unwrap_or_else(|_| {
-            Err(Error::Io {
-                what: format!("thread in netns {}", self.path.display()),
-                reason: "ended before answering".to_string(),
-            })
-        })
+        self.result
+            .recv()
+            .unwrap_or_else(|_| Err(io_error(&self.path, "ended before answering")))
     }
 }
 
@@ -133,10 +127,8 @@ impl NetnsWorker {
             // The caller may have stopped waiting: nobody to tell.
             let _ = answer.send(result);
         });
-        jobs.send(job).map_err(|_| Error::Io {
-            what: format!("thread in netns {}", self.path.display()),
-            reason: "it has ended".to_string(),
-        })?;
+        jobs.send(job)
+            .map_err(|_| io_error(&self.path, "it has ended"))?;
         Ok(Pending {
             path: self.path.clone(),
             result,
@@ -227,6 +219,7 @@ impl Drop for Entered {
     }
 }
 
+/// A failure of the thread working in the netns at `path`.
 fn io_error(path: &Path, reason: &str) -> Error {
     Error::Io {
         what: format!("thread in netns {}", path.display()),
