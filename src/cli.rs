@@ -338,7 +338,7 @@ fn snapshot_command(args: &SnapshotArgs) -> Result<u8> {
     };
     request.pod_tables.extend(&args.tables);
     request.host_tables.extend(&args.host_tables);
-    let state = LiveSnapshot.snapshot(&request)?;
+    let state = LiveSnapshot::default().snapshot(&request)?;
     println!("{}", pretty(&state)?);
     Ok(EXIT_CLEAN)
 }

@@ -1,6 +1,7 @@
 //! execute: applies ops. The trait the reconciler drives, the live executor (drives
-//! `netlink` in the pod netns on a `netns` thread and in the host = the calling thread's
-//! netns, sysctls through `netns`), and the in-memory model kernel (tests, offline runs).
+//! `netlink` in the pod netns on the run's `netns` worker and in the host = the calling
+//! thread's netns, each through its thread's handle, sysctls through `netns`), and the
+//! in-memory model kernel (tests, offline runs).
 //! Never plans: it applies what it is given, in order, and says what failed.
 
 use std::mem::discriminant;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::model::{Change, Op, Route, Side};
 use crate::netlink::{Links, Netlink, Outcome, Write};
-use crate::netns;
+use crate::netns::{self, NetnsWorker};
 
 /// The in-memory kernel lives with the model it applies ops to; named here too, where the
 /// other executors are.
@@ -53,15 +54,17 @@ pub trait Executor {
     }
 }
 
-/// Applies ops to the kernel: pod ops in `pod_netns` (entered on a thread of its own),
-/// host ops in the netns of the calling thread (the process's own: never entered).
+/// Applies ops to the kernel: pod ops in the pod netns, on the run's worker thread there
+/// (shared with the snapshot: the netns is entered once per run), host ops in the netns
+/// of the calling thread (the process's own: never entered); each thread writes through
+/// its netlink handle (`Netlink::on_this_thread`).
 /// Consecutive ops of one kind (e.g. a thousand route adds) go to the kernel all at once
 /// and their ACKs are collected afterwards; to keep "stops at the first failure", the ops
 /// of such a batch that the kernel applied after the failing one are undone.
 /// Must not be called from async code (netlink blocks the calling thread).
 #[derive(Clone, Debug, Default)]
 pub struct LiveExecutor {
-    pod_netns: Option<PathBuf>,
+    pod: Option<Arc<NetnsWorker>>,
     /// Set by any op that surprised (see [`Executor::take_surprise`]); shared with the
     /// thread that applies pod ops.
     surprise: Arc<AtomicBool>,
@@ -75,9 +78,15 @@ enum Policy {
 }
 
 impl LiveExecutor {
+    /// An executor with a worker of its own for the pod netns at `pod_netns`.
     pub fn new(pod_netns: Option<PathBuf>) -> LiveExecutor {
+        LiveExecutor::in_pod(pod_netns.map(|path| Arc::new(NetnsWorker::new(path))))
+    }
+
+    /// An executor applying pod ops on `pod`, the run's worker, shared with its snapshot.
+    pub fn in_pod(pod: Option<Arc<NetnsWorker>>) -> LiveExecutor {
         LiveExecutor {
-            pod_netns,
+            pod,
             surprise: Arc::default(),
         }
     }
@@ -97,9 +106,9 @@ impl LiveExecutor {
         })
     }
 
-    /// A run of pod ops, on a thread inside the pod netns.
+    /// A run of pod ops, on the worker inside the pod netns.
     fn apply_in_pod(&self, run: &[Op], policy: Policy) -> Vec<Failed> {
-        let Some(path) = &self.pod_netns else {
+        let Some(worker) = &self.pod else {
             let error = Error::Io {
                 what: "pod netns".to_string(),
                 reason: "no pod netns path was given for pod ops".to_string(),
@@ -108,7 +117,7 @@ impl LiveExecutor {
         };
         let ops = run.to_vec();
         let surprise = Arc::clone(&self.surprise);
-        match netns::run_in_netns(path, move || Ok(apply_run(&ops, policy, &surprise))) {
+        match worker.run(move || Ok(apply_run(&ops, policy, &surprise))) {
             Ok(failures) => failures,
             // The netns is gone (an Io error naming the path) or the thread died.
             Err(error) => fail_all(run.len(), policy, &error),
@@ -147,15 +156,17 @@ fn fail_all(len: usize, policy: Policy, error: &Error) -> Vec<Failed> {
         .collect()
 }
 
-/// Applies a run of ops in the calling thread's netns: one netlink socket and one link
-/// dump (to resolve device names) for the run. Failure indexes are into `ops`.
+/// Applies a run of ops in the calling thread's netns, through the thread's netlink
+/// handle, with one link dump (to resolve device names) for the run. Failure indexes are
+/// into `ops`.
 fn apply_run(ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
-    let opened = Netlink::new().and_then(|nl| {
-        let links = nl.links()?;
-        Ok((nl, links))
-    });
-    let (nl, links) = match opened {
-        Ok(opened) => opened,
+    Netlink::on_this_thread(|nl| Ok(apply_run_with(nl, ops, policy, surprise)))
+        .unwrap_or_else(|error| fail_all(ops.len(), policy, &error))
+}
+
+fn apply_run_with(nl: &Netlink, ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
+    let links = match nl.links() {
+        Ok(links) => links,
         Err(error) => return fail_all(ops.len(), policy, &error),
     };
     in_chunks(
@@ -164,9 +175,9 @@ fn apply_run(ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
         |start| batch_end(ops, start),
         |batch| {
             if batch.len() > 1 {
-                apply_batch(&nl, &links, batch, policy, surprise)
+                apply_batch(nl, &links, batch, policy, surprise)
             } else {
-                apply_one(&nl, &links, &batch[0])
+                apply_one(nl, &links, &batch[0])
                     .map(|outcome| note_answer(&batch[0], outcome, surprise))
                     .err()
                     .map(|error| Failed { index: 0, error })

@@ -1,5 +1,6 @@
 //! live: the backends a real plugin run uses, once its config is known: the kernel
-//! snapshot, the netlink executor for the pod named by CNI_NETNS, the records and host lock
+//! snapshot and the netlink executor for the pod named by CNI_NETNS, sharing one worker
+//! thread in that netns (entered once per run), the records and host lock
 //! in data_dir, raw-socket conflict probes on C, and the log file. It wires; it decides
 //! nothing. Two things it adds around them: ADD and CHECK refuse a CNI_NETNS that is not a
 //! netns before anything is locked or written, and the conflict probe, a wait during which
@@ -18,7 +19,7 @@ use crate::conflict::{AddressProbe, Conflict, RawSocketProbe, Target};
 use crate::error::{excerpt, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::logging;
-use crate::netns;
+use crate::netns::{self, NetnsWorker};
 use crate::record::FileRecords;
 use crate::signals::allow_termination;
 use crate::snapshot::LiveSnapshot;
@@ -37,9 +38,13 @@ pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
         }
     }
     let records = Arc::new(records);
+    let pod = invocation
+        .netns
+        .clone()
+        .map(|path| Arc::new(NetnsWorker::new(path)));
     Ok(Backends {
-        snapshots: Box::new(LiveSnapshot),
-        executor: Box::new(LiveExecutor::new(invocation.netns.clone())),
+        snapshots: Box::new(LiveSnapshot::in_pod(pod.clone())),
+        executor: Box::new(LiveExecutor::in_pod(pod)),
         records: Box::new(Arc::clone(&records)),
         // Not interruptible: the lock is now taken after the run's own changes (ARCHITECTURE
         // "Ordering"), so a signal during its wait would leave a run half done.

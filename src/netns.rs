@@ -1,14 +1,21 @@
-//! netns: runs work inside another network namespace on a dedicated thread that enters it
-//! with setns(2), and reads/writes the per-netns sysctls of the calling thread's netns.
-//! It must never change the netns of a thread it did not create (the caller's included).
+//! netns: runs work inside another network namespace on a thread that enters it with
+//! setns(2): a long-lived `NetnsWorker` (entered once, on first use, for a whole run) or a
+//! thread per call (`run_in_netns`); reads/writes the per-netns sysctls of the calling
+//! thread's netns. It must never change the netns of a thread it did not create.
 
+use std::any::Any;
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use nix::sched::{setns, CloneFlags};
+use nix::sys::stat::fstat;
 use nix::sys::statfs::{fstatfs, FsType};
 
 use crate::error::{Error, Result};
@@ -28,21 +35,204 @@ pub struct NetnsThread<T> {
 impl<T> NetnsThread<T> {
     /// Waits for the work; a panic on that thread comes back as an error.
     pub fn join(self) -> Result<T> {
-        match self.handle.join() {
-            Ok(result) => result,
-            Err(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".to_string());
-                Err(Error::Io {
-                    what: format!("thread in netns {}", self.path.display()),
-                    reason: format!("panicked: {message}"),
-                })
+        self.handle
+            .join()
+            .unwrap_or_else(|payload| Err(panicked(&self.path, payload.as_ref())))
+    }
+}
+
+/// A panic of work in the netns at `path`, as the error it comes back as.
+fn panicked(path: &Path, payload: &(dyn Any + Send)) -> Error {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_string());
+    io_error(path, &format!("panicked: {message}"))
+}
+
+/// A thread in the netns at `path` that runs the work sent to it, one job after another,
+/// so that every phase of a run (snapshot, applies, re-reads) enters the netns once and
+/// shares the thread's netlink handle and sysctl view (issue 14). The thread is started
+/// and enters the netns on first use; each use first opens `path` again, so a path that is
+/// gone fails as `run_in_netns` would (`Error::Io` naming it), and a path that names
+/// another netns by now gets a new thread entering that one. Dropping the worker ends its
+/// thread after the work already sent.
+pub struct NetnsWorker {
+    path: PathBuf,
+    entered: Mutex<Option<Entered>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The worker's thread, inside the netns `netns` identifies.
+struct Entered {
+    netns: NetnsId,
+    jobs: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A netns by its nsfs inode (st_dev, st_ino of any file referring to it).
+type NetnsId = (u64, u64);
+
+/// Work handed to a worker; `wait` for its result.
+#[must_use = "wait for the work to get its result"]
+pub struct Pending<T> {
+    path: PathBuf,
+    result: Receiver<Result<T>>,
+}
+
+impl<T> Pending<T> {
+    /// Waits for the work; a panic in it comes back as an error.
+    pub fn wait(self) -> Result<T> {
+        self.result
+            .recv()
+            .unwrap_or_else(|_| Err(io_error(&self.path, "ended before answering")))
+    }
+}
+
+impl NetnsWorker {
+    /// A worker for the netns at `path`; nothing is opened or started before first use.
+    pub fn new(path: PathBuf) -> NetnsWorker {
+        NetnsWorker {
+            path,
+            entered: Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the worker's thread, inside the netns, and waits for it.
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.submit(f)?.wait()
+    }
+
+    /// Hands `f` to the worker's thread and returns at once, so the caller can work
+    /// meanwhile. A path that is gone fails now.
+    pub fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<Pending<T>> {
+        let jobs = self.jobs()?;
+        let (answer, result) = mpsc::sync_channel(1);
+        let path = self.path.clone();
+        let job: Job = Box::new(move || {
+            let result = catch_unwind(AssertUnwindSafe(f))
+                .unwrap_or_else(|payload| Err(panicked(&path, payload.as_ref())));
+            // The caller may have stopped waiting: nobody to tell.
+            let _ = answer.send(result);
+        });
+        jobs.send(job)
+            .map_err(|_| io_error(&self.path, "it has ended"))?;
+        Ok(Pending {
+            path: self.path.clone(),
+            result,
+        })
+    }
+
+    /// Where to send jobs: the thread in the netns `path` names now, started if need be.
+    fn jobs(&self) -> Result<Sender<Job>> {
+        let file = open(&self.path)?;
+        let netns = netns_id(&file, &self.path)?;
+        let mut entered = self.entered.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(Entered {
+            netns: current,
+            jobs: Some(jobs),
+            ..
+        }) = entered.as_ref()
+        {
+            if *current == netns {
+                return Ok(jobs.clone());
+            }
+        }
+        // The old thread, if any, ends here (its netns is no longer what the path names).
+        *entered = None;
+        let path = self.path.clone();
+        let started = Entered::start(&self.path, netns, move || enter(&file, &path))?;
+        let jobs = started.jobs.clone();
+        *entered = Some(started);
+        jobs.ok_or_else(|| io_error(&self.path, "no thread"))
+    }
+}
+
+impl fmt::Debug for NetnsWorker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NetnsWorker")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Entered {
+    /// Starts a thread that enters the netns (`enter`) and then runs jobs until the sender
+    /// is dropped; returns once it has entered, or with the error that kept it out.
+    fn start(
+        path: &Path,
+        netns: NetnsId,
+        enter: impl FnOnce() -> Result<()> + Send + 'static,
+    ) -> Result<Entered> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready, entered) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("router-netns".to_string())
+            .spawn(move || {
+                let outcome = enter();
+                let failed = outcome.is_err();
+                let _ = ready.send(outcome);
+                if failed {
+                    return;
+                }
+                for job in queue {
+                    job();
+                }
+            })
+            .map_err(|e| Error::io(format!("thread for netns {}", path.display()), e))?;
+        let mut started = Entered {
+            netns,
+            jobs: Some(jobs),
+            thread: Some(thread),
+        };
+        match entered.recv() {
+            Ok(Ok(())) => Ok(started),
+            Ok(Err(error)) => Err(error),
+            Err(_) => {
+                started.jobs = None;
+                Err(io_error(path, "the thread ended before entering"))
             }
         }
     }
+}
+
+impl Drop for Entered {
+    /// Ends the thread once the jobs sent have run, and waits for it.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            // A panic outside a job (none is expected) has nothing left to report to.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A failure of the thread working in the netns at `path`.
+fn io_error(path: &Path, reason: &str) -> Error {
+    Error::Io {
+        what: format!("thread in netns {}", path.display()),
+        reason: reason.to_string(),
+    }
+}
+
+/// Which netns the open netns file `file` refers to.
+fn netns_id(file: &File, path: &Path) -> Result<NetnsId> {
+    let stat = fstat(file).map_err(|e| Error::io(netns_what(path), io::Error::from(e)))?;
+    // st_dev and st_ino are u64 on Linux's 64-bit ABIs but not on every target.
+    #[allow(clippy::useless_conversion)]
+    Ok((u64::from(stat.st_dev), u64::from(stat.st_ino)))
 }
 
 /// Runs `f` on a new thread that has entered the netns at `path`, and waits for it.
@@ -60,15 +250,7 @@ pub fn spawn_in_netns<T: Send + 'static>(
     path: &Path,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<NetnsThread<T>> {
-    spawn_in_open_netns(open(path)?, path, f)
-}
-
-/// Like [`spawn_in_netns`], with the netns file `path` already open.
-pub fn spawn_in_open_netns<T: Send + 'static>(
-    file: File,
-    path: &Path,
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<NetnsThread<T>> {
+    let file = open(path)?;
     let thread_path = path.to_path_buf();
     let handle = std::thread::Builder::new()
         .name("router-netns".to_string())
@@ -129,10 +311,13 @@ fn netns_what(path: &Path) -> String {
     format!("netns {}", path.display())
 }
 
-/// Moves the current thread into the network namespace of `file`.
+/// Moves the current thread into the network namespace of `file`. Logged (debug): how
+/// often a run enters the pod netns is what tests count.
 fn enter(file: &File, path: &Path) -> Result<()> {
     setns(file, CloneFlags::CLONE_NEWNET)
-        .map_err(|e| Error::io(format!("setns into {}", path.display()), io::Error::from(e)))
+        .map_err(|e| Error::io(format!("setns into {}", path.display()), io::Error::from(e)))?;
+    tracing::debug!(netns = %path.display(), "entered netns");
+    Ok(())
 }
 
 /// Reads a sysctl of the calling thread's netns; None when the file does not exist (the
@@ -199,6 +384,76 @@ mod tests {
         assert!(!is_netns(&dir).unwrap());
         assert!(!is_netns(Path::new("/proc/self/status/x")).unwrap());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A worker whose thread stays in this process's netns: entering one needs
+    /// CAP_SYS_ADMIN, and the pure tests run without root. What is tested is the worker's
+    /// plumbing; tests/snapshot_kernel.rs enters real netns.
+    fn worker_here() -> NetnsWorker {
+        let path = PathBuf::from("/proc/self/ns/net");
+        let netns = netns_id(&open(&path).unwrap(), &path).unwrap();
+        let worker = NetnsWorker::new(path.clone());
+        let started = Entered::start(&path, netns, || Ok(())).unwrap();
+        *worker.entered.lock().unwrap() = Some(started);
+        worker
+    }
+
+    fn thread_id() -> Result<i32> {
+        Ok(nix::unistd::gettid().as_raw())
+    }
+
+    #[test]
+    fn a_worker_runs_every_job_on_its_one_thread_and_returns_the_results() {
+        let worker = worker_here();
+        let first = worker.run(thread_id).unwrap();
+        let pending = worker.submit(|| Ok(6 * 7)).unwrap();
+        assert_eq!(pending.wait().unwrap(), 42);
+        assert_eq!(worker.run(thread_id).unwrap(), first);
+        assert_ne!(first, thread_id().unwrap());
+        let err = worker.run(|| -> Result<()> { Err(Error::TryAgain("x".into())) });
+        assert_eq!(err, Err(Error::TryAgain("x".into())));
+    }
+
+    #[test]
+    fn a_worker_for_a_missing_path_fails_with_an_io_error_naming_it() {
+        let worker = NetnsWorker::new(PathBuf::from("/nonexistent/router-test/netns"));
+        let err = worker.run(|| Ok(())).unwrap_err();
+        let Error::Io { what, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(what.contains("/nonexistent/router-test/netns"), "{what}");
+    }
+
+    #[test]
+    fn a_panic_in_a_workers_job_is_an_error_and_the_worker_goes_on() {
+        let worker = worker_here();
+        let err = worker.run(|| -> Result<()> { panic!("boom") }).unwrap_err();
+        assert!(
+            matches!(&err, Error::Io { what, reason } if reason.contains("boom") && what.contains("/proc/self/ns/net")),
+            "{err:?}"
+        );
+        assert_eq!(worker.run(|| Ok(1)).unwrap(), 1);
+    }
+
+    /// The job opens the thread's netlink handle too: it is closed as the thread ends.
+    #[test]
+    fn a_dropped_workers_thread_is_gone() {
+        let worker = worker_here();
+        let tid = worker
+            .run(|| {
+                crate::netlink::Netlink::on_this_thread(|nl| nl.links())?;
+                thread_id()
+            })
+            .unwrap();
+        let task = PathBuf::from(format!("/proc/self/task/{tid}"));
+        assert!(task.exists());
+        drop(worker);
+        // Joined: the kernel releases the task right after the thread's exit wakes join.
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            !task.exists()
+        });
+        assert!(gone, "{} is still there", task.display());
     }
 
     /// The thread is built by hand: entering a netns needs CAP_SYS_ADMIN, and what is

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::compile::is_link_local;
 use crate::error::{Error, Result};
@@ -14,8 +15,8 @@ use crate::model::{
     host_step_key, mac_step_keys, routing_step_keys, ActualState, Link, NetnsState, SysctlKey,
     Tables, TablesHeld, ALL_AND_DEFAULT, MAIN_TABLE, ROUTER_PROTOCOL,
 };
-use crate::netlink::{Links, Netlink, RouteFilter};
-use crate::netns;
+use crate::netlink::{Netlink, Read, Reads, RouteFilter};
+use crate::netns::{self, NetnsWorker, Pending};
 
 /// Whole-netns reads that met a transient inconsistency (`Error::TryAgain`, e.g. a link
 /// created between the link and route dumps) are repeated this many times in all.
@@ -94,10 +95,30 @@ pub trait SnapshotSource {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState>;
 }
 
-/// Reads the kernel. The pod netns is read on a thread that enters it, concurrently with
-/// the host, which is read on the calling thread. Must not be called from async code.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LiveSnapshot;
+/// Reads the kernel. The pod netns is read on a worker thread inside it, concurrently with
+/// the host, which is read on the calling thread; each thread reads through its own
+/// netlink handle (`Netlink::on_this_thread`), its dumps all at once. The worker is the
+/// run's (`in_pod`, shared with its executor) when the request names its path, else one
+/// for that call. Must not be called from async code.
+#[derive(Clone, Debug, Default)]
+pub struct LiveSnapshot {
+    pod: Option<Arc<NetnsWorker>>,
+}
+
+impl LiveSnapshot {
+    /// Reads the pod netns through `pod`, the run's worker, shared with its executor.
+    pub fn in_pod(pod: Option<Arc<NetnsWorker>>) -> LiveSnapshot {
+        LiveSnapshot { pod }
+    }
+
+    /// The run's worker when it is for `path`, else one for this call.
+    fn worker_for(&self, path: &PathBuf) -> Arc<NetnsWorker> {
+        self.pod
+            .as_ref()
+            .filter(|worker| worker.path() == path)
+            .map_or_else(|| Arc::new(NetnsWorker::new(path.clone())), Arc::clone)
+    }
+}
 
 /// Reads an `ActualState` JSON file (the offline format), holding it to the tables the
 /// request reads: a table the file states it did not read is refused (planning from it
@@ -111,43 +132,28 @@ pub struct FileSnapshot {
 
 impl SnapshotSource for LiveSnapshot {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
-        let pod_netns = match &req.pod_netns {
-            Some(path) if netns::is_netns(path)? => match netns::open(path) {
-                Ok(file) => Some((path, file)),
-                // Deleted between the check and the open: gone, like a missing path.
-                Err(_) if !netns::is_netns(path)? => None,
-                Err(e) => return Err(e),
-            },
+        let worker = match &req.pod_netns {
+            Some(path) if netns::is_netns(path)? => Some(self.worker_for(path)),
             _ => None,
         };
-        // Each side's id for the other, which says which host veth is O's peer (H).
-        let netns_ids = match (&pod_netns, req.links_only) {
-            (Some((path, file)), false) => Some((netns::current()?, clone_netns(path, file)?)),
-            _ => None,
+        let pod_read = match &worker {
+            Some(worker) => start_pod_read(worker, req)?,
+            None => None,
         };
-        let (host_file, pod_file) = netns_ids.unzip();
-        let pod_thread = pod_netns
-            .map(|(path, file)| {
-                let tables = req.pod_tables_read();
-                let read = move || match &host_file {
-                    None => with_retries(read_pod_links),
-                    Some(host) => with_retries(|| read_pod(&tables, host)),
-                };
-                netns::spawn_in_open_netns(file, path, read)
-            })
-            .transpose()?;
+        let (pod_read, pod_file) = pod_read.unzip();
         let host = match req.links_only {
             true => Ok((NetnsState::default(), BTreeMap::new())),
             false => with_retries(|| read_host(req, pod_file.as_ref())),
         };
-        // Join before looking at the host result, so the pod thread is never left behind.
-        let pod = pod_thread.map(|thread| thread.join()).transpose()?;
+        // Wait before looking at the host result, so the pod read is never left behind.
+        let pod = pod_read.map(Pending::wait).transpose()?;
         let (mut host, mut host_preferred_src) = host?;
         if let (Some(pod), false) = (&pod, req.links_only) {
             read_host_peer_sysctls(pod, &mut host)?;
             if req.every_table {
-                let nl = Netlink::new()?;
-                host_preferred_src.extend(preferred_src(&nl, &pod_addresses(pod))?);
+                let addrs = pod_addresses(pod);
+                let found = Netlink::on_this_thread(|nl| preferred_src(nl, &addrs))?;
+                host_preferred_src.extend(found);
             }
         }
         Ok(ActualState {
@@ -159,6 +165,38 @@ impl SnapshotSource for LiveSnapshot {
                 host: req.host_tables_read(),
             }),
         })
+    }
+}
+
+/// Starts the pod side on `worker`, with the pod's netns file (the host's id of it says
+/// which host veth is O's peer, H); None when the netns went away since it was checked.
+fn start_pod_read(
+    worker: &NetnsWorker,
+    req: &SnapshotRequest,
+) -> Result<Option<(Pending<NetnsState>, File)>> {
+    let path = worker.path();
+    // Deleted between the check and here: gone, like a missing path.
+    let gone = |e: Error| match netns::is_netns(path)? {
+        true => Err(e),
+        false => Ok(None),
+    };
+    let pod_file = match netns::open(path) {
+        Ok(file) => file,
+        Err(e) => return gone(e),
+    };
+    // The pod's id for the host, likewise.
+    let host_file = match req.links_only {
+        true => None,
+        false => Some(netns::current()?),
+    };
+    let tables = req.pod_tables_read();
+    let read = move || match &host_file {
+        None => with_retries(read_pod_links),
+        Some(host) => with_retries(|| read_pod(&tables, host)),
+    };
+    match worker.submit(read) {
+        Ok(pending) => Ok(Some((pending, pod_file))),
+        Err(e) => gone(e),
     }
 }
 
@@ -236,16 +274,39 @@ fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
 }
 
 /// Links, routes of `tables`, rules and permanent neighbours of the calling thread's netns.
-fn read_netns(nl: &Netlink, tables: &Tables) -> Result<(NetnsState, Links)> {
-    let (mut state, links) = read_links(nl)?;
-    insert_routes(&mut state, tables, &links, &[RouteFilter::default()], nl)?;
-    for rule in nl.rules()? {
+fn read_netns(nl: &Netlink, tables: &Tables) -> Result<NetnsState> {
+    let reads = Reads {
+        links: true,
+        tables: tables.clone(),
+        routes: vec![RouteFilter::default()],
+        rules: true,
+        neighbours: vec![None],
+    };
+    Ok(state_of(nl.read(&reads)?))
+}
+
+/// A netns state holding what a read found.
+fn state_of(read: Read) -> NetnsState {
+    let mut state = NetnsState {
+        links: read.links.links.clone(),
+        macs: read.links.macs.clone(),
+        ..NetnsState::default()
+    };
+    add_found(&mut state, read);
+    state
+}
+
+/// Adds the routes, rules and neighbours a read found to `state` (not its links).
+fn add_found(state: &mut NetnsState, read: Read) {
+    for route in read.routes {
+        state.insert_route(route);
+    }
+    for rule in read.rules {
         state.insert_rule(rule);
     }
-    for neighbour in nl.neighbours_on(&links, None)? {
+    for neighbour in read.neighbours {
         state.insert_neighbour(neighbour);
     }
-    Ok((state, links))
 }
 
 /// Reads each sysctl that exists into the state.
@@ -258,9 +319,9 @@ fn read_sysctls(state: &mut NetnsState, keys: impl IntoIterator<Item = SysctlKey
     Ok(())
 }
 
-/// The pod's links and MACs only; runs on the thread that entered the pod netns.
+/// The pod's links and MACs only; runs on the thread inside the pod netns.
 fn read_pod_links() -> Result<NetnsState> {
-    let links = Netlink::new()?.links()?;
+    let links = Netlink::on_this_thread(Netlink::links)?;
     let mut state = NetnsState {
         links: links.links,
         macs: links.macs,
@@ -284,21 +345,18 @@ fn links_but_lo(links: &BTreeMap<String, Link>) -> impl Iterator<Item = &str> {
         .filter(|name| *name != "lo")
 }
 
-fn clone_netns(path: &Path, file: &File) -> Result<File> {
-    file.try_clone()
-        .map_err(|e| Error::io(format!("netns {}", path.display()), e))
-}
-
-/// The pod side; runs on the thread that entered the pod netns. `host` is the host netns.
+/// The pod side; runs on the thread inside the pod netns. `host` is the host netns.
 fn read_pod(tables: &Tables, host: &File) -> Result<NetnsState> {
-    let nl = Netlink::new()?;
-    let (mut state, links) = read_netns(&nl, tables)?;
-    state.other_netns_id = Some(nl.netns_id(host.as_fd())?);
+    let mut state = Netlink::on_this_thread(|nl| {
+        let mut state = read_netns(nl, tables)?;
+        state.other_netns_id = Some(nl.netns_id(host.as_fd())?);
+        Ok(state)
+    })?;
     let ifaces = ALL_AND_DEFAULT
         .into_iter()
-        .chain(links_but_lo(&links.links));
+        .chain(links_but_lo(&state.links));
     let routing = ifaces.flat_map(routing_step_keys);
-    let keys: Vec<SysctlKey> = routing.chain(mac_keys(&links.links)).collect();
+    let keys: Vec<SysctlKey> = routing.chain(mac_keys(&state.links)).collect();
     read_sysctls(&mut state, keys)?;
     Ok(state)
 }
@@ -308,32 +366,33 @@ fn read_host(
     req: &SnapshotRequest,
     pod: Option<&File>,
 ) -> Result<(NetnsState, BTreeMap<IpAddr, IpAddr>)> {
-    let nl = Netlink::new()?;
-    let tables = req.host_tables_read();
-    let pod_id = || pod.map(|pod| nl.netns_id(pod.as_fd())).transpose();
-    let mut state = match req.host_objects {
-        HostObjects::Rules => return Ok((rules_only(&nl)?, BTreeMap::new())),
-        HostObjects::RulesAndOwnedRoutes => {
-            return Ok((owned_routes_and_rules(&nl, &tables)?, BTreeMap::new()))
-        }
-        HostObjects::All => NetnsState {
-            other_netns_id: pod_id()?,
-            ..read_netns(&nl, &tables)?.0
-        },
-        HostObjects::ThroughPodPeers => {
-            let pod_id = pod_id()?;
-            NetnsState {
-                other_netns_id: pod_id,
-                ..read_through_peers(&nl, &tables, pod_id)?
+    Netlink::on_this_thread(|nl| {
+        let tables = req.host_tables_read();
+        let pod_id = || pod.map(|pod| nl.netns_id(pod.as_fd())).transpose();
+        let mut state = match req.host_objects {
+            HostObjects::Rules => return Ok((rules_only(nl)?, BTreeMap::new())),
+            HostObjects::RulesAndOwnedRoutes => {
+                return Ok((owned_routes_and_rules(nl, &tables)?, BTreeMap::new()))
             }
-        }
-    };
-    let ifaces = ALL_AND_DEFAULT
-        .into_iter()
-        .chain(req.host_sysctl_ifaces.iter().map(String::as_str));
-    read_sysctls(&mut state, ifaces.map(host_step_key))?;
-    let preferred = preferred_src(&nl, &req.preferred_src_for)?;
-    Ok((state, preferred))
+            HostObjects::All => NetnsState {
+                other_netns_id: pod_id()?,
+                ..read_netns(nl, &tables)?
+            },
+            HostObjects::ThroughPodPeers => {
+                let pod_id = pod_id()?;
+                NetnsState {
+                    other_netns_id: pod_id,
+                    ..read_through_peers(nl, &tables, pod_id)?
+                }
+            }
+        };
+        let ifaces = ALL_AND_DEFAULT
+            .into_iter()
+            .chain(req.host_sysctl_ifaces.iter().map(String::as_str));
+        read_sysctls(&mut state, ifaces.map(host_step_key))?;
+        let preferred = preferred_src(nl, &req.preferred_src_for)?;
+        Ok((state, preferred))
+    })
 }
 
 /// The rules, and the owned routes of `tables` (`HostObjects::RulesAndOwnedRoutes`).
@@ -342,21 +401,31 @@ fn owned_routes_and_rules(nl: &Netlink, tables: &Tables) -> Result<NetnsState> {
         protocol: Some(ROUTER_PROTOCOL),
         ..RouteFilter::default()
     };
-    let (mut state, links) = read_links(nl)?;
-    insert_routes(&mut state, tables, &links, &[owned], nl)?;
-    state.rules = rules_only(nl)?.rules;
-    Ok(state)
+    let reads = Reads {
+        links: true,
+        tables: tables.clone(),
+        routes: vec![owned],
+        rules: true,
+        ..Reads::default()
+    };
+    Ok(state_of(nl.read(&reads)?))
 }
 
 /// The host's links, every rule, and the routes and permanent neighbours through the host
 /// links whose veth peer is in the netns the host calls `pod_id` (`HostObjects::ThroughPodPeers`).
-/// Without a pod (gone, or no id for it), everything.
+/// Without a pod (gone, or no id for it), everything. Two rounds of dumps: which links
+/// are the peers is known only from the first.
 fn read_through_peers(nl: &Netlink, tables: &Tables, pod_id: Option<i32>) -> Result<NetnsState> {
     let Some(pod_id) = pod_id.filter(|id| *id >= 0) else {
-        return Ok(read_netns(nl, tables)?.0);
+        return read_netns(nl, tables);
     };
-    let (mut state, links) = read_links(nl)?;
-    let peers: Vec<u32> = state
+    let first = nl.read(&Reads {
+        links: true,
+        rules: true,
+        ..Reads::default()
+    })?;
+    let peers: Vec<u32> = first
+        .links
         .links
         .values()
         .filter(|link| {
@@ -366,63 +435,31 @@ fn read_through_peers(nl: &Netlink, tables: &Tables, pod_id: Option<i32>) -> Res
         })
         .map(|link| link.index)
         .collect();
-    let through: Vec<RouteFilter> = peers
-        .iter()
-        .map(|&index| RouteFilter {
-            oif: Some(index),
-            ..RouteFilter::default()
-        })
-        .collect();
-    insert_routes(&mut state, tables, &links, &through, nl)?;
-    for rule in nl.rules()? {
-        state.insert_rule(rule);
-    }
-    for &index in &peers {
-        for neighbour in nl.neighbours_on(&links, Some(index))? {
-            state.insert_neighbour(neighbour);
-        }
-    }
+    let through = Reads {
+        tables: tables.clone(),
+        routes: peers
+            .iter()
+            .map(|&index| RouteFilter {
+                oif: Some(index),
+                ..RouteFilter::default()
+            })
+            .collect(),
+        neighbours: peers.iter().map(|&index| Some(index)).collect(),
+        ..Reads::default()
+    };
+    let found = nl.read_naming(&through, &first.links)?;
+    let mut state = state_of(first);
+    add_found(&mut state, found);
     Ok(state)
 }
 
 /// A netns state holding only the rules.
 fn rules_only(nl: &Netlink) -> Result<NetnsState> {
-    let mut state = NetnsState::default();
-    for rule in nl.rules()? {
-        state.insert_rule(rule);
-    }
-    Ok(state)
-}
-
-/// The links (with their addresses and MACs) of the calling thread's netns.
-fn read_links(nl: &Netlink) -> Result<(NetnsState, Links)> {
-    let links = nl.links()?;
-    let state = NetnsState {
-        links: links.links.clone(),
-        macs: links.macs.clone(),
-        ..NetnsState::default()
+    let reads = Reads {
+        rules: true,
+        ..Reads::default()
     };
-    Ok((state, links))
-}
-
-/// The routes of `tables` that one of `filters` lets through (the kernel filters).
-fn insert_routes(
-    state: &mut NetnsState,
-    tables: &Tables,
-    links: &Links,
-    filters: &[RouteFilter],
-    nl: &Netlink,
-) -> Result<()> {
-    for filter in filters {
-        let routes = match tables {
-            Tables::All(_) => nl.every_route_where(links, filter)?,
-            Tables::Only(tables) => nl.routes_where(tables, links, filter)?,
-        };
-        for route in routes {
-            state.insert_route(route);
-        }
-    }
-    Ok(())
+    Ok(state_of(nl.read(&reads)?))
 }
 
 /// The host's preferred source toward each address (`ip route get`), where it has one.

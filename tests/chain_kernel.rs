@@ -759,3 +759,26 @@ fn del_releases_the_host_rule_add_made_after_its_priority_was_edited() {
     assert_nothing_owned(&node.host);
     assert_eq!(host_state(&node), host_before);
 }
+
+/// How many times router's log says it entered `netns` (its debug line for each setns).
+fn entries_into(node: &Node, netns: &Netns) -> usize {
+    let log = std::fs::read_to_string(node.dir.join("router.log")).unwrap_or_default();
+    let path = netns.path().display().to_string();
+    log.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["fields"]["message"] == "entered netns" && l["fields"]["netns"] == path)
+        .count()
+}
+
+/// One trip into the pod per run (issue 14): the snapshot, every run of pod ops and any
+/// re-read share one thread that entered the pod netns once.
+#[test]
+fn one_add_and_one_del_each_enter_the_pod_netns_once() {
+    let (node, pod, _overlay) = pod_with_overlay("once", 21, &[4, 6]);
+    let mut net1 = macvlan_network(&node, "net1", 21, &[4, 6], json!({"mac_prefix": "0a:0b"}));
+    added(&node, &pod, &mut net1);
+    assert_eq!(entries_into(&node, &pod.netns), 1, "ADD");
+    let out = net1.del(&node, &pod);
+    assert!(out.ok, "chain DEL: {} {}", out.stdout, out.stderr);
+    assert_eq!(entries_into(&node, &pod.netns), 2, "ADD, then DEL");
+}

@@ -12,6 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -22,6 +23,7 @@ use router::conflict::NoConflicts;
 use router::error::{Code, Result};
 use router::execute::{Executor, Failed, LiveExecutor};
 use router::model::{ActualState, AddInputs, Op, Side};
+use router::netns::NetnsWorker;
 use router::reconcile::{self, Attachment, World};
 use router::record::{FileRecords, RecordStore};
 use router::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
@@ -119,13 +121,14 @@ fn owned_rules(ns: &common::Netns) -> usize {
 
 /// The live snapshot; the first call deletes the pod netns right after reading it.
 struct DeletePodAfterFirstSnapshot {
+    live: LiveSnapshot,
     netns: String,
     done: AtomicBool,
 }
 
 impl SnapshotSource for DeletePodAfterFirstSnapshot {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
-        let actual = LiveSnapshot.snapshot(req)?;
+        let actual = self.live.snapshot(req)?;
         if !self.done.swap(true, Ordering::SeqCst) {
             common::run("ip", &["netns", "del", &self.netns]);
         }
@@ -135,13 +138,39 @@ impl SnapshotSource for DeletePodAfterFirstSnapshot {
 
 #[test]
 fn the_pod_netns_deleted_between_snapshot_and_apply_is_code_3_and_nothing_is_left() {
-    let p = prepared("nsgone", 31, json!({}));
+    pod_deleted_between_snapshot_and_apply("nsgone", 31, false);
+}
+
+/// As in a plugin run (`live`): the snapshot and the executor share the worker that
+/// entered the pod netns, which keeps that netns alive; the apply still finds it gone.
+#[test]
+fn the_pod_netns_deleted_under_the_runs_shared_worker_is_code_3_too() {
+    pod_deleted_between_snapshot_and_apply("nsgone2", 37, true);
+}
+
+fn pod_deleted_between_snapshot_and_apply(tag: &str, index: u8, shared: bool) {
+    let p = prepared(tag, index, json!({}));
     let host_before = host_state(&p.node);
+    let worker = p
+        .att
+        .netns
+        .clone()
+        .map(|path| Arc::new(NetnsWorker::new(path)));
+    let (live, executor) = match shared {
+        true => (
+            LiveSnapshot::in_pod(worker.clone()),
+            LiveExecutor::in_pod(worker),
+        ),
+        false => (
+            LiveSnapshot::default(),
+            LiveExecutor::new(p.att.netns.clone()),
+        ),
+    };
     let snapshots = DeletePodAfterFirstSnapshot {
+        live,
         netns: p.pod.netns.name.clone(),
         done: AtomicBool::new(false),
     };
-    let executor = LiveExecutor::new(p.att.netns.clone());
     let err = p.add_with(snapshots, executor).unwrap_err();
     assert_eq!(err.code(), Code::UnknownContainer, "{err}");
     assert!(err.to_string().contains("went away"), "{err}");
@@ -198,7 +227,7 @@ fn the_host_veth_deleted_mid_add_fails_naming_it_rolls_back_and_del_cleans_up() 
         host: p.node.host.name.clone(),
         veth: veth.clone(),
     };
-    let err = p.add_with(LiveSnapshot, executor).unwrap_err();
+    let err = p.add_with(LiveSnapshot::default(), executor).unwrap_err();
     assert!(
         err.to_string().contains(&veth),
         "the error does not name {veth}: {err}"

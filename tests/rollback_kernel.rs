@@ -104,7 +104,7 @@ fn a_fault_at_each_op_of_an_add_leaves_pod_host_and_records_as_before() {
             };
             let records = FileRecords::new(&cfg.data_dir);
             let world = World {
-                snapshots: &LiveSnapshot,
+                snapshots: &LiveSnapshot::default(),
                 executor: &executor,
                 records: &records,
                 host: &records,

@@ -14,7 +14,7 @@ use router::model::{
     ActualState, Family, LinkPeer, MacAddr, Neighbour, NeighbourKey, Rule, SysctlKey, SysctlName,
     Tables, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
-use router::netns::{read_sysctl, run_in_netns, write_sysctl};
+use router::netns::{read_sysctl, run_in_netns, write_sysctl, NetnsWorker};
 use router::snapshot::{FileSnapshot, HostObjects, SnapshotRequest, SnapshotSource};
 
 /// A file in the temp dir, removed on drop.
@@ -500,4 +500,46 @@ fn the_shared_rules_reads_hold_the_rules_and_only_owned_routes() {
         .routes
         .values()
         .all(|r| r.protocol == ROUTER_PROTOCOL));
+}
+
+/// The inode of the netns the calling thread is in.
+fn netns_inode_here() -> router::error::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata("/proc/thread-self/ns/net")
+        .map_err(|e| Error::io("/proc/thread-self/ns/net", e))?;
+    Ok(meta.ino())
+}
+
+fn netns_inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+#[test]
+fn a_netns_worker_runs_every_job_inside_its_netns_and_fails_once_the_netns_is_gone() {
+    let ns = Netns::new("worker");
+    let worker = NetnsWorker::new(ns.path());
+    let inside = worker.run(netns_inode_here).unwrap();
+    assert_eq!(inside, netns_inode(&ns.path()));
+    assert_ne!(inside, netns_inode_here().unwrap(), "the caller moved");
+    // The worker's thread reads the pod's sysctls and links (its netlink handle is the one
+    // of that netns): lo is all there is.
+    let links = worker
+        .run(|| router::netlink::Netlink::on_this_thread(|nl| nl.links()))
+        .unwrap();
+    assert_eq!(links.links.keys().collect::<Vec<_>>(), ["lo"]);
+
+    run("ip", &["netns", "del", &ns.name]);
+    let err = worker.run(netns_inode_here).unwrap_err();
+    let Error::Io { what, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(what.contains(&ns.name), "{what}");
+
+    // The same path naming a new netns: a new thread enters that one.
+    run("ip", &["netns", "add", &ns.name]);
+    assert_eq!(
+        worker.run(netns_inode_here).unwrap(),
+        netns_inode(&ns.path())
+    );
 }

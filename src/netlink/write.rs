@@ -265,7 +265,7 @@ impl Netlink {
             .into_iter()
             .map(|write| self.issue_write(write))
             .collect();
-        self.rt.block_on(answers_in_order(issued))
+        self.block_on(answers_in_order(issued))
     }
 
     /// Hands one write to the connection as an ACKed request (nothing goes out before

@@ -3,6 +3,7 @@
 //! Must not decide about routes (reconcile does) or print.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::Resolved;
@@ -10,7 +11,7 @@ use crate::config::PrevView;
 use crate::error::{Code, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::model::Mode;
-use crate::netns;
+use crate::netns::{self, NetnsWorker};
 use crate::reconcile::{self, prepare, Attachment, Prepared, World};
 use crate::report::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
 use crate::snapshot::LiveSnapshot;
@@ -145,13 +146,18 @@ fn check_attachment(target: &Resolved, netns: &Path, repair: bool) -> Attachment
     }
 }
 
-fn drift_now(target: &Resolved, att: &Attachment, prev: &PrevView) -> Result<Prepared> {
+fn drift_now(
+    target: &Resolved,
+    att: &Attachment,
+    prev: &PrevView,
+    snapshots: &LiveSnapshot,
+) -> Result<Prepared> {
     prepare(
         Mode::Add,
         &target.config,
         att,
         Some(prev),
-        &LiveSnapshot,
+        snapshots,
         &target.records(),
     )
 }
@@ -164,7 +170,10 @@ fn check_live(
     mut report: AttachmentReport,
 ) -> Result<AttachmentReport> {
     let att = target.attachment(Some(netns.to_path_buf()));
-    let found = drift_now(target, &att, prev)?;
+    // One worker in the pod netns for the attachment's reads and repair.
+    let pod = Some(Arc::new(NetnsWorker::new(netns.to_path_buf())));
+    let snapshots = LiveSnapshot::in_pod(pod.clone());
+    let found = drift_now(target, &att, prev, &snapshots)?;
     if found.plan.is_empty() {
         return Ok(report);
     }
@@ -173,9 +182,9 @@ fn check_live(
         return Ok(report);
     }
     let records = target.records();
-    let executor = LiveExecutor::new(Some(netns.to_path_buf()));
+    let executor = LiveExecutor::in_pod(pod);
     let world = World {
-        snapshots: &LiveSnapshot,
+        snapshots: &snapshots,
         executor: &executor,
         records: &records,
         host: &records,
@@ -185,7 +194,7 @@ fn check_live(
         Ok(applied) => applied,
         Err(e) => return Ok(with_error(report, &e)),
     };
-    let left = drift_now(target, &att, prev)?;
+    let left = drift_now(target, &att, prev, &snapshots)?;
     report.repair = Some(Repair::of(&applied, &left.plan));
     if left.plan.is_empty() {
         report.status = Status::Repaired;

@@ -54,7 +54,7 @@ pub fn plan(
             &target.config,
             &att,
             prev.as_ref(),
-            &LiveSnapshot,
+            &LiveSnapshot::default(),
             records,
         ),
         StateSource::File(path) => {

@@ -178,7 +178,7 @@ pub fn topology() -> Topology {
 
 /// Takes a live snapshot from a thread inside the test's host netns.
 pub fn snapshot_from(host: &Netns, req: SnapshotRequest) -> ActualState {
-    run_in_netns(&host.path(), move || LiveSnapshot.snapshot(&req)).unwrap()
+    run_in_netns(&host.path(), move || LiveSnapshot::default().snapshot(&req)).unwrap()
 }
 
 pub fn by_key<K: Ord + Clone, V: Clone>(items: &[V], key: impl Fn(&V) -> K) -> BTreeMap<K, V> {

@@ -1,0 +1,288 @@
+//! netlink::read: what one read of a netns asks for (`Reads`) and gives (`Read`): the
+//! dumps it needs, issued at once (`dump`), decoded once all have arrived. It must not
+//! decide which objects a caller needs nor filter by ownership.
+
+use std::collections::{BTreeMap, HashMap};
+
+use netlink_packet_route::address::AddressMessage;
+use netlink_packet_route::link::LinkMessage;
+use netlink_packet_route::rule::RuleMessage;
+use netlink_packet_route::RouteNetlinkMessage;
+
+use super::decode::{
+    address_from_message, link_from_message, neighbour_from_message, routes_from_message,
+    rule_from_message,
+};
+use super::dump::Dump;
+use super::encode::{neighbour_dump_request, route_dump_request};
+use super::Netlink;
+use crate::error::Result;
+use crate::model::{Family, Link, MacAddr, Neighbour, Route, Rule, Tables};
+
+/// Which routes a dump returns, filtered by the kernel (strict dumps): `None` lets any
+/// through. The default lets every route through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteFilter {
+    /// Only routes through this device (RTA_OIF).
+    pub oif: Option<u32>,
+    /// Only routes of this protocol (rtm_protocol).
+    pub protocol: Option<u8>,
+}
+
+/// The links of one netns (name -> facts) and their MAC addresses (name -> MAC).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Links {
+    pub links: BTreeMap<String, Link>,
+    pub macs: BTreeMap<String, MacAddr>,
+}
+
+impl Links {
+    pub(super) fn names_by_index(&self) -> HashMap<u32, String> {
+        self.links
+            .iter()
+            .map(|(name, link)| (link.index, name.clone()))
+            .collect()
+    }
+}
+
+/// What one read of a netns asks for. Every dump it needs goes out at once, each on a
+/// socket of its own, and is decoded after all have arrived (routes and neighbours name
+/// their devices, which the link dump gives).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reads {
+    /// Links, with their addresses (all scopes) and MACs.
+    pub links: bool,
+    /// The route tables `routes` reads (both families): a table that does not exist is
+    /// empty. Cloned (cache) routes are skipped; a multipath route gives one `Route` per
+    /// hop.
+    pub tables: Tables,
+    /// The routes of `tables` that one of these lets through: one set of dumps per filter
+    /// (none: no route is read).
+    pub routes: Vec<RouteFilter>,
+    /// Every policy rule, both families.
+    pub rules: bool,
+    /// The permanent neighbours (both families) of each device listed, `None` for all.
+    pub neighbours: Vec<Option<u32>>,
+}
+
+impl Default for Reads {
+    fn default() -> Reads {
+        Reads {
+            links: false,
+            tables: Tables::Only(Default::default()),
+            routes: Vec::new(),
+            rules: false,
+            neighbours: Vec::new(),
+        }
+    }
+}
+
+/// What a read found; what it did not ask for is empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Read {
+    pub links: Links,
+    pub routes: Vec<Route>,
+    pub rules: Vec<Rule>,
+    pub neighbours: Vec<Neighbour>,
+}
+
+/// Which part of a read one dump answers.
+#[derive(Clone, Copy, Debug)]
+enum Part {
+    Links,
+    Addresses,
+    Routes {
+        table: Option<u32>,
+        filter: RouteFilter,
+    },
+    Rules,
+    Neighbours,
+}
+
+impl Netlink {
+    /// Reads what `reads` asks for (see [`Reads`]).
+    pub fn read(&self, reads: &Reads) -> Result<Read> {
+        self.read_with(reads, None)
+    }
+
+    /// Like [`Netlink::read`], with the links already known: they name the devices of
+    /// routes and neighbours and are not read again (`Read::links` stays empty).
+    pub fn read_naming(&self, reads: &Reads, links: &Links) -> Result<Read> {
+        self.read_with(reads, Some(links))
+    }
+
+    /// All links with their kind, peer and addresses (all scopes), and their MACs.
+    pub fn links(&self) -> Result<Links> {
+        let reads = Reads {
+            links: true,
+            ..Reads::default()
+        };
+        Ok(self.read(&reads)?.links)
+    }
+
+    fn read_with(&self, reads: &Reads, known: Option<&Links>) -> Result<Read> {
+        let dumps = dumps_of(reads, known.is_none());
+        let answers = self.dump_all(&dumps)?;
+        let mut read = Read::default();
+        let mut links: &[RouteNetlinkMessage] = &[];
+        let mut addresses: &[RouteNetlinkMessage] = &[];
+        for (dump, messages) in dumps.iter().zip(&answers) {
+            match dump.part {
+                Part::Links => links = messages.as_slice(),
+                Part::Addresses => addresses = messages.as_slice(),
+                _ => {}
+            }
+        }
+        if known.is_none() {
+            read.links = links_from(links, addresses);
+        }
+        let names = known.unwrap_or(&read.links).names_by_index();
+        for (dump, messages) in dumps.iter().zip(&answers) {
+            match dump.part {
+                Part::Links | Part::Addresses => {}
+                Part::Routes { table, filter } => {
+                    read.routes
+                        .extend(routes_from(messages, &names, table, &filter)?);
+                }
+                Part::Rules => {
+                    for message in messages {
+                        if let RouteNetlinkMessage::NewRule(message) = message {
+                            read.rules.extend(rule_from_message(message)?);
+                        }
+                    }
+                }
+                Part::Neighbours => {
+                    for message in messages {
+                        if let RouteNetlinkMessage::NewNeighbour(message) = message {
+                            read.neighbours
+                                .extend(neighbour_from_message(message, &names)?);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(read)
+    }
+}
+
+/// The dumps a read needs, in the order their answers are decoded.
+fn dumps_of(reads: &Reads, links: bool) -> Vec<Dump<Part>> {
+    let mut dumps = Vec::new();
+    if reads.links && links {
+        dumps.push(Dump::new(
+            Part::Links,
+            "links".into(),
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        ));
+        dumps.push(Dump::new(
+            Part::Addresses,
+            "addresses".into(),
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+        ));
+    }
+    let tables: Vec<Option<u32>> = match &reads.tables {
+        Tables::All(_) => vec![None],
+        Tables::Only(tables) => tables.iter().copied().map(Some).collect(),
+    };
+    for filter in &reads.routes {
+        for family in Family::all() {
+            for &table in &tables {
+                let object = match table {
+                    Some(table) => format!("{family} routes of table {table}"),
+                    None => format!("{family} routes of every table"),
+                };
+                let request = route_dump_request(family, table, filter);
+                let part = Part::Routes {
+                    table,
+                    filter: *filter,
+                };
+                // Strict dumps of a table that does not exist fail with ENOENT; one
+                // filtered by a device that is gone, with ENODEV: no route is there.
+                dumps.push(
+                    Dump::new(part, object, RouteNetlinkMessage::GetRoute(request))
+                        .empty_on(&[libc::ENOENT, libc::ENODEV]),
+                );
+            }
+        }
+    }
+    // One dump for both families (AF_UNSPEC walks every family with rules; the
+    // multicast-routing ones are skipped when converted). Routes stay one dump per family:
+    // a table missing in one family would end an AF_UNSPEC dump for both.
+    if reads.rules {
+        dumps.push(Dump::new(
+            Part::Rules,
+            "rules".into(),
+            RouteNetlinkMessage::GetRule(RuleMessage::default()),
+        ));
+    }
+    // One dump per family: an AF_UNSPEC dump would also walk the bridge FDB.
+    for &ifindex in &reads.neighbours {
+        for family in Family::all() {
+            let request = neighbour_dump_request(family, ifindex);
+            let dump = Dump::new(
+                Part::Neighbours,
+                format!("{family} neighbours"),
+                RouteNetlinkMessage::GetNeighbour(request),
+            );
+            // Filtered by a device that is gone: no neighbour is there.
+            dumps.push(match ifindex {
+                Some(_) => dump.empty_on(&[libc::ENODEV]),
+                None => dump,
+            });
+        }
+    }
+    dumps
+}
+
+/// The links of a link dump, with the addresses of an address dump taken after it.
+fn links_from(links: &[RouteNetlinkMessage], addresses: &[RouteNetlinkMessage]) -> Links {
+    let mut out = Links::default();
+    let mut by_index = HashMap::new();
+    for message in links {
+        if let RouteNetlinkMessage::NewLink(message) = message {
+            if let Some((name, link, mac)) = link_from_message(message) {
+                if let Some(mac) = mac {
+                    out.macs.insert(name.clone(), mac);
+                }
+                by_index.insert(link.index, name.clone());
+                out.links.insert(name, link);
+            }
+        }
+    }
+    for message in addresses {
+        if let RouteNetlinkMessage::NewAddress(message) = message {
+            let Some((index, net)) = address_from_message(message) else {
+                continue;
+            };
+            // An address of a link the link dump did not see: not in this snapshot.
+            let Some(link) = by_index.get(&index).and_then(|n| out.links.get_mut(n)) else {
+                continue;
+            };
+            link.addresses.push(net);
+        }
+    }
+    out
+}
+
+/// The routes of one route dump (one family's routes of one table, or of all tables).
+fn routes_from(
+    messages: &[RouteNetlinkMessage],
+    names: &HashMap<u32, String>,
+    table: Option<u32>,
+    filter: &RouteFilter,
+) -> Result<Vec<Route>> {
+    // The kernel lets a multipath route through when any hop uses the device: only the
+    // hops that do are kept.
+    let through = filter.oif.map(|index| names.get(&index).cloned());
+    let mut routes = Vec::new();
+    for message in messages {
+        if let RouteNetlinkMessage::NewRoute(message) = message {
+            let kept = routes_from_message(message, names)?
+                .into_iter()
+                .filter(|route| table.is_none_or(|t| route.key.table == t))
+                .filter(|route| through.as_ref().is_none_or(|dev| route.key.dev == *dev));
+            routes.extend(kept);
+        }
+    }
+    Ok(routes)
+}
