@@ -8,6 +8,7 @@ pub mod socket;
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -15,7 +16,7 @@ use ipnet::IpNet;
 use crate::compile::mac_source;
 use crate::error::{Error, Result};
 use crate::model::{Change, MacAddr, Op};
-use crate::netns;
+use crate::netns::{self, NetnsWorker};
 use socket::PacketSocket;
 
 /// Another host holds (or is probing for) one of C's addresses.
@@ -92,9 +93,19 @@ impl<T: AddressProbe + ?Sized> AddressProbe for std::sync::Arc<T> {
     }
 }
 
-/// The live probe: AF_PACKET sockets on C, in the pod netns.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RawSocketProbe;
+/// The live probe: AF_PACKET sockets on C, in the pod netns, opened on the run's worker
+/// there (`in_pod`, the thread the snapshot and executor use) when it is for the target's
+/// netns, else on a thread of the probe's own.
+#[derive(Clone, Debug, Default)]
+pub struct RawSocketProbe {
+    pod: Option<Arc<NetnsWorker>>,
+}
+
+impl RawSocketProbe {
+    pub fn in_pod(pod: Option<Arc<NetnsWorker>>) -> RawSocketProbe {
+        RawSocketProbe { pod }
+    }
+}
 
 /// A segment where nobody else is: no conflict. For tests and
 /// for runs that must not touch a network.
@@ -119,9 +130,11 @@ impl AddressProbe for RawSocketProbe {
         }
         let (ifname, addrs, mac) = (target.ifname.to_string(), target.addrs.to_vec(), target.mac);
         let schedule = Schedule::new(interval, retries);
-        netns::run_in_netns(target.pod_netns, move || {
-            detect_here(&ifname, mac, &addrs, schedule)
-        })
+        let probe = move || detect_here(&ifname, mac, &addrs, schedule);
+        match self.pod.as_ref().filter(|w| w.path() == target.pod_netns) {
+            Some(worker) => worker.run(probe),
+            None => netns::run_in_netns(target.pod_netns, probe),
+        }
     }
 }
 

@@ -44,12 +44,12 @@ pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
         .map(|path| Arc::new(NetnsWorker::new(path)));
     Ok(Backends {
         snapshots: Box::new(LiveSnapshot::in_pod(pod.clone())),
-        executor: Box::new(LiveExecutor::in_pod(pod)),
+        executor: Box::new(LiveExecutor::in_pod(pod.clone())),
         records: Box::new(Arc::clone(&records)),
         // Not interruptible: the lock is now taken after the run's own changes (ARCHITECTURE
         // "Ordering"), so a signal during its wait would leave a run half done.
         host: Box::new(records),
-        probe: Box::new(Interruptible(RawSocketProbe)),
+        probe: Box::new(Interruptible(RawSocketProbe::in_pod(pod))),
     })
 }
 

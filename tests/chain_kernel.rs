@@ -770,12 +770,16 @@ fn entries_into(node: &Node, netns: &Netns) -> usize {
         .count()
 }
 
-/// One trip into the pod per run (issue 14): the snapshot, every run of pod ops and any
-/// re-read share one thread that entered the pod netns once.
+/// One trip into the pod per run (issue 14): the snapshot, the IP conflict probe, every run
+/// of pod ops and any re-read share one thread that entered the pod netns once.
 #[test]
 fn one_add_and_one_del_each_enter_the_pod_netns_once() {
     let (node, pod, _overlay) = pod_with_overlay("once", 21, &[4, 6]);
-    let mut net1 = macvlan_network(&node, "net1", 21, &[4, 6], json!({"mac_prefix": "0a:0b"}));
+    let extra = json!({
+        "mac_prefix": "0a:0b",
+        "ip_conflict": {"enabled": true, "interval": "50ms", "retries": 1}
+    });
+    let mut net1 = macvlan_network(&node, "net1", 21, &[4, 6], extra);
     added(&node, &pod, &mut net1);
     assert_eq!(entries_into(&node, &pod.netns), 1, "ADD");
     let out = net1.del(&node, &pod);

@@ -186,7 +186,9 @@ fn without_a_conflict_the_add_passes_in_about_retries_x_interval_whatever_the_ad
         mac,
         addrs: &addrs,
     };
-    let found = RawSocketProbe.detect(&target, SLOW, RETRIES).unwrap();
+    let found = RawSocketProbe::default()
+        .detect(&target, SLOW, RETRIES)
+        .unwrap();
     let probe_took = started.elapsed();
     assert_eq!(found, None);
     let probe_bound = SLOW * (RETRIES + 1) + Duration::from_millis(100);
@@ -447,7 +449,7 @@ fn detect(seg: &Segment, ifname: &str) -> router::error::Result<Option<Conflict>
         mac: SEG_POD_MAC.parse().unwrap(),
         addrs: &addrs,
     };
-    RawSocketProbe.detect(&target, INTERVAL, RETRIES)
+    RawSocketProbe::default().detect(&target, INTERVAL, RETRIES)
 }
 
 #[test]
