@@ -165,7 +165,13 @@ fn apply_run(ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
 }
 
 fn apply_run_with(nl: &Netlink, ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
-    let links = match nl.links() {
+    // Device names are resolved from a link dump made now; a run that names no device (the
+    // shared rule's, under the host lock) makes none.
+    let links = match ops.iter().any(|op| names_a_device(&op.change)) {
+        true => nl.link_names(),
+        false => Ok(Links::default()),
+    };
+    let links = match links {
         Ok(links) => links,
         Err(error) => return fail_all(ops.len(), policy, &error),
     };
@@ -185,6 +191,15 @@ fn apply_run_with(nl: &Netlink, ops: &[Op], policy: Policy, surprise: &AtomicBoo
                     .collect()
             }
         },
+    )
+}
+
+/// Whether a change's netlink request names a device by index (rules name theirs by
+/// name, sysctls are files).
+fn names_a_device(change: &Change) -> bool {
+    !matches!(
+        change,
+        Change::AddRule { .. } | Change::DelRule { .. } | Change::SetSysctl { .. }
     )
 }
 
