@@ -77,9 +77,8 @@ pub fn snapshot_request(
         .map(|r| r.table)
         .or_else(|| config.table_for(&att.ifname).ok());
     let host_table = record.map_or(config.host_rule_table, |r| r.host_rule_table);
-    let mut host_sysctl_ifaces: BTreeSet<String> =
-        ["all", "default"].into_iter().map(String::from).collect();
-    host_sysctl_ifaces.extend(record.and_then(|r| r.host_peer.clone()));
+    // `all` and `default` are always read (snapshot); H's name, when a record knows it.
+    let host_sysctl_ifaces = record.and_then(|r| r.host_peer.clone()).into_iter().collect();
     SnapshotRequest {
         every_table: false,
         pod_netns: att.netns.clone(),
