@@ -76,28 +76,14 @@ impl Write {
     /// of its slot as another alias; an IPv6 route through a gateway joins the multipath
     /// route of its slot as a hop. The same route again (EEXIST) is already so.
     pub fn add_route(route: &Route, links: &Links) -> Result<Write> {
-        let object = route.ip_command("add");
-        let message = route_message(route, links, RouteWrite::Create, &object)?;
-        Ok(Write::send(
-            object,
-            RouteNetlinkMessage::NewRoute(message),
-            NLM_F_CREATE | NLM_F_APPEND,
-            EXISTS,
-        ))
+        Write::new_route(route, links, "add", NLM_F_APPEND)
     }
 
     /// `ip route add` (CREATE|EXCL): the route's slot (table, destination, tos, metric)
     /// must be empty. EEXIST, whatever holds the slot, is "already so" for the caller to
     /// look into: the same route, or another one that a read did not show.
     pub fn add_route_alone(route: &Route, links: &Links) -> Result<Write> {
-        let object = route.ip_command("add");
-        let message = route_message(route, links, RouteWrite::Create, &object)?;
-        Ok(Write::send(
-            object,
-            RouteNetlinkMessage::NewRoute(message),
-            NLM_F_CREATE | NLM_F_EXCL,
-            EXISTS,
-        ))
+        Write::new_route(route, links, "add", NLM_F_EXCL)
     }
 
     /// `ip route replace`: RTM_NEWROUTE with CREATE|REPLACE. Kernel semantics to know: an
@@ -106,12 +92,18 @@ impl Write {
     /// afterwards is the caller's decision. EEXIST (IPv4: the same route is in the slot,
     /// not as its first alias) is already so.
     pub fn replace_route(route: &Route, links: &Links) -> Result<Write> {
-        let object = route.ip_command("replace");
+        Write::new_route(route, links, "replace", NLM_F_REPLACE)
+    }
+
+    /// RTM_NEWROUTE with CREATE and `flags` (how it meets its slot), named as `ip route
+    /// <verb>`; EEXIST is already so.
+    fn new_route(route: &Route, links: &Links, verb: &str, flags: u16) -> Result<Write> {
+        let object = route.ip_command(verb);
         let message = route_message(route, links, RouteWrite::Create, &object)?;
         Ok(Write::send(
             object,
             RouteNetlinkMessage::NewRoute(message),
-            NLM_F_CREATE | NLM_F_REPLACE,
+            NLM_F_CREATE | flags,
             EXISTS,
         ))
     }

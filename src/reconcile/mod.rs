@@ -78,7 +78,10 @@ pub fn snapshot_request(
         .or_else(|| config.table_for(&att.ifname).ok());
     let host_table = record.map_or(config.host_rule_table, |r| r.host_rule_table);
     // `all` and `default` are always read (snapshot); H's name, when a record knows it.
-    let host_sysctl_ifaces = record.and_then(|r| r.host_peer.clone()).into_iter().collect();
+    let host_sysctl_ifaces = record
+        .and_then(|r| r.host_peer.clone())
+        .into_iter()
+        .collect();
     SnapshotRequest {
         every_table: false,
         pod_netns: att.netns.clone(),
