@@ -157,8 +157,8 @@ fn fail_all(len: usize, policy: Policy, error: &Error) -> Vec<Failed> {
 }
 
 /// Applies a run of ops in the calling thread's netns, through the thread's netlink
-/// handle, with one link dump (to resolve device names) for the run. Failure indexes are
-/// into `ops`.
+/// handle, with at most one link dump for the run (when an op names a device). Failure
+/// indexes are into `ops`.
 fn apply_run(ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
     Netlink::on_this_thread(|nl| Ok(apply_run_with(nl, ops, policy, surprise)))
         .unwrap_or_else(|error| fail_all(ops.len(), policy, &error))
