@@ -165,13 +165,14 @@ fn apply_run(ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
 }
 
 fn apply_run_with(nl: &Netlink, ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
-    // Device names are resolved from a link dump made now; a run that names no device (the
-    // shared rule's, under the host lock) makes none.
-    let links = match ops.iter().any(|op| names_a_device(&op.change)) {
-        true => nl.link_names(),
-        false => Ok(Links::default()),
-    };
-    let links = match links {
+    // Device names are resolved with the links of the read these ops were planned from
+    // (this thread's latest), read again only when they lack one; a run that names no
+    // device (the shared rule's, under the host lock) reads none.
+    let devices: Vec<&str> = ops
+        .iter()
+        .flat_map(|op| devices_named(&op.change))
+        .collect();
+    let links = match nl.links_naming(&devices) {
         Ok(links) => links,
         Err(error) => return fail_all(ops.len(), policy, &error),
     };
@@ -194,13 +195,21 @@ fn apply_run_with(nl: &Netlink, ops: &[Op], policy: Policy, surprise: &AtomicBoo
     )
 }
 
-/// Whether a change's netlink request names a device by index (rules name theirs by
-/// name, sysctls are files).
-fn names_a_device(change: &Change) -> bool {
-    !matches!(
-        change,
-        Change::AddRule { .. } | Change::DelRule { .. } | Change::SetSysctl { .. }
-    )
+/// The devices a change's netlink request names by index (rules name theirs by name,
+/// sysctls are files).
+fn devices_named(change: &Change) -> Vec<&str> {
+    fn dev(route: &Route) -> Option<&str> {
+        route.key.dev.as_deref()
+    }
+    match change {
+        Change::AddRoute { route } | Change::DelRoute { route } => dev(route).into_iter().collect(),
+        Change::ReplaceRoute { old, new } => [new].into_iter().chain(old).filter_map(dev).collect(),
+        Change::AddNeighbour { neighbour }
+        | Change::ReplaceNeighbour { new: neighbour, .. }
+        | Change::DelNeighbour { neighbour } => vec![neighbour.key.dev.as_str()],
+        Change::SetMac { dev, .. } => vec![dev.as_str()],
+        Change::AddRule { .. } | Change::DelRule { .. } | Change::SetSysctl { .. } => Vec::new(),
+    }
 }
 
 /// Cuts `ops` into consecutive chunks (`chunk_end` says where the one starting at an index

@@ -44,7 +44,8 @@ pub struct SnapshotRequest {
 }
 
 /// Which of the host netns's objects a read covers. Its links and addresses are read
-/// whenever routes or neighbours are (they name devices; the node addresses are facts).
+/// with the routes and neighbours of `All` and `ThroughPodPeers` (they name devices; the
+/// node addresses are facts).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HostObjects {
     /// The routes of the host tables, every rule and every permanent neighbour: what CHECK
@@ -61,7 +62,8 @@ pub enum HostObjects {
     /// Only the rules: whether the shared rule is there (ADD, under the host lock).
     Rules,
     /// The rules and the owned routes (protocol 176) of the host tables: whether the shared
-    /// rule is still used (DEL, under the host lock).
+    /// rule is still used (DEL, under the host lock). No links: the routes' devices are
+    /// named with the links the run's earlier read found.
     RulesAndOwnedRoutes,
 }
 
@@ -402,13 +404,16 @@ fn owned_routes_and_rules(nl: &Netlink, tables: &Tables) -> Result<NetnsState> {
         ..RouteFilter::default()
     };
     let reads = Reads {
-        links: true,
         tables: tables.clone(),
         routes: vec![owned],
         rules: true,
         ..Reads::default()
     };
-    Ok(state_of(nl.read(&reads)?))
+    // Whether an owned route is left does not depend on its device: the routes are named
+    // with the links this run read before the lock, not with a link dump under it.
+    let mut state = NetnsState::default();
+    add_found(&mut state, nl.read_naming_known(&reads)?);
+    Ok(state)
 }
 
 /// The host's links, every rule, and the routes and permanent neighbours through the host

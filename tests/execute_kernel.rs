@@ -19,7 +19,7 @@ use router::model::{
     Side, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, ROUTER_PROTOCOL,
 };
 use router::netns::{read_sysctl, run_in_netns};
-use router::snapshot::SnapshotRequest;
+use router::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
 
 const POD_TABLE: u32 = 100;
 const HOST_TABLE: u32 = 500;
@@ -856,4 +856,37 @@ fn a_thousand_routes_are_added_and_removed_quickly() {
     // here, but a request-per-thread design would.
     assert!(took_add < Duration::from_secs(5), "{took_add:?}");
     assert!(took_del < Duration::from_secs(5), "{took_del:?}");
+}
+
+/// A run's writes name devices with the links its thread's latest read found (no link dump
+/// of their own); a device that appeared since that read is looked up afresh, so the write
+/// lands on it instead of failing for a device "not in this netns".
+#[test]
+fn writes_name_devices_from_the_last_read_and_read_links_again_for_a_new_one() {
+    let t = topology();
+    let host = t.host.name.clone();
+    let route = owned(HOST_TABLE, "192.168.80.2/32", "vlate", None);
+    let ops = vec![add_route(Side::Host, route.clone())];
+    let applied = with_executor(&t.host, None, move |executor| {
+        let req = SnapshotRequest {
+            host_tables: BTreeSet::from([HOST_TABLE]),
+            ..SnapshotRequest::default()
+        };
+        let before = LiveSnapshot::default().snapshot(&req);
+        run(
+            "ip",
+            &[
+                "-n", &host, "link", "add", "vlate", "type", "veth", "peer", "name", "vlate-p",
+            ],
+        );
+        run("ip", &["-n", &host, "link", "set", "vlate", "up"]);
+        (
+            before.map(|s| s.host.links.contains_key("vlate")),
+            executor.apply(&ops),
+        )
+    });
+    assert_eq!(applied.0.ok(), Some(false), "the read came before the link");
+    assert!(applied.1.is_ok(), "{:?}", applied.1.err());
+    let after = snapshot(&t);
+    assert_eq!(after.host.routes.get(&route.key), Some(&route));
 }

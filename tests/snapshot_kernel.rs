@@ -15,7 +15,7 @@ use router::model::{
     Tables, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 use router::netns::{read_sysctl, run_in_netns, write_sysctl, NetnsWorker};
-use router::snapshot::{FileSnapshot, HostObjects, SnapshotRequest, SnapshotSource};
+use router::snapshot::{FileSnapshot, HostObjects, LiveSnapshot, SnapshotRequest, SnapshotSource};
 
 /// A file in the temp dir, removed on drop.
 struct TempFile(PathBuf);
@@ -542,4 +542,36 @@ fn a_netns_worker_runs_every_job_inside_its_netns_and_fails_once_the_netns_is_go
         worker.run(netns_inode_here).unwrap(),
         netns_inode(&ns.path())
     );
+}
+
+/// DEL's locked read of the owned routes names their devices with the links the run read
+/// before the lock (no link dump under it); a route through a link made since is still
+/// read, its device looked up afresh.
+#[test]
+fn the_owned_routes_read_names_a_device_newer_than_the_runs_links() {
+    let t = topology();
+    node_with_other_pods(&t);
+    let host = t.host.name.clone();
+    let req = |host_objects| SnapshotRequest {
+        host_tables: BTreeSet::from([500]),
+        host_objects,
+        ..request(Some(t.pod.path()))
+    };
+    let (all, owned) = (req(HostObjects::All), req(HostObjects::RulesAndOwnedRoutes));
+    let owned = run_in_netns(&t.host.path(), move || {
+        LiveSnapshot::default().snapshot(&all)?;
+        for command in [
+            "link add vlate type veth peer name vlate-p",
+            "link set vlate up",
+            "route add 192.168.80.2/32 dev vlate table 500 proto 176",
+        ] {
+            let mut args = vec!["-n", host.as_str()];
+            args.extend(command.split_whitespace());
+            run("ip", &args);
+        }
+        LiveSnapshot::default().snapshot(&owned)
+    })
+    .unwrap();
+    assert!(route_dsts(&owned).contains("192.168.80.2/32 vlate"));
+    assert_eq!(route_dsts(&owned).len(), 4);
 }

@@ -19,6 +19,7 @@ mod write;
 use std::cell::{OnceCell, RefCell};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::rc::Rc;
 
 use futures_util::stream::Stream;
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
@@ -35,18 +36,18 @@ pub use read::{Links, Read, Reads, RouteFilter};
 use transport::{answer, io_failure, refused, unreachable_errno, Failure, LoudCodec, Reply};
 pub use write::{Outcome, Write};
 
-/// The sockets one handle opens at most: the dumps of one read beyond this many go in
-/// waves. A snapshot of a netns needs about ten.
-const MAX_SOCKETS: usize = 16;
-
-/// Netlink connections bound to the netns of the thread that created them, on their own
+/// A netlink connection bound to the netns of the thread that created it, on its own
 /// current-thread tokio runtime: every call blocks the calling thread until the kernel has
-/// answered. The first connection carries the writes and single requests (in order); a
-/// read's dumps take one connection each. Each thread has one (`on_this_thread`), kept
-/// for its life. Must not be used from inside an async context.
+/// answered. Its one socket carries the writes, the single requests and the dumps, in
+/// order. Each thread has one (`on_this_thread`), kept for its life, with the links its
+/// last read found (`known`). Must not be used from inside an async context.
 pub struct Netlink {
     rt: tokio::runtime::Runtime,
-    connections: RefCell<Vec<ConnectionHandle<RouteNetlinkMessage>>>,
+    connection: ConnectionHandle<RouteNetlinkMessage>,
+    /// The links of this thread's latest read that dumped them: what writes name devices
+    /// with, and what later reads of the same run name routes with, without a link dump
+    /// of their own (see `known_links`).
+    known: RefCell<Option<Rc<Links>>>,
 }
 
 thread_local! {
@@ -85,21 +86,12 @@ impl Netlink {
             .enable_all()
             .build()
             .map_err(|e| io_failure("netlink runtime", e))?;
-        let first = connect(&rt)?;
+        let connection = connect(&rt)?;
         Ok(Netlink {
             rt,
-            connections: RefCell::new(vec![first]),
+            connection,
+            known: RefCell::new(None),
         })
-    }
-
-    /// `wanted` connections (at least one, at most MAX_SOCKETS), opening the missing ones.
-    fn connections(&self, wanted: usize) -> Result<Vec<ConnectionHandle<RouteNetlinkMessage>>> {
-        let wanted = wanted.clamp(1, MAX_SOCKETS);
-        let mut connections = self.connections.borrow_mut();
-        while connections.len() < wanted {
-            connections.push(connect(&self.rt)?);
-        }
-        Ok(connections[..wanted].to_vec())
     }
 
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
@@ -169,18 +161,14 @@ impl Netlink {
         self.block_on(answer(replies, dump))
     }
 
-    /// Hands one request to the first connection; its answer arrives on the returned
-    /// stream. Nothing is sent until the runtime runs (`block_on`), then requests go out in
-    /// the order they were issued.
+    /// Hands one request to the connection; its answer arrives on the returned stream.
+    /// Nothing is sent until the runtime runs (`block_on`), then requests go out in the
+    /// order they were issued.
     fn issue(
         &self,
         message: NetlinkMessage<RouteNetlinkMessage>,
     ) -> Result<impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin, Failure> {
-        let connections = self.connections.borrow();
-        let first = connections
-            .first()
-            .ok_or_else(|| Failure::Other("no netlink connection".to_string()))?;
-        first
+        self.connection
             .request(message, SocketAddr::new(0, 0))
             .map_err(|e| Failure::Other(e.to_string()))
     }

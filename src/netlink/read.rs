@@ -1,8 +1,10 @@
 //! netlink::read: what one read of a netns asks for (`Reads`) and gives (`Read`): the
-//! dumps it needs, issued at once (`dump`), decoded once all have arrived. It must not
+//! dumps it needs (`dump`), decoded once all have arrived, and the links the thread's
+//! latest read found, which name devices for its writes and later reads. It must not
 //! decide which objects a caller needs nor filter by ownership.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::LinkMessage;
@@ -16,7 +18,7 @@ use super::decode::{
 use super::dump::Dump;
 use super::encode::{neighbour_dump_request, route_dump_request};
 use super::Netlink;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Family, Link, MacAddr, Neighbour, Route, Rule, Tables};
 
 /// Which routes a dump returns, filtered by the kernel (strict dumps): `None` lets any
@@ -120,13 +122,51 @@ impl Netlink {
         Ok(self.read(&reads)?.links)
     }
 
-    /// The links (kind, peer, MAC) without their addresses: enough to name devices in
-    /// writes, one dump instead of two.
-    pub fn link_names(&self) -> Result<Links> {
+    /// Links that name every one of `devices`: the links this thread's latest read found
+    /// when they hold them all (a run's writes follow the read they were planned from, on
+    /// the same thread), else the links read now. Without devices, none are read.
+    pub fn links_naming(&self, devices: &[&str]) -> Result<Rc<Links>> {
+        if let Some(known) = self.known.borrow().as_ref() {
+            if devices.iter().all(|dev| known.links.contains_key(*dev)) {
+                return Ok(Rc::clone(known));
+            }
+        }
+        if devices.is_empty() {
+            return Ok(Rc::default());
+        }
+        self.fresh_link_names()
+    }
+
+    /// Like [`Netlink::read`] without `links`: devices are named with the links this
+    /// thread's latest read found, and read afresh only when the answer goes through a
+    /// link those lack (`Read::links` stays empty).
+    pub fn read_naming_known(&self, reads: &Reads) -> Result<Read> {
+        let reads = Reads {
+            links: false,
+            ..reads.clone()
+        };
+        let known = self.known.borrow().clone();
+        if let Some(known) = known {
+            match self.read_naming(&reads, &known) {
+                Err(Error::TryAgain(reason)) => {
+                    tracing::debug!(%reason, "the known links are out of date: reading them again");
+                }
+                done => return done,
+            }
+        }
+        let fresh = self.fresh_link_names()?;
+        self.read_naming(&reads, &fresh)
+    }
+
+    /// The links (kind, peer, MAC) without their addresses, read now: enough to name
+    /// devices, one dump instead of two. They become the thread's known links.
+    fn fresh_link_names(&self) -> Result<Rc<Links>> {
         let dump = link_dump();
         let answers = self.dump_all(std::slice::from_ref(&dump))?;
         let links = answers.first().map_or(&[][..], Vec::as_slice);
-        Ok(links_from(links, &[]))
+        let links = Rc::new(links_from(links, &[]));
+        *self.known.borrow_mut() = Some(Rc::clone(&links));
+        Ok(links)
     }
 
     fn read_with(&self, reads: &Reads, known: Option<&Links>) -> Result<Read> {
@@ -142,8 +182,9 @@ impl Netlink {
                 _ => {}
             }
         }
-        if known.is_none() {
+        if known.is_none() && reads.links {
             read.links = links_from(links, addresses);
+            *self.known.borrow_mut() = Some(Rc::new(read.links.clone()));
         }
         let names = known.unwrap_or(&read.links).names_by_index();
         for (dump, messages) in dumps.iter().zip(&answers) {
