@@ -4,7 +4,8 @@ network namespaces (root needed; nothing outside the namespaces it makes is touc
 
     sudo python3 scripts/bench.py [--rounds 30]
 
-It re-runs itself inside a throwaway "node" netns, so that plugin invocations are timed
+It measures the binary that ships (static, built by scripts/build-static.sh). It re-runs
+itself inside a throwaway "node" netns, so that plugin invocations are timed
 from inside the host netns (no `ip netns exec` in the measurement), builds fresh pods
 (eth0 from ptp + host-local, net1 from macvlan + static) and times, alternating:
 
@@ -401,8 +402,9 @@ def outer(args):
         sys.exit("needs root (it makes network namespaces)")
     if not os.path.exists(TIME):
         sys.exit("needs GNU time for peak RSS: apt-get install time")
-    subprocess.run(["cargo", "build", "--release", "--quiet"], check=True)
-    router = os.path.abspath("target/release/router")
+    # The binary that ships (static, deploy/Dockerfile), as a node runs it.
+    subprocess.run(["bash", "scripts/build-static.sh", "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    router = os.path.abspath("target/static/router")
     try:
         sh("ip", "netns", "add", NODE)
         sh("ip", "netns", "add", EXT)
