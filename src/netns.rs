@@ -63,7 +63,9 @@ pub struct NetnsWorker {
     entered: Mutex<Option<Entered>>,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A job runs its work once the thread is in the netns, or answers with the error that
+/// kept the thread out.
+type Job = Box<dyn FnOnce(std::result::Result<(), &Error>) + Send>;
 
 /// The worker's thread, inside the netns `netns` identifies.
 struct Entered {
@@ -121,9 +123,12 @@ impl NetnsWorker {
         let jobs = self.jobs()?;
         let (answer, result) = mpsc::sync_channel(1);
         let path = self.path.clone();
-        let job: Job = Box::new(move || {
-            let result = catch_unwind(AssertUnwindSafe(f))
-                .unwrap_or_else(|payload| Err(panicked(&path, payload.as_ref())));
+        let job: Job = Box::new(move |entered| {
+            let result = match entered {
+                Ok(()) => catch_unwind(AssertUnwindSafe(f))
+                    .unwrap_or_else(|payload| Err(panicked(&path, payload.as_ref()))),
+                Err(error) => Err(error.clone()),
+            };
             // The caller may have stopped waiting: nobody to tell.
             let _ = answer.send(result);
         });
@@ -170,41 +175,30 @@ impl fmt::Debug for NetnsWorker {
 
 impl Entered {
     /// Starts a thread that enters the netns (`enter`) and then runs jobs until the sender
-    /// is dropped; returns once it has entered, or with the error that kept it out.
+    /// is dropped; a thread that could not enter answers every job with why. Returns at
+    /// once: the caller does not wait for the thread to be scheduled and enter, so the
+    /// thread starts on an idle CPU and works while the caller reads the host (waiting
+    /// here woke the caller onto the thread's CPU, which then queued behind it).
     fn start(
         path: &Path,
         netns: NetnsId,
         enter: impl FnOnce() -> Result<()> + Send + 'static,
     ) -> Result<Entered> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let (ready, entered) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("router-netns".to_string())
             .spawn(move || {
-                let outcome = enter();
-                let failed = outcome.is_err();
-                let _ = ready.send(outcome);
-                if failed {
-                    return;
-                }
+                let entered = enter();
                 for job in queue {
-                    job();
+                    job(entered.as_ref().map(|_| ()));
                 }
             })
             .map_err(|e| Error::io(format!("thread for netns {}", path.display()), e))?;
-        let mut started = Entered {
+        Ok(Entered {
             netns,
             jobs: Some(jobs),
             thread: Some(thread),
-        };
-        match entered.recv() {
-            Ok(Ok(())) => Ok(started),
-            Ok(Err(error)) => Err(error),
-            Err(_) => {
-                started.jobs = None;
-                Err(io_error(path, "the thread ended before entering"))
-            }
-        }
+        })
     }
 }
 
