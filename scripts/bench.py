@@ -15,7 +15,7 @@ from inside the host netns (no `ip netns exec` in the measurement), builds fresh
 - a router ADD and DEL with 1,000 additional_hijack_subnet CIDRs, and the peak RSS of an
   ADD, measured with GNU time (`/usr/bin/time`, Debian package `time`);
 - router ADD on an empty node vs a node already holding 500 other pods' owned host routes
-  (table 500) and permanent neighbours, alternating;
+  (table 500) and permanent neighbours, vs one with 100 other pods' host veths, in rotation;
 - 50 router ADDs started at once on 50 fresh pods (a burst), with the host-lock waits the
   plugin logs;
 - the phases of an ADD and a DEL from router's debug log (start to config, snapshot, plan,
@@ -226,27 +226,35 @@ def thousand_cidrs(router, work, rounds):
 
 def dense_node_pairs(router, work, rounds):
     """router ADD on the node as it is vs with 500 other pods' owned host routes in table
-    500 and permanent neighbours (on up0, the node's uplink), alternating."""
+    500 and permanent neighbours (on up0, the node's uplink), and vs with 100 other pods'
+    host veths (each with a /32, as ptp gives them), in rotation."""
     others = [(f"10.250.{i // 250}.{i % 250 + 1}", f"02:fa:00:00:{i // 250:02x}:{i % 250 + 1:02x}")
               for i in range(500)]
-    add = "".join(f"route add {a}/32 dev up0 table 500 proto 176 scope link\n"
-                  f"neigh add {a} lladdr {m} dev up0 nud permanent proto 176\n" for a, m in others)
-    remove = "".join(f"route del {a}/32 dev up0 table 500 proto 176\nneigh del {a} dev up0\n"
-                     for a, _ in others)
-    times = {"router ADD, empty node": [], "router ADD, 500 other pods": []}
+    routes = "".join(f"route add {a}/32 dev up0 table 500 proto 176 scope link\n"
+                     f"neigh add {a} lladdr {m} dev up0 nud permanent proto 176\n" for a, m in others)
+    unroutes = "".join(f"route del {a}/32 dev up0 table 500 proto 176\nneigh del {a} dev up0\n"
+                       for a, _ in others)
+    veths = "".join(f"link add vethrb{i} type veth peer name rtbp{i}\naddr add 10.251.0.1/32 dev vethrb{i}\n"
+                    f"link set vethrb{i} up\n" for i in range(100))
+    unveths = "".join(f"link del vethrb{i}\n" for i in range(100))
+    setups = {"router ADD, empty node": ("", ""),
+              "router ADD, 500 other pods": (routes, unroutes),
+              "router ADD, 100 other pods' veths": (veths, unveths)}
+    times = {key: [] for key in setups}
     conf = router_conf(work)
+    keys = list(setups)
     for i in range(rounds):
-        for dense in ([False, True] if i % 2 == 0 else [True, False]):
-            if dense:
-                subprocess.run(["ip", "-batch", "-"], input=add, text=True, check=True)
+        for key in keys[i % 3:] + keys[:i % 3]:
+            setup, teardown = setups[key]
+            if setup:
+                subprocess.run(["ip", "-batch", "-"], input=setup, text=True, check=True)
             pod = Pod(work)
             t, out = invoke(router, "ADD", pod.netns, "net1", pod.conf(conf), pod.id)
-            key = "router ADD, 500 other pods" if dense else "router ADD, empty node"
             times[key].append(t)
             invoke(router, "DEL", pod.netns, "net1", pod.conf(conf, json.loads(out)), pod.id)
             pod.remove()
-            if dense:
-                subprocess.run(["ip", "-batch", "-"], input=remove, text=True, check=True)
+            if teardown:
+                subprocess.run(["ip", "-batch", "-"], input=teardown, text=True, check=True)
     return times
 
 
@@ -369,6 +377,7 @@ def inner(args):
         print(f"{phase:20} " + " ".join(f"{c:8.0f}" if c is not None else f"{'-':>8}" for c in cells))
     ratio = lambda a, b: med[a] / med[b]
     dense = ratio("router ADD, 500 other pods", "router ADD, empty node")
+    veths = ratio("router ADD, 100 other pods' veths", "router ADD, empty node")
     burst_ratio = ratio("router ADD in a 50-pod burst", "router ADD")
     # No wait logged means the log was not read: that proves nothing (inf, missed).
     max_wait = max(waits) * 1000 if waits else float("inf")
@@ -378,6 +387,7 @@ def inner(args):
         ("  stretch: ADD / sbr ADD", ratio("router ADD", "sbr ADD"), "<= 0.5", ratio("router ADD", "sbr ADD") <= 0.5),
         ("  stretch: DEL / sbr DEL", ratio("router DEL", "sbr DEL"), "<= 0.5", ratio("router DEL", "sbr DEL") <= 0.5),
         ("ADD, 500 pods / empty node", dense, "<= 1.1", dense <= 1.1),
+        ("ADD, 100 veths / empty node", veths, "(reported)", True),
         ("50-pod burst ADD / alone", burst_ratio, "<= 3", burst_ratio <= 3),
         ("burst: max lock wait (ms)", max_wait, "<= 100", max_wait <= 100),
         ("router VERSION / sbr VERSION", ratio("router VERSION", "sbr VERSION"), "(process start)", True),
