@@ -14,7 +14,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::rule::{
     RuleAction as NlRuleAction, RuleAttribute, RuleFlags, RuleMessage,
 };
-use netlink_packet_route::AddressFamily;
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::error::{Error, Result};
 use crate::model::{
@@ -133,6 +133,35 @@ pub(super) fn link_from_message(message: &LinkMessage) -> Option<(String, Link, 
         },
         mac,
     ))
+}
+
+/// The name of the link an IPv4 address is on, from its label (IFA_LABEL: the link's
+/// name, or `name:alias` for an alias; a link's name holds no `:`). None for IPv6, which
+/// has no label.
+pub(super) fn address_link_name(message: &AddressMessage) -> Option<String> {
+    message.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Label(label) => label.split(':').next().map(str::to_string),
+        _ => None,
+    })
+}
+
+/// The ifindexes the routes and neighbours of `messages` go through.
+pub(super) fn devices_mentioned(message: &RouteNetlinkMessage) -> Vec<u32> {
+    match message {
+        RouteNetlinkMessage::NewRoute(route) => route
+            .attributes
+            .iter()
+            .flat_map(|a| match a {
+                RouteAttribute::Oif(index) => vec![*index],
+                RouteAttribute::MultiPath(hops) => {
+                    hops.iter().map(|hop| hop.interface_index).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect(),
+        RouteNetlinkMessage::NewNeighbour(neighbour) => vec![neighbour.header.ifindex],
+        _ => Vec::new(),
+    }
 }
 
 /// An interface address as (ifindex, address/prefix) with host bits kept. IFA_LOCAL is

@@ -32,7 +32,7 @@ use rtnetlink::proto::ConnectionHandle;
 use crate::error::{Error, Result};
 use decode::route_addr;
 use encode::route_get_request;
-pub use read::{Links, Read, Reads, RouteFilter};
+pub use read::{Address, Links, Read, Reads, RouteFilter};
 use transport::{answer, io_failure, refused, unreachable_errno, Failure, LoudCodec, Reply};
 pub use write::{Outcome, Write};
 

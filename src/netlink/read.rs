@@ -6,17 +6,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
+use ipnet::IpNet;
 use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::rule::RuleMessage;
 use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_core::{NetlinkMessage, NLM_F_REQUEST};
 
 use super::decode::{
-    address_from_message, link_from_message, neighbour_from_message, routes_from_message,
-    rule_from_message,
+    address_from_message, address_link_name, devices_mentioned, link_from_message,
+    neighbour_from_message, routes_from_message, rule_from_message,
 };
 use super::dump::Dump;
 use super::encode::{neighbour_dump_request, route_dump_request};
+use super::transport::{Failure, Reply};
 use super::Netlink;
 use crate::error::{Error, Result};
 use crate::model::{Family, Link, MacAddr, Neighbour, Route, Rule, Tables};
@@ -89,6 +92,24 @@ pub struct Read {
 }
 
 /// Which part of a read one dump answers.
+/// An interface address: its link's index, the address (host bits kept) and, for IPv4,
+/// its link's name (see [`Netlink::addresses`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    pub index: u32,
+    pub net: IpNet,
+    pub link_name: Option<String>,
+}
+
+/// What a read does with a route or neighbour through a device its links lack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unknown {
+    /// The links changed since they were read: `Error::TryAgain`, read again.
+    ReadAgain,
+    /// Named by its index (`if<N>`): the read does not depend on devices.
+    NamedByIndex,
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Part {
     Links,
@@ -104,13 +125,13 @@ enum Part {
 impl Netlink {
     /// Reads what `reads` asks for (see [`Reads`]).
     pub fn read(&self, reads: &Reads) -> Result<Read> {
-        self.read_with(reads, None)
+        self.read_with(reads, None, Unknown::ReadAgain)
     }
 
     /// Like [`Netlink::read`], with the links already known: they name the devices of
     /// routes and neighbours and are not read again (`Read::links` stays empty).
     pub fn read_naming(&self, reads: &Reads, links: &Links) -> Result<Read> {
-        self.read_with(reads, Some(links))
+        self.read_with(reads, Some(links), Unknown::ReadAgain)
     }
 
     /// All links with their kind, peer and addresses (all scopes), and their MACs.
@@ -137,25 +158,68 @@ impl Netlink {
         self.fresh_link_names()
     }
 
-    /// Like [`Netlink::read`] without `links`: devices are named with the links this
-    /// thread's latest read found, and read afresh only when the answer goes through a
-    /// link those lack (`Read::links` stays empty).
-    pub fn read_naming_known(&self, reads: &Reads) -> Result<Read> {
+    /// Like [`Netlink::read`] without `links` and without reading any: devices are named
+    /// with the links this thread's latest read found, and a device those lack by its
+    /// index as iproute2 names it (`if<N>`). For a read whose answer does not depend on
+    /// devices (whether an owned route is left in a table), where reading every link of a
+    /// node with many pods would cost more than the rest (`Read::links` stays empty).
+    pub fn read_naming_any(&self, reads: &Reads) -> Result<Read> {
         let reads = Reads {
             links: false,
             ..reads.clone()
         };
-        let known = self.known.borrow().clone();
-        if let Some(known) = known {
-            match self.read_naming(&reads, &known) {
-                Err(Error::TryAgain(reason)) => {
-                    tracing::debug!(%reason, "the known links are out of date: reading them again");
+        let known = self.known.borrow().clone().unwrap_or_default();
+        self.read_with(&reads, Some(&known), Unknown::NamedByIndex)
+    }
+
+    /// Every interface address, with the name of its link where the kernel gives it
+    /// (IPv4 labels): one dump, far cheaper per link than a link dump.
+    pub fn addresses(&self) -> Result<Vec<Address>> {
+        let answers = self.dump_all(&[address_dump()])?;
+        Ok(answers
+            .iter()
+            .flatten()
+            .filter_map(|message| match message {
+                RouteNetlinkMessage::NewAddress(message) => {
+                    let (index, net) = address_from_message(message)?;
+                    let link_name = address_link_name(message);
+                    Some(Address {
+                        index,
+                        net,
+                        link_name,
+                    })
                 }
-                done => return done,
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The link with ifindex `index` (name, kind, peer, MAC; no addresses), by a single
+    /// request; None when there is none.
+    pub fn link_by_index(&self, index: u32) -> Result<Option<(String, Link, Option<MacAddr>)>> {
+        let object = format!("link with ifindex {index}");
+        let mut request = LinkMessage::default();
+        request.header.index = index;
+        let mut message = NetlinkMessage::from(RouteNetlinkMessage::GetLink(request));
+        message.header.flags = NLM_F_REQUEST;
+        let messages = match self.exchange(message, false) {
+            Ok(Reply::Complete(messages)) => messages,
+            Ok(Reply::Interrupted) => {
+                return Err(Error::TryAgain(format!("{object}: interrupted")))
             }
-        }
-        let fresh = self.fresh_link_names()?;
-        self.read_naming(&reads, &fresh)
+            Err(Failure::Errno(libc::ENODEV)) => return Ok(None),
+            Err(failure) => return Err(failure.into_error(&object)),
+        };
+        Ok(messages.iter().find_map(|message| match message {
+            RouteNetlinkMessage::NewLink(link) => link_from_message(link),
+            _ => None,
+        }))
+    }
+
+    /// Takes `links` as what this thread's latest read found (a read assembled from single
+    /// requests): later writes and reads name devices with them.
+    pub fn remember_links(&self, links: Links) {
+        *self.known.borrow_mut() = Some(Rc::new(links));
     }
 
     /// The links (kind, peer, MAC) without their addresses, read now: enough to name
@@ -169,7 +233,7 @@ impl Netlink {
         Ok(links)
     }
 
-    fn read_with(&self, reads: &Reads, known: Option<&Links>) -> Result<Read> {
+    fn read_with(&self, reads: &Reads, known: Option<&Links>, unknown: Unknown) -> Result<Read> {
         let dumps = dumps_of(reads, known.is_none());
         let answers = self.dump_all(&dumps)?;
         let mut read = Read::default();
@@ -186,7 +250,12 @@ impl Netlink {
             read.links = links_from(links, addresses);
             *self.known.borrow_mut() = Some(Rc::new(read.links.clone()));
         }
-        let names = known.unwrap_or(&read.links).names_by_index();
+        let mut names = known.unwrap_or(&read.links).names_by_index();
+        if unknown == Unknown::NamedByIndex {
+            for index in answers.iter().flatten().flat_map(devices_mentioned) {
+                names.entry(index).or_insert_with(|| format!("if{index}"));
+            }
+        }
         for (dump, messages) in dumps.iter().zip(&answers) {
             match dump.part {
                 Part::Links | Part::Addresses => {}
@@ -220,11 +289,7 @@ fn dumps_of(reads: &Reads, links: bool) -> Vec<Dump<Part>> {
     let mut dumps = Vec::new();
     if reads.links && links {
         dumps.push(link_dump());
-        dumps.push(Dump::new(
-            Part::Addresses,
-            "addresses".into(),
-            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-        ));
+        dumps.push(address_dump());
     }
     let tables: Vec<Option<u32>> = match &reads.tables {
         Tables::All(_) => vec![None],
@@ -278,6 +343,14 @@ fn dumps_of(reads: &Reads, links: bool) -> Vec<Dump<Part>> {
         }
     }
     dumps
+}
+
+fn address_dump() -> Dump<Part> {
+    Dump::new(
+        Part::Addresses,
+        "addresses".into(),
+        RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+    )
 }
 
 fn link_dump() -> Dump<Part> {
