@@ -46,8 +46,8 @@ pub struct SnapshotRequest {
 }
 
 /// Which of the host netns's objects a read covers. Its links and addresses are read
-/// with the routes and neighbours of `All` and `ThroughPodPeers` (they name devices; the
-/// node addresses are facts).
+/// with the routes and neighbours of `All` (every link) and `ThroughPodPeers` (the links
+/// an attachment needs): they name devices, and the node's addresses are facts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HostObjects {
     /// The routes of the host tables, every rule and every permanent neighbour: what CHECK
@@ -57,9 +57,12 @@ pub enum HostObjects {
     /// Routes and permanent neighbours only through the host links whose veth peer is in
     /// the pod (H among them), filtered by the kernel: all that one attachment's ADD or DEL
     /// can own on the host, so its cost does not grow with the node's other pods (issue
-    /// 14). Another pod's route in the slot of one of ours is not seen: host route adds are
-    /// exclusive, so the kernel answers EEXIST, and the re-read after that surprise reads
-    /// `All`. Without a pod netns (gone), this reads `All`.
+    /// 14). Of the links, only those peers (read by their index, known from the pod's
+    /// links) and the links holding addresses beyond link-local ones (the node's
+    /// addresses; named by the address's label). Another pod's route in the slot of one of
+    /// ours is not seen: host route adds are exclusive, so the kernel answers EEXIST, and
+    /// the re-read after that surprise reads `All`. Without a pod netns (gone), this reads
+    /// `All`.
     ThroughPodPeers,
     /// Only the rules: whether the shared rule is there (ADD, under the host lock).
     Rules,
@@ -155,6 +158,7 @@ impl SnapshotSource for LiveSnapshot {
             state: mut host,
             preferred: mut host_preferred_src,
             through_peers_of,
+            mut sent,
         } = host?;
         if let Some(addresses) = through_peers_of {
             let tables = req.host_tables_read();
@@ -168,12 +172,14 @@ impl SnapshotSource for LiveSnapshot {
                     })?;
                     host.links = links.links;
                     host.macs = links.macs;
+                    sent = links.sysctls;
                     add_found(&mut host, found);
                 }
                 // Gone since its netns was opened: nothing is known to go through it.
                 None => {
-                    let all =
+                    let (all, all_sent) =
                         with_retries(|| Netlink::on_this_thread(|nl| read_netns(nl, &tables)))?;
+                    sent = all_sent;
                     host = NetnsState {
                         sysctls: host.sysctls,
                         other_netns_id: host.other_netns_id,
@@ -183,7 +189,7 @@ impl SnapshotSource for LiveSnapshot {
             }
         }
         if let (Some(pod), false) = (&pod, req.links_only) {
-            read_host_peer_sysctls(pod, &mut host)?;
+            read_host_peer_sysctls(pod, &mut host, &sent)?;
             if req.every_table {
                 let addrs = pod_addresses(pod);
                 let found = Netlink::on_this_thread(|nl| preferred_src(nl, &addrs))?;
@@ -307,8 +313,9 @@ fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
     }
 }
 
-/// Links, routes of `tables`, rules and permanent neighbours of the calling thread's netns.
-fn read_netns(nl: &Netlink, tables: &Tables) -> Result<NetnsState> {
+/// Links, routes of `tables`, rules and permanent neighbours of the calling thread's netns,
+/// and the managed sysctls its links came with.
+fn read_netns(nl: &Netlink, tables: &Tables) -> Result<(NetnsState, Sent)> {
     let reads = Reads {
         links: true,
         tables: tables.clone(),
@@ -316,8 +323,13 @@ fn read_netns(nl: &Netlink, tables: &Tables) -> Result<NetnsState> {
         rules: true,
         neighbours: vec![None],
     };
-    Ok(state_of(nl.read(&reads)?))
+    let mut read = nl.read(&reads)?;
+    let sent = std::mem::take(&mut read.links.sysctls);
+    Ok((state_of(read), sent))
 }
+
+/// The managed sysctls of links as the kernel sent them with the links (IFLA_AF_SPEC).
+type Sent = BTreeMap<SysctlKey, i64>;
 
 /// A netns state holding what a read found.
 fn state_of(read: Read) -> NetnsState {
@@ -343,10 +355,21 @@ fn add_found(state: &mut NetnsState, read: Read) {
     }
 }
 
-/// Reads each sysctl that exists into the state.
-fn read_sysctls(state: &mut NetnsState, keys: impl IntoIterator<Item = SysctlKey>) -> Result<()> {
+/// Puts each sysctl that exists into the state: as the links it belongs to were sent with
+/// it (`sent`), else read from /proc/sys (all, default, or a link the read did not hold).
+/// Each file read costs ~10 us in a netns whose /proc/sys entries nobody has looked up
+/// yet, as a new pod's: most of the pod read once.
+fn read_sysctls(
+    state: &mut NetnsState,
+    keys: impl IntoIterator<Item = SysctlKey>,
+    sent: &Sent,
+) -> Result<()> {
     for key in keys {
-        if let Some(value) = netns::read_sysctl(&key)? {
+        let value = match sent.get(&key) {
+            Some(value) => Some(*value),
+            None => netns::read_sysctl(&key)?,
+        };
+        if let Some(value) = value {
             state.sysctls.insert(key, value);
         }
     }
@@ -362,7 +385,7 @@ fn read_pod_links() -> Result<NetnsState> {
         ..NetnsState::default()
     };
     let keys = mac_keys(&state.links);
-    read_sysctls(&mut state, keys)?;
+    read_sysctls(&mut state, keys, &links.sysctls)?;
     Ok(state)
 }
 
@@ -381,17 +404,17 @@ fn links_but_lo(links: &BTreeMap<String, Link>) -> impl Iterator<Item = &str> {
 
 /// The pod side; runs on the thread inside the pod netns. `host` is the host netns.
 fn read_pod(tables: &Tables, host: &File) -> Result<NetnsState> {
-    let mut state = Netlink::on_this_thread(|nl| {
-        let mut state = read_netns(nl, tables)?;
+    let (mut state, sent) = Netlink::on_this_thread(|nl| {
+        let (mut state, sent) = read_netns(nl, tables)?;
         state.other_netns_id = Some(nl.netns_id(host.as_fd())?);
-        Ok(state)
+        Ok((state, sent))
     })?;
     let ifaces = ALL_AND_DEFAULT
         .into_iter()
         .chain(links_but_lo(&state.links));
     let routing = ifaces.flat_map(routing_step_keys);
     let keys: Vec<SysctlKey> = routing.chain(mac_keys(&state.links)).collect();
-    read_sysctls(&mut state, keys)?;
+    read_sysctls(&mut state, keys, &sent)?;
     Ok(state)
 }
 
@@ -405,6 +428,8 @@ struct HostRead {
     /// the node's addresses) and the routes and neighbours through H are read once the
     /// pod's links say which host links are its peers (`through_peers`).
     through_peers_of: Option<Vec<Address>>,
+    /// The managed sysctls the host links read came with.
+    sent: Sent,
 }
 
 fn read_host(req: &SnapshotRequest, pod: Option<&File>) -> Result<HostRead> {
@@ -424,13 +449,19 @@ fn read_host(req: &SnapshotRequest, pod: Option<&File>) -> Result<HostRead> {
                 through_peers_of: Some(nl.addresses()?),
                 ..done(rules_only(nl)?)
             },
-            HostObjects::All | HostObjects::ThroughPodPeers => done(read_netns(nl, &tables)?),
+            HostObjects::All | HostObjects::ThroughPodPeers => {
+                let (state, sent) = read_netns(nl, &tables)?;
+                HostRead {
+                    sent,
+                    ..done(state)
+                }
+            }
         };
         read.state.other_netns_id = pod_id;
         let ifaces = ALL_AND_DEFAULT
             .into_iter()
             .chain(req.host_sysctl_ifaces.iter().map(String::as_str));
-        read_sysctls(&mut read.state, ifaces.map(host_step_key))?;
+        read_sysctls(&mut read.state, ifaces.map(host_step_key), &read.sent)?;
         read.preferred = preferred_src(nl, &req.preferred_src_for)?;
         Ok(read)
     })
@@ -471,18 +502,19 @@ fn through_peers(
 ) -> Result<(Links, Read)> {
     let mut links = Links::default();
     for (host_index, pod_index) in pod_peers_in_host(pod) {
-        let Some((name, link, mac)) = nl.link_by_index(host_index)? else {
-            continue;
-        };
+        let found = nl.link_by_index(host_index)?;
         // Only the veth whose peer is that pod link (an index names another link once
         // the veth is gone).
         let back =
             |p: &LinkPeer| p.ifindex == pod_index && p.netnsid.is_some() && p.netnsid == pod_id;
-        if link.peer.as_ref().is_some_and(back) {
-            if let Some(mac) = mac {
-                links.macs.insert(name.clone(), mac);
-            }
-            links.links.insert(name, link);
+        if found
+            .links
+            .values()
+            .all(|link| link.peer.as_ref().is_some_and(back))
+        {
+            links.links.extend(found.links);
+            links.macs.extend(found.macs);
+            links.sysctls.extend(found.sysctls);
         }
     }
     let peers: Vec<u32> = links.links.values().map(|link| link.index).collect();
@@ -537,7 +569,7 @@ fn add_address_links(nl: &Netlink, links: &mut Links, addresses: &[Address]) -> 
         }
         let labelled = held.iter().find_map(|a| a.link_name.clone());
         let found = match labelled {
-            Some(name) => Some((
+            Some(name) => BTreeMap::from([(
                 name,
                 Link {
                     index,
@@ -545,17 +577,12 @@ fn add_address_links(nl: &Netlink, links: &mut Links, addresses: &[Address]) -> 
                     peer: None,
                     addresses: Vec::new(),
                 },
-            )),
-            None => nl.link_by_index(index)?.map(|(name, link, _)| (name, link)),
+            )]),
+            None => nl.link_by_index(index)?.links,
         };
-        if let Some((name, link)) = found {
-            links.links.insert(
-                name,
-                Link {
-                    addresses: nets,
-                    ..link
-                },
-            );
+        for (name, link) in found {
+            let addresses = nets.clone();
+            links.links.insert(name, Link { addresses, ..link });
         }
     }
     Ok(())
@@ -591,8 +618,8 @@ fn pod_addresses(pod: &NetnsState) -> Vec<IpAddr> {
 }
 
 /// The rp_filter of every host veth whose peer is in the pod (H among them): its name is
-/// known only once both sides are read.
-fn read_host_peer_sysctls(pod: &NetnsState, host: &mut NetnsState) -> Result<()> {
+/// known only once both sides are read. `sent`: what the host's links came with.
+fn read_host_peer_sysctls(pod: &NetnsState, host: &mut NetnsState, sent: &Sent) -> Result<()> {
     let peers: Vec<SysctlKey> = pod
         .links
         .keys()
@@ -602,7 +629,7 @@ fn read_host_peer_sysctls(pod: &NetnsState, host: &mut NetnsState) -> Result<()>
         })
         .filter(|key| !host.sysctls.contains_key(key))
         .collect();
-    read_sysctls(host, peers)
+    read_sysctls(host, peers, sent)
 }
 
 impl<T: SnapshotSource + ?Sized> SnapshotSource for std::sync::Arc<T> {

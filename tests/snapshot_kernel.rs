@@ -600,3 +600,33 @@ fn the_owned_routes_read_reads_no_link_and_names_a_newer_device_by_index() {
     assert!(route_dsts(&owned).contains("192.168.60.2/32 vp0"));
     assert_eq!(route_dsts(&owned).len(), 4);
 }
+
+/// The managed sysctls of a link are taken from what the kernel sends with the link
+/// (IFLA_AF_SPEC's devconf), not read from /proc/sys one file each: every one of them,
+/// set away from its default, reads as `sysctl` shows it.
+#[test]
+fn sysctls_sent_with_the_links_are_those_proc_sys_shows() {
+    let t = topology();
+    for (key, value) in [
+        ("net.ipv4.conf.net1.arp_notify", 1),
+        ("net.ipv6.conf.net1.ndisc_notify", 1),
+        ("net.ipv6.conf.eth0.disable_ipv6", 1),
+        ("net.ipv4.conf.eth0.rp_filter", 2),
+    ] {
+        t.pod.set_sysctl(key, value);
+    }
+    let pod = snapshot_from(&t.host, request(Some(t.pod.path())))
+        .pod
+        .unwrap();
+    for (iface, name, value) in [
+        ("net1", SysctlName::ArpNotify, 1),
+        ("net1", SysctlName::NdiscNotify, 1),
+        ("eth0", SysctlName::DisableIpv6, 1),
+        ("eth0", SysctlName::RpFilter, 2),
+        ("eth0", SysctlName::ArpNotify, 0),
+    ] {
+        let key = SysctlKey::new(iface, name);
+        assert_eq!(pod.sysctls.get(&key), Some(&value), "{key}");
+        assert_eq!(t.pod.sysctl(&key), value, "{key}");
+    }
+}

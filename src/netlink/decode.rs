@@ -6,7 +6,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, LinkAttribute, LinkInfo, LinkMessage,
+};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteNextHopFlags, RouteType, RouteVia,
@@ -19,7 +21,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use crate::error::{Error, Result};
 use crate::model::{
     Family, Link, LinkPeer, MacAddr, Neighbour, NeighbourKey, Route, RouteKey, RouteKind,
-    RouteScope, Rule, RuleAction, RuleKey,
+    RouteScope, Rule, RuleAction, RuleKey, SysctlKey, SysctlName,
 };
 
 /// NUD_PERMANENT: the neighbour state bit of entries configured by hand.
@@ -133,6 +135,43 @@ pub(super) fn link_from_message(message: &LinkMessage) -> Option<(String, Link, 
         },
         mac,
     ))
+}
+
+/// The managed sysctls of the link `name` as its IFLA_AF_SPEC carries them: the devconf
+/// arrays that /proc/sys/net/ipv4/conf/<link>/ and ipv6/conf/<link>/ show (rp_filter and
+/// arp_notify; disable_ipv6 and ndisc_notify). A family the link has no configuration of
+/// (IPv6 off, or an MTU below 1280) gives none, as its /proc/sys directory is missing.
+pub(super) fn link_sysctls(message: &LinkMessage, name: &str) -> Vec<(SysctlKey, i64)> {
+    let key = |sysctl| SysctlKey::new(name, sysctl);
+    let mut found = Vec::new();
+    let specs = message.attributes.iter().flat_map(|a| match a {
+        LinkAttribute::AfSpecUnspec(specs) => specs.as_slice(),
+        _ => &[],
+    });
+    for spec in specs {
+        match spec {
+            AfSpecUnspec::Inet(inet) => {
+                for conf in inet.iter().filter_map(|item| match item {
+                    AfSpecInet::DevConf(conf) => Some(conf),
+                    _ => None,
+                }) {
+                    found.push((key(SysctlName::RpFilter), i64::from(conf.rp_filter)));
+                    found.push((key(SysctlName::ArpNotify), i64::from(conf.arp_notify)));
+                }
+            }
+            AfSpecUnspec::Inet6(inet6) => {
+                for conf in inet6.iter().filter_map(|item| match item {
+                    AfSpecInet6::DevConf(conf) => Some(conf),
+                    _ => None,
+                }) {
+                    found.push((key(SysctlName::DisableIpv6), i64::from(conf.disable_ipv6)));
+                    found.push((key(SysctlName::NdiscNotify), i64::from(conf.ndisc_notify)));
+                }
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 /// The name of the link an IPv4 address is on, from its label (IFA_LABEL: the link's

@@ -14,7 +14,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::{NetlinkMessage, NLM_F_REQUEST};
 
 use super::decode::{
-    address_from_message, address_link_name, devices_mentioned, link_from_message,
+    address_from_message, address_link_name, devices_mentioned, link_from_message, link_sysctls,
     neighbour_from_message, routes_from_message, rule_from_message,
 };
 use super::dump::Dump;
@@ -22,7 +22,7 @@ use super::encode::{neighbour_dump_request, route_dump_request};
 use super::transport::{Failure, Reply};
 use super::Netlink;
 use crate::error::{Error, Result};
-use crate::model::{Family, Link, MacAddr, Neighbour, Route, Rule, Tables};
+use crate::model::{Family, Link, MacAddr, Neighbour, Route, Rule, SysctlKey, Tables};
 
 /// Which routes a dump returns, filtered by the kernel (strict dumps): `None` lets any
 /// through. The default lets every route through.
@@ -39,6 +39,9 @@ pub struct RouteFilter {
 pub struct Links {
     pub links: BTreeMap<String, Link>,
     pub macs: BTreeMap<String, MacAddr>,
+    /// The managed sysctls of each link as the kernel sent them with it (IFLA_AF_SPEC):
+    /// no file under /proc/sys needs reading for them.
+    pub sysctls: BTreeMap<SysctlKey, i64>,
 }
 
 impl Links {
@@ -194,9 +197,9 @@ impl Netlink {
             .collect())
     }
 
-    /// The link with ifindex `index` (name, kind, peer, MAC; no addresses), by a single
-    /// request; None when there is none.
-    pub fn link_by_index(&self, index: u32) -> Result<Option<(String, Link, Option<MacAddr>)>> {
+    /// The link with ifindex `index` (name, kind, peer, MAC, sysctls; no addresses), by a
+    /// single request; no link when there is none.
+    pub fn link_by_index(&self, index: u32) -> Result<Links> {
         let object = format!("link with ifindex {index}");
         let mut request = LinkMessage::default();
         request.header.index = index;
@@ -207,13 +210,10 @@ impl Netlink {
             Ok(Reply::Interrupted) => {
                 return Err(Error::TryAgain(format!("{object}: interrupted")))
             }
-            Err(Failure::Errno(libc::ENODEV)) => return Ok(None),
+            Err(Failure::Errno(libc::ENODEV)) => return Ok(Links::default()),
             Err(failure) => return Err(failure.into_error(&object)),
         };
-        Ok(messages.iter().find_map(|message| match message {
-            RouteNetlinkMessage::NewLink(link) => link_from_message(link),
-            _ => None,
-        }))
+        Ok(links_from(&messages, &[]))
     }
 
     /// Takes `links` as what this thread's latest read found (a read assembled from single
@@ -371,6 +371,7 @@ fn links_from(links: &[RouteNetlinkMessage], addresses: &[RouteNetlinkMessage]) 
                 if let Some(mac) = mac {
                     out.macs.insert(name.clone(), mac);
                 }
+                out.sysctls.extend(link_sysctls(message, &name));
                 by_index.insert(link.index, name.clone());
                 out.links.insert(name, link);
             }

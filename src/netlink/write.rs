@@ -381,7 +381,7 @@ mod tests {
         };
         Links {
             links: BTreeMap::from([("eth0".to_string(), link(2)), ("net1".to_string(), link(3))]),
-            macs: BTreeMap::new(),
+            ..Links::default()
         }
     }
 
