@@ -1,24 +1,27 @@
 //! snapshot: reads the actual state (pod netns + host) into `ActualState`, live from the
 //! kernel or from an offline JSON file. It reads only: no kernel change, no decisions;
 //! the host is the netns this process (the calling thread) runs in, never entered.
+//! Here: the request, the sources, the two sides read at once and the shared pieces;
+//! `host` and `pod` read each side.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::net::IpAddr;
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ipnet::IpNet;
-
-use crate::compile::is_link_local;
 use crate::error::{Error, Result};
-use crate::model::{
-    host_step_key, mac_step_keys, routing_step_keys, ActualState, Link, LinkPeer, NetnsState,
-    SysctlKey, Tables, TablesHeld, ALL_AND_DEFAULT, MAIN_TABLE, ROUTER_PROTOCOL,
-};
-use crate::netlink::{Address, Links, Netlink, Read, Reads, RouteFilter};
+use crate::model::{ActualState, NetnsState, SysctlKey, Tables, TablesHeld, MAIN_TABLE};
+use crate::netlink::{Netlink, Read, Reads, RouteFilter};
 use crate::netns::{self, NetnsWorker, Pending};
+
+mod host;
+mod pod;
+
+use host::{
+    complete_host, pod_addresses, preferred_src, read_host, read_host_peer_sysctls, HostRead,
+};
+use pod::{read_pod, read_pod_links};
 
 /// Whole-netns reads that met a transient inconsistency (`Error::TryAgain`, e.g. a link
 /// created between the link and route dumps) are repeated this many times in all.
@@ -154,40 +157,7 @@ impl SnapshotSource for LiveSnapshot {
         };
         // Wait before looking at the host result, so the pod read is never left behind.
         let pod = pod_read.map(Pending::wait).transpose()?;
-        let HostRead {
-            state: mut host,
-            preferred: mut host_preferred_src,
-            through_peers_of,
-            mut sent,
-        } = host?;
-        if let Some(addresses) = through_peers_of {
-            let tables = req.host_tables_read();
-            match &pod {
-                Some(pod) => {
-                    let (links, found) = with_retries(|| {
-                        let pod_id = host.other_netns_id;
-                        Netlink::on_this_thread(|nl| {
-                            through_peers(nl, &tables, pod, pod_id, &addresses)
-                        })
-                    })?;
-                    host.links = links.links;
-                    host.macs = links.macs;
-                    sent = links.sysctls;
-                    add_found(&mut host, found);
-                }
-                // Gone since its netns was opened: nothing is known to go through it.
-                None => {
-                    let (all, all_sent) =
-                        with_retries(|| Netlink::on_this_thread(|nl| read_netns(nl, &tables)))?;
-                    sent = all_sent;
-                    host = NetnsState {
-                        sysctls: host.sysctls,
-                        other_netns_id: host.other_netns_id,
-                        ..all
-                    };
-                }
-            }
-        }
+        let (mut host, mut host_preferred_src, sent) = complete_host(req, host?, pod.as_ref())?;
         if let (Some(pod), false) = (&pod, req.links_only) {
             read_host_peer_sysctls(pod, &mut host, &sent)?;
             if req.every_table {
@@ -300,7 +270,7 @@ fn keep_tables(state: &mut NetnsState, tables: &Tables) {
     state.routes.retain(|key, _| tables.holds(key.table));
 }
 
-fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
+pub(super) fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
     let mut attempt = 1;
     loop {
         match read() {
@@ -315,7 +285,7 @@ fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
 
 /// Links, routes of `tables`, rules and permanent neighbours of the calling thread's netns,
 /// and the managed sysctls its links came with.
-fn read_netns(nl: &Netlink, tables: &Tables) -> Result<(NetnsState, Sent)> {
+pub(super) fn read_netns(nl: &Netlink, tables: &Tables) -> Result<(NetnsState, Sent)> {
     let reads = Reads {
         links: true,
         tables: tables.clone(),
@@ -329,10 +299,10 @@ fn read_netns(nl: &Netlink, tables: &Tables) -> Result<(NetnsState, Sent)> {
 }
 
 /// The managed sysctls of links as the kernel sent them with the links (IFLA_AF_SPEC).
-type Sent = BTreeMap<SysctlKey, i64>;
+pub(super) type Sent = BTreeMap<SysctlKey, i64>;
 
 /// A netns state holding what a read found.
-fn state_of(read: Read) -> NetnsState {
+pub(super) fn state_of(read: Read) -> NetnsState {
     let mut state = NetnsState {
         links: read.links.links.clone(),
         macs: read.links.macs.clone(),
@@ -343,7 +313,7 @@ fn state_of(read: Read) -> NetnsState {
 }
 
 /// Adds the routes, rules and neighbours a read found to `state` (not its links).
-fn add_found(state: &mut NetnsState, read: Read) {
+pub(super) fn add_found(state: &mut NetnsState, read: Read) {
     for route in read.routes {
         state.insert_route(route);
     }
@@ -359,7 +329,7 @@ fn add_found(state: &mut NetnsState, read: Read) {
 /// it (`sent`), else read from /proc/sys (all, default, or a link the read did not hold).
 /// Each file read costs ~10 us in a netns whose /proc/sys entries nobody has looked up
 /// yet, as a new pod's: most of the pod read once.
-fn read_sysctls(
+pub(super) fn read_sysctls(
     state: &mut NetnsState,
     keys: impl IntoIterator<Item = SysctlKey>,
     sent: &Sent,
@@ -374,262 +344,6 @@ fn read_sysctls(
         }
     }
     Ok(())
-}
-
-/// The pod's links and MACs only; runs on the thread inside the pod netns.
-fn read_pod_links() -> Result<NetnsState> {
-    let links = Netlink::on_this_thread(Netlink::links)?;
-    let mut state = NetnsState {
-        links: links.links,
-        macs: links.macs,
-        ..NetnsState::default()
-    };
-    let keys = mac_keys(&state.links);
-    read_sysctls(&mut state, keys, &links.sysctls)?;
-    Ok(state)
-}
-
-/// The MAC step's sysctls of every link but lo: the MAC step owns them (BEHAVIOUR 2.1), so
-/// even a links-only read includes them.
-fn mac_keys(links: &BTreeMap<String, Link>) -> Vec<SysctlKey> {
-    links_but_lo(links).flat_map(mac_step_keys).collect()
-}
-
-fn links_but_lo(links: &BTreeMap<String, Link>) -> impl Iterator<Item = &str> {
-    links
-        .keys()
-        .map(String::as_str)
-        .filter(|name| *name != "lo")
-}
-
-/// The pod side; runs on the thread inside the pod netns. `host` is the host netns.
-fn read_pod(tables: &Tables, host: &File) -> Result<NetnsState> {
-    let (mut state, sent) = Netlink::on_this_thread(|nl| {
-        let (mut state, sent) = read_netns(nl, tables)?;
-        state.other_netns_id = Some(nl.netns_id(host.as_fd())?);
-        Ok((state, sent))
-    })?;
-    let ifaces = ALL_AND_DEFAULT
-        .into_iter()
-        .chain(links_but_lo(&state.links));
-    let routing = ifaces.flat_map(routing_step_keys);
-    let keys: Vec<SysctlKey> = routing.chain(mac_keys(&state.links)).collect();
-    read_sysctls(&mut state, keys, &sent)?;
-    Ok(state)
-}
-
-/// The host side, in the calling thread's netns; `pod` is the pod netns, when there is one.
-/// What the host read gives before the pod's read is in.
-#[derive(Default)]
-struct HostRead {
-    state: NetnsState,
-    preferred: BTreeMap<IpAddr, IpAddr>,
-    /// `ThroughPodPeers` with a pod: the host's addresses. Its links (H and those holding
-    /// the node's addresses) and the routes and neighbours through H are read once the
-    /// pod's links say which host links are its peers (`through_peers`).
-    through_peers_of: Option<Vec<Address>>,
-    /// The managed sysctls the host links read came with.
-    sent: Sent,
-}
-
-fn read_host(req: &SnapshotRequest, pod: Option<&File>) -> Result<HostRead> {
-    Netlink::on_this_thread(|nl| {
-        let tables = req.host_tables_read();
-        let pod_id = pod.map(|pod| nl.netns_id(pod.as_fd())).transpose()?;
-        let done = |state| HostRead {
-            state,
-            ..HostRead::default()
-        };
-        let mut read = match req.host_objects {
-            HostObjects::Rules => return Ok(done(rules_only(nl)?)),
-            HostObjects::RulesAndOwnedRoutes => {
-                return Ok(done(owned_routes_and_rules(nl, &tables)?))
-            }
-            HostObjects::ThroughPodPeers if pod_id.is_some_and(|id| id >= 0) => HostRead {
-                through_peers_of: Some(nl.addresses()?),
-                ..done(rules_only(nl)?)
-            },
-            HostObjects::All | HostObjects::ThroughPodPeers => {
-                let (state, sent) = read_netns(nl, &tables)?;
-                HostRead {
-                    sent,
-                    ..done(state)
-                }
-            }
-        };
-        read.state.other_netns_id = pod_id;
-        let ifaces = ALL_AND_DEFAULT
-            .into_iter()
-            .chain(req.host_sysctl_ifaces.iter().map(String::as_str));
-        read_sysctls(&mut read.state, ifaces.map(host_step_key), &read.sent)?;
-        read.preferred = preferred_src(nl, &req.preferred_src_for)?;
-        Ok(read)
-    })
-}
-
-/// The rules, and the owned routes of `tables` (`HostObjects::RulesAndOwnedRoutes`).
-fn owned_routes_and_rules(nl: &Netlink, tables: &Tables) -> Result<NetnsState> {
-    let owned = RouteFilter {
-        protocol: Some(ROUTER_PROTOCOL),
-        ..RouteFilter::default()
-    };
-    let reads = Reads {
-        tables: tables.clone(),
-        routes: vec![owned],
-        rules: true,
-        ..Reads::default()
-    };
-    // Whether an owned route is left does not depend on its device: no link is read under
-    // the lock (a node's every link would cost more than the rest), the routes are named
-    // with the links the run read before it, other pods' devices by their index.
-    let mut state = NetnsState::default();
-    add_found(&mut state, nl.read_naming_any(&reads)?);
-    Ok(state)
-}
-
-/// The host links that are the pod's veth peers, each by a single request (their
-/// indexes come from the pod's links, so the cost does not grow with the node's other
-/// pods' veths), the links holding the node's addresses (named by the address's label, or
-/// by a request when it has none), and the routes and permanent neighbours through the
-/// peers, filtered by the kernel (`HostObjects::ThroughPodPeers`). Every host link of a
-/// busy node would cost about 25 us each to read (100 veths: 2.2x an ADD).
-fn through_peers(
-    nl: &Netlink,
-    tables: &Tables,
-    pod: &NetnsState,
-    pod_id: Option<i32>,
-    addresses: &[Address],
-) -> Result<(Links, Read)> {
-    let mut links = Links::default();
-    for (host_index, pod_index) in pod_peers_in_host(pod) {
-        let found = nl.link_by_index(host_index)?;
-        // Only the veth whose peer is that pod link (an index names another link once
-        // the veth is gone).
-        let back =
-            |p: &LinkPeer| p.ifindex == pod_index && p.netnsid.is_some() && p.netnsid == pod_id;
-        if found
-            .links
-            .values()
-            .all(|link| link.peer.as_ref().is_some_and(back))
-        {
-            links.links.extend(found.links);
-            links.macs.extend(found.macs);
-            links.sysctls.extend(found.sysctls);
-        }
-    }
-    let peers: Vec<u32> = links.links.values().map(|link| link.index).collect();
-    add_address_links(nl, &mut links, addresses)?;
-    nl.remember_links(links.clone());
-    let through = Reads {
-        tables: tables.clone(),
-        routes: peers
-            .iter()
-            .map(|&index| RouteFilter {
-                oif: Some(index),
-                ..RouteFilter::default()
-            })
-            .collect(),
-        neighbours: peers.iter().map(|&index| Some(index)).collect(),
-        ..Reads::default()
-    };
-    let found = nl.read_naming(&through, &links)?;
-    Ok((links, found))
-}
-
-/// (host ifindex, pod ifindex) of each pod link whose veth peer is in the host netns.
-fn pod_peers_in_host(pod: &NetnsState) -> Vec<(u32, u32)> {
-    let Some(host_id) = pod.other_netns_id.filter(|id| *id >= 0) else {
-        return Vec::new();
-    };
-    pod.links
-        .values()
-        .filter_map(|link| {
-            let peer = link.peer.as_ref()?;
-            (peer.netnsid == Some(host_id)).then_some((peer.ifindex, link.index))
-        })
-        .collect()
-}
-
-/// Gives each link in `links` its addresses, and adds every other link that holds an
-/// address beyond link-local ones (the node's addresses and those on plumbing links are
-/// facts compile needs), named by an IPv4 address's label or else read by its index.
-fn add_address_links(nl: &Netlink, links: &mut Links, addresses: &[Address]) -> Result<()> {
-    let mut by_index: BTreeMap<u32, Vec<&Address>> = BTreeMap::new();
-    for address in addresses {
-        by_index.entry(address.index).or_default().push(address);
-    }
-    for (index, held) in by_index {
-        let nets: Vec<IpNet> = held.iter().map(|a| a.net).collect();
-        if let Some(link) = links.links.values_mut().find(|link| link.index == index) {
-            link.addresses = nets;
-            continue;
-        }
-        if nets.iter().all(|net| is_link_local(&net.addr())) {
-            continue;
-        }
-        let labelled = held.iter().find_map(|a| a.link_name.clone());
-        let found = match labelled {
-            Some(name) => BTreeMap::from([(
-                name,
-                Link {
-                    index,
-                    kind: None,
-                    peer: None,
-                    addresses: Vec::new(),
-                },
-            )]),
-            None => nl.link_by_index(index)?.links,
-        };
-        for (name, link) in found {
-            let addresses = nets.clone();
-            links.links.insert(name, Link { addresses, ..link });
-        }
-    }
-    Ok(())
-}
-
-/// A netns state holding only the rules.
-fn rules_only(nl: &Netlink) -> Result<NetnsState> {
-    let reads = Reads {
-        rules: true,
-        ..Reads::default()
-    };
-    Ok(state_of(nl.read(&reads)?))
-}
-
-/// The host's preferred source toward each address (`ip route get`), where it has one.
-fn preferred_src(nl: &Netlink, addrs: &[IpAddr]) -> Result<BTreeMap<IpAddr, IpAddr>> {
-    let mut preferred = BTreeMap::new();
-    for &addr in addrs {
-        if let Some(src) = nl.preferred_src(addr)? {
-            preferred.insert(addr, src);
-        }
-    }
-    Ok(preferred)
-}
-
-/// The addresses of the pod's links that the host could route to (C's among them).
-fn pod_addresses(pod: &NetnsState) -> Vec<IpAddr> {
-    pod.links
-        .values()
-        .flat_map(|link| link.addresses.iter().map(|a| a.addr()))
-        .filter(|a| !a.is_loopback() && !is_link_local(a))
-        .collect()
-}
-
-/// The rp_filter of every host veth whose peer is in the pod (H among them): its name is
-/// known only once both sides are read. `sent`: what the host's links came with.
-fn read_host_peer_sysctls(pod: &NetnsState, host: &mut NetnsState, sent: &Sent) -> Result<()> {
-    let peers: Vec<SysctlKey> = pod
-        .links
-        .keys()
-        .filter_map(|name| {
-            let (peer_name, _) = pod.veth_peer_in(name, host)?;
-            Some(host_step_key(peer_name))
-        })
-        .filter(|key| !host.sysctls.contains_key(key))
-        .collect();
-    read_sysctls(host, peers, sent)
 }
 
 impl<T: SnapshotSource + ?Sized> SnapshotSource for std::sync::Arc<T> {
