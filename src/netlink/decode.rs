@@ -149,27 +149,40 @@ pub(super) fn link_sysctls(message: &LinkMessage, name: &str) -> Vec<(SysctlKey,
         _ => &[],
     });
     for spec in specs {
-        match spec {
-            AfSpecUnspec::Inet(inet) => {
-                for conf in inet.iter().filter_map(|item| match item {
+        let values: Vec<(SysctlName, i32)> = match spec {
+            AfSpecUnspec::Inet(inet) => inet
+                .iter()
+                .filter_map(|item| match item {
                     AfSpecInet::DevConf(conf) => Some(conf),
                     _ => None,
-                }) {
-                    found.push((key(SysctlName::RpFilter), i64::from(conf.rp_filter)));
-                    found.push((key(SysctlName::ArpNotify), i64::from(conf.arp_notify)));
-                }
-            }
-            AfSpecUnspec::Inet6(inet6) => {
-                for conf in inet6.iter().filter_map(|item| match item {
+                })
+                .flat_map(|c| {
+                    [
+                        (SysctlName::RpFilter, c.rp_filter),
+                        (SysctlName::ArpNotify, c.arp_notify),
+                    ]
+                })
+                .collect(),
+            AfSpecUnspec::Inet6(inet6) => inet6
+                .iter()
+                .filter_map(|item| match item {
                     AfSpecInet6::DevConf(conf) => Some(conf),
                     _ => None,
-                }) {
-                    found.push((key(SysctlName::DisableIpv6), i64::from(conf.disable_ipv6)));
-                    found.push((key(SysctlName::NdiscNotify), i64::from(conf.ndisc_notify)));
-                }
-            }
-            _ => {}
-        }
+                })
+                .flat_map(|c| {
+                    [
+                        (SysctlName::DisableIpv6, c.disable_ipv6),
+                        (SysctlName::NdiscNotify, c.ndisc_notify),
+                    ]
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        found.extend(
+            values
+                .into_iter()
+                .map(|(name, value)| (key(name), i64::from(value))),
+        );
     }
     found
 }

@@ -102,14 +102,9 @@ impl Netlink {
     /// `dst` is unreachable or the answer names no source.
     pub fn preferred_src(&self, dst: IpAddr) -> Result<Option<IpAddr>> {
         let object = format!("route get {dst}");
-        let mut message =
-            NetlinkMessage::from(RouteNetlinkMessage::GetRoute(route_get_request(dst)));
-        message.header.flags = NLM_F_REQUEST;
-        let messages = match self.exchange(message, false) {
-            Ok(Reply::Complete(messages)) => messages,
-            Ok(Reply::Interrupted) => {
-                return Err(Error::TryAgain(format!("{object}: interrupted")))
-            }
+        let request = RouteNetlinkMessage::GetRoute(route_get_request(dst));
+        let messages = match self.get(request, &object) {
+            Ok(messages) => messages,
             Err(Failure::Errno(errno)) if unreachable_errno(errno) => return Ok(None),
             Err(failure) => return Err(failure.into_error(&object)),
         };
@@ -129,15 +124,9 @@ impl Netlink {
         let fd = u32::try_from(netns.as_raw_fd()).map_err(|_| refused(object, "bad fd".into()))?;
         let mut request = NsidMessage::default();
         request.attributes.push(NsidAttribute::Fd(fd));
-        let mut message = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(request));
-        message.header.flags = NLM_F_REQUEST;
-        let messages = match self.exchange(message, false) {
-            Ok(Reply::Complete(messages)) => messages,
-            Ok(Reply::Interrupted) => {
-                return Err(Error::TryAgain(format!("{object}: interrupted")))
-            }
-            Err(failure) => return Err(failure.into_error(object)),
-        };
+        let messages = self
+            .get(RouteNetlinkMessage::GetNsId(request), object)
+            .map_err(|failure| failure.into_error(object))?;
         messages
             .iter()
             .find_map(|message| match message {
@@ -150,6 +139,22 @@ impl Netlink {
                 _ => None,
             })
             .ok_or_else(|| refused(object, "the kernel's answer has no NETNSA_NSID".into()))
+    }
+
+    /// The answer to one request that is not a dump (`object` names it in errors).
+    fn get(
+        &self,
+        request: RouteNetlinkMessage,
+        object: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
+        let mut message = NetlinkMessage::from(request);
+        message.header.flags = NLM_F_REQUEST;
+        match self.exchange(message, false)? {
+            Reply::Complete(messages) => Ok(messages),
+            Reply::Interrupted => Err(Failure::Error(Error::TryAgain(format!(
+                "{object}: interrupted"
+            )))),
+        }
     }
 
     fn exchange(

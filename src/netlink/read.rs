@@ -11,7 +11,6 @@ use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::rule::RuleMessage;
 use netlink_packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_core::{NetlinkMessage, NLM_F_REQUEST};
 
 use super::decode::{
     address_from_message, address_link_name, devices_mentioned, link_from_message, link_sysctls,
@@ -19,9 +18,9 @@ use super::decode::{
 };
 use super::dump::Dump;
 use super::encode::{neighbour_dump_request, route_dump_request};
-use super::transport::{Failure, Reply};
+use super::transport::Failure;
 use super::Netlink;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Family, Link, MacAddr, Neighbour, Route, Rule, SysctlKey, Tables};
 
 /// Which routes a dump returns, filtered by the kernel (strict dumps): `None` lets any
@@ -203,13 +202,8 @@ impl Netlink {
         let object = format!("link with ifindex {index}");
         let mut request = LinkMessage::default();
         request.header.index = index;
-        let mut message = NetlinkMessage::from(RouteNetlinkMessage::GetLink(request));
-        message.header.flags = NLM_F_REQUEST;
-        let messages = match self.exchange(message, false) {
-            Ok(Reply::Complete(messages)) => messages,
-            Ok(Reply::Interrupted) => {
-                return Err(Error::TryAgain(format!("{object}: interrupted")))
-            }
+        let messages = match self.get(RouteNetlinkMessage::GetLink(request), &object) {
+            Ok(messages) => messages,
             Err(Failure::Errno(libc::ENODEV)) => return Ok(Links::default()),
             Err(failure) => return Err(failure.into_error(&object)),
         };
