@@ -44,9 +44,9 @@ pub use write::{Outcome, Write};
 pub struct Netlink {
     rt: tokio::runtime::Runtime,
     connection: ConnectionHandle<RouteNetlinkMessage>,
-    /// The links of this thread's latest read that dumped them: what writes name devices
-    /// with, and what later reads of the same run name routes with, without a link dump
-    /// of their own (see `known_links`).
+    /// The links this thread's latest read found: what writes name devices with, and what
+    /// later reads of the same run name routes with, without a link dump of their own
+    /// (see `links_naming`, `read_naming_any`).
     known: RefCell<Option<Rc<Links>>>,
 }
 

@@ -107,7 +107,7 @@ pub trait SnapshotSource {
 
 /// Reads the kernel. The pod netns is read on a worker thread inside it, concurrently with
 /// the host, which is read on the calling thread; each thread reads through its own
-/// netlink handle (`Netlink::on_this_thread`), its dumps all at once. The worker is the
+/// netlink handle (`Netlink::on_this_thread`), its dumps in turn. The worker is the
 /// run's (`in_pod`, shared with its executor) when the request names its path, else one
 /// for that call. Must not be called from async code.
 #[derive(Clone, Debug, Default)]
