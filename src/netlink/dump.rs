@@ -47,8 +47,8 @@ impl Netlink {
     /// the read. In turn on one socket rather than at once on a socket each: the kernel
     /// does a dump's work in the syscalls of the thread that asks and reads it, so dumps
     /// on one thread overlap nothing, and each extra socket only adds its setup and its
-    /// receive buffer (ARCHITECTURE, "One trip into the pod per run"). The pod and the host are still read
-    /// at once, on two threads.
+    /// receive buffer (ARCHITECTURE, "One trip into the pod per run"). The pod and the
+    /// host are still read at once, on two threads.
     pub(super) fn dump_all<P>(&self, dumps: &[Dump<P>]) -> Result<Vec<Vec<RouteNetlinkMessage>>> {
         self.block_on(async {
             let mut answers = Vec::with_capacity(dumps.len());

@@ -107,7 +107,7 @@ fn through_peers(
         // Only the veth whose peer is that pod link (an index names another link once
         // the veth is gone).
         let back =
-            |p: &LinkPeer| p.ifindex == pod_index && p.netnsid.is_some() && p.netnsid == pod_id;
+            |p: &LinkPeer| p.ifindex == pod_index && pod_id.is_some_and(|id| p.netnsid == Some(id));
         if found
             .links
             .values()
