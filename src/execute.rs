@@ -1,7 +1,7 @@
 //! execute: applies ops. The trait the reconciler drives, the live executor (drives
-//! `netlink` in the pod netns on the run's `netns` worker and in the host = the calling
-//! thread's netns, each through its thread's handle, sysctls through `netns`), and the
-//! in-memory model kernel (tests, offline runs).
+//! `netlink` from the calling thread through its handle of each side's netns, and writes
+//! sysctl files through `netns`: the pod's on the run's worker inside the pod netns), and
+//! the in-memory model kernel (tests, offline runs).
 //! Never plans: it applies what it is given, in order, and says what failed.
 
 use std::mem::discriminant;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::model::{Change, Op, Route, Side};
+use crate::model::{Change, Op, Route, Side, SysctlKey};
 use crate::netlink::{Links, Netlink, Outcome, Write};
 use crate::netns::{self, NetnsWorker};
 
@@ -54,10 +54,11 @@ pub trait Executor {
     }
 }
 
-/// Applies ops to the kernel: pod ops in the pod netns, on the run's worker thread there
-/// (shared with the snapshot: the netns is entered once per run), host ops in the netns
-/// of the calling thread (the process's own: never entered); each thread writes through
-/// its netlink handle (`Netlink::on_this_thread`).
+/// Applies ops to the kernel from the calling thread, which never changes netns: host ops
+/// through its handle of its own netns (`Netlink::on_this_thread`), pod ops through its
+/// handle of the pod netns (`Netlink::in_netns`, opened there by the run's worker, shared
+/// with the snapshot: the netns is entered once per run). Sysctls are files: the pod's
+/// are written on the worker, the host's here.
 /// Consecutive ops of one kind (e.g. a thousand route adds) go to the kernel all at once
 /// and their ACKs are collected afterwards; to keep "stops at the first failure", the ops
 /// of such a batch that the kernel applied after the failing one are undone.
@@ -65,8 +66,7 @@ pub trait Executor {
 #[derive(Clone, Debug, Default)]
 pub struct LiveExecutor {
     pod: Option<Arc<NetnsWorker>>,
-    /// Set by any op that surprised (see [`Executor::take_surprise`]); shared with the
-    /// thread that applies pod ops.
+    /// Set by any op that surprised (see [`Executor::take_surprise`]).
     surprise: Arc<AtomicBool>,
 }
 
@@ -100,29 +100,79 @@ impl LiveExecutor {
                 .position(|op| op.netns != side)
                 .map_or(ops.len(), |n| start + n)
         };
-        in_chunks(ops, policy, same_side_end, |run| match run[0].netns {
-            Side::Host => apply_run(run, policy, &self.surprise),
-            Side::Pod => self.apply_in_pod(run, policy),
+        in_chunks(ops, policy, same_side_end, |run| {
+            match (run[0].netns, &self.pod) {
+                (Side::Host, _) => apply_run(Place::Here, run, policy, &self.surprise),
+                (Side::Pod, Some(worker)) => {
+                    apply_run(Place::Pod(worker), run, policy, &self.surprise)
+                }
+                (Side::Pod, None) => {
+                    let error = Error::Io {
+                        what: "pod netns".to_string(),
+                        reason: "no pod netns path was given for pod ops".to_string(),
+                    };
+                    fail_all(run.len(), policy, &error)
+                }
+            }
         })
     }
+}
 
-    /// A run of pod ops, on the worker inside the pod netns.
-    fn apply_in_pod(&self, run: &[Op], policy: Policy) -> Vec<Failed> {
-        let Some(worker) = &self.pod else {
-            let error = Error::Io {
-                what: "pod netns".to_string(),
-                reason: "no pod netns path was given for pod ops".to_string(),
-            };
-            return fail_all(run.len(), policy, &error);
-        };
-        let ops = run.to_vec();
-        let surprise = Arc::clone(&self.surprise);
-        match worker.run(move || Ok(apply_run(&ops, policy, &surprise))) {
-            Ok(failures) => failures,
-            // The netns is gone (an Io error naming the path) or the thread died.
-            Err(error) => fail_all(run.len(), policy, &error),
+/// The netns a run of ops is applied in.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    /// The calling thread's own (the host's).
+    Here,
+    /// The pod's: netlink from the calling thread through its handle there, sysctl files
+    /// on the worker inside it.
+    Pod(&'a NetnsWorker),
+}
+
+impl Place<'_> {
+    fn netlink<T>(self, f: impl FnOnce(&Netlink) -> Result<T>) -> Result<T> {
+        match self {
+            Place::Here => Netlink::on_this_thread(f),
+            Place::Pod(worker) => Netlink::in_netns(worker, f),
         }
     }
+
+    /// Writes the sysctl ops of `ops` in order, in this netns, as one job.
+    fn write_sysctls(self, ops: &[Op], policy: Policy) -> Vec<Failed> {
+        let writes: Vec<(usize, SysctlKey, i64)> = ops
+            .iter()
+            .enumerate()
+            .filter_map(|(index, op)| match &op.change {
+                Change::SetSysctl { key, new, .. } => Some((index, key.clone(), *new)),
+                _ => None,
+            })
+            .collect();
+        match self {
+            Place::Here => write_sysctl_files(&writes, policy),
+            Place::Pod(worker) => worker
+                .run(move || Ok(write_sysctl_files(&writes, policy)))
+                .unwrap_or_else(|error| fail_all(ops.len(), policy, &error)),
+        }
+    }
+}
+
+/// Writes each sysctl (index into the run, key, value) in the calling thread's netns.
+fn write_sysctl_files(writes: &[(usize, SysctlKey, i64)], policy: Policy) -> Vec<Failed> {
+    let mut failures = Vec::new();
+    for (index, key, value) in writes {
+        match netns::write_sysctl(key, *value) {
+            Ok(()) => tracing::debug!(sysctl = %key, value, "applied"),
+            Err(error) => {
+                failures.push(Failed {
+                    index: *index,
+                    error,
+                });
+                if policy == Policy::StopAtFirst {
+                    break;
+                }
+            }
+        }
+    }
+    failures
 }
 
 impl Executor for LiveExecutor {
@@ -156,12 +206,26 @@ fn fail_all(len: usize, policy: Policy, error: &Error) -> Vec<Failed> {
         .collect()
 }
 
-/// Applies a run of ops in the calling thread's netns, through the thread's netlink
-/// handle, with at most one link dump for the run (when an op names a device). Failure
-/// indexes are into `ops`.
-fn apply_run(ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
-    Netlink::on_this_thread(|nl| Ok(apply_run_with(nl, ops, policy, surprise)))
-        .unwrap_or_else(|error| fail_all(ops.len(), policy, &error))
+/// Applies a run of ops of one side in `place`: sysctls as files, the rest through the
+/// netlink handle, with at most one link dump for the run (when an op names a device).
+/// Failure indexes are into `ops`.
+fn apply_run(place: Place<'_>, ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
+    let is_sysctl = |op: &Op| matches!(op.change, Change::SetSysctl { .. });
+    let same_kind_end = |start: usize| {
+        let files = is_sysctl(&ops[start]);
+        ops[start..]
+            .iter()
+            .position(|op| is_sysctl(op) != files)
+            .map_or(ops.len(), |n| start + n)
+    };
+    in_chunks(ops, policy, same_kind_end, |chunk| {
+        match is_sysctl(&chunk[0]) {
+            true => place.write_sysctls(chunk, policy),
+            false => place
+                .netlink(|nl| Ok(apply_run_with(nl, chunk, policy, surprise)))
+                .unwrap_or_else(|error| fail_all(chunk.len(), policy, &error)),
+        }
+    })
 }
 
 fn apply_run_with(nl: &Netlink, ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
@@ -285,9 +349,6 @@ fn single_write(op: &Op, links: &Links) -> Option<Result<Write>> {
 /// One op, waiting for its answer.
 fn apply_one(nl: &Netlink, links: &Links, op: &Op) -> Result<Outcome> {
     let outcome = match &op.change {
-        Change::SetSysctl { key, new, .. } => {
-            netns::write_sysctl(key, *new).map(|()| Outcome::Changed)
-        }
         Change::ReplaceRoute { old, new } => replace_route(nl, links, new, old),
         _ => match single_write(op, links) {
             Some(write) => nl.write(write?),

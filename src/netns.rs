@@ -77,7 +77,7 @@ struct Entered {
 }
 
 /// A netns by its nsfs inode (st_dev, st_ino of any file referring to it).
-type NetnsId = (u64, u64);
+pub type NetnsId = (u64, u64);
 
 /// Work handed to a worker; `wait` for its result.
 #[must_use = "wait for the work to get its result"]
@@ -106,6 +106,11 @@ impl NetnsWorker {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The netns the path names now; a path that is gone fails (`Error::Io` naming it).
+    pub fn netns(&self) -> Result<NetnsId> {
+        netns_id(&open(&self.path)?, &self.path)
     }
 
     /// Runs `f` on the worker's thread, inside the netns, and waits for it.

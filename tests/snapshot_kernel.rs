@@ -14,6 +14,7 @@ use router::model::{
     ActualState, Family, LinkPeer, MacAddr, Neighbour, NeighbourKey, Rule, SysctlKey, SysctlName,
     Tables, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
+use router::netlink::{Netlink, Write};
 use router::netns::{read_sysctl, run_in_netns, write_sysctl, NetnsWorker};
 use router::snapshot::{FileSnapshot, HostObjects, LiveSnapshot, SnapshotRequest, SnapshotSource};
 
@@ -543,7 +544,7 @@ fn a_netns_worker_runs_every_job_inside_its_netns_and_fails_once_the_netns_is_go
     // The worker's thread reads the pod's sysctls and links (its netlink handle is the one
     // of that netns): lo is all there is.
     let links = worker
-        .run(|| router::netlink::Netlink::on_this_thread(|nl| nl.links()))
+        .run(|| Netlink::on_this_thread(|nl| nl.links()))
         .unwrap();
     assert_eq!(links.links.keys().collect::<Vec<_>>(), ["lo"]);
 
@@ -560,6 +561,44 @@ fn a_netns_worker_runs_every_job_inside_its_netns_and_fails_once_the_netns_is_go
         worker.run(netns_inode_here).unwrap(),
         netns_inode(&ns.path())
     );
+}
+
+/// The pod's netlink handle is opened inside the pod by its worker and used from the
+/// calling thread, which never enters the pod: what it reads and writes is the pod's. A
+/// path that names a new netns by now gets a handle of that one.
+#[test]
+fn a_handle_opened_by_the_worker_talks_to_its_netns_from_a_thread_that_never_entered_it() {
+    let ns = Netns::new("handle");
+    ns.ip("link add hv0 type veth peer name hv1");
+    let worker = NetnsWorker::new(ns.path());
+    let caller = netns_inode_here().unwrap();
+    let names = || {
+        let links = Netlink::in_netns(&worker, |nl| nl.links()).unwrap();
+        links.links.keys().cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(names(), ["hv0", "hv1", "lo"]);
+    let mac: MacAddr = "0a:0b:0c:0d:0e:0f".parse().unwrap();
+    let written = Netlink::in_netns(&worker, |nl| {
+        let links = nl.links_naming(&["hv0"])?;
+        nl.write(Write::set_mac("hv0", mac, &links)?)
+    });
+    assert!(written.is_ok(), "{written:?}");
+    let address = ns.exec(&["cat", "/sys/class/net/hv0/address"]);
+    assert_eq!(address.trim(), "0a:0b:0c:0d:0e:0f");
+    assert_eq!(
+        netns_inode_here().unwrap(),
+        caller,
+        "the caller never moved"
+    );
+
+    run("ip", &["netns", "del", &ns.name]);
+    let err = Netlink::in_netns(&worker, |nl| nl.links()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { what, .. } if what.contains(&ns.name)),
+        "{err:?}"
+    );
+    run("ip", &["netns", "add", &ns.name]);
+    assert_eq!(names(), ["lo"], "the new netns's handle, not the old one's");
 }
 
 /// DEL's locked read of the owned routes reads no link (a node's every link would cost more

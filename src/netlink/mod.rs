@@ -4,8 +4,8 @@
 //! once (`write_many`), errno mapped to meaning (EEXIST on an add and ESRCH/ENOENT on a
 //! delete are "already so"). It must not decide anything: no filtering by ownership, no
 //! choice of what a replace removes, no ordering or rollback, no setns, no sysctls.
-//! Here: the `Netlink` handle (the calling thread's, kept for its life: a runtime and its
-//! sockets) and the single requests; `read` (what a read asks for and gives), `dump` (the
+//! Here: the `Netlink` handles of the calling thread (one per netns it talks to: a runtime
+//! and a socket bound to that netns, opened there) and the single requests; `read` (what a read asks for and gives), `dump` (the
 //! dumps of a read at once, a socket each), `transport` (answers, failures, codec), `write`
 //! (writes), `encode` (model -> messages), `decode` (messages -> model).
 
@@ -16,7 +16,7 @@ mod read;
 mod transport;
 mod write;
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::rc::Rc;
@@ -30,70 +30,155 @@ use rtnetlink::proto::sys::{protocols::NETLINK_ROUTE, AsyncSocket, SocketAddr, T
 use rtnetlink::proto::ConnectionHandle;
 
 use crate::error::{Error, Result};
+use crate::netns::{NetnsId, NetnsWorker, Pending};
 use decode::route_addr;
 use encode::route_get_request;
 pub use read::{Address, Links, Read, Reads, RouteFilter};
 use transport::{answer, io_failure, refused, unreachable_errno, Failure, LoudCodec, Reply};
 pub use write::{Outcome, Write};
 
-/// A netlink connection bound to the netns of the thread that created it, on its own
-/// current-thread tokio runtime: every call blocks the calling thread until the kernel has
-/// answered. Its one socket carries the writes, the single requests and the dumps, in
-/// order. Each thread has one (`on_this_thread`), kept for its life, with the links its
-/// last read found (`known`). Must not be used from inside an async context.
+/// A netlink connection bound to the netns it was opened in, on its own current-thread
+/// tokio runtime: every call blocks the calling thread until the kernel has answered. Its
+/// one socket carries the writes, the single requests and the dumps, in order. A thread
+/// keeps one per netns it talks to (`on_this_thread`, `in_netns`), with the links its last
+/// read there found (`known`). Must not be used from inside an async context.
 pub struct Netlink {
     rt: tokio::runtime::Runtime,
     connection: ConnectionHandle<RouteNetlinkMessage>,
-    /// The links this thread's latest read found: what writes name devices with, and what
+    /// The links this handle's latest read found: what writes name devices with, and what
     /// later reads of the same run name routes with, without a link dump of their own
     /// (see `links_naming`, `read_naming_any`).
     known: RefCell<Option<Rc<Links>>>,
 }
 
-thread_local! {
-    /// The calling thread's handle, opened on first use.
-    static THIS_THREAD: OnceCell<Netlink> = const { OnceCell::new() };
+/// A connection opened in some netns, not yet a thread's handle: what a thread inside a
+/// netns hands back (`Opened::here`) so that another thread, which never enters it, can
+/// talk to that netns (a socket stays bound to the netns it was created in).
+pub struct Opened {
+    rt: tokio::runtime::Runtime,
+    connection: ConnectionHandle<RouteNetlinkMessage>,
 }
 
-impl Netlink {
-    /// Runs `f` with the calling thread's handle, opened in the thread's netns on first use
-    /// and kept until the thread ends: a run's reads and writes on one thread share its
-    /// sockets. Refused inside an async context (a nested `block_on` would panic).
-    pub fn on_this_thread<T>(f: impl FnOnce(&Netlink) -> Result<T>) -> Result<T> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(refused(
-                "netlink socket",
-                "cannot block on netlink inside an async runtime".to_string(),
-            ));
-        }
-        THIS_THREAD
-            .try_with(|cell| {
-                let nl = match cell.get() {
-                    Some(nl) => nl,
-                    None => {
-                        let opened = Netlink::open()?;
-                        cell.get_or_init(|| opened)
-                    }
-                };
-                f(nl)
-            })
-            .map_err(|_| refused("netlink socket", "the thread is ending".to_string()))?
-    }
-
+impl Opened {
     /// A runtime and one strict-checking rtnetlink socket in the calling thread's netns.
-    fn open() -> Result<Netlink> {
+    pub fn here() -> Result<Opened> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| io_failure("netlink runtime", e))?;
         let connection = connect(&rt)?;
-        Ok(Netlink {
-            rt,
-            connection,
-            known: RefCell::new(None),
-        })
+        Ok(Opened { rt, connection })
+    }
+}
+
+/// Which netns a handle talks to: the thread's own (None), or another by its nsfs inode.
+type HandleKey = Option<NetnsId>;
+
+/// Handles of other netns a thread keeps at once. A run talks to one pod; an operator
+/// command walks pods one after another, so older ones are closed, not hoarded.
+const OTHER_NETNS_HANDLES: usize = 2;
+
+thread_local! {
+    /// The calling thread's handles, each opened on first use, most recent last.
+    static HANDLES: RefCell<Vec<(HandleKey, Rc<Netlink>)>> = const { RefCell::new(Vec::new()) };
+    /// Handles a netns worker is opening ahead of their first use (`open_ahead`).
+    static OPENING: RefCell<Vec<(NetnsId, Pending<Opened>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Netlink {
+    /// Runs `f` with the calling thread's handle of its own netns, opened on first use and
+    /// kept until the thread ends. Refused inside an async context (a nested `block_on`
+    /// would panic).
+    pub fn on_this_thread<T>(f: impl FnOnce(&Netlink) -> Result<T>) -> Result<T> {
+        let nl = handle(None, || Opened::here().map(Netlink::from))?;
+        f(&nl)
     }
 
+    /// Runs `f`, on the calling thread, with its handle of the netns `worker` is in (the
+    /// one its path names now): opened there by the worker on first use, then used from
+    /// here, so the caller talks to that netns without ever entering it or waiting on
+    /// another thread for each request.
+    pub fn in_netns<T>(worker: &NetnsWorker, f: impl FnOnce(&Netlink) -> Result<T>) -> Result<T> {
+        let netns = worker.netns()?;
+        let nl = handle(Some(netns), || {
+            let ahead = OPENING.with(|o| {
+                let mut opening = o.borrow_mut();
+                let at = opening.iter().position(|(id, _)| *id == netns)?;
+                Some(opening.remove(at).1)
+            });
+            match ahead {
+                Some(pending) => pending.wait(),
+                None => worker.run(Opened::here),
+            }
+            .map(Netlink::from)
+        })?;
+        f(&nl)
+    }
+
+    /// Has `worker` open this thread's handle of its netns now, so that the first
+    /// `in_netns` finds it ready instead of waiting for the worker to start, enter the
+    /// netns and open the socket. Nothing is done when the handle is open already.
+    pub fn open_ahead(worker: &NetnsWorker) -> Result<()> {
+        let netns = worker.netns()?;
+        let open = HANDLES.with(|h| h.borrow().iter().any(|(key, _)| *key == Some(netns)));
+        let opening = OPENING.with(|o| o.borrow().iter().any(|(id, _)| *id == netns));
+        if !open && !opening {
+            let pending = worker.submit(Opened::here)?;
+            OPENING.with(|o| o.borrow_mut().push((netns, pending)));
+        }
+        Ok(())
+    }
+}
+
+impl From<Opened> for Netlink {
+    fn from(opened: Opened) -> Netlink {
+        Netlink {
+            rt: opened.rt,
+            connection: opened.connection,
+            known: RefCell::new(None),
+        }
+    }
+}
+
+/// The calling thread's handle for `key`, opened by `open` when it has none. Refused
+/// inside an async context (a nested `block_on` would panic). Another netns's handle
+/// beyond the last `OTHER_NETNS_HANDLES` is closed.
+fn handle(key: HandleKey, open: impl FnOnce() -> Result<Netlink>) -> Result<Rc<Netlink>> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(refused(
+            "netlink socket",
+            "cannot block on netlink inside an async runtime".to_string(),
+        ));
+    }
+    let ending = || refused("netlink socket", "the thread is ending".to_string());
+    let found = HANDLES
+        .try_with(|h| {
+            h.borrow()
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, nl)| Rc::clone(nl))
+        })
+        .map_err(|_| ending())?;
+    if let Some(nl) = found {
+        return Ok(nl);
+    }
+    let nl = Rc::new(open()?);
+    HANDLES
+        .try_with(|h| {
+            let mut handles = h.borrow_mut();
+            handles.push((key, Rc::clone(&nl)));
+            let others = handles.iter().filter(|(k, _)| k.is_some()).count();
+            if others > OTHER_NETNS_HANDLES {
+                if let Some(oldest) = handles.iter().position(|(k, _)| k.is_some()) {
+                    handles.remove(oldest);
+                }
+            }
+        })
+        .map_err(|_| ending())?;
+    Ok(nl)
+}
+
+impl Netlink {
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.rt.block_on(future)
     }

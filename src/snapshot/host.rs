@@ -10,7 +10,8 @@ use std::os::fd::AsFd;
 use ipnet::IpNet;
 
 use super::{
-    add_found, read_netns, read_sysctls, state_of, with_retries, HostObjects, Sent, SnapshotRequest,
+    add_found, proc_sysctls, read_netns, read_sysctls, state_of, with_retries, HostObjects, Sent,
+    SnapshotRequest,
 };
 use crate::compile::is_link_local;
 use crate::error::Result;
@@ -62,7 +63,12 @@ pub(super) fn read_host(req: &SnapshotRequest, pod: Option<&File>) -> Result<Hos
         let ifaces = ALL_AND_DEFAULT
             .into_iter()
             .chain(req.host_sysctl_ifaces.iter().map(String::as_str));
-        read_sysctls(&mut read.state, ifaces.map(host_step_key), &read.sent)?;
+        read_sysctls(
+            &mut read.state,
+            ifaces.map(host_step_key),
+            &read.sent,
+            proc_sysctls,
+        )?;
         read.preferred = preferred_src(nl, &req.preferred_src_for)?;
         Ok(read)
     })
@@ -234,7 +240,7 @@ pub(super) fn read_host_peer_sysctls(
         })
         .filter(|key| !host.sysctls.contains_key(key))
         .collect();
-    read_sysctls(host, peers, sent)
+    read_sysctls(host, peers, sent, proc_sysctls)
 }
 
 /// The host read, completed once the pod is read: for `ThroughPodPeers`, the host links

@@ -1,8 +1,8 @@
 //! snapshot: reads the actual state (pod netns + host) into `ActualState`, live from the
 //! kernel or from an offline JSON file. It reads only: no kernel change, no decisions;
 //! the host is the netns this process (the calling thread) runs in, never entered.
-//! Here: the request, the sources, the two sides read at once and the shared pieces;
-//! `host` and `pod` read each side.
+//! Here: the request, the sources, the two sides read from the calling thread and the
+//! shared pieces; `host` and `pod` read each side.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::model::{ActualState, NetnsState, SysctlKey, Tables, TablesHeld, MAIN_TABLE};
 use crate::netlink::{Netlink, Read, Reads, RouteFilter};
-use crate::netns::{self, NetnsWorker, Pending};
+use crate::netns::{self, NetnsWorker};
 
 mod host;
 mod pod;
@@ -21,7 +21,7 @@ mod pod;
 use host::{
     complete_host, pod_addresses, preferred_src, read_host, read_host_peer_sysctls, HostRead,
 };
-use pod::{read_pod, read_pod_links};
+use pod::PodRead;
 
 /// Whole-netns reads that met a transient inconsistency (`Error::TryAgain`, e.g. a link
 /// created between the link and route dumps) are repeated this many times in all.
@@ -105,11 +105,11 @@ pub trait SnapshotSource {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState>;
 }
 
-/// Reads the kernel. The pod netns is read on a worker thread inside it, concurrently with
-/// the host, which is read on the calling thread; each thread reads through its own
-/// netlink handle (`Netlink::on_this_thread`), its dumps in turn. The worker is the
-/// run's (`in_pod`, shared with its executor) when the request names its path, else one
-/// for that call. Must not be called from async code.
+/// Reads the kernel, both sides from the calling thread, each through its netlink handle
+/// of that netns, its dumps in turn. The pod's handle is opened inside the pod by the run's
+/// worker (`in_pod`, shared with its executor) when the request names its path, else by
+/// one for that call; the worker also reads the pod's /proc/sys files, meanwhile. Must not
+/// be called from async code.
 #[derive(Clone, Debug, Default)]
 pub struct LiveSnapshot {
     pod: Option<Arc<NetnsWorker>>,
@@ -146,17 +146,18 @@ impl SnapshotSource for LiveSnapshot {
             Some(path) if netns::is_netns(path)? => Some(self.worker_for(path)),
             _ => None,
         };
-        let pod_read = match &worker {
-            Some(worker) => start_pod_read(worker, req)?,
+        let begun = match &worker {
+            Some(worker) => begin_pod_read(worker, req)?,
             None => None,
         };
-        let (pod_read, pod_file) = pod_read.unzip();
         let host = match req.links_only {
             true => Ok(HostRead::default()),
-            false => with_retries(|| read_host(req, pod_file.as_ref())),
+            false => with_retries(|| read_host(req, begun.as_ref().map(|b| &b.file))),
         };
-        // Wait before looking at the host result, so the pod read is never left behind.
-        let pod = pod_read.map(Pending::wait).transpose()?;
+        let pod = match (begun, &worker) {
+            (Some(begun), Some(worker)) => finish_pod_read(begun, worker, req)?,
+            _ => None,
+        };
         let (mut host, mut host_preferred_src, sent) = complete_host(req, host?, pod.as_ref())?;
         if let (Some(pod), false) = (&pod, req.links_only) {
             read_host_peer_sysctls(pod, &mut host, &sent)?;
@@ -178,35 +179,50 @@ impl SnapshotSource for LiveSnapshot {
     }
 }
 
-/// Starts the pod side on `worker`, with the pod's netns file (the host's id of it says
-/// which host veth is O's peer, H); None when the netns went away since it was checked.
-fn start_pod_read(
+/// A pod read begun, with the pod's netns file (the host's id of it says which host veth
+/// is O's peer, H).
+struct Begun {
+    read: PodRead,
+    file: File,
+}
+
+/// Has `worker` open the pod's handle and read its /proc/sys files while the caller reads
+/// the host; None when the netns went away since it was checked.
+fn begin_pod_read(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<Option<Begun>> {
+    let file = match netns::open(worker.path()) {
+        Ok(file) => file,
+        Err(e) => return gone_is_none(worker, e),
+    };
+    match pod::begin(worker, req.links_only) {
+        Ok(read) => Ok(Some(Begun { read, file })),
+        Err(e) => gone_is_none(worker, e),
+    }
+}
+
+/// Reads the pod side begun; None when the netns went away meanwhile.
+fn finish_pod_read(
+    begun: Begun,
     worker: &NetnsWorker,
     req: &SnapshotRequest,
-) -> Result<Option<(Pending<NetnsState>, File)>> {
-    let path = worker.path();
-    // Deleted between the check and here: gone, like a missing path.
-    let gone = |e: Error| match netns::is_netns(path)? {
+) -> Result<Option<NetnsState>> {
+    let read = match req.links_only {
+        true => begun.read.links(worker),
+        false => {
+            netns::current().and_then(|host| begun.read.all(worker, &req.pod_tables_read(), &host))
+        }
+    };
+    match read {
+        Ok(state) => Ok(Some(state)),
+        Err(e) => gone_is_none(worker, e),
+    }
+}
+
+/// A pod netns deleted while it is read is gone, like a missing path; any other failure
+/// stands.
+fn gone_is_none<T>(worker: &NetnsWorker, e: Error) -> Result<Option<T>> {
+    match netns::is_netns(worker.path())? {
         true => Err(e),
         false => Ok(None),
-    };
-    let pod_file = match netns::open(path) {
-        Ok(file) => file,
-        Err(e) => return gone(e),
-    };
-    // The pod's id for the host, likewise.
-    let host_file = match req.links_only {
-        true => None,
-        false => Some(netns::current()?),
-    };
-    let tables = req.pod_tables_read();
-    let read = move || match &host_file {
-        None => with_retries(read_pod_links),
-        Some(host) => with_retries(|| read_pod(&tables, host)),
-    };
-    match worker.submit(read) {
-        Ok(pending) => Ok(Some((pending, pod_file))),
-        Err(e) => gone(e),
     }
 }
 
@@ -326,24 +342,39 @@ pub(super) fn add_found(state: &mut NetnsState, read: Read) {
 }
 
 /// Puts each sysctl that exists into the state: as the links it belongs to were sent with
-/// it (`sent`), else read from /proc/sys (all, default, or a link the read did not hold).
-/// Each file read costs ~10 us in a netns whose /proc/sys entries nobody has looked up
-/// yet, as a new pod's: most of the pod read once.
+/// it (`sent`), else read from /proc/sys by `read_files`, in the netns the keys belong to
+/// (all, default, or a link the read did not hold). Each file read costs ~10 us in a netns
+/// whose /proc/sys entries nobody has looked up yet, as a new pod's.
 pub(super) fn read_sysctls(
     state: &mut NetnsState,
     keys: impl IntoIterator<Item = SysctlKey>,
     sent: &Sent,
+    read_files: impl FnOnce(Vec<SysctlKey>) -> Result<Sent>,
 ) -> Result<()> {
+    let mut unsent = Vec::new();
     for key in keys {
-        let value = match sent.get(&key) {
-            Some(value) => Some(*value),
-            None => netns::read_sysctl(&key)?,
-        };
-        if let Some(value) = value {
-            state.sysctls.insert(key, value);
+        match sent.get(&key) {
+            Some(value) => {
+                state.sysctls.insert(key, *value);
+            }
+            None => unsent.push(key),
         }
     }
+    if !unsent.is_empty() {
+        state.sysctls.extend(read_files(unsent)?);
+    }
     Ok(())
+}
+
+/// The sysctls of `keys` whose files exist, read in the calling thread's netns.
+pub(super) fn proc_sysctls(keys: Vec<SysctlKey>) -> Result<Sent> {
+    let mut found = Sent::new();
+    for key in keys {
+        if let Some(value) = netns::read_sysctl(&key)? {
+            found.insert(key, value);
+        }
+    }
+    Ok(found)
 }
 
 impl<T: SnapshotSource + ?Sized> SnapshotSource for std::sync::Arc<T> {

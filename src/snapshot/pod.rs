@@ -1,28 +1,88 @@
-//! snapshot::pod: the pod side of a live read, on the thread inside the pod netns: its
-//! links, routes, rules, neighbours and the sysctls router manages. Reads only.
+//! snapshot::pod: the pod side of a live read, from the calling thread through its handle
+//! of the pod netns (opened there by the run's worker): its links, routes, rules,
+//! neighbours and the sysctls router manages. /proc/sys is read on the worker, inside the
+//! pod netns. Reads only.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsFd;
 
-use super::{read_netns, read_sysctls};
+use super::{proc_sysctls, read_netns, read_sysctls, with_retries, Sent};
 use crate::error::Result;
 use crate::model::{
     mac_step_keys, routing_step_keys, Link, NetnsState, SysctlKey, Tables, ALL_AND_DEFAULT,
 };
 use crate::netlink::Netlink;
+use crate::netns::{NetnsWorker, Pending};
 
-/// The pod's links and MACs only; runs on the thread inside the pod netns.
-pub(super) fn read_pod_links() -> Result<NetnsState> {
-    let links = Netlink::on_this_thread(Netlink::links)?;
-    let mut state = NetnsState {
-        links: links.links,
-        macs: links.macs,
-        ..NetnsState::default()
+/// A pod read begun: the worker is opening the handle and reading the sysctls no link
+/// message carries (`all`, `default`) while the caller reads the host.
+pub(super) struct PodRead {
+    files: Option<Pending<Sent>>,
+}
+
+/// Begins the pod read on `worker`; `links_only` reads no routing sysctls.
+pub(super) fn begin(worker: &NetnsWorker, links_only: bool) -> Result<PodRead> {
+    Netlink::open_ahead(worker)?;
+    let files = match links_only {
+        true => None,
+        false => {
+            let keys: Vec<SysctlKey> = ALL_AND_DEFAULT
+                .into_iter()
+                .flat_map(routing_step_keys)
+                .collect();
+            Some(worker.submit(move || proc_sysctls(keys))?)
+        }
     };
-    let keys = mac_keys(&state.links);
-    read_sysctls(&mut state, keys, &links.sysctls)?;
-    Ok(state)
+    Ok(PodRead { files })
+}
+
+impl PodRead {
+    /// The pod's links and MACs only.
+    pub(super) fn links(self, worker: &NetnsWorker) -> Result<NetnsState> {
+        let links = with_retries(|| Netlink::in_netns(worker, Netlink::links))?;
+        let mut state = NetnsState {
+            links: links.links,
+            macs: links.macs,
+            ..NetnsState::default()
+        };
+        let keys = mac_keys(&state.links);
+        read_sysctls(&mut state, keys, &links.sysctls, in_pod(worker))?;
+        Ok(state)
+    }
+
+    /// The pod side, `tables` of it; `host` is the host netns (the pod's id for it says
+    /// which host veth is O's peer).
+    pub(super) fn all(
+        self,
+        worker: &NetnsWorker,
+        tables: &Tables,
+        host: &File,
+    ) -> Result<NetnsState> {
+        let (mut state, mut sent) = with_retries(|| {
+            Netlink::in_netns(worker, |nl| {
+                let (mut state, sent) = read_netns(nl, tables)?;
+                state.other_netns_id = Some(nl.netns_id(host.as_fd())?);
+                Ok((state, sent))
+            })
+        })?;
+        if let Some(files) = self.files {
+            sent.extend(files.wait()?);
+        }
+        let ifaces = ALL_AND_DEFAULT
+            .into_iter()
+            .chain(links_but_lo(&state.links));
+        let routing = ifaces.flat_map(routing_step_keys);
+        let keys: Vec<SysctlKey> = routing.chain(mac_keys(&state.links)).collect();
+        read_sysctls(&mut state, keys, &sent, in_pod(worker))?;
+        Ok(state)
+    }
+}
+
+/// Reads sysctl files on the worker, inside the pod netns (/proc/sys/net shows the netns
+/// of the thread that opens the file).
+fn in_pod(worker: &NetnsWorker) -> impl FnOnce(Vec<SysctlKey>) -> Result<Sent> + '_ {
+    move |keys| worker.run(move || proc_sysctls(keys))
 }
 
 /// The MAC step's sysctls of every link but lo: the MAC step owns them (BEHAVIOUR 2.1), so
@@ -36,20 +96,4 @@ fn links_but_lo(links: &BTreeMap<String, Link>) -> impl Iterator<Item = &str> {
         .keys()
         .map(String::as_str)
         .filter(|name| *name != "lo")
-}
-
-/// The pod side; runs on the thread inside the pod netns. `host` is the host netns.
-pub(super) fn read_pod(tables: &Tables, host: &File) -> Result<NetnsState> {
-    let (mut state, sent) = Netlink::on_this_thread(|nl| {
-        let (mut state, sent) = read_netns(nl, tables)?;
-        state.other_netns_id = Some(nl.netns_id(host.as_fd())?);
-        Ok((state, sent))
-    })?;
-    let ifaces = ALL_AND_DEFAULT
-        .into_iter()
-        .chain(links_but_lo(&state.links));
-    let routing = ifaces.flat_map(routing_step_keys);
-    let keys: Vec<SysctlKey> = routing.chain(mac_keys(&state.links)).collect();
-    read_sysctls(&mut state, keys, &sent)?;
-    Ok(state)
 }
