@@ -59,6 +59,9 @@ impl PodRead {
         tables: &Tables,
         host: &File,
     ) -> Result<NetnsState> {
+        // Waiting for the files first waits for the handle too (the worker opened it
+        // first): one wake instead of two.
+        let files = self.files.map(Pending::wait).transpose()?;
         let (mut state, mut sent) = with_retries(|| {
             Netlink::in_netns(worker, |nl| {
                 let (mut state, sent) = read_netns(nl, tables)?;
@@ -66,9 +69,7 @@ impl PodRead {
                 Ok((state, sent))
             })
         })?;
-        if let Some(files) = self.files {
-            sent.extend(files.wait()?);
-        }
+        sent.extend(files.into_iter().flatten());
         let ifaces = ALL_AND_DEFAULT
             .into_iter()
             .chain(links_but_lo(&state.links));
