@@ -1,6 +1,6 @@
 //! execute: applies ops. The trait the reconciler drives, the live executor (drives
 //! `netlink` from the calling thread through its handle of each side's netns, and writes
-//! sysctl files through `netns`: the pod's on the run's worker inside the pod netns), and
+//! sysctl files through `netns`: the pod's through those the run's worker opened there), and
 //! the in-memory model kernel (tests, offline runs).
 //! Never plans: it applies what it is given, in order, and says what failed.
 
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::model::{Change, Op, Route, Side, SysctlKey};
+use crate::model::{Change, Op, Route, Side};
 use crate::netlink::{Links, Netlink, Outcome, Write};
 use crate::netns::{self, NetnsWorker};
 
@@ -58,7 +58,7 @@ pub trait Executor {
 /// through its handle of its own netns (`Netlink::on_this_thread`), pod ops through its
 /// handle of the pod netns (`Netlink::in_netns`, opened there by the run's worker, shared
 /// with the snapshot: the netns is entered once per run). Sysctls are files: the pod's
-/// are written on the worker, the host's here.
+/// are written through the files the worker opened there, the host's here.
 /// Consecutive ops of one kind (e.g. a thousand route adds) go to the kernel all at once
 /// and their ACKs are collected afterwards; to keep "stops at the first failure", the ops
 /// of such a batch that the kernel applied after the failing one are undone.
@@ -123,8 +123,8 @@ impl LiveExecutor {
 enum Place<'a> {
     /// The calling thread's own (the host's).
     Here,
-    /// The pod's: netlink from the calling thread through its handle there, sysctl files
-    /// on the worker inside it.
+    /// The pod's: netlink from the calling thread through its handle there, sysctls
+    /// through the files the worker opened inside it.
     Pod(&'a NetnsWorker),
 }
 
@@ -136,43 +136,30 @@ impl Place<'_> {
         }
     }
 
-    /// Writes the sysctl ops of `ops` in order, in this netns, as one job.
+    /// Writes the sysctl ops of `ops` in order, in this netns: the pod's through the files
+    /// its worker opened there (a file it did not open, on the worker).
     fn write_sysctls(self, ops: &[Op], policy: Policy) -> Vec<Failed> {
-        let writes: Vec<(usize, SysctlKey, i64)> = ops
-            .iter()
-            .enumerate()
-            .filter_map(|(index, op)| match &op.change {
-                Change::SetSysctl { key, new, .. } => Some((index, key.clone(), *new)),
-                _ => None,
-            })
-            .collect();
-        match self {
-            Place::Here => write_sysctl_files(&writes, policy),
-            Place::Pod(worker) => worker
-                .run(move || Ok(write_sysctl_files(&writes, policy)))
-                .unwrap_or_else(|error| fail_all(ops.len(), policy, &error)),
-        }
-    }
-}
-
-/// Writes each sysctl (index into the run, key, value) in the calling thread's netns.
-fn write_sysctl_files(writes: &[(usize, SysctlKey, i64)], policy: Policy) -> Vec<Failed> {
-    let mut failures = Vec::new();
-    for (index, key, value) in writes {
-        match netns::write_sysctl(key, *value) {
-            Ok(()) => tracing::debug!(sysctl = %key, value, "applied"),
-            Err(error) => {
-                failures.push(Failed {
-                    index: *index,
-                    error,
-                });
-                if policy == Policy::StopAtFirst {
-                    break;
+        let mut failures = Vec::new();
+        for (index, op) in ops.iter().enumerate() {
+            let Change::SetSysctl { key, new, .. } = &op.change else {
+                continue;
+            };
+            let written = match self {
+                Place::Here => netns::write_sysctl(key, *new),
+                Place::Pod(worker) => worker.write_sysctl(key, *new),
+            };
+            match written {
+                Ok(()) => tracing::debug!(sysctl = %key, value = new, "applied"),
+                Err(error) => {
+                    failures.push(Failed { index, error });
+                    if policy == Policy::StopAtFirst {
+                        break;
+                    }
                 }
             }
         }
+        failures
     }
-    failures
 }
 
 impl Executor for LiveExecutor {

@@ -1,6 +1,6 @@
 //! live: the backends a real plugin run uses, once its config is known: the kernel
 //! snapshot and the netlink executor for the pod named by CNI_NETNS, sharing one worker
-//! thread in that netns (entered once per run), the records and host lock
+//! thread in that netns (entered once per run; it opens the pod's netlink socket), the records and host lock
 //! in data_dir, raw-socket conflict probes on C, and the log file. It wires; it decides
 //! nothing. Two things it adds around them: ADD and CHECK refuse a CNI_NETNS that is not a
 //! netns before anything is locked or written, and the conflict probe, a wait during which

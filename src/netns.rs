@@ -1,9 +1,11 @@
 //! netns: runs work inside another network namespace on a thread that enters it with
-//! setns(2): a long-lived `NetnsWorker` (entered once, on first use, for a whole run) or a
-//! thread per call (`run_in_netns`); reads/writes the per-netns sysctls of the calling
-//! thread's netns. It must never change the netns of a thread it did not create.
+//! setns(2): a long-lived `NetnsWorker` (entered once, on first use, for a whole run; it
+//! also holds the sysctl files it opened there, `files`) or a thread per call
+//! (`run_in_netns`); reads/writes the per-netns sysctls of the calling thread's netns. It
+//! must never change the netns of a thread it did not create.
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -12,7 +14,7 @@ use std::os::unix::thread::JoinHandleExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use nix::sched::{sched_getaffinity, sched_getcpu, setns, CloneFlags, CpuSet};
@@ -22,6 +24,8 @@ use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 use crate::model::SysctlKey;
+
+mod files;
 
 /// statfs(2) f_type of nsfs, the filesystem of /proc/<pid>/ns/* and of their bind mounts
 /// (/run/netns/*). nix names the common filesystems but not this one.
@@ -53,9 +57,10 @@ fn panicked(path: &Path, payload: &(dyn Any + Send)) -> Error {
     io_error(path, &format!("panicked: {message}"))
 }
 
-/// A thread in the netns at `path` that runs the work sent to it, one job after another,
-/// so that every phase of a run (snapshot, applies, re-reads) enters the netns once and
-/// shares the thread's netlink handle and sysctl view (issue 14). The thread is started
+/// A thread in the netns at `path` that runs the work sent to it, one job after another:
+/// what a run must do inside the netns (open its netlink socket, which the caller then
+/// uses from its own thread; read and write /proc/sys; the conflict probe), all after one
+/// entry into the netns (issue 14). The thread is started
 /// and enters the netns on first use; each use first opens `path` again, so a path that is
 /// gone fails as `run_in_netns` would (`Error::Io` naming it), and a path that names
 /// another netns by now gets a new thread entering that one. Dropping the worker ends its
@@ -63,6 +68,8 @@ fn panicked(path: &Path, payload: &(dyn Any + Send)) -> Error {
 pub struct NetnsWorker {
     path: PathBuf,
     entered: Mutex<Option<Entered>>,
+    /// Sysctl files of the netns, opened by the thread (`hold_sysctl_files`).
+    files: Mutex<files::Held>,
 }
 
 /// A job runs its work once the thread is in the netns, or answers with the error that
@@ -101,6 +108,7 @@ impl NetnsWorker {
         NetnsWorker {
             path,
             entered: Mutex::new(None),
+            files: Mutex::new(files::Held::default()),
         }
     }
 
@@ -111,6 +119,75 @@ impl NetnsWorker {
     /// The netns the path names now; a path that is gone fails (`Error::Io` naming it).
     pub fn netns(&self) -> Result<NetnsId> {
         netns_id(&open(&self.path)?, &self.path)
+    }
+
+    /// Has the thread open the files of `keys` (those not asked for yet), without waiting:
+    /// once open, `read_sysctls` and `write_sysctl` use them from the calling thread.
+    pub fn hold_sysctl_files(&self, keys: impl IntoIterator<Item = SysctlKey>) -> Result<()> {
+        let mut held = self.held_files()?;
+        let keys = held.ask(keys);
+        if !keys.is_empty() {
+            held.opening(self.submit(move || files::open_here(keys))?);
+        }
+        Ok(())
+    }
+
+    /// The sysctls of `keys` that exist in the netns: from the held files on the calling
+    /// thread, the others read by the thread.
+    pub fn read_sysctls(&self, keys: Vec<SysctlKey>) -> Result<BTreeMap<SysctlKey, i64>> {
+        let mut found = BTreeMap::new();
+        let mut unheld = Vec::new();
+        {
+            let mut held = self.held_files()?;
+            held.settle()?;
+            for key in keys {
+                match held.file(&key) {
+                    Some(Some(file)) => {
+                        let value = files::read(&key, file)?;
+                        found.insert(key, value);
+                    }
+                    Some(None) => {}
+                    None => unheld.push(key),
+                }
+            }
+        }
+        if !unheld.is_empty() {
+            found.extend(self.run(move || {
+                let mut found = Vec::new();
+                for key in unheld {
+                    if let Some(value) = read_sysctl(&key)? {
+                        found.push((key, value));
+                    }
+                }
+                Ok(found)
+            })?);
+        }
+        Ok(found)
+    }
+
+    /// Writes a sysctl of the netns: through its held file on the calling thread, else on
+    /// the thread.
+    pub fn write_sysctl(&self, key: &SysctlKey, value: i64) -> Result<()> {
+        {
+            let mut held = self.held_files()?;
+            held.settle()?;
+            if let Some(Some(file)) = held.file(key) {
+                return files::write(key, file, value);
+            }
+        }
+        let key = key.clone();
+        self.run(move || write_sysctl(&key, value))
+    }
+
+    /// The files held for the netns the path names now; those of another netns are
+    /// dropped (a path that names a new netns).
+    fn held_files(&self) -> Result<MutexGuard<'_, files::Held>> {
+        let netns = self.netns()?;
+        let mut held = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.netns != Some(netns) {
+            *held = files::Held::new(netns);
+        }
+        Ok(held)
     }
 
     /// Runs `f` on the worker's thread, inside the netns, and waits for it.

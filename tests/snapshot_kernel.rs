@@ -601,6 +601,47 @@ fn a_handle_opened_by_the_worker_talks_to_its_netns_from_a_thread_that_never_ent
     assert_eq!(names(), ["lo"], "the new netns's handle, not the old one's");
 }
 
+/// A run's pod sysctls go through files the worker opened inside the pod, read and written
+/// from the calling thread: they are the pod's, the caller's netns is untouched, a key
+/// without a file reads as absent, and one never held goes to the worker.
+#[test]
+fn sysctl_files_held_by_the_worker_are_the_pods_from_any_thread() {
+    let ns = Netns::new("held");
+    let worker = NetnsWorker::new(ns.path());
+    let all = SysctlKey::new("all", SysctlName::RpFilter);
+    let default = SysctlKey::new("default", SysctlName::RpFilter);
+    let missing = SysctlKey::new("nosuchdev", SysctlName::RpFilter);
+    let machine_all = read_sysctl(&all).unwrap();
+    ns.set_sysctl("net.ipv4.conf.all.rp_filter", 2);
+    ns.set_sysctl("net.ipv4.conf.default.rp_filter", 1);
+    worker
+        .hold_sysctl_files([all.clone(), missing.clone()])
+        .unwrap();
+
+    let read = worker
+        .read_sysctls(vec![all.clone(), missing.clone(), default.clone()])
+        .unwrap();
+    assert_eq!(
+        read,
+        BTreeMap::from([(all.clone(), 2), (default.clone(), 1)])
+    );
+    worker.write_sysctl(&all, 1).unwrap();
+    assert_eq!(ns.sysctl(&all), 1);
+    assert_eq!(
+        worker.read_sysctls(vec![all.clone()]).unwrap()[&all],
+        1,
+        "read afresh"
+    );
+    worker.write_sysctl(&default, 2).unwrap();
+    assert_eq!(ns.sysctl(&default), 2);
+    assert!(worker.write_sysctl(&missing, 1).is_err(), "no such sysctl");
+    assert_eq!(
+        read_sysctl(&all).unwrap(),
+        machine_all,
+        "the machine's is untouched"
+    );
+}
+
 /// DEL's locked read of the owned routes reads no link (a node's every link would cost more
 /// than the rest): devices are named with the links the run read before the lock, and a
 /// device made since (another pod's) by its index, as iproute2 names it; whether an owned

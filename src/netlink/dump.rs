@@ -1,4 +1,4 @@
-//! netlink::dump: the dumps of one read, one after another on the thread's socket; an
+//! netlink::dump: the dumps of one read, one after another on the handle's socket; an
 //! interrupted dump (NLM_F_DUMP_INTR) is read again. It must not decode the answers nor
 //! know what a caller reads them for.
 

@@ -1,13 +1,15 @@
 //! netlink: the only module that talks rtnetlink. It reads links, addresses, routes, rules
-//! and neighbours of the calling thread's netns into model types, and writes routes, rules,
-//! neighbours and MACs from them: one request per object with NLM_F_ACK, many in flight at
-//! once (`write_many`), errno mapped to meaning (EEXIST on an add and ESRCH/ENOENT on a
-//! delete are "already so"). It must not decide anything: no filtering by ownership, no
-//! choice of what a replace removes, no ordering or rollback, no setns, no sysctls.
-//! Here: the `Netlink` handles of the calling thread (one per netns it talks to: a runtime
-//! and a socket bound to that netns, opened there) and the single requests; `read` (what a read asks for and gives), `dump` (the
-//! dumps of a read at once, a socket each), `transport` (answers, failures, codec), `write`
-//! (writes), `encode` (model -> messages), `decode` (messages -> model).
+//! and neighbours of a netns (the calling thread's own, or the one a `NetnsWorker` is in)
+//! into model types, and writes routes, rules, neighbours and MACs from them: one request
+//! per object with NLM_F_ACK, many in flight at once (`write_many`), errno mapped to
+//! meaning (EEXIST on an add and ESRCH/ENOENT on a delete are "already so"). It must not
+//! decide anything: no filtering by ownership, no choice of what a replace removes, no
+//! ordering or rollback, no setns, no sysctls.
+//! Here: the calling thread's `Netlink` handles (one per netns it talks to: a runtime and a
+//! socket bound to that netns, opened there) and the single requests; `read` (what a read
+//! asks for and gives), `dump` (the dumps of a read in turn on the handle's socket),
+//! `transport` (answers, failures, codec), `write` (writes), `encode` (model -> messages),
+//! `decode` (messages -> model).
 
 mod decode;
 mod dump;
@@ -79,7 +81,7 @@ type HandleKey = Option<NetnsId>;
 const OTHER_NETNS_HANDLES: usize = 2;
 
 thread_local! {
-    /// The calling thread's handles, each opened on first use, most recent last.
+    /// The calling thread's handles, each opened on first use, in the order opened.
     static HANDLES: RefCell<Vec<(HandleKey, Rc<Netlink>)>> = const { RefCell::new(Vec::new()) };
     /// Handles a netns worker is opening ahead of their first use (`open_ahead`).
     static OPENING: RefCell<Vec<(NetnsId, Pending<Opened>)>> = const { RefCell::new(Vec::new()) };
@@ -101,11 +103,13 @@ impl Netlink {
     pub fn in_netns<T>(worker: &NetnsWorker, f: impl FnOnce(&Netlink) -> Result<T>) -> Result<T> {
         let netns = worker.netns()?;
         let nl = handle(Some(netns), || {
-            let ahead = OPENING.with(|o| {
-                let mut opening = o.borrow_mut();
-                let at = opening.iter().position(|(id, _)| *id == netns)?;
-                Some(opening.remove(at).1)
-            });
+            let ahead = OPENING
+                .try_with(|o| {
+                    let mut opening = o.borrow_mut();
+                    let at = opening.iter().position(|(id, _)| *id == netns)?;
+                    Some(opening.remove(at).1)
+                })
+                .map_err(|_| thread_ending())?;
             match ahead {
                 Some(pending) => pending.wait(),
                 None => worker.run(Opened::here),
@@ -120,14 +124,24 @@ impl Netlink {
     /// netns and open the socket. Nothing is done when the handle is open already.
     pub fn open_ahead(worker: &NetnsWorker) -> Result<()> {
         let netns = worker.netns()?;
-        let open = HANDLES.with(|h| h.borrow().iter().any(|(key, _)| *key == Some(netns)));
-        let opening = OPENING.with(|o| o.borrow().iter().any(|(id, _)| *id == netns));
+        let open = HANDLES
+            .try_with(|h| h.borrow().iter().any(|(key, _)| *key == Some(netns)))
+            .map_err(|_| thread_ending())?;
+        let opening = OPENING
+            .try_with(|o| o.borrow().iter().any(|(id, _)| *id == netns))
+            .map_err(|_| thread_ending())?;
         if !open && !opening {
             let pending = worker.submit(Opened::here)?;
-            OPENING.with(|o| o.borrow_mut().push((netns, pending)));
+            OPENING
+                .try_with(|o| o.borrow_mut().push((netns, pending)))
+                .map_err(|_| thread_ending())?;
         }
         Ok(())
     }
+}
+
+fn thread_ending() -> Error {
+    refused("netlink socket", "the thread is ending".to_string())
 }
 
 impl From<Opened> for Netlink {
@@ -150,7 +164,6 @@ fn handle(key: HandleKey, open: impl FnOnce() -> Result<Netlink>) -> Result<Rc<N
             "cannot block on netlink inside an async runtime".to_string(),
         ));
     }
-    let ending = || refused("netlink socket", "the thread is ending".to_string());
     let found = HANDLES
         .try_with(|h| {
             h.borrow()
@@ -158,7 +171,7 @@ fn handle(key: HandleKey, open: impl FnOnce() -> Result<Netlink>) -> Result<Rc<N
                 .find(|(k, _)| *k == key)
                 .map(|(_, nl)| Rc::clone(nl))
         })
-        .map_err(|_| ending())?;
+        .map_err(|_| thread_ending())?;
     if let Some(nl) = found {
         return Ok(nl);
     }
@@ -174,7 +187,7 @@ fn handle(key: HandleKey, open: impl FnOnce() -> Result<Netlink>) -> Result<Rc<N
                 }
             }
         })
-        .map_err(|_| ending())?;
+        .map_err(|_| thread_ending())?;
     Ok(nl)
 }
 

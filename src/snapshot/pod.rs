@@ -1,40 +1,30 @@
 //! snapshot::pod: the pod side of a live read, from the calling thread through its handle
-//! of the pod netns (opened there by the run's worker): its links, routes, rules,
-//! neighbours and the sysctls router manages. /proc/sys is read on the worker, inside the
-//! pod netns. Reads only.
+//! of the pod netns and the sysctl files the run's worker opened there: its links,
+//! routes, rules, neighbours and the sysctls router manages. Reads only.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsFd;
 
-use super::{proc_sysctls, read_netns, read_sysctls, with_retries, Sent};
+use super::{read_netns, read_sysctls, with_retries, Sent};
 use crate::error::Result;
 use crate::model::{
     mac_step_keys, routing_step_keys, Link, NetnsState, SysctlKey, Tables, ALL_AND_DEFAULT,
 };
 use crate::netlink::Netlink;
-use crate::netns::{NetnsWorker, Pending};
+use crate::netns::NetnsWorker;
 
-/// A pod read begun: the worker is opening the handle and reading the sysctls no link
-/// message carries (`all`, `default`) while the caller reads the host.
-pub(super) struct PodRead {
-    files: Option<Pending<Sent>>,
-}
+/// A pod read begun: the worker is opening the handle and the sysctl files no link message
+/// stands for (`all`, `default`) while the caller reads the host.
+pub(super) struct PodRead;
 
 /// Begins the pod read on `worker`; `links_only` reads no routing sysctls.
 pub(super) fn begin(worker: &NetnsWorker, links_only: bool) -> Result<PodRead> {
     Netlink::open_ahead(worker)?;
-    let files = match links_only {
-        true => None,
-        false => {
-            let keys: Vec<SysctlKey> = ALL_AND_DEFAULT
-                .into_iter()
-                .flat_map(routing_step_keys)
-                .collect();
-            Some(worker.submit(move || proc_sysctls(keys))?)
-        }
-    };
-    Ok(PodRead { files })
+    if !links_only {
+        worker.hold_sysctl_files(ALL_AND_DEFAULT.into_iter().flat_map(routing_step_keys))?;
+    }
+    Ok(PodRead)
 }
 
 impl PodRead {
@@ -47,7 +37,8 @@ impl PodRead {
             ..NetnsState::default()
         };
         let keys = mac_keys(&state.links);
-        read_sysctls(&mut state, keys, &links.sysctls, in_pod(worker))?;
+        read_sysctls(&mut state, keys.clone(), &links.sysctls, in_pod(worker))?;
+        worker.hold_sysctl_files(keys)?;
         Ok(state)
     }
 
@@ -59,31 +50,35 @@ impl PodRead {
         tables: &Tables,
         host: &File,
     ) -> Result<NetnsState> {
-        // Waiting for the files first waits for the handle too (the worker opened it
-        // first): one wake instead of two.
-        let files = self.files.map(Pending::wait).transpose()?;
-        let (mut state, mut sent) = with_retries(|| {
+        let (mut state, sent) = with_retries(|| {
             Netlink::in_netns(worker, |nl| {
                 let (mut state, sent) = read_netns(nl, tables)?;
                 state.other_netns_id = Some(nl.netns_id(host.as_fd())?);
                 Ok((state, sent))
             })
         })?;
-        sent.extend(files.into_iter().flatten());
-        let ifaces = ALL_AND_DEFAULT
-            .into_iter()
-            .chain(links_but_lo(&state.links));
-        let routing = ifaces.flat_map(routing_step_keys);
-        let keys: Vec<SysctlKey> = routing.chain(mac_keys(&state.links)).collect();
+        let links: Vec<&str> = links_but_lo(&state.links).collect();
+        let per_link: Vec<SysctlKey> = links
+            .iter()
+            .copied()
+            .flat_map(routing_step_keys)
+            .chain(links.iter().copied().flat_map(mac_step_keys))
+            .collect();
+        let all_and_default = ALL_AND_DEFAULT.into_iter().flat_map(routing_step_keys);
+        let keys: Vec<SysctlKey> = all_and_default.chain(per_link.iter().cloned()).collect();
         read_sysctls(&mut state, keys, &sent, in_pod(worker))?;
+        // The links' sysctls came with them; their files are what a write of the run (the
+        // plan's sysctl ops) goes through: opened meanwhile.
+        worker.hold_sysctl_files(per_link)?;
         Ok(state)
     }
 }
 
-/// Reads sysctl files on the worker, inside the pod netns (/proc/sys/net shows the netns
-/// of the thread that opens the file).
+/// Reads the files of the sysctls no link message carried: held ones from here, others on
+/// the worker, inside the pod netns (/proc/sys/net shows the netns of the thread that opens
+/// the file).
 fn in_pod(worker: &NetnsWorker) -> impl FnOnce(Vec<SysctlKey>) -> Result<Sent> + '_ {
-    move |keys| worker.run(move || proc_sysctls(keys))
+    move |keys| worker.read_sysctls(keys)
 }
 
 /// The MAC step's sysctls of every link but lo: the MAC step owns them (BEHAVIOUR 2.1), so

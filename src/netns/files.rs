@@ -1,0 +1,107 @@
+//! netns::files: sysctl files of a worker's netns, opened inside it by the worker, then
+//! read and written from the calling thread (a /proc/sys/net file shows the netns of the
+//! thread that opened it, whichever thread uses it), so a run does not hand each sysctl to
+//! the worker. Must not decide which sysctls a run touches.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::{NetnsId, Pending};
+use crate::error::{Error, Result};
+use crate::model::SysctlKey;
+
+/// What one opening job found: each key's file, or None when the sysctl does not exist.
+pub(super) type Opened = Vec<(SysctlKey, Option<File>)>;
+
+/// The files held for one netns (none before the first use), and the openings still on
+/// the worker.
+#[derive(Default)]
+pub(super) struct Held {
+    pub(super) netns: Option<NetnsId>,
+    files: BTreeMap<SysctlKey, Option<File>>,
+    asked: BTreeSet<SysctlKey>,
+    opening: Vec<Pending<Opened>>,
+}
+
+impl Held {
+    pub(super) fn new(netns: NetnsId) -> Held {
+        Held {
+            netns: Some(netns),
+            files: BTreeMap::new(),
+            asked: BTreeSet::new(),
+            opening: Vec::new(),
+        }
+    }
+
+    /// The keys not held nor being opened yet; they count as asked from now on.
+    pub(super) fn ask(&mut self, keys: impl IntoIterator<Item = SysctlKey>) -> Vec<SysctlKey> {
+        keys.into_iter()
+            .filter(|key| self.asked.insert(key.clone()))
+            .collect()
+    }
+
+    pub(super) fn opening(&mut self, pending: Pending<Opened>) {
+        self.opening.push(pending);
+    }
+
+    /// Takes in what the openings found, waiting for them.
+    pub(super) fn settle(&mut self) -> Result<()> {
+        for pending in std::mem::take(&mut self.opening) {
+            self.files.extend(pending.wait()?);
+        }
+        Ok(())
+    }
+
+    /// A held key's file (None: the sysctl does not exist); None for a key not held.
+    pub(super) fn file(&self, key: &SysctlKey) -> Option<Option<&File>> {
+        self.files.get(key).map(Option::as_ref)
+    }
+}
+
+/// Opens each key's file for reading and writing in the calling thread's netns.
+pub(super) fn open_here(keys: Vec<SysctlKey>) -> Result<Opened> {
+    keys.into_iter()
+        .map(|key| {
+            let path = key.proc_path();
+            match OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(file) => Ok((key, Some(file))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((key, None)),
+                Err(e) => Err(file_error(&key, &path, e)),
+            }
+        })
+        .collect()
+}
+
+/// The value in a held file, read afresh.
+pub(super) fn read(key: &SysctlKey, file: &File) -> Result<i64> {
+    let mut buf = [0u8; 32];
+    let n = file
+        .read_at(&mut buf, 0)
+        .map_err(|e| file_error(key, &key.proc_path(), e))?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.trim().parse::<i64>().map_err(|e| Error::Decode {
+        what: format!("sysctl {key} ({})", key.proc_path()),
+        reason: format!("{e}: {:?}", text.trim()),
+    })
+}
+
+/// Writes a held file from its start, as a write to a freshly opened one would.
+pub(super) fn write(key: &SysctlKey, file: &File, value: i64) -> Result<()> {
+    let text = format!("{value}\n");
+    match file.write_at(text.as_bytes(), 0) {
+        Ok(n) if n == text.len() => Ok(()),
+        Ok(n) => Err(file_error(
+            key,
+            &key.proc_path(),
+            io::Error::other(format!("wrote {n} of {} bytes", text.len())),
+        )),
+        Err(e) => Err(file_error(key, &key.proc_path(), e)),
+    }
+}
+
+fn file_error(key: &SysctlKey, path: &str, e: io::Error) -> Error {
+    Error::io(format!("sysctl {key} ({})", Path::new(path).display()), e)
+}
