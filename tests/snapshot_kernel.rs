@@ -640,6 +640,16 @@ fn sysctl_files_held_by_the_worker_are_the_pods_from_any_thread() {
         machine_all,
         "the machine's is untouched"
     );
+
+    // The path naming a new netns: its files, not the old ones (which still exist while
+    // held, in a netns nobody names any more).
+    run("ip", &["netns", "del", &ns.name]);
+    run("ip", &["netns", "add", &ns.name]);
+    ns.set_sysctl("net.ipv4.conf.all.rp_filter", 2);
+    worker.hold_sysctl_files([all.clone()]).unwrap();
+    assert_eq!(worker.read_sysctls(vec![all.clone()]).unwrap()[&all], 2);
+    worker.write_sysctl(&all, 0).unwrap();
+    assert_eq!(ns.sysctl(&all), 0);
 }
 
 /// DEL's locked read of the owned routes reads no link (a node's every link would cost more
