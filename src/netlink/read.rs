@@ -112,12 +112,13 @@ enum Unknown {
     NamedByIndex,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Part {
     Links,
     Addresses,
+    /// Routes of a dump, kept when in `tables` (None: every table).
     Routes {
-        table: Option<u32>,
+        tables: Option<Vec<u32>>,
         filter: RouteFilter,
     },
     Rules,
@@ -251,11 +252,11 @@ impl Netlink {
             }
         }
         for (dump, messages) in dumps.iter().zip(&answers) {
-            match dump.part {
+            match &dump.part {
                 Part::Links | Part::Addresses => {}
-                Part::Routes { table, filter } => {
+                Part::Routes { tables, filter } => {
                     read.routes
-                        .extend(routes_from(messages, &names, table, &filter)?);
+                        .extend(routes_from(messages, &names, tables.as_deref(), filter)?);
                 }
                 Part::Rules => {
                     for message in messages {
@@ -285,20 +286,16 @@ fn dumps_of(reads: &Reads, links: bool) -> Vec<Dump<Part>> {
         dumps.push(link_dump());
         dumps.push(address_dump());
     }
-    let tables: Vec<Option<u32>> = match &reads.tables {
-        Tables::All(_) => vec![None],
-        Tables::Only(tables) => tables.iter().copied().map(Some).collect(),
-    };
     for filter in &reads.routes {
         for family in Family::all() {
-            for &table in &tables {
+            for (table, keep) in route_dumps(&reads.tables, filter) {
                 let object = match table {
                     Some(table) => format!("{family} routes of table {table}"),
                     None => format!("{family} routes of every table"),
                 };
                 let request = route_dump_request(family, table, filter);
                 let part = Part::Routes {
-                    table,
+                    tables: keep,
                     filter: *filter,
                 };
                 // Strict dumps of a table that does not exist fail with ENOENT; one
@@ -337,6 +334,22 @@ fn dumps_of(reads: &Reads, links: bool) -> Vec<Dump<Part>> {
         }
     }
     dumps
+}
+
+/// The route dumps of one family for `tables`: the table each asks the kernel for (None:
+/// every table) and the tables whose routes are kept. Several tables without a device
+/// filter (a pod's main and T) are one dump of every table, kept to those: a netns's
+/// tables beyond them hold a few local routes, cheaper to decode than a dump each is to
+/// ask for. Through a device (a host veth), each table is its own dump, filtered by the
+/// kernel: the host's tables can hold every pod's routes.
+fn route_dumps(tables: &Tables, filter: &RouteFilter) -> Vec<(Option<u32>, Option<Vec<u32>>)> {
+    match tables {
+        Tables::All(_) => vec![(None, None)],
+        Tables::Only(only) if only.len() > 1 && filter.oif.is_none() => {
+            vec![(None, Some(only.iter().copied().collect()))]
+        }
+        Tables::Only(only) => only.iter().map(|&t| (Some(t), Some(vec![t]))).collect(),
+    }
 }
 
 fn address_dump() -> Dump<Part> {
@@ -390,7 +403,7 @@ fn links_from(links: &[RouteNetlinkMessage], addresses: &[RouteNetlinkMessage]) 
 fn routes_from(
     messages: &[RouteNetlinkMessage],
     names: &HashMap<u32, String>,
-    table: Option<u32>,
+    tables: Option<&[u32]>,
     filter: &RouteFilter,
 ) -> Result<Vec<Route>> {
     // The kernel lets a multipath route through when any hop uses the device: only the
@@ -401,10 +414,42 @@ fn routes_from(
         if let RouteNetlinkMessage::NewRoute(message) = message {
             let kept = routes_from_message(message, names)?
                 .into_iter()
-                .filter(|route| table.is_none_or(|t| route.key.table == t))
+                .filter(|route| tables.is_none_or(|t| t.contains(&route.key.table)))
                 .filter(|route| through.as_ref().is_none_or(|dev| route.key.dev == *dev));
             routes.extend(kept);
         }
     }
     Ok(routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn only(tables: &[u32]) -> Tables {
+        Tables::Only(tables.iter().copied().collect::<BTreeSet<_>>())
+    }
+
+    #[test]
+    fn several_tables_without_a_device_are_one_dump_of_every_table_kept_to_them() {
+        let dumps = route_dumps(&only(&[254, 100]), &RouteFilter::default());
+        assert_eq!(dumps, [(None, Some(vec![100, 254]))]);
+    }
+
+    #[test]
+    fn through_a_device_or_for_one_table_each_table_is_its_own_dump() {
+        let through = RouteFilter {
+            oif: Some(7),
+            protocol: None,
+        };
+        let dumps = route_dumps(&only(&[500, 254]), &through);
+        assert_eq!(
+            dumps,
+            [(Some(254), Some(vec![254])), (Some(500), Some(vec![500]))]
+        );
+        let dumps = route_dumps(&only(&[500]), &RouteFilter::default());
+        assert_eq!(dumps, [(Some(500), Some(vec![500]))]);
+        assert_eq!(route_dumps(&Tables::ALL, &through), [(None, None)]);
+    }
 }
