@@ -61,18 +61,30 @@ impl Held {
     }
 }
 
-/// Opens each key's file for reading and writing in the calling thread's netns.
+/// Opens each key's file for reading and writing in the calling thread's netns. A file
+/// that cannot be opened for writing (a read-only /proc/sys, a sysctl the caller may not
+/// set) is held for reading: a read must work as it did before files were held, and a
+/// write through it fails as a write would have.
 pub(super) fn open_here(keys: Vec<SysctlKey>) -> Result<Opened> {
     keys.into_iter()
         .map(|key| {
             let path = key.proc_path();
-            match OpenOptions::new().read(true).write(true).open(&path) {
+            let opened = match OpenOptions::new().read(true).write(true).open(&path) {
+                Err(e) if not_writable(&e) => File::open(&path),
+                other => other,
+            };
+            match opened {
                 Ok(file) => Ok((key, Some(file))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((key, None)),
                 Err(e) => Err(file_error(&key, &path, e)),
             }
         })
         .collect()
+}
+
+/// Whether opening for writing failed only because writing is not allowed.
+fn not_writable(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS)
 }
 
 /// The value in a held file, read afresh.
@@ -104,4 +116,28 @@ pub(super) fn write(key: &SysctlKey, file: &File, value: i64) -> Result<()> {
 
 fn file_error(key: &SysctlKey, path: &str, e: io::Error) -> Error {
     Error::io(format!("sysctl {key} ({})", Path::new(path).display()), e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_may_not_be_written_is_still_opened_for_reading() {
+        assert!(not_writable(&io::Error::from_raw_os_error(libc::EROFS)));
+        assert!(not_writable(&io::Error::from_raw_os_error(libc::EACCES)));
+        assert!(not_writable(&io::Error::from_raw_os_error(libc::EPERM)));
+        assert!(!not_writable(&io::Error::from_raw_os_error(libc::ENOENT)));
+        assert!(!not_writable(&io::Error::from_raw_os_error(libc::EIO)));
+    }
+
+    #[test]
+    fn a_file_held_for_reading_reads_and_refuses_a_write() {
+        // /proc/self/oom_score_adj reads as a number, like a sysctl; opened read-only, a
+        // write through it fails (EBADF) instead of going anywhere.
+        let key = SysctlKey::new("all", crate::model::SysctlName::RpFilter);
+        let file = File::open("/proc/self/oom_score_adj").unwrap();
+        assert!(read(&key, &file).is_ok());
+        assert!(write(&key, &file, 0).is_err());
+    }
 }
