@@ -4,7 +4,9 @@ network namespaces (root needed; nothing outside the namespaces it makes is touc
 
     sudo python3 scripts/bench.py [--rounds 30]
 
-It measures the binary that ships (static, built by scripts/build-static.sh). It re-runs
+It measures the binary that ships (static, built by scripts/build-static.sh) against Debian's
+sbr, both run from copies made at its start (a long-written binary starts slower on this
+VM than a fresh copy of itself; see `fresh_copies`). It re-runs
 itself inside a throwaway "node" netns, so that plugin invocations are timed
 from inside the host netns (no `ip netns exec` in the measurement), builds fresh pods
 (eth0 from ptp + host-local, net1 from macvlan + static) and times, alternating:
@@ -136,11 +138,22 @@ def router_conf(work, extra=None, level="info"):
 SBR = {"cniVersion": "1.0.0", "name": "mv", "type": "sbr"}
 
 
+def fresh_copies(router, into):
+    """Copies router and sbr into `into`, both written just now. On this VM a binary whose
+    file was written long ago starts measurably slower than a fresh copy of itself (sbr:
+    3.07 vs 2.78 ms per ADD, side by side): timing a freshly built router against
+    Debian's long-installed sbr flattered router by ~10%. Both copies are equal in that."""
+    os.makedirs(into, exist_ok=True)
+    for source, name in ((router, "router"), (f"{CNI}/sbr", "sbr")):
+        shutil.copy2(source, os.path.join(into, name))
+    return os.path.join(into, "router"), os.path.join(into, "sbr")
+
+
 def median_ms(samples):
     return statistics.median(samples) * 1000
 
 
-def add_del_pairs(router, work, rounds):
+def add_del_pairs(router, sbr, work, rounds):
     """Alternating router and sbr ADD then DEL on identical fresh pods."""
     times = {"router ADD": [], "sbr ADD": [], "router DEL": [], "sbr DEL": []}
     conf = router_conf(work)
@@ -150,13 +163,13 @@ def add_del_pairs(router, work, rounds):
         results = {}
         for who in order:
             pod = pods[who]
-            plugin, plugin_conf = (router, conf) if who == "router" else (f"{CNI}/sbr", SBR)
+            plugin, plugin_conf = (router, conf) if who == "router" else (sbr, SBR)
             t, out = invoke(plugin, "ADD", pod.netns, "net1", pod.conf(plugin_conf), pod.id)
             times[f"{who} ADD"].append(t)
             results[who] = json.loads(out)
         for who in order:
             pod = pods[who]
-            plugin, plugin_conf = (router, conf) if who == "router" else (f"{CNI}/sbr", SBR)
+            plugin, plugin_conf = (router, conf) if who == "router" else (sbr, SBR)
             t, _ = invoke(plugin, "DEL", pod.netns, "net1", pod.conf(plugin_conf, results[who]), pod.id)
             times[f"{who} DEL"].append(t)
         for pod in pods.values():
@@ -164,11 +177,11 @@ def add_del_pairs(router, work, rounds):
     return times
 
 
-def version_pairs(router, rounds):
+def version_pairs(router, sbr, rounds):
     times = {"router VERSION": [], "sbr VERSION": []}
     for i in range(rounds * 3):
         for who in (["router", "sbr"] if i % 2 == 0 else ["sbr", "router"]):
-            plugin = router if who == "router" else f"{CNI}/sbr"
+            plugin = router if who == "router" else sbr
             t, _ = invoke(plugin, "VERSION", "", "", {"cniVersion": "1.0.0"})
             times[f"{who} VERSION"].append(t)
     return times
@@ -304,7 +317,7 @@ def burst(plugin, conf, work, pods=50):
     return latencies
 
 
-def bursts(router, work, rounds=2):
+def bursts(router, sbr, work, rounds=2):
     """router's bursts, with the host-lock waits it logs, alternating with sbr's as the
     reference (how much a plugin's ADD stretches when 50 chains share this machine's
     cores); each plugin's latencies pooled over its bursts."""
@@ -314,7 +327,7 @@ def bursts(router, work, rounds=2):
     latencies = {"router ADD in a 50-pod burst": [], "sbr ADD in a 50-pod burst": []}
     for _ in range(rounds):
         latencies["router ADD in a 50-pod burst"] += burst(router, conf, work)
-        latencies["sbr ADD in a 50-pod burst"] += burst(f"{CNI}/sbr", SBR, work)
+        latencies["sbr ADD in a 50-pod burst"] += burst(sbr, SBR, work)
     waits = [l["fields"]["waited_us"] / 1e6 for l in log_lines(log, start)
              if l.get("fields", {}).get("message") == "host lock acquired"]
     return latencies, waits
@@ -372,13 +385,13 @@ def simple_add_rss(router, work):
 SECTIONS = ["version", "add_del", "snapshot", "mac", "cidrs", "rss", "dense", "burst", "phases"]
 
 
-def measure(router, work, sections, rounds):
+def measure(router, sbr, work, sections, rounds):
     """Runs the chosen sections; returns the samples, peak RSS figures, lock waits, phases."""
     results, rss, waits, phases = {}, {}, [], {}
     if "version" in sections:
-        results.update(version_pairs(router, rounds))
+        results.update(version_pairs(router, sbr, rounds))
     if "add_del" in sections:
-        results.update(add_del_pairs(router, work, rounds))
+        results.update(add_del_pairs(router, sbr, work, rounds))
     if "snapshot" in sections:
         results.update(snapshot_times(router, work, rounds))
     if "mac" in sections:
@@ -391,7 +404,7 @@ def measure(router, work, sections, rounds):
     if "dense" in sections:
         results.update(dense_node_pairs(router, work, rounds))
     if "burst" in sections:
-        burst_times, waits = bursts(router, work)
+        burst_times, waits = bursts(router, sbr, work)
         results.update(burst_times)
     if "phases" in sections:
         phases = phase_breakdown(router, work, rounds)
@@ -443,7 +456,7 @@ def inner(args):
     sections = args.only.split(",") if args.only else SECTIONS
     work = tempfile.mkdtemp(prefix="rtbench-")
     try:
-        results, rss, waits, phases = measure(router, work, sections, args.rounds)
+        results, rss, waits, phases = measure(router, args.sbr, work, sections, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(f"/run/rtbench-{os.getpid()}", ignore_errors=True)
@@ -472,7 +485,8 @@ def outer(args):
         sys.exit("needs GNU time for peak RSS: apt-get install time")
     # The binary that ships (static, deploy/Dockerfile), as a node runs it.
     subprocess.run(["bash", "scripts/build-static.sh", "--quiet"], check=True, stdout=subprocess.DEVNULL)
-    router = os.path.abspath("target/static/router")
+    bins = tempfile.mkdtemp(prefix="rtbench-bin-")
+    router, sbr = fresh_copies(os.path.abspath("target/static/router"), bins)
     try:
         sh("ip", "netns", "add", NODE)
         sh("ip", "netns", "add", EXT)
@@ -482,12 +496,13 @@ def outer(args):
             sh("ip", "-n", ns, "link", "set", dev, "up")
             sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
         subprocess.run(["ip", "netns", "exec", NODE, sys.executable, os.path.abspath(__file__),
-                        "--inner", "--router", router, "--rounds", str(args.rounds)]
+                        "--inner", "--router", router, "--sbr", sbr, "--rounds", str(args.rounds)]
                        + ([] if args.pure else ["--no-pure"])
                        + (["--only", args.only] if args.only else []), check=True)
     finally:
         for ns in (NODE, EXT):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(bins, ignore_errors=True)
 
 
 def main():
@@ -499,6 +514,7 @@ def main():
                         + "); the targets whose figures they give are checked (no pure path)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--router", help=argparse.SUPPRESS)
+    parser.add_argument("--sbr", help=argparse.SUPPRESS)
     args = parser.parse_args()
     inner(args) if args.inner else outer(args)
 

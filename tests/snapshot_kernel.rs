@@ -42,6 +42,8 @@ fn request(pod: Option<PathBuf>) -> SnapshotRequest {
         pod_tables: BTreeSet::from([100, 4242]),
         host_tables: BTreeSet::from([MAIN_TABLE]),
         host_sysctl_ifaces: BTreeSet::from(["vethpod".to_string(), "gone0".to_string()]),
+        // gone1: a file opened ahead that does not exist reads as absent.
+        pod_sysctl_ifaces: BTreeSet::from(["eth0", "net1", "gone1"].map(String::from)),
         preferred_src_for: vec![ip("10.244.1.2"), ip("fd00:10:244:1::2"), ip("203.0.113.9")],
         links_only: false,
         every_table: false,

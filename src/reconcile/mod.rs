@@ -88,6 +88,7 @@ pub fn snapshot_request(
         pod_tables: [MAIN_TABLE].into_iter().chain(table).collect(),
         host_tables: BTreeSet::from([host_table]),
         host_sysctl_ifaces,
+        pod_sysctl_ifaces: BTreeSet::from([config.overlay_interface.clone(), att.ifname.clone()]),
         preferred_src_for: chained_addrs.iter().map(IpNet::addr).collect(),
         links_only: config.only_op_mac,
         host_objects: HostObjects::All,

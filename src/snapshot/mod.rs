@@ -40,6 +40,9 @@ pub struct SnapshotRequest {
     pub host_tables: BTreeSet<u32>,
     /// Host interfaces whose rp_filter is read (besides all and default).
     pub host_sysctl_ifaces: BTreeSet<String>,
+    /// Pod interfaces whose sysctls the run may write besides all and default (O and C):
+    /// their files are opened inside the pod ahead, with the pod's netlink socket.
+    pub pod_sysctl_ifaces: BTreeSet<String>,
     /// Addresses to ask the host for its preferred source toward (`ip route get`).
     pub preferred_src_for: Vec<IpAddr>,
     /// Only the pod's links and MACs (`only_op_mac` needs nothing else): no host read.
@@ -193,7 +196,7 @@ fn begin_pod_read(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<Option<
         Ok(file) => file,
         Err(e) => return gone_is_none(worker, e),
     };
-    match pod::begin(worker, req.links_only) {
+    match pod::begin(worker, req) {
         Ok(read) => Ok(Some(Begun { read, file })),
         Err(e) => gone_is_none(worker, e),
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsFd;
 
-use super::{read_netns, read_sysctls, with_retries, Sent};
+use super::{read_netns, read_sysctls, with_retries, Sent, SnapshotRequest};
 use crate::error::Result;
 use crate::model::{
     mac_step_keys, routing_step_keys, Link, NetnsState, SysctlKey, Tables, ALL_AND_DEFAULT,
@@ -14,16 +14,27 @@ use crate::model::{
 use crate::netlink::Netlink;
 use crate::netns::NetnsWorker;
 
-/// A pod read begun: the worker is opening the handle and the sysctl files no link message
-/// stands for (`all`, `default`) while the caller reads the host.
+/// A pod read begun: the worker is opening the handle and the sysctl files the run may
+/// read or write (`all`, `default`, whose values no link message carries, and those of
+/// the request's `pod_sysctl_ifaces`, O and C) while the caller reads the host.
 pub(super) struct PodRead;
 
-/// Begins the pod read on `worker`; `links_only` reads no routing sysctls.
-pub(super) fn begin(worker: &NetnsWorker, links_only: bool) -> Result<PodRead> {
+/// Begins the pod read on `worker`; a `links_only` request has only the MAC step's
+/// sysctls opened.
+pub(super) fn begin(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<PodRead> {
     Netlink::open_ahead(worker)?;
-    if !links_only {
-        worker.hold_sysctl_files(ALL_AND_DEFAULT.into_iter().flat_map(routing_step_keys))?;
-    }
+    let ifaces = req.pod_sysctl_ifaces.iter().map(String::as_str);
+    let mac = ifaces.clone().flat_map(mac_step_keys);
+    let keys: Vec<SysctlKey> = match req.links_only {
+        true => mac.collect(),
+        false => ALL_AND_DEFAULT
+            .into_iter()
+            .chain(ifaces)
+            .flat_map(routing_step_keys)
+            .chain(mac)
+            .collect(),
+    };
+    worker.hold_sysctl_files(keys)?;
     Ok(PodRead)
 }
 
@@ -37,8 +48,7 @@ impl PodRead {
             ..NetnsState::default()
         };
         let keys = mac_keys(&state.links);
-        read_sysctls(&mut state, keys.clone(), &links.sysctls, in_pod(worker))?;
-        worker.hold_sysctl_files(keys)?;
+        read_sysctls(&mut state, keys, &links.sysctls, in_pod(worker))?;
         Ok(state)
     }
 
@@ -57,19 +67,12 @@ impl PodRead {
                 Ok((state, sent))
             })
         })?;
-        let links: Vec<&str> = links_but_lo(&state.links).collect();
-        let per_link: Vec<SysctlKey> = links
-            .iter()
-            .copied()
-            .flat_map(routing_step_keys)
-            .chain(links.iter().copied().flat_map(mac_step_keys))
-            .collect();
-        let all_and_default = ALL_AND_DEFAULT.into_iter().flat_map(routing_step_keys);
-        let keys: Vec<SysctlKey> = all_and_default.chain(per_link.iter().cloned()).collect();
+        let ifaces = ALL_AND_DEFAULT
+            .into_iter()
+            .chain(links_but_lo(&state.links));
+        let routing = ifaces.flat_map(routing_step_keys);
+        let keys: Vec<SysctlKey> = routing.chain(mac_keys(&state.links)).collect();
         read_sysctls(&mut state, keys, &sent, in_pod(worker))?;
-        // The links' sysctls came with them; their files are what a write of the run (the
-        // plan's sysctl ops) goes through: opened meanwhile.
-        worker.hold_sysctl_files(per_link)?;
         Ok(state)
     }
 }
