@@ -318,19 +318,23 @@ def burst(plugin, conf, work, pods=50):
 
 
 def bursts(router, sbr, work, rounds=2):
-    """router's bursts, with the host-lock waits it logs, alternating with sbr's as the
-    reference (how much a plugin's ADD stretches when 50 chains share this machine's
-    cores); each plugin's latencies pooled over its bursts."""
-    conf = router_conf(work, level="debug")
+    """router's bursts, alternating with sbr's as the reference (how much a plugin's ADD
+    stretches when 50 chains share this machine's cores); each plugin's latencies pooled
+    over its bursts. router runs at its default log level, as on a node: a host-lock wait
+    of 1 ms or more is logged at info, and the ADDs' "done" lines show the log was read
+    (waits None when it was not)."""
+    conf = router_conf(work)
     log = conf["log_options"]["log_file"]
     start = os.path.getsize(log) if os.path.exists(log) else 0
     latencies = {"router ADD in a 50-pod burst": [], "sbr ADD in a 50-pod burst": []}
     for _ in range(rounds):
         latencies["router ADD in a 50-pod burst"] += burst(router, conf, work)
         latencies["sbr ADD in a 50-pod burst"] += burst(sbr, SBR, work)
-    waits = [l["fields"]["waited_us"] / 1e6 for l in log_lines(log, start)
-             if l.get("fields", {}).get("message") == "host lock acquired"]
-    return latencies, waits
+    fields = [l.get("fields", {}) for l in log_lines(log, start)]
+    adds_done = sum(1 for f in fields if f.get("message") == "done" and f.get("command") == "Add")
+    waits = [f["waited_us"] / 1e6 for f in fields if f.get("message") == "host lock acquired"]
+    read = adds_done == len(latencies["router ADD in a 50-pod burst"])
+    return latencies, waits if read else None
 
 
 PHASES = ["config", "snapshot", "plan", "record", "apply", "verify", "result"]
@@ -387,7 +391,7 @@ SECTIONS = ["version", "add_del", "snapshot", "mac", "cidrs", "rss", "dense", "b
 
 def measure(router, sbr, work, sections, rounds):
     """Runs the chosen sections; returns the samples, peak RSS figures, lock waits, phases."""
-    results, rss, waits, phases = {}, {}, [], {}
+    results, rss, waits, phases = {}, {}, None, {}
     if "version" in sections:
         results.update(version_pairs(router, sbr, rounds))
     if "add_del" in sections:
@@ -425,8 +429,10 @@ def targets(med, rss, waits):
     some); met is None for a figure only reported."""
     burst = "router ADD in a 50-pod burst"
     ratio = lambda a, b: (med[a] / med[b]) if a in med and b in med else None
-    # No wait logged means the log was not read: that proves nothing (inf, missed).
-    max_wait = (max(waits) * 1000 if waits else float("inf")) if burst in med else None
+    # A log that was not read proves nothing (inf, missed); no wait logged: none >= 1 ms.
+    max_wait = None
+    if burst in med:
+        max_wait = float("inf") if waits is None else max(waits, default=0) * 1000
     mac = ("router ADD mac_prefix", "ip link set address")
     rows = [
         ("router ADD / sbr ADD", ratio("router ADD", "sbr ADD"), "<= 0.75", 0.75),
@@ -436,7 +442,7 @@ def targets(med, rss, waits):
         ("ADD, 500 pods / empty node", ratio("router ADD, 500 other pods", "router ADD, empty node"), "<= 1.1", 1.1),
         ("ADD, 100 veths / empty node", ratio("router ADD, 100 other pods' veths", "router ADD, empty node"), "(reported)", None),
         ("50-pod burst ADD / alone", ratio(burst, "router ADD"), "<= 3", 3),
-        ("burst: max lock wait (ms)", max_wait, "<= 100", 100),
+        ("burst: max lock wait (ms)", max_wait, "<= 100 (0: <1)", 100),
         ("  sbr's burst ADD / alone", ratio("sbr ADD in a 50-pod burst", "sbr ADD"), "(reference)", None),
         ("  burst ADD: router / sbr", ratio(burst, "sbr ADD in a 50-pod burst"), "(reference)", None),
         ("router VERSION / sbr VERSION", ratio("router VERSION", "sbr VERSION"), "(process start)", None),

@@ -19,6 +19,9 @@ pub struct HostLock {
     pub(super) _file: Option<Flock<fs::File>>,
 }
 
+/// A wait for the host lock logged at info: this long means another run held it.
+const NOTABLE_WAIT_US: u64 = 1000;
+
 /// How long an ADD or DEL waits for the host lock before answering "try again" (code 11).
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -40,11 +43,14 @@ impl HostGuard for FileRecords {
             Err((_, errno)) => Err(lock_error(&path, errno)),
         }?;
         // How long concurrent ADDs and DELs queue on the node (the scale test and
-        // scripts/bench.py read it).
-        tracing::debug!(
-            waited_us = started.elapsed().as_micros() as u64,
-            "host lock acquired"
-        );
+        // scripts/bench.py read it): at info when the run waited long enough for an
+        // operator to care (another run held the lock), else at debug.
+        let waited_us = started.elapsed().as_micros() as u64;
+        if waited_us >= NOTABLE_WAIT_US {
+            tracing::info!(waited_us, "host lock acquired");
+        } else {
+            tracing::debug!(waited_us, "host lock acquired");
+        }
         Ok(HostLock {
             _file: Some(locked),
         })
