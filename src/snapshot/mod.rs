@@ -21,7 +21,6 @@ mod pod;
 use host::{
     complete_host, pod_addresses, preferred_src, read_host, read_host_peer_sysctls, HostRead,
 };
-use pod::PodRead;
 
 /// Whole-netns reads that met a transient inconsistency (`Error::TryAgain`, e.g. a link
 /// created between the link and route dumps) are repeated this many times in all.
@@ -149,16 +148,16 @@ impl SnapshotSource for LiveSnapshot {
             Some(path) if netns::is_netns(path)? => Some(self.worker_for(path)),
             _ => None,
         };
-        let begun = match &worker {
+        let pod_file = match &worker {
             Some(worker) => begin_pod_read(worker, req)?,
             None => None,
         };
         let host = match req.links_only {
             true => Ok(HostRead::default()),
-            false => with_retries(|| read_host(req, begun.as_ref().map(|b| &b.file))),
+            false => with_retries(|| read_host(req, pod_file.as_ref())),
         };
-        let pod = match (begun, &worker) {
-            (Some(begun), Some(worker)) => finish_pod_read(begun, worker, req)?,
+        let pod = match (&pod_file, &worker) {
+            (Some(_), Some(worker)) => finish_pod_read(worker, req)?,
             _ => None,
         };
         let (mut host, mut host_preferred_src, sent) = complete_host(req, host?, pod.as_ref())?;
@@ -182,36 +181,26 @@ impl SnapshotSource for LiveSnapshot {
     }
 }
 
-/// A pod read begun, with the pod's netns file (the host's id of it says which host veth
-/// is O's peer, H).
-struct Begun {
-    read: PodRead,
-    file: File,
-}
-
-/// Has `worker` open the pod's handle and read its /proc/sys files while the caller reads
-/// the host; None when the netns went away since it was checked.
-fn begin_pod_read(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<Option<Begun>> {
+/// Has `worker` open the pod's handle and sysctl files while the caller reads the host;
+/// returns the pod's netns file (the host's id of it says which host veth is O's peer,
+/// H), or None when the netns went away since it was checked.
+fn begin_pod_read(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<Option<File>> {
     let file = match netns::open(worker.path()) {
         Ok(file) => file,
         Err(e) => return gone_is_none(worker, e),
     };
     match pod::begin(worker, req) {
-        Ok(read) => Ok(Some(Begun { read, file })),
+        Ok(()) => Ok(Some(file)),
         Err(e) => gone_is_none(worker, e),
     }
 }
 
 /// Reads the pod side begun; None when the netns went away meanwhile.
-fn finish_pod_read(
-    begun: Begun,
-    worker: &NetnsWorker,
-    req: &SnapshotRequest,
-) -> Result<Option<NetnsState>> {
+fn finish_pod_read(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<Option<NetnsState>> {
     let read = match req.links_only {
-        true => begun.read.links(worker),
+        true => pod::read_links(worker),
         false => {
-            netns::current().and_then(|host| begun.read.all(worker, &req.pod_tables_read(), &host))
+            netns::current().and_then(|host| pod::read_all(worker, &req.pod_tables_read(), &host))
         }
     };
     match read {

@@ -14,14 +14,11 @@ use crate::model::{
 use crate::netlink::Netlink;
 use crate::netns::NetnsWorker;
 
-/// A pod read begun: the worker is opening the handle and the sysctl files the run may
-/// read or write (`all`, `default`, whose values no link message carries, and those of
-/// the request's `pod_sysctl_ifaces`, O and C) while the caller reads the host.
-pub(super) struct PodRead;
-
-/// Begins the pod read on `worker`; a `links_only` request has only the MAC step's
-/// sysctls opened.
-pub(super) fn begin(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<PodRead> {
+/// Begins the pod read: has `worker` open the handle and the sysctl files the run may read
+/// or write (`all`, `default`, whose values no link message carries, and those of the
+/// request's `pod_sysctl_ifaces`, O and C) while the caller reads the host. A
+/// `links_only` request has only the MAC step's sysctls opened.
+pub(super) fn begin(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<()> {
     Netlink::open_ahead(worker)?;
     let ifaces = req.pod_sysctl_ifaces.iter().map(String::as_str);
     let mac = ifaces.clone().flat_map(mac_step_keys);
@@ -34,47 +31,39 @@ pub(super) fn begin(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<PodRe
             .chain(mac)
             .collect(),
     };
-    worker.hold_sysctl_files(keys)?;
-    Ok(PodRead)
+    worker.hold_sysctl_files(keys)
 }
 
-impl PodRead {
-    /// The pod's links and MACs only.
-    pub(super) fn links(self, worker: &NetnsWorker) -> Result<NetnsState> {
-        let links = with_retries(|| Netlink::in_netns(worker, Netlink::links))?;
-        let mut state = NetnsState {
-            links: links.links,
-            macs: links.macs,
-            ..NetnsState::default()
-        };
-        let keys = mac_keys(&state.links);
-        read_sysctls(&mut state, keys, &links.sysctls, in_pod(worker))?;
-        Ok(state)
-    }
+/// The pod's links and MACs only.
+pub(super) fn read_links(worker: &NetnsWorker) -> Result<NetnsState> {
+    let links = with_retries(|| Netlink::in_netns(worker, Netlink::links))?;
+    let mut state = NetnsState {
+        links: links.links,
+        macs: links.macs,
+        ..NetnsState::default()
+    };
+    let keys = mac_keys(&state.links);
+    read_sysctls(&mut state, keys, &links.sysctls, in_pod(worker))?;
+    Ok(state)
+}
 
-    /// The pod side, `tables` of it; `host` is the host netns (the pod's id for it says
-    /// which host veth is O's peer).
-    pub(super) fn all(
-        self,
-        worker: &NetnsWorker,
-        tables: &Tables,
-        host: &File,
-    ) -> Result<NetnsState> {
-        let (mut state, sent) = with_retries(|| {
-            Netlink::in_netns(worker, |nl| {
-                let (mut state, sent) = read_netns(nl, tables)?;
-                state.other_netns_id = Some(nl.netns_id(host.as_fd())?);
-                Ok((state, sent))
-            })
-        })?;
-        let ifaces = ALL_AND_DEFAULT
-            .into_iter()
-            .chain(links_but_lo(&state.links));
-        let routing = ifaces.flat_map(routing_step_keys);
-        let keys: Vec<SysctlKey> = routing.chain(mac_keys(&state.links)).collect();
-        read_sysctls(&mut state, keys, &sent, in_pod(worker))?;
-        Ok(state)
-    }
+/// The pod side, `tables` of it; `host` is the host netns (the pod's id for it says which
+/// host veth is O's peer).
+pub(super) fn read_all(worker: &NetnsWorker, tables: &Tables, host: &File) -> Result<NetnsState> {
+    let (mut state, sent) = with_retries(|| {
+        Netlink::in_netns(worker, |nl| {
+            let (mut state, sent) = read_netns(nl, tables)?;
+            state.other_netns_id = Some(nl.netns_id(host.as_fd())?);
+            Ok((state, sent))
+        })
+    })?;
+    let ifaces = ALL_AND_DEFAULT
+        .into_iter()
+        .chain(links_but_lo(&state.links));
+    let routing = ifaces.flat_map(routing_step_keys);
+    let keys: Vec<SysctlKey> = routing.chain(mac_keys(&state.links)).collect();
+    read_sysctls(&mut state, keys, &sent, in_pod(worker))?;
+    Ok(state)
 }
 
 /// Reads the files of the sysctls no link message carried: held ones from here, others on
