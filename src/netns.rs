@@ -152,15 +152,7 @@ impl NetnsWorker {
             }
         }
         if !unheld.is_empty() {
-            found.extend(self.run(move || {
-                let mut found = Vec::new();
-                for key in unheld {
-                    if let Some(value) = read_sysctl(&key)? {
-                        found.push((key, value));
-                    }
-                }
-                Ok(found)
-            })?);
+            found.extend(self.run(move || read_sysctls_here(unheld))?);
         }
         Ok(found)
     }
@@ -430,31 +422,49 @@ fn enter(file: &File, path: &Path) -> Result<()> {
 /// interface is gone, or IPv6 is off). Call it on the thread that is in the right netns:
 /// /proc/sys/net shows the netns of the thread that opens the file.
 pub fn read_sysctl(key: &SysctlKey) -> Result<Option<i64>> {
-    let path = PathBuf::from(key.proc_path());
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("sysctl {key} ({})", path.display()), e)),
-    };
-    text.trim()
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|e| Error::Decode {
-            what: format!("sysctl {key} ({})", path.display()),
-            reason: format!("{e}: {:?}", text.trim()),
-        })
+    match std::fs::read_to_string(key.proc_path()) {
+        Ok(text) => sysctl_value(key, &text).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(sysctl_error(key, e)),
+    }
+}
+
+/// The sysctls of `keys` that exist in the calling thread's netns (see [`read_sysctl`]).
+pub fn read_sysctls_here(keys: Vec<SysctlKey>) -> Result<BTreeMap<SysctlKey, i64>> {
+    let mut found = BTreeMap::new();
+    for key in keys {
+        if let Some(value) = read_sysctl(&key)? {
+            found.insert(key, value);
+        }
+    }
+    Ok(found)
 }
 
 /// Writes a sysctl of the calling thread's netns (see [`read_sysctl`] on which thread).
 pub fn write_sysctl(key: &SysctlKey, value: i64) -> Result<()> {
-    let path = PathBuf::from(key.proc_path());
-    let what = || format!("sysctl {key} ({})", path.display());
     let mut file = OpenOptions::new()
         .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(what(), e))?;
+        .open(key.proc_path())
+        .map_err(|e| sysctl_error(key, e))?;
     file.write_all(format!("{value}\n").as_bytes())
-        .map_err(|e| Error::io(what(), e))
+        .map_err(|e| sysctl_error(key, e))
+}
+
+/// A sysctl's file, named with its key, failing.
+fn sysctl_error(key: &SysctlKey, e: io::Error) -> Error {
+    Error::io(sysctl_what(key), e)
+}
+
+fn sysctl_what(key: &SysctlKey) -> String {
+    format!("sysctl {key} ({})", key.proc_path())
+}
+
+/// A sysctl's value as its file shows it.
+fn sysctl_value(key: &SysctlKey, text: &str) -> Result<i64> {
+    text.trim().parse::<i64>().map_err(|e| Error::Decode {
+        what: sysctl_what(key),
+        reason: format!("{e}: {:?}", text.trim()),
+    })
 }
 
 #[cfg(test)]

@@ -7,10 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
-use super::{NetnsId, Pending};
-use crate::error::{Error, Result};
+use super::{sysctl_error, sysctl_value, NetnsId, Pending};
+use crate::error::Result;
 use crate::model::SysctlKey;
 
 /// What one opening job found: each key's file, or None when the sysctl does not exist.
@@ -76,7 +75,7 @@ pub(super) fn open_here(keys: Vec<SysctlKey>) -> Result<Opened> {
             match opened {
                 Ok(file) => Ok((key, Some(file))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((key, None)),
-                Err(e) => Err(file_error(&key, &path, e)),
+                Err(e) => Err(sysctl_error(&key, e)),
             }
         })
         .collect()
@@ -92,12 +91,8 @@ pub(super) fn read(key: &SysctlKey, file: &File) -> Result<i64> {
     let mut buf = [0u8; 32];
     let n = file
         .read_at(&mut buf, 0)
-        .map_err(|e| file_error(key, &key.proc_path(), e))?;
-    let text = String::from_utf8_lossy(&buf[..n]);
-    text.trim().parse::<i64>().map_err(|e| Error::Decode {
-        what: format!("sysctl {key} ({})", key.proc_path()),
-        reason: format!("{e}: {:?}", text.trim()),
-    })
+        .map_err(|e| sysctl_error(key, e))?;
+    sysctl_value(key, &String::from_utf8_lossy(&buf[..n]))
 }
 
 /// Writes a held file from its start, as a write to a freshly opened one would.
@@ -105,17 +100,12 @@ pub(super) fn write(key: &SysctlKey, file: &File, value: i64) -> Result<()> {
     let text = format!("{value}\n");
     match file.write_at(text.as_bytes(), 0) {
         Ok(n) if n == text.len() => Ok(()),
-        Ok(n) => Err(file_error(
+        Ok(n) => Err(sysctl_error(
             key,
-            &key.proc_path(),
             io::Error::other(format!("wrote {n} of {} bytes", text.len())),
         )),
-        Err(e) => Err(file_error(key, &key.proc_path(), e)),
+        Err(e) => Err(sysctl_error(key, e)),
     }
-}
-
-fn file_error(key: &SysctlKey, path: &str, e: io::Error) -> Error {
-    Error::io(format!("sysctl {key} ({})", Path::new(path).display()), e)
 }
 
 #[cfg(test)]

@@ -10,8 +10,7 @@ use std::os::fd::AsFd;
 use ipnet::IpNet;
 
 use super::{
-    add_found, proc_sysctls, read_netns, read_sysctls, state_of, with_retries, HostObjects, Sent,
-    SnapshotRequest,
+    add_found, read_netns, read_sysctls, state_of, with_retries, HostObjects, Sent, SnapshotRequest,
 };
 use crate::compile::is_link_local;
 use crate::error::Result;
@@ -19,6 +18,7 @@ use crate::model::{
     host_step_key, Link, LinkPeer, NetnsState, SysctlKey, Tables, ALL_AND_DEFAULT, ROUTER_PROTOCOL,
 };
 use crate::netlink::{Address, Links, Netlink, Read, Reads, RouteFilter};
+use crate::netns;
 
 /// What the host read gives before the pod's read is in.
 #[derive(Default)]
@@ -67,7 +67,7 @@ pub(super) fn read_host(req: &SnapshotRequest, pod: Option<&File>) -> Result<Hos
             &mut read.state,
             ifaces.map(host_step_key),
             &read.sent,
-            proc_sysctls,
+            netns::read_sysctls_here,
         )?;
         read.preferred = preferred_src(nl, &req.preferred_src_for)?;
         Ok(read)
@@ -240,7 +240,7 @@ pub(super) fn read_host_peer_sysctls(
         })
         .filter(|key| !host.sysctls.contains_key(key))
         .collect();
-    read_sysctls(host, peers, sent, proc_sysctls)
+    read_sysctls(host, peers, sent, netns::read_sysctls_here)
 }
 
 /// The host read, completed once the pod is read: for `ThroughPodPeers`, the host links

@@ -358,17 +358,6 @@ pub(super) fn read_sysctls(
     Ok(())
 }
 
-/// The sysctls of `keys` whose files exist, read in the calling thread's netns.
-pub(super) fn proc_sysctls(keys: Vec<SysctlKey>) -> Result<Sent> {
-    let mut found = Sent::new();
-    for key in keys {
-        if let Some(value) = netns::read_sysctl(&key)? {
-            found.insert(key, value);
-        }
-    }
-    Ok(found)
-}
-
 impl<T: SnapshotSource + ?Sized> SnapshotSource for std::sync::Arc<T> {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
         (**self).snapshot(req)
