@@ -152,28 +152,22 @@ pub(super) fn link_sysctls(message: &LinkMessage, name: &str) -> Vec<(SysctlKey,
         let values: Vec<(SysctlName, i32)> = match spec {
             AfSpecUnspec::Inet(inet) => inet
                 .iter()
-                .filter_map(|item| match item {
-                    AfSpecInet::DevConf(conf) => Some(conf),
-                    _ => None,
-                })
-                .flat_map(|c| {
-                    [
+                .flat_map(|item| match item {
+                    AfSpecInet::DevConf(c) => vec![
                         (SysctlName::RpFilter, c.rp_filter),
                         (SysctlName::ArpNotify, c.arp_notify),
-                    ]
+                    ],
+                    _ => Vec::new(),
                 })
                 .collect(),
             AfSpecUnspec::Inet6(inet6) => inet6
                 .iter()
-                .filter_map(|item| match item {
-                    AfSpecInet6::DevConf(conf) => Some(conf),
-                    _ => None,
-                })
-                .flat_map(|c| {
-                    [
+                .flat_map(|item| match item {
+                    AfSpecInet6::DevConf(c) => vec![
                         (SysctlName::DisableIpv6, c.disable_ipv6),
                         (SysctlName::NdiscNotify, c.ndisc_notify),
-                    ]
+                    ],
+                    _ => Vec::new(),
                 })
                 .collect(),
             _ => Vec::new(),
