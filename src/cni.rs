@@ -18,7 +18,7 @@ use crate::error::{excerpt, Code, Error, Result};
 use crate::execute::Executor;
 use crate::logging::{log_phase, phase};
 use crate::model::{AddInputs, MacAddr};
-use crate::reconcile::{self, Attachment, ValidAttachment, World};
+use crate::reconcile::{self, Attachment, Failure, ValidAttachment, World};
 use crate::record::{is_valid_container_id, HostGuard, RecordStore, MAX_CONTAINER_ID_LEN};
 use crate::snapshot::SnapshotSource;
 
@@ -217,7 +217,7 @@ impl Output {
         }
     }
 
-    pub fn error(err: &Error, version: &str) -> Output {
+    pub fn error(err: &Failure, version: &str) -> Output {
         let mut body = json!({
             "cniVersion": version,
             "code": err.code().number(),
@@ -255,12 +255,12 @@ pub fn run(
     let started = Instant::now();
     let bytes = match read_stdin(stdin) {
         Ok(b) => b,
-        Err(e) => return Output::error(&e, FALLBACK_VERSION),
+        Err(e) => return Output::error(&e.into(), FALLBACK_VERSION),
     };
     let hint = version_hint(&bytes);
     let invocation = match parse_env(env) {
         Ok(inv) => inv,
-        Err(e) => return Output::error(&e, &hint),
+        Err(e) => return Output::error(&e.into(), &hint),
     };
     if invocation.command == Command::Version {
         return Output::success(Some(json!({
@@ -453,7 +453,7 @@ fn run_command(
     version: &mut String,
     backends: BackendFactory<'_>,
     started: Instant,
-) -> Result<Option<Value>> {
+) -> Result<Option<Value>, Failure> {
     let input = decode(bytes);
     let (netconf, unusable) = config_for(inv, &input, allowed, version)?;
     let input = input.unwrap_or(Value::Null);

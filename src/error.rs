@@ -1,10 +1,8 @@
-//! Errors, each kind carrying the CNI error code it is reported with. Every failure the
-//! plugin can meet ends here; nothing else decides codes. No I/O. Reconcile's failures
-//! about a plan are carried typed (`Error::Plan`); their words are render's.
+//! error: the crate's ground floor: errors, each kind carrying the CNI error code it is
+//! reported with. Imports nothing of the crate and does no I/O. A failure about a plan is
+//! not here: it is `plan::PlanFailure`, carried beside `Error` by `reconcile::Failure`.
 
 use std::fmt;
-
-use crate::reconcile::PlanFailure;
 
 /// CNI error codes (spec 1.1 section "Error", plus this plugin's own from 100 on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,10 +78,6 @@ pub enum Error {
     /// The kernel refused a value because another object holds it (EADDRINUSE).
     #[error("kernel refused {object}: {reason}")]
     InUse { object: String, reason: String },
-    /// Reconcile's failures about a plan (drift, objects in the way, what the kernel did not
-    /// keep, what DEL left), typed: their words are the presentation's (`render::failure`).
-    #[error("{0}")]
-    Plan(Box<PlanFailure>),
     /// O is not usable in the pod (missing, or the chained interface itself): every step
     /// routes through it, so ADD refuses rather than leave a pod half configured (hijack
     /// rules pointing at an empty table, no host side).
@@ -115,11 +109,6 @@ impl Error {
             Error::Partial { code, .. } => *code,
             Error::IpConflict { .. } => Code::IpConflict,
             Error::Kernel { .. } | Error::InUse { .. } => Code::Kernel,
-            Error::Plan(failure) => match **failure {
-                PlanFailure::Drift(_) => Code::Drift,
-                PlanFailure::Blocked(_) => Code::Blocked,
-                PlanFailure::NotKept(_) | PlanFailure::Left { .. } => Code::Kernel,
-            },
             Error::OverlayUnusable { .. } => Code::OverlayUnusable,
         }
     }
@@ -128,7 +117,6 @@ impl Error {
     pub fn details(&self) -> Option<String> {
         match self {
             Error::Partial { details, .. } => Some(details.clone()),
-            Error::Plan(failure) => failure.details(),
             _ => None,
         }
     }

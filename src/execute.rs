@@ -1,7 +1,7 @@
 //! execute: applies ops. The trait the reconciler drives, the live executor (drives
 //! `netlink` from the calling thread through its handle of each side's netns, and writes
-//! sysctl files through `netns`: the pod's through those the run's worker opened there), and
-//! the in-memory model kernel (tests, offline runs).
+//! sysctl files through `netns`: the pod's through those the run's worker opened there).
+//! The in-memory kernel for tests is `testkit::ModelKernel`.
 //! Never plans: it applies what it is given, in order, and says what failed.
 
 use std::mem::discriminant;
@@ -13,10 +13,6 @@ use crate::error::{Error, Result};
 use crate::model::{Change, Op, Route, Side};
 use crate::netlink::{Links, Netlink, Outcome, Write};
 use crate::netns::{self, NetnsWorker};
-
-/// The in-memory kernel lives with the model it applies ops to; named here too, where the
-/// other executors are.
-pub use crate::model::ModelKernel;
 
 /// An op that failed, with the ops before it applied.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,3 +26,5 @@ pub mod render;
 pub mod report;
 pub mod signals;
 pub mod snapshot;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;

@@ -7,6 +7,10 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+mod failure;
+
+pub use failure::PlanFailure;
+
 use crate::model::{
     host_net, ActualState, Change, DesiredNetns, DesiredState, Mode, Neighbour, NetnsState,
     NodeAddressChange, Op, Route, RouteKey, Rule, Side, MAIN_TABLE,

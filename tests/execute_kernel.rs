@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use router::error::Error;
-use router::execute::{Executor, Failed, LiveExecutor, ModelKernel};
+use router::execute::{Executor, Failed, LiveExecutor};
 use router::model::{
     ActualState, Change, Family, MacAddr, Neighbour, NeighbourKey, Op, Route, RouteScope, Rule,
     Side, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, ROUTER_PROTOCOL,
 };
 use router::netns::{read_sysctl, run_in_netns};
 use router::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
+use router::testkit::ModelKernel;
 
 const POD_TABLE: u32 = 100;
 const HOST_TABLE: u32 = 500;

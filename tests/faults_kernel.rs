@@ -75,7 +75,7 @@ impl Prepared {
         &self,
         snapshots: impl SnapshotSource + Send + 'static,
         executor: impl Executor + Send + 'static,
-    ) -> Result<Vec<Op>> {
+    ) -> reconcile::Result<Vec<Op>> {
         let (cfg, att, prev) = (self.config.clone(), self.att.clone(), self.prev.clone());
         let inputs = self.inputs.clone();
         router::netns::run_in_netns(&self.node.host.path(), move || {

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use router::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs, PrevView};
-use router::execute::ModelKernel;
 use router::model::{ActualState, Mode, NetnsState, Op};
 use router::reconcile::{prepare, Attachment};
 use router::record::MemRecords;
+use router::testkit::ModelKernel;
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -18,9 +18,9 @@ use router::cni::{run, Backends, Invocation, Output, VALID_ATTACHMENTS_KEY};
 use router::config::Config;
 use router::conflict::NoConflicts;
 use router::error::Result;
-use router::execute::ModelKernel;
 use router::model::{ActualState, Record};
 use router::record::{MemRecords, RecordStore};
+use router::testkit::ModelKernel;
 use serde_json::{json, Value};
 
 const SNAPSHOT: &str = include_str!("../fixtures/add-seed-dual-stack/snapshot.json");

@@ -1,15 +1,16 @@
 //! The state model: one type for what the kernel holds (ActualState) and what this plugin
 //! wants (DesiredState), per netns, keyed by the kernel's own identity and normalised so
 //! that "equal" means what the kernel means. It is also the snapshot/fixture JSON format.
-//! Pure data plus the in-memory model kernel (`kernel`); no I/O here. One file per kind:
+//! Pure data plus what the kernel does with an op (`apply`); no I/O here. One file per kind:
 //! `addr` (families, host prefixes, MACs), `route`, `rule`, `neighbour`, `sysctl`, `netns`
 //! (a netns's state and a snapshot of both), `ownership` (what an attachment may touch),
-//! `desired`, `record`, `op`, `kernel`. Each object's `Display` is its `ip` notation
-//! (`notation` holds the shared words), so naming an object needs no presentation module. Every type is re-exported here: `model::X`.
+//! `desired`, `record`, `op`, `apply`. Each object's `Display` is its `ip` notation
+//! (`notation` holds the shared words), so naming an object needs no presentation module.
+//! Every type is re-exported here: `model::X`.
 
 mod addr;
+mod apply;
 mod desired;
-mod kernel;
 mod neighbour;
 mod netns;
 pub(crate) mod notation;
@@ -22,7 +23,6 @@ mod sysctl;
 
 pub use addr::*;
 pub use desired::*;
-pub use kernel::*;
 pub use neighbour::*;
 pub use netns::*;
 pub use op::*;

@@ -12,7 +12,7 @@ use crate::error::{Code, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::model::Mode;
 use crate::netns::{self, NetnsWorker};
-use crate::reconcile::{self, prepare, Attachment, Prepared, World};
+use crate::reconcile::{self, prepare, Attachment, Failure, Prepared, World};
 use crate::report::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
 use crate::snapshot::LiveSnapshot;
 
@@ -32,7 +32,12 @@ pub(super) fn report_for(
     report
 }
 
-pub(super) fn with_error(mut report: AttachmentReport, error: &Error) -> AttachmentReport {
+/// `error` is reconcile's `Failure` or an `Error` met before reconcile ran.
+pub(super) fn with_error<E>(mut report: AttachmentReport, error: &E) -> AttachmentReport
+where
+    E: Clone + Into<Failure>,
+{
+    let error: Failure = error.clone().into();
     report.status = Status::Error;
     report.message = Some(error.to_string());
     report.error_code = Some(error.code().number());

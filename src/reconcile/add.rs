@@ -8,10 +8,10 @@ use ipnet::IpNet;
 
 use super::rollback::undo_add;
 use super::shared_rule::ensure_shared_rule;
-use super::{prepare_reading, Attachment, PlanFailure, Prepared, Reads, World};
+use super::{prepare_reading, Attachment, Failure, PlanFailure, Prepared, Reads, Result, World};
 use crate::config::{Config, PrevView};
 use crate::conflict::{explain_failure, AddressProbe, Target};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::logging::phase;
 use crate::model::{ActualState, AddInputs, MacAddr, Mode, Op, Record};
 use crate::plan::{is_add_removal, is_shared_rule_op, own_ops};
@@ -70,7 +70,14 @@ pub(super) fn prepare_add(
     world: &World<'_>,
 ) -> Result<Prepared> {
     let reads = Reads::from(world);
-    prepare_reading(Mode::Add, host_objects, config, att, Some(prev), reads)
+    Ok(prepare_reading(
+        Mode::Add,
+        host_objects,
+        config,
+        att,
+        Some(prev),
+        reads,
+    )?)
 }
 
 /// Whether the record is written when the plan is already empty, and the inputs it keeps.
@@ -140,23 +147,23 @@ fn apply_locked(
         .position(|op| is_add_removal(op, Mode::Add))
         .unwrap_or(own.len());
     let (additions, removals) = own.split_at(split);
-    let fail = |applied: &[&[Op]], error| {
+    let fail = |applied: &[&[Op]], error: Failure| {
         let applied: Vec<Op> = applied.concat();
         undo_add(world, att, &prepared, &applied, error)
     };
     let addresses = prev.addresses_of(&att.ifname);
     if let Err(failed) = phase("apply", || world.executor.apply(additions)) {
         let error = explain_failure(additions.get(failed.index), failed.error, &addresses);
-        return Err(fail(&[&additions[..failed.index]], error));
+        return Err(fail(&[&additions[..failed.index]], error.into()));
     }
     let shared = match ensure_shared_rule(world, &prepared.compiled.desired) {
         Ok(shared) => shared,
-        Err((applied, error)) => return Err(fail(&[additions, &applied], error)),
+        Err((applied, error)) => return Err(fail(&[additions, &applied], error.into())),
     };
     if let Err(failed) = phase("apply", || world.executor.apply(removals)) {
         let error = explain_failure(removals.get(failed.index), failed.error, &addresses);
         let applied = [additions, &shared, &removals[..failed.index]];
-        return Err(fail(&applied, error));
+        return Err(fail(&applied, error.into()));
     }
     outcome.applied = [additions, &shared, removals].concat();
     if world.executor.take_surprise() {
@@ -224,7 +231,7 @@ fn detect_conflicts(
         "ip conflict check"
     );
     match found {
-        Some(c) => Err(c.into()),
+        Some(c) => Err(Error::from(c).into()),
         None => Ok(()),
     }
 }

@@ -2,9 +2,8 @@
 //! Must not change anything, nor word the drift (`PlanFailure::Drift`).
 
 use super::add::prepare_add;
-use super::{Attachment, PlanFailure, World};
+use super::{Attachment, PlanFailure, Result, World};
 use crate::config::{Config, PrevView};
-use crate::error::Result;
 use crate::snapshot::HostObjects;
 
 /// BEHAVIOUR 3: the plan against the current state is the drift.

@@ -3,9 +3,8 @@
 //! shared rule in its final read (the lock hold decided it).
 
 use super::shared_rule::{shared_rule_ops, uses_shared_rule};
-use super::{prepare_reading, Attachment, PlanFailure, Reads, World};
+use super::{prepare_reading, Attachment, Failure, PlanFailure, Reads, Result, World};
 use crate::config::{Config, PrevView};
-use crate::error::{Error, Result};
 use crate::execute::Failed;
 use crate::logging::phase;
 use crate::model::{Mode, Op};
@@ -55,7 +54,7 @@ pub fn del(
     Ok(own.into_iter().chain(shared).collect())
 }
 
-fn del_error(failures: Vec<Failed>, left: Plan) -> Error {
+fn del_error(failures: Vec<Failed>, left: Plan) -> Failure {
     let errors = failures.into_iter().map(|f| f.error).collect();
     PlanFailure::Left { plan: left, errors }.into()
 }

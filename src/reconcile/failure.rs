@@ -1,26 +1,44 @@
-//! reconcile::failure: what reconcile could not do about a plan, as typed facts (the plan
-//! or the objects in the way), carried by `Error::Plan`. Must not word them: their words
-//! (`Display`, `details`) are the presentation's, in `render::failure`.
+//! reconcile::failure: reconcile's own failure type: an `Error` met on the way, or a typed
+//! failure about a plan (`PlanFailure`), each with its CNI code and details. Must not word
+//! them: a plan failure's words are the presentation's (`render::failure`).
 
-use crate::error::Error;
-use crate::plan::{Blocked, Plan};
+use crate::error::{Code, Error};
+use crate::plan::PlanFailure;
 
-/// A failure about a plan. The error code of each is `error`'s decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PlanFailure {
-    /// CHECK (BEHAVIOUR 3): the plan against the current state, not empty: the drift.
-    Drift(Plan),
-    /// ADD and repair: objects router does not own are in the way; nothing was touched.
-    Blocked(Vec<Blocked>),
-    /// ADD and repair: what is still pending after the verification rounds (the kernel
-    /// does not keep what was applied).
-    NotKept(Plan),
-    /// DEL: what owned objects are left after it went on past `errors`.
-    Left { plan: Plan, errors: Vec<Error> },
+/// Why a reconcile run failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// Anything but a verdict on the plan: input, I/O, the kernel refusing a request.
+    #[error(transparent)]
+    Error(#[from] Error),
+    /// Drift, objects in the way, what the kernel did not keep, what DEL left.
+    #[error("{0}")]
+    Plan(Box<PlanFailure>),
 }
 
-impl From<PlanFailure> for Error {
-    fn from(failure: PlanFailure) -> Error {
-        Error::Plan(Box::new(failure))
+/// A reconcile result: its failures are `Failure`s.
+pub type Result<T, E = Failure> = std::result::Result<T, E>;
+
+impl From<PlanFailure> for Failure {
+    fn from(failure: PlanFailure) -> Failure {
+        Failure::Plan(Box::new(failure))
+    }
+}
+
+impl Failure {
+    /// The CNI error code it is reported with.
+    pub fn code(&self) -> Code {
+        match self {
+            Failure::Error(e) => e.code(),
+            Failure::Plan(failure) => failure.code(),
+        }
+    }
+
+    /// The CNI error's `details`: the long form, when there is more than the message.
+    pub fn details(&self) -> Option<String> {
+        match self {
+            Failure::Error(e) => e.details(),
+            Failure::Plan(failure) => failure.details(),
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! reconcile::gc: CNI 1.1 GC (which records are stale, each collected through DEL with the
 //! host side only) and STATUS. Must never plan a pod op.
 
-use super::{del, Attachment, World};
+use super::{del, Attachment, Failure, World};
 use crate::config::Config;
 use crate::error::{Code, Error, Result};
 use crate::model::{ActualState, Op, Record};
@@ -38,7 +38,11 @@ pub struct GcOutcome {
 /// pod side is not reached (GC names no netns; the spec lets a plugin assume it is gone).
 /// What a valid attachment's record wants, or any other record's, is kept. Goes on past
 /// failures and reports them all at the end.
-pub fn gc(config: &Config, valid: &[ValidAttachment], world: &World<'_>) -> Result<GcOutcome> {
+pub fn gc(
+    config: &Config,
+    valid: &[ValidAttachment],
+    world: &World<'_>,
+) -> Result<GcOutcome, Failure> {
     let stale: Vec<Record> = world
         .records
         .all()?
@@ -60,7 +64,7 @@ pub fn gc(config: &Config, valid: &[ValidAttachment], world: &World<'_>) -> Resu
     }
     match failures.first() {
         None => Ok(outcome),
-        Some((_, first)) => Err(Error::Partial {
+        Some((_, first)) => Err(Failure::Error(Error::Partial {
             code: first.code(),
             summary: format!(
                 "GC could not collect {} of {} stale attachments; first: {first}",
@@ -72,13 +76,13 @@ pub fn gc(config: &Config, valid: &[ValidAttachment], world: &World<'_>) -> Resu
                 .map(|(r, e)| format!("{}/{}: {e}", r.container_id, r.ifname))
                 .collect::<Vec<_>>()
                 .join("\n"),
-        }),
+        })),
     }
 }
 
 /// One stale attachment, through DEL with no pod netns: every other record in data_dir
 /// counts as a peer whose objects are kept.
-fn collect(config: &Config, record: &Record, world: &World<'_>) -> Result<Vec<Op>> {
+fn collect(config: &Config, record: &Record, world: &World<'_>) -> Result<Vec<Op>, Failure> {
     let att = Attachment {
         container_id: record.container_id.clone(),
         ifname: record.ifname.clone(),

@@ -1,7 +1,8 @@
 //! reconcile: the one path ADD, CHECK, DEL and the operator commands share:
 //! snapshot -> compile -> plan (-> execute -> verify, rollback on failure). It reaches the
 //! world only through the SnapshotSource, Executor, RecordStore and AddressProbe traits;
-//! reads no env. Its failures about a plan are typed (`PlanFailure`): it words nothing.
+//! reads no env. Its failures are its own type (`Failure`: an `Error`, or a typed
+//! `PlanFailure`): it words nothing.
 //!
 //! Here: the attachment, the world and `prepare` (snapshot, compile, plan). One file per
 //! command: `add` (ADD and repair), `check`, `del`, `gc` (GC and STATUS); `rollback` (a
@@ -15,10 +16,11 @@ mod gc;
 mod rollback;
 mod shared_rule;
 
+pub use crate::plan::PlanFailure;
 pub use add::{add, repair, AddOutcome};
 pub use check::check;
 pub use del::del;
-pub use failure::PlanFailure;
+pub use failure::{Failure, Result};
 pub use gc::{gc, status, GcOutcome, ValidAttachment};
 
 use std::collections::BTreeSet;
@@ -28,7 +30,7 @@ use ipnet::IpNet;
 
 use crate::compile::{compile, CompileInput, Compiled};
 use crate::config::{Config, PrevView};
-use crate::error::{Error, Result};
+use crate::error::{self, Error};
 use crate::execute::Executor;
 use crate::logging::phase;
 use crate::model::{ActualState, Mode, Record, MAIN_TABLE};
@@ -98,7 +100,11 @@ pub fn snapshot_request(
 /// The attachment's record. DEL goes on without one it cannot read (logged): a record
 /// damaged on disk must not block the pod's teardown, and the config, prevResult and the
 /// owned objects the kernel shows still say what to remove. ADD and CHECK fail on it.
-fn load_record(mode: Mode, records: &dyn RecordStore, att: &Attachment) -> Result<Option<Record>> {
+fn load_record(
+    mode: Mode,
+    records: &dyn RecordStore,
+    att: &Attachment,
+) -> error::Result<Option<Record>> {
     match records.load(&att.container_id, &att.ifname) {
         Err(e) if mode == Mode::Del => {
             tracing::warn!(error = %e, "DEL goes on without the attachment record it cannot read");
@@ -115,7 +121,7 @@ pub fn prepare(
     prev: Option<&PrevView>,
     snapshots: &dyn SnapshotSource,
     records: &dyn RecordStore,
-) -> Result<Prepared> {
+) -> error::Result<Prepared> {
     let reads = Reads { snapshots, records };
     prepare_reading(mode, HostObjects::All, config, att, prev, reads)
 }
@@ -145,7 +151,7 @@ pub(super) fn prepare_reading(
     att: &Attachment,
     prev: Option<&PrevView>,
     Reads { snapshots, records }: Reads<'_>,
-) -> Result<Prepared> {
+) -> error::Result<Prepared> {
     let previous_record = load_record(mode, records, att)?;
     let chained_addrs = prev
         .map(|p| p.addresses_of(&att.ifname))
@@ -190,7 +196,7 @@ pub(super) fn prepare_reading(
 /// recorded, so no record pins a P derived while O was missing (a runtime that attaches
 /// networks in random order runs router before O exists, or names C what O should be).
 /// `only_op_mac` touches only C's MAC; a gone pod netns is compile's to report.
-fn require_overlay(config: &Config, att: &Attachment, actual: &ActualState) -> Result<()> {
+fn require_overlay(config: &Config, att: &Attachment, actual: &ActualState) -> error::Result<()> {
     let overlay = &config.overlay_interface;
     let Some(pod) = actual.pod.as_ref() else {
         return Ok(());

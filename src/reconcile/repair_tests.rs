@@ -4,9 +4,9 @@
 use super::*;
 use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs};
 use crate::error::Code;
-use crate::execute::ModelKernel;
 use crate::model::{AddInputs, Change, Op, Side, PROTOCOL_BOOT};
 use crate::record::MemRecords;
+use crate::testkit::ModelKernel;
 use serde_json::Value;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/add-drifted");

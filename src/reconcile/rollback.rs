@@ -3,7 +3,7 @@
 //! Best effort: must not hide the failure being reported.
 
 use super::shared_rule::{shared_rule_ops, uses_shared_rule};
-use super::{Attachment, Prepared, World};
+use super::{Attachment, Failure, Prepared, World};
 use crate::error::Error;
 use crate::model::{DesiredNetns, Op, Ownership, Record, Side};
 use crate::plan::is_shared_rule_op;
@@ -19,8 +19,8 @@ pub(super) fn undo_add(
     att: &Attachment,
     prepared: &Prepared,
     applied: &[Op],
-    error: Error,
-) -> Error {
+    error: Failure,
+) -> Failure {
     let touched_host = applied.iter().any(|op| op.netns == Side::Host);
     let lock = match touched_host && uses_shared_rule(&prepared.compiled.desired) {
         true => match world.host.lock_host() {
@@ -65,14 +65,15 @@ fn release_unused_rule(world: &World<'_>, host: &DesiredNetns) {
 /// A failed apply whose cause is that the pod netns went away meanwhile (the pod was
 /// deleted while its ADD ran) says so, with code 3, rather than naming the first op that
 /// could not enter it.
-fn pod_gone_or(world: &World<'_>, prepared: &Prepared, error: Error) -> Error {
+fn pod_gone_or(world: &World<'_>, prepared: &Prepared, error: Failure) -> Failure {
     if prepared.actual.pod.is_none() {
         return error;
     }
     match world.snapshots.snapshot(&prepared.request) {
         Ok(now) if now.pod.is_none() => Error::UnknownContainer(format!(
             "the pod netns went away while ADD applied its changes ({error}); what was applied is rolled back"
-        )),
+        ))
+        .into(),
         _ => error,
     }
 }

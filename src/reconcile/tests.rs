@@ -6,8 +6,10 @@ use std::cell::Cell;
 
 use super::repair_tests::drifted;
 use super::*;
-use crate::execute::{Failed, ModelKernel};
+use crate::error::Result;
+use crate::execute::Failed;
 use crate::model::Op;
+use crate::testkit::ModelKernel;
 
 /// The model kernel, counting the snapshots taken (of the attachment, and of the host alone:
 /// the shared rule's read under the host lock), and an executor that loses the first

@@ -1,12 +1,11 @@
-//! render::failure: the words of reconcile's failures about a plan (`PlanFailure`): the CNI
+//! render::failure: the words of the failures about a plan (`plan::PlanFailure`): the CNI
 //! error's message (`Display`, one line) and its details (one drift a line). Must not
-//! decide codes (`error` does).
+//! decide codes (`PlanFailure::code` does).
 
 use std::fmt::{self, Display};
 
 use crate::error::Error;
-use crate::plan::{Blocked, Plan};
-use crate::reconcile::PlanFailure;
+use crate::plan::{Blocked, Plan, PlanFailure};
 
 use super::drift::{drift_detail, drift_summary, drifts, Drift};
 

@@ -1,9 +1,9 @@
-//! render tests, `failure`: the words of reconcile's `PlanFailure`s as the CNI error shows
-//! them (message and details), with the codes `error` gives them.
+//! render tests, `failure`: the words of the `PlanFailure`s as the CNI error shows them
+//! (message and details), with the codes they carry.
 
 use super::*;
 use crate::error::{Code, Error};
-use crate::reconcile::PlanFailure;
+use crate::plan::PlanFailure;
 
 #[test]
 fn plan_failures_are_worded_as_cni_errors_with_their_codes() {
@@ -12,7 +12,7 @@ fn plan_failures_are_worded_as_cni_errors_with_their_codes() {
         vec![],
     );
     let line = "pod netns: route 10.240.0.0/12 dev net1: expected present, actual missing";
-    let drift = Error::from(PlanFailure::Drift(missing.clone()));
+    let drift = PlanFailure::Drift(missing.clone());
     assert_eq!(drift.code(), Code::Drift);
     assert_eq!(
         drift.to_string(),
@@ -20,14 +20,14 @@ fn plan_failures_are_worded_as_cni_errors_with_their_codes() {
     );
     assert_eq!(drift.details().as_deref(), Some(line));
 
-    let blocked = Error::from(PlanFailure::Blocked(vec![blocked_default(Side::Pod)]));
+    let blocked = PlanFailure::Blocked(vec![blocked_default(Side::Pod)]);
     assert_eq!(blocked.code(), Code::Blocked);
     assert!(blocked
         .to_string()
         .starts_with("objects router does not own are in the way (not touched): 1 drift: "));
     assert_eq!(blocked.details().map(|d| d.lines().count()), Some(1));
 
-    let not_kept = Error::from(PlanFailure::NotKept(missing.clone()));
+    let not_kept = PlanFailure::NotKept(missing.clone());
     assert_eq!(not_kept.code(), Code::Kernel);
     assert_eq!(
         not_kept.to_string(),
@@ -36,10 +36,10 @@ fn plan_failures_are_worded_as_cni_errors_with_their_codes() {
     assert_eq!(not_kept.details(), None);
 
     let errors = vec![Error::TryAgain("busy".into())];
-    let left = Error::from(PlanFailure::Left {
+    let left = PlanFailure::Left {
         plan: missing,
         errors,
-    });
+    };
     assert_eq!(left.code(), Code::Kernel);
     assert_eq!(
         left.to_string(),

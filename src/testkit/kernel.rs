@@ -1,58 +1,13 @@
-//! The in-memory model kernel: what the kernel does with each op (`NetnsState::apply`),
-//! and `ModelKernel`, a snapshot source and executor over one `ActualState` with fault
-//! injection (the planner's look-ahead, the property tests, offline runs).
+//! testkit::kernel: `ModelKernel`, the in-memory kernel for tests: a snapshot source and
+//! an executor over one `ActualState` (changed by `ActualState::apply`), with a fault
+//! injected at the n-th op when asked. Must not be used by production code.
 
 use std::sync::Mutex;
 
-use super::{ActualState, Change, NetnsState, Op};
 use crate::error::{Error, Result};
 use crate::execute::{Executor, Failed};
+use crate::model::{ActualState, Op};
 use crate::snapshot::{SnapshotRequest, SnapshotSource};
-
-impl NetnsState {
-    /// The in-memory model kernel: what the kernel does with one op. Used by the planner
-    /// (to look ahead), the property tests and the offline executor.
-    pub fn apply(&mut self, op: &Op) {
-        match &op.change {
-            Change::SetSysctl { key, new, .. } => {
-                self.sysctls.insert(key.clone(), *new);
-            }
-            Change::SetMac { dev, new, .. } => {
-                self.macs.insert(dev.clone(), *new);
-            }
-            Change::AddRoute { route } => self.insert_route(route.clone()),
-            Change::ReplaceRoute { old, new } => {
-                for route in old {
-                    self.routes.remove(&route.key);
-                }
-                self.insert_route(new.clone());
-            }
-            Change::DelRoute { route } => {
-                self.routes.remove(&route.key);
-            }
-            Change::AddRule { rule } => self.insert_rule(rule.clone()),
-            Change::DelRule { rule } => {
-                self.rules.remove(&rule.key);
-            }
-            Change::AddNeighbour { neighbour } => self.insert_neighbour(neighbour.clone()),
-            Change::ReplaceNeighbour { new, .. } => self.insert_neighbour(new.clone()),
-            Change::DelNeighbour { neighbour } => {
-                self.neighbours.remove(&neighbour.key);
-            }
-        }
-    }
-}
-
-impl ActualState {
-    /// Applies ops to the model; ops for a pod netns that is gone change nothing.
-    pub fn apply(&mut self, ops: &[Op]) {
-        for op in ops {
-            if let Some(ns) = self.side_mut(op.netns) {
-                ns.apply(op);
-            }
-        }
-    }
-}
 
 /// The in-memory model kernel: a snapshot source and an executor over one ActualState,
 /// with an optional injected fault at the n-th op applied.
