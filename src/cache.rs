@@ -6,7 +6,7 @@
 //! Multus's). Never writes: the runtime owns the cache. Decides nothing about what it finds.
 
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD;
@@ -115,7 +115,10 @@ fn read_bounded(file: &Path) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(what(), e))?;
     if bytes.len() as u64 > MAX_ENTRY_BYTES {
-        return Err(Error::io(what(), "larger than 4 MiB: not a cache entry"));
+        return Err(Error::io_other(
+            what(),
+            "larger than 4 MiB: not a cache entry",
+        ));
     }
     Ok(bytes)
 }
@@ -208,10 +211,13 @@ pub fn find(
     match candidates.len() {
         0 => Err(Error::io(
             searched(),
-            "no cached result for this container id and interface",
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "no cached result for this container id and interface",
+            ),
         )),
         1 => Ok(candidates.remove(0)),
-        _ => Err(Error::io(
+        _ => Err(Error::io_other(
             searched(),
             format!(
                 "cached by several networks ({}); pass --config to say which",

@@ -361,7 +361,7 @@ fn display(path: &Path) -> String {
 }
 
 fn pretty<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string_pretty(value).map_err(|e| Error::io("printing JSON", e))
+    serde_json::to_string_pretty(value).map_err(|e| Error::io_other("printing JSON", e))
 }
 
 fn render_plan(prepared: &Prepared, labels: &NetnsLabels, format: OutputFormat) -> String {

@@ -4,49 +4,39 @@
 //! it (`/var/run` is a link to `/run`). It decides nothing about what is allowed (config
 //! does) and touches no file but the ones it is asked for.
 
-use std::ffi::CString;
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::{mkdirat, Mode};
 
 /// Mode of the allowed directory when it has to be created (a ROUTER_ALLOWED_DIRS entry
 /// that does not exist yet).
 const ROOT_MODE: u32 = 0o700;
 
-/// A file name as the *at system calls take it.
-pub fn c_name(name: &std::ffi::OsStr) -> io::Result<CString> {
-    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-fn last_error_or(fd: libc::c_int) -> io::Result<OwnedFd> {
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// The allowed directory itself, symlinks in its path followed (the operator named it).
 fn open_root(root: &Path) -> io::Result<OwnedFd> {
     fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .custom_flags((OFlag::O_DIRECTORY | OFlag::O_CLOEXEC).bits())
         .open(root)
         .map(OwnedFd::from)
 }
 
 /// Opens the directory `name` in `parent`, never through a symlink.
-fn open_child_dir(parent: &OwnedFd, name: &CString) -> io::Result<OwnedFd> {
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: a valid directory fd and a NUL-terminated name that outlive the call.
-    last_error_or(unsafe { libc::openat(parent.as_raw_fd(), name.as_ptr(), flags) })
+fn open_child_dir(parent: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    Ok(openat(parent, name, flags, Mode::empty())?)
 }
 
-fn refuse_link(dir: &Path, name: &std::ffi::OsStr, err: io::Error) -> io::Error {
-    if matches!(err.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) {
+fn refuse_link(dir: &Path, name: &OsStr, err: io::Error) -> io::Error {
+    let errno = err.raw_os_error().map(Errno::from_raw);
+    if matches!(errno, Some(Errno::ELOOP) | Some(Errno::ENOTDIR)) {
         return io::Error::new(
             err.kind(),
             format!(
@@ -89,16 +79,14 @@ pub fn open_dir(root: &Path, dir: &Path, create: Option<u32>) -> io::Result<Opti
                 format!("{} is not a normalised path", dir.display()),
             ));
         };
-        let c = c_name(name)?;
-        let next = match (open_child_dir(&current, &c), create) {
+        let next = match (open_child_dir(&current, name), create) {
             (Err(e), Some(mode)) if e.kind() == io::ErrorKind::NotFound => {
-                // SAFETY: a valid directory fd and a NUL-terminated name.
-                let made = unsafe { libc::mkdirat(current.as_raw_fd(), c.as_ptr(), mode) };
-                let err = io::Error::last_os_error();
-                if made != 0 && err.kind() != io::ErrorKind::AlreadyExists {
-                    return Err(err);
+                // Another process may make it first: then it is opened as it is.
+                match mkdirat(&current, name, Mode::from_bits_truncate(mode)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e.into()),
                 }
-                open_child_dir(&current, &c)
+                open_child_dir(&current, name)
             }
             (Err(e), None) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             (other, _) => other,
@@ -112,16 +100,17 @@ pub fn open_dir(root: &Path, dir: &Path, create: Option<u32>) -> io::Result<Opti
 /// Opens the file `name` in the directory `dir`: never through a symlink, never blocking on a
 /// FIFO, and only a regular file. `create`: for appending (and reading from the start),
 /// created with that mode when missing; without it read only.
-pub fn open_file(dir: &OwnedFd, name: &std::ffi::OsStr, create: Option<u32>) -> io::Result<File> {
-    let c = c_name(name)?;
-    let common = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+pub fn open_file(dir: &OwnedFd, name: &OsStr, create: Option<u32>) -> io::Result<File> {
+    let common = OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let (flags, mode) = match create {
-        Some(mode) => (common | libc::O_RDWR | libc::O_APPEND | libc::O_CREAT, mode),
-        None => (common | libc::O_RDONLY, 0),
+        Some(mode) => (
+            common | OFlag::O_RDWR | OFlag::O_APPEND | OFlag::O_CREAT,
+            Mode::from_bits_truncate(mode),
+        ),
+        None => (common | OFlag::O_RDONLY, Mode::empty()),
     };
-    // SAFETY: a valid directory fd and a NUL-terminated name that outlive the call.
-    let fd = last_error_or(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags, mode) })
-        .map_err(|e| refuse_link(Path::new("its directory"), name, e))?;
+    let fd = openat(dir, name, flags, mode)
+        .map_err(|e| refuse_link(Path::new("its directory"), name, e.into()))?;
     let file = File::from(fd);
     if !file.metadata()?.file_type().is_file() {
         return Err(io::Error::new(
@@ -194,9 +183,7 @@ mod tests {
         assert!(open_file(&dir, "link.log".as_ref(), None).is_err());
         fs::create_dir(root.join("dir.log")).unwrap();
         assert!(open_file(&dir, "dir.log".as_ref(), Some(0o600)).is_err());
-        let fifo = CString::new(root.join("fifo.log").as_os_str().as_bytes()).unwrap();
-        // SAFETY: a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(&root.join("fifo.log"), Mode::from_bits_truncate(0o600)).unwrap();
         assert!(open_file(&dir, "fifo.log".as_ref(), Some(0o600)).is_err());
         assert_eq!(fs::read(root.join("victim")).unwrap(), b"secret");
         assert!(open_file(&dir, "new.log".as_ref(), Some(0o600)).is_ok());

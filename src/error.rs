@@ -3,6 +3,7 @@
 //! not here: it is `plan::PlanFailure`, carried beside `Error` by `reconcile::Failure`.
 
 use std::fmt;
+use std::io;
 
 /// CNI error codes (spec 1.1 section "Error", plus this plugin's own from 100 on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +46,15 @@ pub enum Error {
     InvalidEnv(String),
     #[error("pod network namespace unusable: {0}")]
     UnknownContainer(String),
+    /// A file, socket or thread the plugin could not use. `kind` is the `io::ErrorKind` of
+    /// the failure (`Other` when it was not an OS error), so callers can tell a missing file
+    /// from one they may not open; `reason` is its message.
     #[error("{what}: {reason}")]
-    Io { what: String, reason: String },
+    Io {
+        what: String,
+        kind: io::ErrorKind,
+        reason: String,
+    },
     #[error("cannot decode {what}: {reason}")]
     Decode { what: String, reason: String },
     /// A config key with a bad value. The message names both.
@@ -132,10 +140,29 @@ impl Error {
         }
     }
 
-    pub fn io(what: impl Into<String>, err: impl fmt::Display) -> Error {
+    /// An I/O failure: what was being done, and the OS error with its kind.
+    pub fn io(what: impl Into<String>, err: io::Error) -> Error {
         Error::Io {
             what: what.into(),
+            kind: err.kind(),
             reason: err.to_string(),
+        }
+    }
+
+    /// An I/O failure that is no OS error (a file too large, a table the source lacks).
+    pub fn io_other(what: impl Into<String>, reason: impl fmt::Display) -> Error {
+        Error::Io {
+            what: what.into(),
+            kind: io::ErrorKind::Other,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The kind of an I/O failure; None for every other error.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Error::Io { kind, .. } => Some(*kind),
+            _ => None,
         }
     }
 }
@@ -171,5 +198,19 @@ mod tests {
         assert!(cut.len() < 140, "{cut}");
         let err = Error::config("overlay_hijack_subnet", "x".repeat(1 << 20), "bad");
         assert!(err.to_string().len() < 300);
+    }
+
+    #[test]
+    fn an_io_error_keeps_its_kind_so_a_missing_file_differs_from_a_forbidden_one() {
+        let missing = Error::io("reading x", io::Error::from_raw_os_error(2));
+        let forbidden = Error::io("reading x", io::Error::from_raw_os_error(13));
+        assert_eq!(missing.io_kind(), Some(io::ErrorKind::NotFound));
+        assert_eq!(forbidden.io_kind(), Some(io::ErrorKind::PermissionDenied));
+        assert_eq!(missing.code(), Code::Io);
+        assert!(missing.to_string().starts_with("reading x: "), "{missing}");
+        let other = Error::io_other("reading y", "larger than 4 MiB");
+        assert_eq!(other.io_kind(), Some(io::ErrorKind::Other));
+        assert_eq!(other.to_string(), "reading y: larger than 4 MiB");
+        assert_eq!(Error::TryAgain("busy".into()).io_kind(), None);
     }
 }

@@ -103,10 +103,8 @@ impl LiveExecutor {
                     apply_run(Place::Pod(worker), run, policy, &self.surprise)
                 }
                 (Side::Pod, None) => {
-                    let error = Error::Io {
-                        what: "pod netns".to_string(),
-                        reason: "no pod netns path was given for pod ops".to_string(),
-                    };
+                    let error =
+                        Error::io_other("pod netns", "no pod netns path was given for pod ops");
                     fail_all(run.len(), policy, &error)
                 }
             }

@@ -8,7 +8,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +16,11 @@ use tracing::level_filters::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::{LogLevel, LogOptions};
-use crate::confined::{self, c_name};
+use nix::errno::Errno;
+use nix::fcntl::renameat;
+use nix::unistd::{unlinkat, UnlinkatFlags};
+
+use crate::confined;
 
 const BYTES_PER_MB: u64 = 1 << 20;
 const SECONDS_PER_DAY: u64 = 24 * 60 * 60;
@@ -81,22 +85,25 @@ impl RotatingFile {
         }
     }
 
-    fn rename(&self, from: u32, to: u32) {
+    /// Renames the rotation `from` to `to` in the log's directory (renameat follows no
+    /// link). A file another process moved first is not an error.
+    fn rename(&self, from: u32, to: u32) -> Result<(), Errno> {
         let (from, to) = (self.rotated(from), self.rotated(to));
         if !self.is_own(&from) || !self.is_free(&to) {
-            return;
+            return Ok(());
         }
-        if let (Ok(from), Ok(to)) = (c_name(&from), c_name(&to)) {
-            let dir = self.dir.as_raw_fd();
-            // SAFETY: valid directory fd and NUL-terminated names; renameat follows no link.
-            unsafe { libc::renameat(dir, from.as_ptr(), dir, to.as_ptr()) };
+        match renameat(&self.dir, from.as_os_str(), &self.dir, to.as_os_str()) {
+            Err(Errno::ENOENT) => Ok(()),
+            done => done,
         }
     }
 
-    fn remove(&self, name: &OsStr) {
-        if let Ok(c) = c_name(name) {
-            // SAFETY: a valid directory fd and a NUL-terminated name.
-            unsafe { libc::unlinkat(self.dir.as_raw_fd(), c.as_ptr(), 0) };
+    /// Removes `name` from the log's directory. A file another process removed first is
+    /// not an error.
+    fn remove(&self, name: &OsStr) -> Result<(), Errno> {
+        match unlinkat(&self.dir, name, UnlinkatFlags::NoRemoveDir) {
+            Err(Errno::ENOENT) => Ok(()),
+            done => done,
         }
     }
 
@@ -104,20 +111,25 @@ impl RotatingFile {
     /// files that are router's own are renamed or removed (a rotation's name may be held by
     /// someone else's file). Several plugin processes may race here: a rename that finds
     /// nothing is fine.
+    ///
+    /// A step the kernel refuses otherwise (a read-only or full file system) is passed over:
+    /// the file stays where it is, the next rotation tries again, and the event being
+    /// written still goes to the reopened log. It is not reported: this runs inside the log
+    /// writer, holding its lock, so an event about it would wait for itself.
     fn rotate(&self) -> io::Result<File> {
         let oldest = self.rotated(self.max_count);
         if self.is_own(&oldest) {
-            self.remove(&oldest);
+            let _passed_over = self.remove(&oldest);
         }
         for n in (0..self.max_count).rev() {
-            self.rename(n, n + 1);
+            let _passed_over = self.rename(n, n + 1);
         }
         for n in 1..=self.max_count {
             let name = self.rotated(n);
             let expired = confined::open_file(&self.dir, &name, None)
                 .is_ok_and(|f| is_older_than(&f, self.max_age) && is_routers_log(&f));
             if expired {
-                self.remove(&name);
+                let _passed_over = self.remove(&name);
             }
         }
         open_own(&self.dir, &self.name)

@@ -319,10 +319,7 @@ fn away_from_this_cpu(thread: &JoinHandle<()>) {
 
 /// A failure of the thread working in the netns at `path`.
 fn io_error(path: &Path, reason: &str) -> Error {
-    Error::Io {
-        what: format!("thread in netns {}", path.display()),
-        reason: reason.to_string(),
-    }
+    Error::io_other(format!("thread in netns {}", path.display()), reason)
 }
 
 /// Which netns the open netns file `file` refers to.
@@ -531,7 +528,8 @@ mod tests {
     }
 
     fn allowed_cpus() -> Result<usize> {
-        let allowed = sched_getaffinity(Pid::from_raw(0)).map_err(|e| Error::io("affinity", e))?;
+        let allowed =
+            sched_getaffinity(Pid::from_raw(0)).map_err(|e| Error::io("affinity", e.into()))?;
         Ok((0..CpuSet::count())
             .filter(|&cpu| allowed.is_set(cpu).unwrap_or(false))
             .count())
@@ -561,7 +559,7 @@ mod tests {
         let worker = worker_here();
         let err = worker.run(|| -> Result<()> { panic!("boom") }).unwrap_err();
         assert!(
-            matches!(&err, Error::Io { what, reason } if reason.contains("boom") && what.contains("/proc/self/ns/net")),
+            matches!(&err, Error::Io { what, reason, .. } if reason.contains("boom") && what.contains("/proc/self/ns/net")),
             "{err:?}"
         );
         assert_eq!(worker.run(|| Ok(1)).unwrap(), 1);
@@ -598,7 +596,7 @@ mod tests {
         };
         let err = thread.join().unwrap_err();
         assert!(
-            matches!(&err, Error::Io { what, reason } if reason.contains("boom") && what.contains("/proc/self/ns/net")),
+            matches!(&err, Error::Io { what, reason, .. } if reason.contains("boom") && what.contains("/proc/self/ns/net")),
             "{err:?}"
         );
     }

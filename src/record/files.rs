@@ -155,7 +155,7 @@ impl RecordStore for FileRecords {
         self.ensure_dir()?;
         let tmp = path.with_extension("json.tmp");
         let what = || format!("writing record {}", path.display());
-        let text = serde_json::to_vec_pretty(record).map_err(|e| Error::io(what(), e))?;
+        let text = serde_json::to_vec_pretty(record).map_err(|e| Error::io_other(what(), e))?;
         // Not through a link someone planted in data_dir: the rename below replaces the
         // name itself, and this open must not write elsewhere either.
         let mut file = fs::OpenOptions::new()

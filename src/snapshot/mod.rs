@@ -237,7 +237,7 @@ impl SnapshotSource for FileSnapshot {
                 .map(|m| ("pod", m))
                 .or(host_missing.map(|m| ("host", m)))
             {
-                return Err(Error::io(what(), unread_table(netns, &missing)));
+                return Err(Error::io_other(what(), unread_table(netns, &missing)));
             }
         }
         if let Some(pod) = state.pod.as_mut() {
