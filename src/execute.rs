@@ -4,9 +4,9 @@
 //! The in-memory kernel for tests is `testkit::ModelKernel`.
 //! Never plans: it applies what it is given, in order, and says what failed.
 
+use std::cell::Cell;
 use std::mem::discriminant;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -21,32 +21,59 @@ pub struct Failed {
     pub error: Error,
 }
 
-pub trait Executor {
-    /// Applies `ops` in order and stops at the first failure.
-    fn apply(&self, ops: &[Op]) -> std::result::Result<(), Failed>;
+/// How the kernel answered the ops of one apply. `Surprising` when an op was answered
+/// "already so" (EEXIST on an add, ENOENT/ESRCH on a delete, a delete whose device is gone)
+/// or was a route replace (which may take another route of the slot than the plan saw).
+/// As planned, every op's ACK says it took effect, and that is its verification; surprised,
+/// the reconciler reads again and re-plans. Executors that cannot tell answer `Surprising`:
+/// their callers then always verify.
+#[must_use]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Answers {
+    #[default]
+    AsPlanned,
+    Surprising,
+}
 
-    /// Applies every op it can, past failures (DEL is best effort); returns the failures.
-    fn apply_all(&self, ops: &[Op]) -> Vec<Failed> {
-        let mut failures = Vec::new();
-        for (index, op) in ops.iter().enumerate() {
-            if let Err(f) = self.apply(std::slice::from_ref(op)) {
-                failures.push(Failed {
-                    index,
-                    error: f.error,
-                });
-            }
-        }
-        failures
+impl Answers {
+    pub fn surprising(self) -> bool {
+        self == Answers::Surprising
     }
 
-    /// Whether the kernel surprised the executor since the last call (which clears it): an
-    /// op answered "already so" (EEXIST on an add, ENOENT/ESRCH on a delete, a delete whose
-    /// device is gone) or a route replace (which may take another route of the slot than
-    /// the plan saw). Without a surprise every op's ACK says it took effect, and that is
-    /// its verification (issue 14); with one, the reconciler reads again and re-plans.
-    /// Executors that cannot tell say true: their callers always verify.
-    fn take_surprise(&self) -> bool {
-        true
+    /// The answers of two applies together: surprising when either was.
+    pub fn and(self, other: Answers) -> Answers {
+        match self.surprising() || other.surprising() {
+            true => Answers::Surprising,
+            false => Answers::AsPlanned,
+        }
+    }
+}
+
+/// What a best-effort apply did: the ops that failed, and how the kernel answered the rest.
+#[must_use]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppliedAll {
+    pub failures: Vec<Failed>,
+    pub answers: Answers,
+}
+
+pub trait Executor {
+    /// Applies `ops` in order and stops at the first failure; says how the kernel answered.
+    fn apply(&self, ops: &[Op]) -> std::result::Result<Answers, Failed>;
+
+    /// Applies every op it can, past failures (DEL is best effort).
+    fn apply_all(&self, ops: &[Op]) -> AppliedAll {
+        let mut all = AppliedAll::default();
+        for (index, op) in ops.iter().enumerate() {
+            match self.apply(std::slice::from_ref(op)) {
+                Ok(answers) => all.answers = all.answers.and(answers),
+                Err(f) => all.failures.push(Failed {
+                    index,
+                    error: f.error,
+                }),
+            }
+        }
+        all
     }
 }
 
@@ -62,8 +89,6 @@ pub trait Executor {
 #[derive(Clone, Debug, Default)]
 pub struct LiveExecutor {
     pod: Option<Arc<NetnsWorker>>,
-    /// Set by any op that surprised (see [`Executor::take_surprise`]).
-    surprise: Arc<AtomicBool>,
 }
 
 /// Whether a failure ends the work (`apply`) or the rest is still tried (`apply_all`).
@@ -81,14 +106,12 @@ impl LiveExecutor {
 
     /// An executor applying pod ops on `pod`, the run's worker, shared with its snapshot.
     pub fn in_pod(pod: Option<Arc<NetnsWorker>>) -> LiveExecutor {
-        LiveExecutor {
-            pod,
-            surprise: Arc::default(),
-        }
+        LiveExecutor { pod }
     }
 
-    /// Applies `ops` as runs of one side each; failure indexes are into `ops`.
-    fn run(&self, ops: &[Op], policy: Policy) -> Vec<Failed> {
+    /// Applies `ops` as runs of one side each; failure indexes are into `ops`. Any op the
+    /// kernel answered otherwise than planned sets `surprise` (this call's own flag).
+    fn run(&self, ops: &[Op], policy: Policy, surprise: &Cell<bool>) -> Vec<Failed> {
         let same_side_end = |start: usize| {
             let side = ops[start].netns;
             ops[start..]
@@ -98,10 +121,8 @@ impl LiveExecutor {
         };
         in_chunks(ops, policy, same_side_end, |run| {
             match (run[0].netns, &self.pod) {
-                (Side::Host, _) => apply_run(Place::Here, run, policy, &self.surprise),
-                (Side::Pod, Some(worker)) => {
-                    apply_run(Place::Pod(worker), run, policy, &self.surprise)
-                }
+                (Side::Host, _) => apply_run(Place::Here, run, policy, surprise),
+                (Side::Pod, Some(worker)) => apply_run(Place::Pod(worker), run, policy, surprise),
                 (Side::Pod, None) => {
                     let error =
                         Error::io_other("pod netns", "no pod netns path was given for pod ops");
@@ -157,19 +178,32 @@ impl Place<'_> {
 }
 
 impl Executor for LiveExecutor {
-    fn apply(&self, ops: &[Op]) -> std::result::Result<(), Failed> {
-        match self.run(ops, Policy::StopAtFirst).into_iter().next() {
+    fn apply(&self, ops: &[Op]) -> std::result::Result<Answers, Failed> {
+        let surprise = Cell::new(false);
+        match self
+            .run(ops, Policy::StopAtFirst, &surprise)
+            .into_iter()
+            .next()
+        {
             Some(failed) => Err(failed),
-            None => Ok(()),
+            None => Ok(answers(&surprise)),
         }
     }
 
-    fn apply_all(&self, ops: &[Op]) -> Vec<Failed> {
-        self.run(ops, Policy::Continue)
+    fn apply_all(&self, ops: &[Op]) -> AppliedAll {
+        let surprise = Cell::new(false);
+        let failures = self.run(ops, Policy::Continue, &surprise);
+        AppliedAll {
+            failures,
+            answers: answers(&surprise),
+        }
     }
+}
 
-    fn take_surprise(&self) -> bool {
-        self.surprise.swap(false, Ordering::SeqCst)
+fn answers(surprise: &Cell<bool>) -> Answers {
+    match surprise.get() {
+        true => Answers::Surprising,
+        false => Answers::AsPlanned,
     }
 }
 
@@ -190,7 +224,7 @@ fn fail_all(len: usize, policy: Policy, error: &Error) -> Vec<Failed> {
 /// Applies a run of ops of one side in `place`: sysctls as files, the rest through the
 /// netlink handle, with at most one link dump for the run (when an op names a device).
 /// Failure indexes are into `ops`.
-fn apply_run(place: Place<'_>, ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
+fn apply_run(place: Place<'_>, ops: &[Op], policy: Policy, surprise: &Cell<bool>) -> Vec<Failed> {
     let is_sysctl = |op: &Op| matches!(op.change, Change::SetSysctl { .. });
     let same_kind_end = |start: usize| {
         let files = is_sysctl(&ops[start]);
@@ -209,7 +243,7 @@ fn apply_run(place: Place<'_>, ops: &[Op], policy: Policy, surprise: &AtomicBool
     })
 }
 
-fn apply_run_with(nl: &Netlink, ops: &[Op], policy: Policy, surprise: &AtomicBool) -> Vec<Failed> {
+fn apply_run_with(nl: &Netlink, ops: &[Op], policy: Policy, surprise: &Cell<bool>) -> Vec<Failed> {
     // Device names are resolved with the links of the read these ops were planned from
     // (this thread's latest), read again only when they lack one; a run that names no
     // device (the shared rule's, under the host lock) reads none.
@@ -391,10 +425,10 @@ fn in_replace(object: &str, error: Error) -> Error {
 }
 
 /// Logs an applied op and flags the answers that did not go as planned.
-fn note_answer(op: &Op, outcome: Outcome, surprise: &AtomicBool) {
+fn note_answer(op: &Op, outcome: Outcome, surprise: &Cell<bool>) {
     tracing::debug!(command = %op, ?outcome, "applied");
     if outcome == Outcome::AlreadySo || matches!(op.change, Change::ReplaceRoute { .. }) {
-        surprise.store(true, Ordering::SeqCst);
+        surprise.set(true);
     }
 }
 
@@ -406,7 +440,7 @@ fn apply_batch(
     links: &Links,
     batch: &[Op],
     policy: Policy,
-    surprise: &AtomicBool,
+    surprise: &Cell<bool>,
 ) -> Vec<Failed> {
     let mut results: Vec<Option<Result<Outcome>>> = Vec::with_capacity(batch.len());
     let mut writes = Vec::with_capacity(batch.len());
@@ -477,16 +511,12 @@ fn undo_after(
 }
 
 impl<T: Executor + ?Sized> Executor for std::sync::Arc<T> {
-    fn apply(&self, ops: &[Op]) -> std::result::Result<(), Failed> {
+    fn apply(&self, ops: &[Op]) -> std::result::Result<Answers, Failed> {
         (**self).apply(ops)
     }
 
-    fn apply_all(&self, ops: &[Op]) -> Vec<Failed> {
+    fn apply_all(&self, ops: &[Op]) -> AppliedAll {
         (**self).apply_all(ops)
-    }
-
-    fn take_surprise(&self) -> bool {
-        (**self).take_surprise()
     }
 }
 
@@ -565,7 +595,7 @@ mod tests {
         let failed = executor.apply(&ops).unwrap_err();
         assert_eq!(failed.index, 0);
         assert!(matches!(failed.error, Error::Io { .. }), "{failed:?}");
-        let failures = executor.apply_all(&ops);
+        let failures = executor.apply_all(&ops).failures;
         assert_eq!(
             failures.iter().map(|f| f.index).collect::<Vec<_>>(),
             vec![0, 1]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use router::error::Error;
-use router::execute::{Executor, Failed, LiveExecutor};
+use router::execute::{Answers, AppliedAll, Executor, Failed, LiveExecutor};
 use router::model::{
     ActualState, Change, Family, MacAddr, Neighbour, NeighbourKey, Op, Route, RouteScope, Rule,
     Side, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, ROUTER_PROTOCOL,
@@ -56,12 +56,17 @@ fn with_executor<T: Send + 'static>(
     run_in_netns(&host.path(), move || Ok(f(&executor))).unwrap()
 }
 
+/// Applies `ops` live; how the kernel answered is `apply_answered`'s.
 fn apply(t: &Topology, ops: &[Op]) -> Result<(), Failed> {
+    apply_answered(t, ops).map(|_answers| ())
+}
+
+fn apply_answered(t: &Topology, ops: &[Op]) -> Result<Answers, Failed> {
     let ops = ops.to_vec();
     with_executor(&t.host, Some(t.pod.path()), move |e| e.apply(&ops))
 }
 
-fn apply_all(t: &Topology, ops: &[Op]) -> Vec<Failed> {
+fn apply_all(t: &Topology, ops: &[Op]) -> AppliedAll {
     let ops = ops.to_vec();
     with_executor(&t.host, Some(t.pod.path()), move |e| e.apply_all(&ops))
 }
@@ -86,7 +91,7 @@ fn apply_like_the_model(t: &Topology, ops: &[Op]) -> ActualState {
     apply(t, ops).unwrap_or_else(|f| panic!("{f:?}"));
     let after = snapshot(t);
     let model = ModelKernel::new(before);
-    model.apply(ops).unwrap();
+    assert_eq!(model.apply(ops), Ok(Answers::AsPlanned));
     assert_same_objects(&after, &model.state());
     after
 }
@@ -586,7 +591,7 @@ fn the_kernel_holds_twins_that_differ_only_by_protocol() {
 // ---- idempotence and failures -----------------------------------------------------------
 
 #[test]
-fn applying_twice_and_deleting_what_is_gone_succeed() {
+fn applying_twice_and_deleting_what_is_gone_succeed_and_the_repeat_is_answered_as_a_surprise() {
     let t = topology();
     let adds = [
         add_route(Side::Pod, owned(POD_TABLE, "10.244.1.1/32", "eth0", None)),
@@ -608,9 +613,10 @@ fn applying_twice_and_deleting_what_is_gone_succeed() {
         ),
         add_neighbour(Side::Pod, neighbour("eth0", "fd00:10:244:1::1", GW_MAC)),
     ];
-    apply(&t, &adds).unwrap();
+    assert_eq!(apply_answered(&t, &adds), Ok(Answers::AsPlanned));
     let once = snapshot(&t);
-    apply(&t, &adds).unwrap();
+    // Every add found its object there already (EEXIST): "already so" is a surprise.
+    assert_eq!(apply_answered(&t, &adds), Ok(Answers::Surprising));
     assert_eq!(snapshot(&t), once);
 
     let [v4_rule, v6_rule] = topology_rules();
@@ -629,7 +635,7 @@ fn applying_twice_and_deleting_what_is_gone_succeed() {
     ];
     apply(&t, &dels).unwrap();
     let once = snapshot(&t);
-    apply(&t, &dels).unwrap();
+    assert_eq!(apply_answered(&t, &dels), Ok(Answers::Surprising));
     assert_eq!(snapshot(&t), once);
 }
 
@@ -698,7 +704,7 @@ fn a_kernel_refusal_in_a_batch_stops_there_and_undoes_the_later_ones() {
     );
 
     // apply_all goes on past it.
-    let failures = apply_all(&t, &ops);
+    let failures = apply_all(&t, &ops).failures;
     assert_eq!(
         failures.iter().map(|f| f.index).collect::<Vec<_>>(),
         vec![1]

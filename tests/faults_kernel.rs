@@ -21,7 +21,7 @@ use common::cni::*;
 use router::config::{parse_netconf, Config, PrevView};
 use router::conflict::NoConflicts;
 use router::error::{Code, Result};
-use router::execute::{Executor, Failed, LiveExecutor};
+use router::execute::{Answers, Executor, Failed, LiveExecutor};
 use router::model::{ActualState, AddInputs, Op, Side};
 use router::netns::NetnsWorker;
 use router::reconcile::{self, Attachment, World};
@@ -187,21 +187,22 @@ struct DeleteHostVethBeforeHostOps {
 }
 
 impl Executor for DeleteHostVethBeforeHostOps {
-    fn apply(&self, ops: &[Op]) -> std::result::Result<(), Failed> {
+    fn apply(&self, ops: &[Op]) -> std::result::Result<Answers, Failed> {
         let split = ops
             .iter()
             .position(|op| op.netns == Side::Host)
             .unwrap_or(ops.len());
-        self.inner.apply(&ops[..split])?;
+        let pod = self.inner.apply(&ops[..split])?;
         if split < ops.len() {
             let _ = Command::new("ip")
                 .args(["-n", &self.host, "link", "del", &self.veth])
                 .status();
         }
-        self.inner.apply(&ops[split..]).map_err(|f| Failed {
+        let host = self.inner.apply(&ops[split..]).map_err(|f| Failed {
             index: split + f.index,
             error: f.error,
-        })
+        })?;
+        Ok(pod.and(host))
     }
 }
 

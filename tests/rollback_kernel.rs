@@ -9,7 +9,7 @@ use common::cni::*;
 use router::config::{parse_netconf, PrevView};
 use router::conflict::NoConflicts;
 use router::error::Error;
-use router::execute::{Executor, Failed, LiveExecutor};
+use router::execute::{Answers, Executor, Failed, LiveExecutor};
 use router::model::{AddInputs, Op};
 use router::reconcile::{self, Attachment, World};
 use router::record::{FileRecords, RecordStore};
@@ -24,7 +24,8 @@ struct FaultAt {
 }
 
 impl Executor for FaultAt {
-    fn apply(&self, ops: &[Op]) -> Result<(), Failed> {
+    fn apply(&self, ops: &[Op]) -> Result<Answers, Failed> {
+        let mut answers = Answers::AsPlanned;
         for (index, op) in ops.iter().enumerate() {
             if self.seen.fetch_add(1, Ordering::SeqCst) == self.fail_at {
                 let error = Error::Kernel {
@@ -33,14 +34,16 @@ impl Executor for FaultAt {
                 };
                 return Err(Failed { index, error });
             }
-            self.inner
+            let answered = self
+                .inner
                 .apply(std::slice::from_ref(op))
                 .map_err(|f| Failed {
                     index,
                     error: f.error,
                 })?;
+            answers = answers.and(answered);
         }
-        Ok(())
+        Ok(answers)
     }
 }
 

@@ -138,7 +138,6 @@ fn apply_locked(
         // no DEL releases it from); nothing to verify.
         return Ok(outcome);
     }
-    world.executor.take_surprise();
     let own = own_ops(&prepared.plan);
     // Additions, then the shared rule under the lock, then the removals: moving P's default
     // out of main stays the last thing an ADD does.
@@ -152,21 +151,27 @@ fn apply_locked(
         undo_add(world, att, &prepared, &applied, error)
     };
     let addresses = prev.addresses_of(&att.ifname);
-    if let Err(failed) = phase("apply", || world.executor.apply(additions)) {
-        let error = explain_failure(additions.get(failed.index), failed.error, &addresses);
-        return Err(fail(&[&additions[..failed.index]], error.into()));
-    }
-    let shared = match ensure_shared_rule(world, &prepared.compiled.desired) {
+    let added = match phase("apply", || world.executor.apply(additions)) {
+        Ok(answers) => answers,
+        Err(failed) => {
+            let error = explain_failure(additions.get(failed.index), failed.error, &addresses);
+            return Err(fail(&[&additions[..failed.index]], error.into()));
+        }
+    };
+    let (shared, shared_answers) = match ensure_shared_rule(world, &prepared.compiled.desired) {
         Ok(shared) => shared,
         Err((applied, error)) => return Err(fail(&[additions, &applied], error.into())),
     };
-    if let Err(failed) = phase("apply", || world.executor.apply(removals)) {
-        let error = explain_failure(removals.get(failed.index), failed.error, &addresses);
-        let applied = [additions, &shared, &removals[..failed.index]];
-        return Err(fail(&applied, error.into()));
-    }
+    let removed = match phase("apply", || world.executor.apply(removals)) {
+        Ok(answers) => answers,
+        Err(failed) => {
+            let error = explain_failure(removals.get(failed.index), failed.error, &addresses);
+            let applied = [additions, &shared, &removals[..failed.index]];
+            return Err(fail(&applied, error.into()));
+        }
+    };
     outcome.applied = [additions, &shared, removals].concat();
-    if world.executor.take_surprise() {
+    if added.and(shared_answers).and(removed).surprising() {
         let verified = phase("verify", || {
             verify(config, att, prev, world, &mut outcome.applied)
         });
@@ -269,14 +274,13 @@ fn verify(
         }
         let own = own_ops(&again.plan);
         let own_applied = world.executor.apply(&own);
-        let done = own_applied
-            .as_ref()
-            .map_or_else(|f| f.index, |()| own.len());
+        let done = own_applied.as_ref().map_or_else(|f| f.index, |_| own.len());
         applied.extend_from_slice(&own[..done]);
-        own_applied.map_err(|failed| failed.error)?;
+        // Each round reads everything again, so how the kernel answered is not needed.
+        let _read_again_anyway = own_applied.map_err(|failed| failed.error)?;
         if again.plan.ops.iter().any(is_shared_rule_op) {
             let (ops, result) = match ensure_shared_rule(world, &again.compiled.desired) {
-                Ok(ops) => (ops, Ok(())),
+                Ok((ops, _)) => (ops, Ok(())),
                 Err((ops, error)) => (ops, Err(error)),
             };
             applied.extend(ops);

@@ -23,9 +23,8 @@ pub fn del(
     let reads = Reads::from(world);
     let mode = Mode::Del;
     let prepared = prepare_reading(mode, HostObjects::ThroughPodPeers, config, att, prev, reads)?;
-    world.executor.take_surprise();
     let own = own_ops(&prepared.plan);
-    let mut failures = phase("apply", || world.executor.apply_all(&own));
+    let own_applied = phase("apply", || world.executor.apply_all(&own));
     // Our routes are gone from host_rule_table: under the lock, the rule goes only when no
     // other attachment's owned route is left there (an ADD adds its routes before it takes
     // the lock to ensure the rule, so it is either seen here or re-adds the rule after).
@@ -34,13 +33,15 @@ pub fn del(
         false => None,
     };
     let shared = shared_rule_ops(world, &prepared.compiled.desired.host)?;
-    failures.extend(phase("apply", || world.executor.apply_all(&shared)));
+    let shared_applied = phase("apply", || world.executor.apply_all(&shared));
     drop(host);
+    let answers = own_applied.answers.and(shared_applied.answers);
+    let failures = [own_applied.failures, shared_applied.failures].concat();
     // Every removal ACKed as done leaves nothing owned that DEL could reach; a failure or
     // a surprise is proved by reading again. The shared rule is not judged there: it was
     // decided above, and a rule kept for a route another DEL removes since is that DEL's
     // to release.
-    if !failures.is_empty() || world.executor.take_surprise() {
+    if !failures.is_empty() || answers.surprising() {
         let mut after =
             prepare_reading(mode, HostObjects::ThroughPodPeers, config, att, prev, reads)?;
         after.plan.ops.retain(|op| !is_shared_rule_op(op));

@@ -53,7 +53,9 @@ fn release_unused_rule(world: &World<'_>, host: &DesiredNetns) {
         ownership: Ownership::releasing(host.present.rules.keys().cloned().collect()),
         ..DesiredNetns::default()
     };
-    let released = shared_rule_ops(world, &release).map(|ops| world.executor.apply_all(&ops));
+    // A rollback reads nothing again (best effort), so how the kernel answered is not used.
+    let released =
+        shared_rule_ops(world, &release).map(|ops| world.executor.apply_all(&ops).failures);
     match released {
         Ok(failures) => failures.iter().for_each(
             |f| tracing::warn!(error = %f.error, "rollback could not release the shared rule"),
@@ -81,7 +83,8 @@ fn pod_gone_or(world: &World<'_>, prepared: &Prepared, error: Failure) -> Failur
 /// Undoes applied ops in reverse, best effort: the failure being reported matters more.
 fn roll_back(world: &World<'_>, applied: &[Op]) {
     let undo: Vec<Op> = applied.iter().rev().flat_map(Op::inverse).collect();
-    for failure in world.executor.apply_all(&undo) {
+    // Best effort, read again by nothing: how the kernel answered is not used.
+    for failure in world.executor.apply_all(&undo).failures {
         tracing::warn!(error = %failure.error, "rollback step failed");
     }
 }

@@ -4,6 +4,7 @@
 
 use super::World;
 use crate::error::{Error, Result};
+use crate::execute::Answers;
 use crate::logging::phase;
 use crate::model::{DesiredNetns, DesiredState, Op};
 use crate::plan::plan_shared_rule;
@@ -37,18 +38,19 @@ pub(super) fn shared_rule_ops(world: &World<'_>, desired: &DesiredNetns) -> Resu
 
 /// Under the host lock, held for nothing else: reads the host's rules and adds the shared
 /// rule when it is absent (after this run's routes are in its table: ARCHITECTURE
-/// "Ordering"). Returns the ops applied, or those applied before an error and the error.
+/// "Ordering"). Returns the ops applied and how the kernel answered them, or those applied
+/// before an error and the error.
 pub(super) fn ensure_shared_rule(
     world: &World<'_>,
     desired: &DesiredState,
-) -> std::result::Result<Vec<Op>, (Vec<Op>, Error)> {
+) -> std::result::Result<(Vec<Op>, Answers), (Vec<Op>, Error)> {
     if !uses_shared_rule(desired) {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Answers::AsPlanned));
     }
     let _lock = world.host.lock_host().map_err(|e| (Vec::new(), e))?;
     let shared = shared_rule_ops(world, &desired.host).map_err(|e| (Vec::new(), e))?;
     match phase("apply", || world.executor.apply(&shared)) {
-        Ok(()) => Ok(shared),
+        Ok(answers) => Ok((shared, answers)),
         Err(failed) => Err((shared[..failed.index].to_vec(), failed.error)),
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::execute::{Executor, Failed};
+use crate::execute::{Answers, Executor, Failed};
 use crate::model::{ActualState, Op};
 use crate::snapshot::{SnapshotRequest, SnapshotSource};
 
@@ -58,7 +58,7 @@ impl SnapshotSource for ModelKernel {
 }
 
 impl Executor for ModelKernel {
-    fn apply(&self, ops: &[Op]) -> std::result::Result<(), Failed> {
+    fn apply(&self, ops: &[Op]) -> std::result::Result<Answers, Failed> {
         for (index, op) in ops.iter().enumerate() {
             let fail = |error| Failed { index, error };
             let mut applied = self.applied.lock().map_err(|_| fail(poisoned()))?;
@@ -77,11 +77,7 @@ impl Executor for ModelKernel {
                 .map_err(|_| fail(poisoned()))?
                 .apply(std::slice::from_ref(op));
         }
-        Ok(())
-    }
-
-    /// The model applies exactly the ops it is given.
-    fn take_surprise(&self) -> bool {
-        false
+        // The model applies exactly the ops it is given.
+        Ok(Answers::AsPlanned)
     }
 }
