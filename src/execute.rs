@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::model::{Change, Op, Route, Side};
+use crate::model::{ActualState, Change, NetnsState, Op, Route, Side};
 use crate::netlink::{Links, Netlink, Outcome, Write};
 use crate::netns::{self, NetnsWorker};
 
@@ -57,15 +57,19 @@ pub struct AppliedAll {
     pub answers: Answers,
 }
 
+/// Applies ops. `planned_from` is the state the ops were planned from: its links name the
+/// devices the ops use (netlink names a device by its index), so applying needs no read of
+/// its own unless an op names a device that state lacks.
 pub trait Executor {
     /// Applies `ops` in order and stops at the first failure; says how the kernel answered.
-    fn apply(&self, ops: &[Op]) -> std::result::Result<Answers, Failed>;
+    fn apply(&self, ops: &[Op], planned_from: &ActualState)
+        -> std::result::Result<Answers, Failed>;
 
     /// Applies every op it can, past failures (DEL is best effort).
-    fn apply_all(&self, ops: &[Op]) -> AppliedAll {
+    fn apply_all(&self, ops: &[Op], planned_from: &ActualState) -> AppliedAll {
         let mut all = AppliedAll::default();
         for (index, op) in ops.iter().enumerate() {
-            match self.apply(std::slice::from_ref(op)) {
+            match self.apply(std::slice::from_ref(op), planned_from) {
                 Ok(answers) => all.answers = all.answers.and(answers),
                 Err(f) => all.failures.push(Failed {
                     index,
@@ -109,9 +113,16 @@ impl LiveExecutor {
         LiveExecutor { pod }
     }
 
-    /// Applies `ops` as runs of one side each; failure indexes are into `ops`. Any op the
-    /// kernel answered otherwise than planned sets `surprise` (this call's own flag).
-    fn run(&self, ops: &[Op], policy: Policy, surprise: &Cell<bool>) -> Vec<Failed> {
+    /// Applies `ops` as runs of one side each, naming devices with the links of
+    /// `planned_from`; failure indexes are into `ops`. Any op the kernel answered otherwise
+    /// than planned sets `surprise` (this call's own flag).
+    fn run(
+        &self,
+        ops: &[Op],
+        planned_from: &ActualState,
+        policy: Policy,
+        surprise: &Cell<bool>,
+    ) -> Vec<Failed> {
         let same_side_end = |start: usize| {
             let side = ops[start].netns;
             ops[start..]
@@ -121,8 +132,14 @@ impl LiveExecutor {
         };
         in_chunks(ops, policy, same_side_end, |run| {
             match (run[0].netns, &self.pod) {
-                (Side::Host, _) => apply_run(Place::Here, run, policy, surprise),
-                (Side::Pod, Some(worker)) => apply_run(Place::Pod(worker), run, policy, surprise),
+                (Side::Host, _) => {
+                    let named = Named(Some(&planned_from.host));
+                    apply_run(Place::Here, run, named, policy, surprise)
+                }
+                (Side::Pod, Some(worker)) => {
+                    let named = Named(planned_from.pod.as_ref());
+                    apply_run(Place::Pod(worker), run, named, policy, surprise)
+                }
                 (Side::Pod, None) => {
                     let error =
                         Error::io_other("pod netns", "no pod netns path was given for pod ops");
@@ -178,21 +195,22 @@ impl Place<'_> {
 }
 
 impl Executor for LiveExecutor {
-    fn apply(&self, ops: &[Op]) -> std::result::Result<Answers, Failed> {
+    fn apply(
+        &self,
+        ops: &[Op],
+        planned_from: &ActualState,
+    ) -> std::result::Result<Answers, Failed> {
         let surprise = Cell::new(false);
-        match self
-            .run(ops, Policy::StopAtFirst, &surprise)
-            .into_iter()
-            .next()
-        {
+        let failures = self.run(ops, planned_from, Policy::StopAtFirst, &surprise);
+        match failures.into_iter().next() {
             Some(failed) => Err(failed),
             None => Ok(answers(&surprise)),
         }
     }
 
-    fn apply_all(&self, ops: &[Op]) -> AppliedAll {
+    fn apply_all(&self, ops: &[Op], planned_from: &ActualState) -> AppliedAll {
         let surprise = Cell::new(false);
-        let failures = self.run(ops, Policy::Continue, &surprise);
+        let failures = self.run(ops, planned_from, Policy::Continue, &surprise);
         AppliedAll {
             failures,
             answers: answers(&surprise),
@@ -224,7 +242,13 @@ fn fail_all(len: usize, policy: Policy, error: &Error) -> Vec<Failed> {
 /// Applies a run of ops of one side in `place`: sysctls as files, the rest through the
 /// netlink handle, with at most one link dump for the run (when an op names a device).
 /// Failure indexes are into `ops`.
-fn apply_run(place: Place<'_>, ops: &[Op], policy: Policy, surprise: &Cell<bool>) -> Vec<Failed> {
+fn apply_run(
+    place: Place<'_>,
+    ops: &[Op],
+    named: Named<'_>,
+    policy: Policy,
+    surprise: &Cell<bool>,
+) -> Vec<Failed> {
     let is_sysctl = |op: &Op| matches!(op.change, Change::SetSysctl { .. });
     let same_kind_end = |start: usize| {
         let files = is_sysctl(&ops[start]);
@@ -237,21 +261,46 @@ fn apply_run(place: Place<'_>, ops: &[Op], policy: Policy, surprise: &Cell<bool>
         match is_sysctl(&chunk[0]) {
             true => place.write_sysctls(chunk, policy),
             false => place
-                .netlink(|nl| Ok(apply_run_with(nl, chunk, policy, surprise)))
+                .netlink(|nl| Ok(apply_run_with(nl, chunk, named, policy, surprise)))
                 .unwrap_or_else(|error| fail_all(chunk.len(), policy, &error)),
         }
     })
 }
 
-fn apply_run_with(nl: &Netlink, ops: &[Op], policy: Policy, surprise: &Cell<bool>) -> Vec<Failed> {
-    // Device names are resolved with the links of the read these ops were planned from
-    // (this thread's latest), read again only when they lack one; a run that names no
-    // device (the shared rule's, under the host lock) reads none.
+/// The links of one side of the state the ops were planned from (None: that side was not
+/// read, or its netns is gone).
+#[derive(Clone, Copy)]
+struct Named<'a>(Option<&'a NetnsState>);
+
+impl Named<'_> {
+    /// Links naming every one of `devices`: those of the planned-from state when it holds
+    /// them all, else the links read now (a device made since that read). A run that
+    /// names no device (the shared rule's, under the host lock) reads none.
+    fn links_for(self, nl: &Netlink, devices: &[&str]) -> Result<Links> {
+        let planned = self.0.map(|state| &state.links);
+        match planned {
+            Some(links) if devices.iter().all(|dev| links.contains_key(*dev)) => Ok(Links {
+                links: links.clone(),
+                ..Links::default()
+            }),
+            _ if devices.is_empty() => Ok(Links::default()),
+            _ => nl.link_names(),
+        }
+    }
+}
+
+fn apply_run_with(
+    nl: &Netlink,
+    ops: &[Op],
+    named: Named<'_>,
+    policy: Policy,
+    surprise: &Cell<bool>,
+) -> Vec<Failed> {
     let devices: Vec<&str> = ops
         .iter()
         .flat_map(|op| devices_named(&op.change))
         .collect();
-    let links = match nl.links_naming(&devices) {
+    let links = match named.links_for(nl, &devices) {
         Ok(links) => links,
         Err(error) => return fail_all(ops.len(), policy, &error),
     };
@@ -511,12 +560,16 @@ fn undo_after(
 }
 
 impl<T: Executor + ?Sized> Executor for std::sync::Arc<T> {
-    fn apply(&self, ops: &[Op]) -> std::result::Result<Answers, Failed> {
-        (**self).apply(ops)
+    fn apply(
+        &self,
+        ops: &[Op],
+        planned_from: &ActualState,
+    ) -> std::result::Result<Answers, Failed> {
+        (**self).apply(ops, planned_from)
     }
 
-    fn apply_all(&self, ops: &[Op]) -> AppliedAll {
-        (**self).apply_all(ops)
+    fn apply_all(&self, ops: &[Op], planned_from: &ActualState) -> AppliedAll {
+        (**self).apply_all(ops, planned_from)
     }
 }
 
@@ -592,10 +645,10 @@ mod tests {
         let executor = LiveExecutor::new(None);
         // Host ops first would touch this process's netns: only pod ops here.
         let ops = [rule_op(Side::Pod, 1), rule_op(Side::Pod, 2)];
-        let failed = executor.apply(&ops).unwrap_err();
+        let failed = executor.apply(&ops, &ActualState::default()).unwrap_err();
         assert_eq!(failed.index, 0);
         assert!(matches!(failed.error, Error::Io { .. }), "{failed:?}");
-        let failures = executor.apply_all(&ops).failures;
+        let failures = executor.apply_all(&ops, &ActualState::default()).failures;
         assert_eq!(
             failures.iter().map(|f| f.index).collect::<Vec<_>>(),
             vec![0, 1]

@@ -56,19 +56,24 @@ fn with_executor<T: Send + 'static>(
     run_in_netns(&host.path(), move || Ok(f(&executor))).unwrap()
 }
 
-/// Applies `ops` live; how the kernel answered is `apply_answered`'s.
+/// Applies `ops` live, planned from no read: the executor reads the links its ops name.
+/// How the kernel answered is `apply_answered`'s.
 fn apply(t: &Topology, ops: &[Op]) -> Result<(), Failed> {
-    apply_answered(t, ops).map(|_answers| ())
+    apply_answered(t, ops, &ActualState::default()).map(|_answers| ())
 }
 
-fn apply_answered(t: &Topology, ops: &[Op]) -> Result<Answers, Failed> {
-    let ops = ops.to_vec();
-    with_executor(&t.host, Some(t.pod.path()), move |e| e.apply(&ops))
+fn apply_answered(t: &Topology, ops: &[Op], planned_from: &ActualState) -> Result<Answers, Failed> {
+    let (ops, planned_from) = (ops.to_vec(), planned_from.clone());
+    with_executor(&t.host, Some(t.pod.path()), move |e| {
+        e.apply(&ops, &planned_from)
+    })
 }
 
 fn apply_all(t: &Topology, ops: &[Op]) -> AppliedAll {
     let ops = ops.to_vec();
-    with_executor(&t.host, Some(t.pod.path()), move |e| e.apply_all(&ops))
+    with_executor(&t.host, Some(t.pod.path()), move |e| {
+        e.apply_all(&ops, &ActualState::default())
+    })
 }
 
 /// The reconciled objects of both netns must be equal (links are facts, not compared).
@@ -84,14 +89,15 @@ fn assert_same_objects(actual: &ActualState, expected: &ActualState) {
     }
 }
 
-/// Applies `ops` live, and to the model kernel from the snapshot taken before: both must
-/// end with the same objects. Returns the live state after.
+/// Applies `ops` live (their devices named by the snapshot taken before), and to the model
+/// kernel from that snapshot: both must end with the same objects. Returns the live state
+/// after.
 fn apply_like_the_model(t: &Topology, ops: &[Op]) -> ActualState {
     let before = snapshot(t);
-    apply(t, ops).unwrap_or_else(|f| panic!("{f:?}"));
+    let _answers = apply_answered(t, ops, &before).unwrap_or_else(|f| panic!("{f:?}"));
     let after = snapshot(t);
-    let model = ModelKernel::new(before);
-    assert_eq!(model.apply(ops), Ok(Answers::AsPlanned));
+    let model = ModelKernel::new(before.clone());
+    assert_eq!(model.apply(ops, &before), Ok(Answers::AsPlanned));
     assert_same_objects(&after, &model.state());
     after
 }
@@ -613,10 +619,11 @@ fn applying_twice_and_deleting_what_is_gone_succeed_and_the_repeat_is_answered_a
         ),
         add_neighbour(Side::Pod, neighbour("eth0", "fd00:10:244:1::1", GW_MAC)),
     ];
-    assert_eq!(apply_answered(&t, &adds), Ok(Answers::AsPlanned));
+    let nothing = ActualState::default();
+    assert_eq!(apply_answered(&t, &adds, &nothing), Ok(Answers::AsPlanned));
     let once = snapshot(&t);
     // Every add found its object there already (EEXIST): "already so" is a surprise.
-    assert_eq!(apply_answered(&t, &adds), Ok(Answers::Surprising));
+    assert_eq!(apply_answered(&t, &adds, &nothing), Ok(Answers::Surprising));
     assert_eq!(snapshot(&t), once);
 
     let [v4_rule, v6_rule] = topology_rules();
@@ -635,7 +642,7 @@ fn applying_twice_and_deleting_what_is_gone_succeed_and_the_repeat_is_answered_a
     ];
     apply(&t, &dels).unwrap();
     let once = snapshot(&t);
-    assert_eq!(apply_answered(&t, &dels), Ok(Answers::Surprising));
+    assert_eq!(apply_answered(&t, &dels, &nothing), Ok(Answers::Surprising));
     assert_eq!(snapshot(&t), once);
 }
 
@@ -723,7 +730,10 @@ fn a_pod_netns_that_is_gone_or_not_given_is_an_io_error_at_the_first_pod_op() {
         add_rule(Side::Host, host_rule.clone()),
     ];
     let for_gone = ops.clone();
-    let failed = with_executor(&host, Some(gone.clone()), move |e| e.apply(&for_gone)).unwrap_err();
+    let failed = with_executor(&host, Some(gone.clone()), move |e| {
+        e.apply(&for_gone, &ActualState::default())
+    })
+    .unwrap_err();
     assert_eq!(failed.index, 1);
     let shown = gone.display().to_string();
     assert!(
@@ -731,7 +741,8 @@ fn a_pod_netns_that_is_gone_or_not_given_is_an_io_error_at_the_first_pod_op() {
         "{failed:?}"
     );
 
-    let failed = with_executor(&host, None, move |e| e.apply(&ops)).unwrap_err();
+    let failed =
+        with_executor(&host, None, move |e| e.apply(&ops, &ActualState::default())).unwrap_err();
     assert_eq!(failed.index, 1);
     assert!(matches!(failed.error, Error::Io { .. }), "{failed:?}");
 }
@@ -865,11 +876,11 @@ fn a_thousand_routes_are_added_and_removed_quickly() {
     assert!(took_del < Duration::from_secs(5), "{took_del:?}");
 }
 
-/// A run's writes name devices with the links its thread's latest read found (no link dump
+/// Writes name devices with the links of the read the ops were planned from (no link dump
 /// of their own); a device that appeared since that read is looked up afresh, so the write
 /// lands on it instead of failing for a device "not in this netns".
 #[test]
-fn writes_name_devices_from_the_last_read_and_read_links_again_for_a_new_one() {
+fn writes_name_devices_from_the_planned_from_read_and_read_links_again_for_a_new_one() {
     let t = topology();
     let host = t.host.name.clone();
     let route = owned(HOST_TABLE, "192.168.80.2/32", "vlate", None);
@@ -887,9 +898,10 @@ fn writes_name_devices_from_the_last_read_and_read_links_again_for_a_new_one() {
             ],
         );
         run("ip", &["-n", &host, "link", "set", "vlate", "up"]);
+        let planned_from = before.clone().unwrap_or_default();
         (
             before.map(|s| s.host.links.contains_key("vlate")),
-            executor.apply(&ops),
+            executor.apply(&ops, &planned_from),
         )
     });
     assert_eq!(applied.0.ok(), Some(false), "the read came before the link");

@@ -187,21 +187,28 @@ struct DeleteHostVethBeforeHostOps {
 }
 
 impl Executor for DeleteHostVethBeforeHostOps {
-    fn apply(&self, ops: &[Op]) -> std::result::Result<Answers, Failed> {
+    fn apply(
+        &self,
+        ops: &[Op],
+        planned_from: &ActualState,
+    ) -> std::result::Result<Answers, Failed> {
         let split = ops
             .iter()
             .position(|op| op.netns == Side::Host)
             .unwrap_or(ops.len());
-        let pod = self.inner.apply(&ops[..split])?;
+        let pod = self.inner.apply(&ops[..split], planned_from)?;
         if split < ops.len() {
             let _ = Command::new("ip")
                 .args(["-n", &self.host, "link", "del", &self.veth])
                 .status();
         }
-        let host = self.inner.apply(&ops[split..]).map_err(|f| Failed {
-            index: split + f.index,
-            error: f.error,
-        })?;
+        let host = self
+            .inner
+            .apply(&ops[split..], planned_from)
+            .map_err(|f| Failed {
+                index: split + f.index,
+                error: f.error,
+            })?;
         Ok(pod.and(host))
     }
 }

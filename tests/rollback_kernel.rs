@@ -10,7 +10,7 @@ use router::config::{parse_netconf, PrevView};
 use router::conflict::NoConflicts;
 use router::error::Error;
 use router::execute::{Answers, Executor, Failed, LiveExecutor};
-use router::model::{AddInputs, Op};
+use router::model::{ActualState, AddInputs, Op};
 use router::reconcile::{self, Attachment, World};
 use router::record::{FileRecords, RecordStore};
 use router::snapshot::LiveSnapshot;
@@ -24,7 +24,7 @@ struct FaultAt {
 }
 
 impl Executor for FaultAt {
-    fn apply(&self, ops: &[Op]) -> Result<Answers, Failed> {
+    fn apply(&self, ops: &[Op], planned_from: &ActualState) -> Result<Answers, Failed> {
         let mut answers = Answers::AsPlanned;
         for (index, op) in ops.iter().enumerate() {
             if self.seen.fetch_add(1, Ordering::SeqCst) == self.fail_at {
@@ -36,7 +36,7 @@ impl Executor for FaultAt {
             }
             let answered = self
                 .inner
-                .apply(std::slice::from_ref(op))
+                .apply(std::slice::from_ref(op), planned_from)
                 .map_err(|f| Failed {
                     index,
                     error: f.error,

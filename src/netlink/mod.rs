@@ -43,14 +43,11 @@ pub use write::{Outcome, Write};
 /// tokio runtime: every call blocks the calling thread until the kernel has answered. Its
 /// one socket carries the writes, the single requests and the dumps, in order. A thread
 /// keeps one per netns it talks to (`on_this_thread`, `in_netns`), with the links its last
-/// read there found (`known`). Must not be used from inside an async context.
+/// Holds no state of what it read: whoever writes names the links its devices are
+/// in. Must not be used from inside an async context.
 pub struct Netlink {
     rt: tokio::runtime::Runtime,
     connection: ConnectionHandle<RouteNetlinkMessage>,
-    /// The links this handle's latest read found: what writes name devices with, and what
-    /// later reads of the same run name routes with, without a link dump of their own
-    /// (see `links_naming`, `read_naming_any`).
-    known: RefCell<Option<Rc<Links>>>,
 }
 
 /// A connection opened in some netns, not yet a thread's handle: what a thread inside a
@@ -149,7 +146,6 @@ impl From<Opened> for Netlink {
         Netlink {
             rt: opened.rt,
             connection: opened.connection,
-            known: RefCell::new(None),
         }
     }
 }

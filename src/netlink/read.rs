@@ -1,10 +1,8 @@
 //! netlink::read: what one read of a netns asks for (`Reads`) and gives (`Read`): the
-//! dumps it needs (`dump`), decoded once all have arrived, and the links the thread's
-//! latest read found, which name devices for its writes and later reads. It must not
-//! decide which objects a caller needs nor filter by ownership.
+//! dumps it needs (`dump`), decoded once all have arrived. It keeps nothing of what it
+//! read, and must not decide which objects a caller needs nor filter by ownership.
 
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 
 use ipnet::IpNet;
 use netlink_packet_route::address::AddressMessage;
@@ -146,33 +144,17 @@ impl Netlink {
         Ok(self.read(&reads)?.links)
     }
 
-    /// Links that name every one of `devices`: the links this thread's latest read found
-    /// when they hold them all (a run's writes follow the read they were planned from, on
-    /// the same thread), else the links read now. Without devices, none are read.
-    pub fn links_naming(&self, devices: &[&str]) -> Result<Rc<Links>> {
-        if let Some(known) = self.known.borrow().as_ref() {
-            if devices.iter().all(|dev| known.links.contains_key(*dev)) {
-                return Ok(Rc::clone(known));
-            }
-        }
-        if devices.is_empty() {
-            return Ok(Rc::default());
-        }
-        self.fresh_link_names()
-    }
-
-    /// Like [`Netlink::read`] without `links` and without reading any: devices are named
-    /// with the links this thread's latest read found, and a device those lack by its
-    /// index as iproute2 names it (`if<N>`). For a read whose answer does not depend on
-    /// devices (whether an owned route is left in a table), where reading every link of a
-    /// node with many pods would cost more than the rest (`Read::links` stays empty).
-    pub fn read_naming_any(&self, reads: &Reads) -> Result<Read> {
+    /// Like [`Netlink::read`] without `links` and without reading any: every device is
+    /// named by its index as iproute2 names it (`if<N>`). For a read whose answer does not
+    /// depend on devices (whether an owned route is left in a table), where reading every
+    /// link of a node with many pods would cost more than the rest (`Read::links` stays
+    /// empty).
+    pub fn read_naming_by_index(&self, reads: &Reads) -> Result<Read> {
         let reads = Reads {
             links: false,
             ..reads.clone()
         };
-        let known = self.known.borrow().clone().unwrap_or_default();
-        self.read_with(&reads, Some(&known), Unknown::NamedByIndex)
+        self.read_with(&reads, Some(&Links::default()), Unknown::NamedByIndex)
     }
 
     /// Every interface address, with the name of its link where the kernel gives it
@@ -211,21 +193,13 @@ impl Netlink {
         Ok(links_from(&messages, &[]))
     }
 
-    /// Takes `links` as what this thread's latest read found (a read assembled from single
-    /// requests): later writes and reads name devices with them.
-    pub fn remember_links(&self, links: Links) {
-        *self.known.borrow_mut() = Some(Rc::new(links));
-    }
-
     /// The links (kind, peer, MAC) without their addresses, read now: enough to name
-    /// devices, one dump instead of two. They become the thread's known links.
-    fn fresh_link_names(&self) -> Result<Rc<Links>> {
+    /// devices, one dump instead of two.
+    pub fn link_names(&self) -> Result<Links> {
         let dump = link_dump();
         let answers = self.dump_all(std::slice::from_ref(&dump))?;
         let links = answers.first().map_or(&[][..], Vec::as_slice);
-        let links = Rc::new(links_from(links, &[]));
-        *self.known.borrow_mut() = Some(Rc::clone(&links));
-        Ok(links)
+        Ok(links_from(links, &[]))
     }
 
     fn read_with(&self, reads: &Reads, known: Option<&Links>, unknown: Unknown) -> Result<Read> {
@@ -243,7 +217,6 @@ impl Netlink {
         }
         if known.is_none() && reads.links {
             read.links = links_from(links, addresses);
-            *self.known.borrow_mut() = Some(Rc::new(read.links.clone()));
         }
         let mut names = known.unwrap_or(&read.links).names_by_index();
         if unknown == Unknown::NamedByIndex {

@@ -151,7 +151,9 @@ fn apply_locked(
         undo_add(world, att, &prepared, &applied, error)
     };
     let addresses = prev.addresses_of(&att.ifname);
-    let added = match phase("apply", || world.executor.apply(additions)) {
+    let added = match phase("apply", || {
+        world.executor.apply(additions, &prepared.actual)
+    }) {
         Ok(answers) => answers,
         Err(failed) => {
             let error = explain_failure(additions.get(failed.index), failed.error, &addresses);
@@ -162,7 +164,7 @@ fn apply_locked(
         Ok(shared) => shared,
         Err((applied, error)) => return Err(fail(&[additions, &applied], error.into())),
     };
-    let removed = match phase("apply", || world.executor.apply(removals)) {
+    let removed = match phase("apply", || world.executor.apply(removals, &prepared.actual)) {
         Ok(answers) => answers,
         Err(failed) => {
             let error = explain_failure(removals.get(failed.index), failed.error, &addresses);
@@ -273,7 +275,7 @@ fn verify(
             return Ok(());
         }
         let own = own_ops(&again.plan);
-        let own_applied = world.executor.apply(&own);
+        let own_applied = world.executor.apply(&own, &again.actual);
         let done = own_applied.as_ref().map_or_else(|f| f.index, |_| own.len());
         applied.extend_from_slice(&own[..done]);
         // Each round reads everything again, so how the kernel answered is not needed.

@@ -24,7 +24,7 @@ pub fn del(
     let mode = Mode::Del;
     let prepared = prepare_reading(mode, HostObjects::ThroughPodPeers, config, att, prev, reads)?;
     let own = own_ops(&prepared.plan);
-    let own_applied = phase("apply", || world.executor.apply_all(&own));
+    let own_applied = phase("apply", || world.executor.apply_all(&own, &prepared.actual));
     // Our routes are gone from host_rule_table: under the lock, the rule goes only when no
     // other attachment's owned route is left there (an ADD adds its routes before it takes
     // the lock to ensure the rule, so it is either seen here or re-adds the rule after).
@@ -32,8 +32,8 @@ pub fn del(
         true => Some(world.host.lock_host()?),
         false => None,
     };
-    let shared = shared_rule_ops(world, &prepared.compiled.desired.host)?;
-    let shared_applied = phase("apply", || world.executor.apply_all(&shared));
+    let (shared, read) = shared_rule_ops(world, &prepared.compiled.desired.host)?;
+    let shared_applied = phase("apply", || world.executor.apply_all(&shared, &read));
     drop(host);
     let answers = own_applied.answers.and(shared_applied.answers);
     let failures = [own_applied.failures, shared_applied.failures].concat();

@@ -5,7 +5,7 @@
 use super::shared_rule::{shared_rule_ops, uses_shared_rule};
 use super::{Attachment, Failure, Prepared, World};
 use crate::error::Error;
-use crate::model::{DesiredNetns, Op, Ownership, Record, Side};
+use crate::model::{ActualState, DesiredNetns, Op, Ownership, Record, Side};
 use crate::plan::is_shared_rule_op;
 
 /// A failed ADD: what it applied is undone in reverse and the record restored. When it
@@ -37,7 +37,7 @@ pub(super) fn undo_add(
         .filter(|op| !is_shared_rule_op(op))
         .cloned()
         .collect();
-    roll_back(world, &own);
+    roll_back(world, &own, &prepared.actual);
     if lock.is_some() {
         release_unused_rule(world, &prepared.compiled.desired.host);
     }
@@ -54,8 +54,8 @@ fn release_unused_rule(world: &World<'_>, host: &DesiredNetns) {
         ..DesiredNetns::default()
     };
     // A rollback reads nothing again (best effort), so how the kernel answered is not used.
-    let released =
-        shared_rule_ops(world, &release).map(|ops| world.executor.apply_all(&ops).failures);
+    let released = shared_rule_ops(world, &release)
+        .map(|(ops, read)| world.executor.apply_all(&ops, &read).failures);
     match released {
         Ok(failures) => failures.iter().for_each(
             |f| tracing::warn!(error = %f.error, "rollback could not release the shared rule"),
@@ -81,10 +81,11 @@ fn pod_gone_or(world: &World<'_>, prepared: &Prepared, error: Failure) -> Failur
 }
 
 /// Undoes applied ops in reverse, best effort: the failure being reported matters more.
-fn roll_back(world: &World<'_>, applied: &[Op]) {
+/// The undo ops name the devices of the ops they undo: those of `planned_from`.
+fn roll_back(world: &World<'_>, applied: &[Op], planned_from: &ActualState) {
     let undo: Vec<Op> = applied.iter().rev().flat_map(Op::inverse).collect();
     // Best effort, read again by nothing: how the kernel answered is not used.
-    for failure in world.executor.apply_all(&undo).failures {
+    for failure in world.executor.apply_all(&undo, planned_from).failures {
         tracing::warn!(error = %failure.error, "rollback step failed");
     }
 }

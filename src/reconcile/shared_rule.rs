@@ -6,7 +6,7 @@ use super::World;
 use crate::error::{Error, Result};
 use crate::execute::Answers;
 use crate::logging::phase;
-use crate::model::{DesiredNetns, DesiredState, Op};
+use crate::model::{ActualState, DesiredNetns, DesiredState, Op};
 use crate::plan::plan_shared_rule;
 use crate::snapshot::{HostObjects, SnapshotRequest};
 
@@ -18,11 +18,14 @@ pub(super) fn uses_shared_rule(desired: &DesiredState) -> bool {
 
 /// The shared rule's ops, from a read made now (the caller holds the host lock) of the
 /// host's rules and, when the rule is to be released once unused, the owned routes of the
-/// tables it looks up.
-pub(super) fn shared_rule_ops(world: &World<'_>, desired: &DesiredNetns) -> Result<Vec<Op>> {
+/// tables it looks up; with the read they were planned from.
+pub(super) fn shared_rule_ops(
+    world: &World<'_>,
+    desired: &DesiredNetns,
+) -> Result<(Vec<Op>, ActualState)> {
     let release = &desired.ownership.release_when_unused;
     if desired.present.rules.is_empty() && release.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), ActualState::default()));
     }
     let host_only = SnapshotRequest {
         host_tables: release.iter().map(|rule| rule.table).collect(),
@@ -32,8 +35,8 @@ pub(super) fn shared_rule_ops(world: &World<'_>, desired: &DesiredNetns) -> Resu
         },
         ..SnapshotRequest::default()
     };
-    let host = phase("snapshot", || world.snapshots.snapshot(&host_only))?.host;
-    Ok(plan_shared_rule(desired, &host))
+    let read = phase("snapshot", || world.snapshots.snapshot(&host_only))?;
+    Ok((plan_shared_rule(desired, &read.host), read))
 }
 
 /// Under the host lock, held for nothing else: reads the host's rules and adds the shared
@@ -48,8 +51,8 @@ pub(super) fn ensure_shared_rule(
         return Ok((Vec::new(), Answers::AsPlanned));
     }
     let _lock = world.host.lock_host().map_err(|e| (Vec::new(), e))?;
-    let shared = shared_rule_ops(world, &desired.host).map_err(|e| (Vec::new(), e))?;
-    match phase("apply", || world.executor.apply(&shared)) {
+    let (shared, read) = shared_rule_ops(world, &desired.host).map_err(|e| (Vec::new(), e))?;
+    match phase("apply", || world.executor.apply(&shared, &read)) {
         Ok(answers) => Ok((shared, answers)),
         Err(failed) => Err((shared[..failed.index].to_vec(), failed.error)),
     }

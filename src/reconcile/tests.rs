@@ -44,13 +44,17 @@ impl SnapshotSource for Counting<'_> {
 }
 
 impl Executor for Counting<'_> {
-    fn apply(&self, ops: &[Op]) -> std::result::Result<Answers, Failed> {
+    fn apply(
+        &self,
+        ops: &[Op],
+        planned_from: &ActualState,
+    ) -> std::result::Result<Answers, Failed> {
         if self.lose_first.replace(false) {
             // The model applies the rest as planned; losing the first is the surprise.
-            let _as_planned = self.kernel.apply(&ops[1..])?;
+            let _as_planned = self.kernel.apply(&ops[1..], planned_from)?;
             return Ok(Answers::Surprising);
         }
-        self.kernel.apply(ops)
+        self.kernel.apply(ops, planned_from)
     }
 }
 

@@ -87,10 +87,10 @@ fn owned_routes_and_rules(nl: &Netlink, tables: &Tables) -> Result<NetnsState> {
         ..Reads::default()
     };
     // Whether an owned route is left does not depend on its device: no link is read under
-    // the lock (a node's every link would cost more than the rest), the routes are named
-    // with the links the run read before it, other pods' devices by their index.
+    // the lock (a node's every link would cost more than the rest), and the routes name
+    // their devices by index.
     let mut state = NetnsState::default();
-    add_found(&mut state, nl.read_naming_any(&reads)?);
+    add_found(&mut state, nl.read_naming_by_index(&reads)?);
     Ok(state)
 }
 
@@ -126,7 +126,6 @@ fn through_peers(
     }
     let peers: Vec<u32> = links.links.values().map(|link| link.index).collect();
     add_address_links(nl, &mut links, addresses)?;
-    nl.remember_links(links.clone());
     let through = Reads {
         tables: tables.clone(),
         routes: peers

@@ -58,7 +58,11 @@ impl SnapshotSource for ModelKernel {
 }
 
 impl Executor for ModelKernel {
-    fn apply(&self, ops: &[Op]) -> std::result::Result<Answers, Failed> {
+    fn apply(
+        &self,
+        ops: &[Op],
+        _planned_from: &ActualState,
+    ) -> std::result::Result<Answers, Failed> {
         for (index, op) in ops.iter().enumerate() {
             let fail = |error| Failed { index, error };
             let mut applied = self.applied.lock().map_err(|_| fail(poisoned()))?;
