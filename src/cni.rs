@@ -18,7 +18,7 @@ use crate::error::{excerpt, Code, Error, Result};
 use crate::execute::Executor;
 use crate::logging::{log_phase, phase};
 use crate::model::{AddInputs, MacAddr};
-use crate::reconcile::{self, Attachment, Failure, ValidAttachment, World};
+use crate::reconcile::{self, Attachment, ConfigSource, Failure, ValidAttachment, World};
 use crate::record::{is_valid_container_id, HostGuard, RecordStore, MAX_CONTAINER_ID_LEN};
 use crate::snapshot::SnapshotSource;
 
@@ -487,6 +487,10 @@ fn run_command(
             "the config is not usable: going on from the attachment records and the owned objects the kernel shows"
         );
     }
+    let source = match unusable {
+        None => ConfigSource::Given,
+        Some(_) => ConfigSource::Salvaged,
+    };
     let world = World {
         snapshots: backends.snapshots.as_ref(),
         executor: backends.executor.as_ref(),
@@ -513,30 +517,16 @@ fn run_command(
             Ok(None)
         }
         Request::Del => {
-            let trusted = unusable.is_none() && config.table_for(&inv.ifname).is_ok();
-            if !trusted
-                && world
-                    .records
-                    .load(&att.container_id, &att.ifname)?
-                    .is_none()
-            {
-                tracing::warn!("DEL: no attachment record and no usable config: nothing removed");
-                return Ok(None);
-            }
             let prev = netconf.prev_result.as_ref().and_then(|p| {
                 PrevView::parse(p)
                     .inspect_err(|e| tracing::warn!("DEL ignores an unusable prevResult: {e}"))
                     .ok()
             });
-            reconcile::del(config, &att, prev.as_ref(), &world)?;
+            reconcile::del(config, source, &att, prev.as_ref(), &world)?;
             Ok(None)
         }
         Request::Gc { valid } => {
-            if unusable.is_some() && config.name.is_none() {
-                tracing::warn!("GC: no usable network name: no record is proven this network's");
-                return Ok(None);
-            }
-            let outcome = reconcile::gc(config, &valid, &world)?;
+            let outcome = reconcile::gc(config, source, &valid, &world)?;
             tracing::info!(
                 collected = ?outcome.collected,
                 ops = outcome.applied.len(),

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::netns::{NetnsId, NetnsWorker, Pending};
 use decode::route_addr;
 use encode::route_get_request;
-pub use read::{Address, Links, Read, Reads, RouteFilter};
+pub use read::{Address, Links, Read, ReadRequest, RouteFilter};
 use transport::{answer, io_failure, refused, unreachable_errno, Failure, LoudCodec, Reply};
 pub use write::{Outcome, Write};
 

@@ -1,4 +1,4 @@
-//! netlink::read: what one read of a netns asks for (`Reads`) and gives (`Read`): the
+//! netlink::read: what one read of a netns asks for (`ReadRequest`) and gives (`Read`): the
 //! dumps it needs (`dump`), decoded once all have arrived. It keeps nothing of what it
 //! read, and must not decide which objects a caller needs nor filter by ownership.
 
@@ -54,7 +54,7 @@ impl Links {
 /// socket of its own, and is decoded after all have arrived (routes and neighbours name
 /// their devices, which the link dump gives).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reads {
+pub struct ReadRequest {
     /// Links, with their addresses (all scopes) and MACs.
     pub links: bool,
     /// The route tables `routes` reads (both families): a table that does not exist is
@@ -70,9 +70,9 @@ pub struct Reads {
     pub neighbours: Vec<Option<u32>>,
 }
 
-impl Default for Reads {
-    fn default() -> Reads {
-        Reads {
+impl Default for ReadRequest {
+    fn default() -> ReadRequest {
+        ReadRequest {
             links: false,
             tables: Tables::Only(Default::default()),
             routes: Vec::new(),
@@ -124,22 +124,22 @@ enum Part {
 }
 
 impl Netlink {
-    /// Reads what `reads` asks for (see [`Reads`]).
-    pub fn read(&self, reads: &Reads) -> Result<Read> {
+    /// Reads what `reads` asks for (see [`ReadRequest`]).
+    pub fn read(&self, reads: &ReadRequest) -> Result<Read> {
         self.read_with(reads, None, Unknown::ReadAgain)
     }
 
     /// Like [`Netlink::read`], with the links already known: they name the devices of
     /// routes and neighbours and are not read again (`Read::links` stays empty).
-    pub fn read_naming(&self, reads: &Reads, links: &Links) -> Result<Read> {
+    pub fn read_naming(&self, reads: &ReadRequest, links: &Links) -> Result<Read> {
         self.read_with(reads, Some(links), Unknown::ReadAgain)
     }
 
     /// All links with their kind, peer and addresses (all scopes), and their MACs.
     pub fn links(&self) -> Result<Links> {
-        let reads = Reads {
+        let reads = ReadRequest {
             links: true,
-            ..Reads::default()
+            ..ReadRequest::default()
         };
         Ok(self.read(&reads)?.links)
     }
@@ -149,8 +149,8 @@ impl Netlink {
     /// depend on devices (whether an owned route is left in a table), where reading every
     /// link of a node with many pods would cost more than the rest (`Read::links` stays
     /// empty).
-    pub fn read_naming_by_index(&self, reads: &Reads) -> Result<Read> {
-        let reads = Reads {
+    pub fn read_naming_by_index(&self, reads: &ReadRequest) -> Result<Read> {
+        let reads = ReadRequest {
             links: false,
             ..reads.clone()
         };
@@ -202,7 +202,12 @@ impl Netlink {
         Ok(links_from(links, &[]))
     }
 
-    fn read_with(&self, reads: &Reads, known: Option<&Links>, unknown: Unknown) -> Result<Read> {
+    fn read_with(
+        &self,
+        reads: &ReadRequest,
+        known: Option<&Links>,
+        unknown: Unknown,
+    ) -> Result<Read> {
         let dumps = dumps_of(reads, known.is_none());
         let answers = self.dump_all(&dumps)?;
         let mut read = Read::default();
@@ -253,7 +258,7 @@ impl Netlink {
 }
 
 /// The dumps a read needs, in the order their answers are decoded.
-fn dumps_of(reads: &Reads, links: bool) -> Vec<Dump<Part>> {
+fn dumps_of(reads: &ReadRequest, links: bool) -> Vec<Dump<Part>> {
     let mut dumps = Vec::new();
     if reads.links && links {
         dumps.push(link_dump());

@@ -8,7 +8,9 @@ use ipnet::IpNet;
 
 use super::rollback::undo_add;
 use super::shared_rule::ensure_shared_rule;
-use super::{prepare_reading, Attachment, Failure, PlanFailure, Prepared, Reads, Result, World};
+use super::{
+    prepare_reading, Attachment, Failure, PlanFailure, Prepared, Reach, Result, Sources, World,
+};
 use crate::config::{Config, PrevView};
 use crate::conflict::{explain_failure, AddressProbe, Target};
 use crate::error::Error;
@@ -58,7 +60,7 @@ pub fn add(
         refuse_blocked(&prepared)?;
         detect_conflicts(config, att, prev, &prepared.actual, probe)?;
     }
-    apply_locked(config, att, prev, world, RecordWrite::Always(inputs))
+    plan_and_apply(config, att, prev, world, RecordWrite::Always(inputs))
 }
 
 /// ADD's (and CHECK's) view: compiled as ADD from the world as it is now.
@@ -69,14 +71,14 @@ pub(super) fn prepare_add(
     prev: &PrevView,
     world: &World<'_>,
 ) -> Result<Prepared> {
-    let reads = Reads::from(world);
+    let sources = Sources::of(world, Reach::Attachment);
     Ok(prepare_reading(
         Mode::Add,
         host_objects,
         config,
         att,
         Some(prev),
-        reads,
+        sources,
     )?)
 }
 
@@ -110,7 +112,7 @@ impl RecordWrite<'_> {
 
 /// Plan, refuse when blocked, record, apply with rollback, verify. Only the shared host
 /// rule is decided under the host lock, after this run's own ops (ARCHITECTURE "Ordering").
-fn apply_locked(
+fn plan_and_apply(
     config: &Config,
     att: &Attachment,
     prev: &PrevView,
@@ -197,7 +199,7 @@ pub fn repair(
     inputs: &AddInputs,
     world: &World<'_>,
 ) -> Result<Vec<Op>> {
-    apply_locked(config, att, prev, world, RecordWrite::WhenPending(inputs)).map(|o| o.applied)
+    plan_and_apply(config, att, prev, world, RecordWrite::WhenPending(inputs)).map(|o| o.applied)
 }
 
 /// BEHAVIOUR 5: every address of C probed at once from the MAC C has now (the probes go

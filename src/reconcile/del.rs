@@ -3,26 +3,61 @@
 //! shared rule in its final read (the lock hold decided it).
 
 use super::shared_rule::{shared_rule_ops, uses_shared_rule};
-use super::{prepare_reading, Attachment, Failure, PlanFailure, Reads, Result, World};
+use super::{prepare_reading, Attachment, Failure, PlanFailure, Reach, Result, Sources, World};
 use crate::config::{Config, PrevView};
 use crate::execute::Failed;
 use crate::logging::phase;
 use crate::model::{Mode, Op};
 use crate::plan::{is_shared_rule_op, own_ops, Plan};
+use crate::record::RecordStore;
 use crate::snapshot::HostObjects;
 
-/// BEHAVIOUR 4: best effort past errors; fails only when something owned it could reach is
-/// still there afterwards (read again only after a failure or a surprise). The record goes
-/// last.
+/// Where the config of a DEL (or GC) came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Parsed whole from what the runtime gave.
+    Given,
+    /// What could be used of a config that did not parse (`config::salvage`): DEL and GC
+    /// go on past it, acting only on what the records prove.
+    Salvaged,
+}
+
+/// BEHAVIOUR 4, the CNI DEL: without a record and without a usable config nothing proves
+/// what is router's, and nothing is removed; else `remove` reaching the whole attachment.
 pub fn del(
     config: &Config,
+    source: ConfigSource,
     att: &Attachment,
     prev: Option<&PrevView>,
     world: &World<'_>,
 ) -> Result<Vec<Op>> {
-    let reads = Reads::from(world);
+    if !may_act(config, source, att, world.records)? {
+        tracing::warn!("DEL: no attachment record and no usable config: nothing removed");
+        return Ok(Vec::new());
+    }
+    remove(config, att, prev, world, Reach::Attachment)
+}
+
+/// DEL's work, reaching the whole attachment (CNI DEL) or its host side only (GC): best
+/// effort past errors; fails only when something owned it could reach is still there
+/// afterwards (read again only after a failure or a surprise). The record goes last.
+pub(super) fn remove(
+    config: &Config,
+    att: &Attachment,
+    prev: Option<&PrevView>,
+    world: &World<'_>,
+    reach: Reach,
+) -> Result<Vec<Op>> {
+    let sources = Sources::of(world, reach);
     let mode = Mode::Del;
-    let prepared = prepare_reading(mode, HostObjects::ThroughPodPeers, config, att, prev, reads)?;
+    let prepared = prepare_reading(
+        mode,
+        HostObjects::ThroughPodPeers,
+        config,
+        att,
+        prev,
+        sources,
+    )?;
     let own = own_ops(&prepared.plan);
     let own_applied = phase("apply", || world.executor.apply_all(&own, &prepared.actual));
     // Our routes are gone from host_rule_table: under the lock, the rule goes only when no
@@ -42,8 +77,14 @@ pub fn del(
     // decided above, and a rule kept for a route another DEL removes since is that DEL's
     // to release.
     if !failures.is_empty() || answers.surprising() {
-        let mut after =
-            prepare_reading(mode, HostObjects::ThroughPodPeers, config, att, prev, reads)?;
+        let mut after = prepare_reading(
+            mode,
+            HostObjects::ThroughPodPeers,
+            config,
+            att,
+            prev,
+            sources,
+        )?;
         after.plan.ops.retain(|op| !is_shared_rule_op(op));
         if !after.plan.ops.is_empty() {
             return Err(del_error(failures, after.plan));
@@ -53,6 +94,18 @@ pub fn del(
         world.records.remove(&att.container_id, &att.ifname)
     })?;
     Ok(own.into_iter().chain(shared).collect())
+}
+
+/// Whether DEL may act: its config is usable for this interface (given whole, with a
+/// table for it), or a record shows ADD ran for the attachment.
+fn may_act(
+    config: &Config,
+    source: ConfigSource,
+    att: &Attachment,
+    records: &dyn RecordStore,
+) -> Result<bool> {
+    let trusted = source == ConfigSource::Given && config.table_for(&att.ifname).is_ok();
+    Ok(trusted || records.load(&att.container_id, &att.ifname)?.is_some())
 }
 
 fn del_error(failures: Vec<Failed>, left: Plan) -> Failure {

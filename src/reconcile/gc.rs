@@ -1,12 +1,12 @@
 //! reconcile::gc: CNI 1.1 GC (which records are stale, each collected through DEL with the
 //! host side only) and STATUS. Must never plan a pod op.
 
-use super::{del, Attachment, Failure, World};
+use super::del::remove;
+use super::{Attachment, ConfigSource, Failure, Reach, World};
 use crate::config::Config;
 use crate::error::{Code, Error, Result};
-use crate::model::{ActualState, Op, Record};
-use crate::record::{HostGuard, RecordStore};
-use crate::snapshot::{SnapshotRequest, SnapshotSource};
+use crate::model::{Op, Record};
+use crate::record::HostGuard;
 
 /// One entry of GC's `cni.dev/valid-attachments` (CNI 1.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,12 +37,18 @@ pub struct GcOutcome {
 /// is left (decided under the host lock, one attachment at a time), then its record. The
 /// pod side is not reached (GC names no netns; the spec lets a plugin assume it is gone).
 /// What a valid attachment's record wants, or any other record's, is kept. Goes on past
-/// failures and reports them all at the end.
+/// failures and reports them all at the end. A salvaged config without a network name
+/// proves no record this network's: nothing is collected.
 pub fn gc(
     config: &Config,
+    source: ConfigSource,
     valid: &[ValidAttachment],
     world: &World<'_>,
 ) -> Result<GcOutcome, Failure> {
+    if source == ConfigSource::Salvaged && config.name.is_none() {
+        tracing::warn!("GC: no usable network name: no record is proven this network's");
+        return Ok(GcOutcome::default());
+    }
     let stale: Vec<Record> = world
         .records
         .all()?
@@ -80,62 +86,15 @@ pub fn gc(
     }
 }
 
-/// One stale attachment, through DEL with no pod netns: every other record in data_dir
-/// counts as a peer whose objects are kept.
+/// One stale attachment, through DEL with no pod netns, reaching its host side only:
+/// every other record in data_dir counts as a peer whose objects are kept.
 fn collect(config: &Config, record: &Record, world: &World<'_>) -> Result<Vec<Op>, Failure> {
     let att = Attachment {
         container_id: record.container_id.clone(),
         ifname: record.ifname.clone(),
         netns: None,
     };
-    let records = EveryRecordIsAPeer(world.records);
-    let snapshots = HostSideOnly(world.snapshots);
-    let gc_world = World {
-        snapshots: &snapshots,
-        executor: world.executor,
-        records: &records,
-        host: world.host,
-    };
-    del(config, &att, None, &gc_world)
-}
-
-/// GC's view of the world: the host only, whatever the source would show of a pod (the
-/// model kernel shows its one pod to every request), so no pod op is ever planned.
-struct HostSideOnly<'a>(&'a dyn SnapshotSource);
-
-impl SnapshotSource for HostSideOnly<'_> {
-    fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
-        let mut actual = self.0.snapshot(req)?;
-        actual.pod = None;
-        Ok(actual)
-    }
-}
-
-/// The record store as GC's DEL sees it: the peers of an attachment are all other records
-/// (read when asked, after the kernel), so nothing another attachment wants is removed.
-struct EveryRecordIsAPeer<'a>(&'a dyn RecordStore);
-
-impl RecordStore for EveryRecordIsAPeer<'_> {
-    fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
-        self.0.load(container_id, ifname)
-    }
-    fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>> {
-        Ok(self
-            .0
-            .all()?
-            .into_iter()
-            .filter(|r| !(r.container_id == container_id && r.ifname == ifname))
-            .collect())
-    }
-    fn save(&self, record: &Record) -> Result<()> {
-        self.0.save(record)
-    }
-    fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
-        self.0.remove(container_id, ifname)
-    }
-    fn all(&self) -> Result<Vec<Record>> {
-        self.0.all()
-    }
+    remove(config, &att, None, world, Reach::HostSideOnly)
 }
 
 /// CNI 1.1 STATUS: ready when ADD could write its record and take the host lock now.

@@ -19,7 +19,7 @@ mod shared_rule;
 pub use crate::plan::PlanFailure;
 pub use add::{add, repair, AddOutcome};
 pub use check::check;
-pub use del::del;
+pub use del::{del, ConfigSource};
 pub use failure::{Failure, Result};
 pub use gc::{gc, status, GcOutcome, ValidAttachment};
 
@@ -122,22 +122,55 @@ pub fn prepare(
     snapshots: &dyn SnapshotSource,
     records: &dyn RecordStore,
 ) -> error::Result<Prepared> {
-    let reads = Reads { snapshots, records };
-    prepare_reading(mode, HostObjects::All, config, att, prev, reads)
+    let sources = Sources {
+        snapshots,
+        records,
+        reach: Reach::Attachment,
+    };
+    prepare_reading(mode, HostObjects::All, config, att, prev, sources)
 }
 
-/// What `prepare` reads from.
+/// How much of an attachment a run reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// The pod and the host side; the peers are the pod's other attachments.
+    Attachment,
+    /// GC's: the host side only, whatever a source shows of a pod, so no pod op is ever
+    /// planned (GC names no netns; the spec lets a plugin assume it is gone). Every other
+    /// record counts as a peer, so nothing another attachment wants is removed.
+    HostSideOnly,
+}
+
+/// What `prepare` reads from, and how much of the attachment it reaches.
 #[derive(Clone, Copy)]
-pub(super) struct Reads<'a> {
+pub(super) struct Sources<'a> {
     snapshots: &'a dyn SnapshotSource,
     records: &'a dyn RecordStore,
+    reach: Reach,
 }
 
-impl<'a> From<&World<'a>> for Reads<'a> {
-    fn from(world: &World<'a>) -> Reads<'a> {
-        Reads {
+impl<'a> Sources<'a> {
+    /// The world's sources, reaching `reach`.
+    pub(super) fn of(world: &World<'a>, reach: Reach) -> Sources<'a> {
+        Sources {
             snapshots: world.snapshots,
             records: world.records,
+            reach,
+        }
+    }
+
+    /// The records whose objects `att` must keep: its pod's other attachments, or with
+    /// `Reach::HostSideOnly` every other record.
+    fn peers(&self, att: &Attachment) -> error::Result<Vec<Record>> {
+        let (id, ifname) = (&att.container_id, &att.ifname);
+        match self.reach {
+            Reach::Attachment => self.records.peers(id, ifname),
+            Reach::HostSideOnly => Ok(self
+                .records
+                .all()?
+                .into_iter()
+                .filter(|r| !(r.container_id == *id && r.ifname == *ifname))
+                .collect()),
         }
     }
 }
@@ -150,9 +183,9 @@ pub(super) fn prepare_reading(
     config: &Config,
     att: &Attachment,
     prev: Option<&PrevView>,
-    Reads { snapshots, records }: Reads<'_>,
+    sources: Sources<'_>,
 ) -> error::Result<Prepared> {
-    let previous_record = load_record(mode, records, att)?;
+    let previous_record = load_record(mode, sources.records, att)?;
     let chained_addrs = prev
         .map(|p| p.addresses_of(&att.ifname))
         .unwrap_or_default();
@@ -160,10 +193,13 @@ pub(super) fn prepare_reading(
         host_objects,
         ..snapshot_request(config, att, &chained_addrs, previous_record.as_ref())
     };
-    let actual = phase("snapshot", || snapshots.snapshot(&request))?;
+    let mut actual = phase("snapshot", || sources.snapshots.snapshot(&request))?;
+    if sources.reach == Reach::HostSideOnly {
+        actual.pod = None;
+    }
     // The peers are read after the kernel: an ADD writes its record before it applies, so
     // every owned object in `actual` is covered by a record read now, lock or no lock.
-    let peers = records.peers(&att.container_id, &att.ifname)?;
+    let peers = sources.peers(att)?;
     if mode == Mode::Add {
         require_overlay(config, att, &actual)?;
     }

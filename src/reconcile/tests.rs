@@ -109,7 +109,14 @@ fn a_del_whose_removals_are_all_acked_reads_nothing_again() {
         records: &case.records,
         host: &case.records,
     };
-    del(&case.config, &case.att, Some(&case.prev), &world).unwrap();
+    del(
+        &case.config,
+        ConfigSource::Given,
+        &case.att,
+        Some(&case.prev),
+        &world,
+    )
+    .unwrap();
     assert_eq!(counting.snapshots.get(), 1);
     assert_eq!(
         counting.host_reads.get(),

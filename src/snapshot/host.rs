@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::model::{
     host_step_key, Link, LinkPeer, NetnsState, SysctlKey, Tables, ALL_AND_DEFAULT, ROUTER_PROTOCOL,
 };
-use crate::netlink::{Address, Links, Netlink, Read, Reads, RouteFilter};
+use crate::netlink::{Address, Links, Netlink, Read, ReadRequest, RouteFilter};
 use crate::netns;
 
 /// What the host read gives before the pod's read is in.
@@ -80,11 +80,11 @@ fn owned_routes_and_rules(nl: &Netlink, tables: &Tables) -> Result<NetnsState> {
         protocol: Some(ROUTER_PROTOCOL),
         ..RouteFilter::default()
     };
-    let reads = Reads {
+    let reads = ReadRequest {
         tables: tables.clone(),
         routes: vec![owned],
         rules: true,
-        ..Reads::default()
+        ..ReadRequest::default()
     };
     // Whether an owned route is left does not depend on its device: no link is read under
     // the lock (a node's every link would cost more than the rest), and the routes name
@@ -126,7 +126,7 @@ fn through_peers(
     }
     let peers: Vec<u32> = links.links.values().map(|link| link.index).collect();
     add_address_links(nl, &mut links, addresses)?;
-    let through = Reads {
+    let through = ReadRequest {
         tables: tables.clone(),
         routes: peers
             .iter()
@@ -136,7 +136,7 @@ fn through_peers(
             })
             .collect(),
         neighbours: peers.iter().map(|&index| Some(index)).collect(),
-        ..Reads::default()
+        ..ReadRequest::default()
     };
     let found = nl.read_naming(&through, &links)?;
     Ok((links, found))
@@ -196,9 +196,9 @@ fn add_address_links(nl: &Netlink, links: &mut Links, addresses: &[Address]) -> 
 
 /// A netns state holding only the rules.
 fn rules_only(nl: &Netlink) -> Result<NetnsState> {
-    let reads = Reads {
+    let reads = ReadRequest {
         rules: true,
-        ..Reads::default()
+        ..ReadRequest::default()
     };
     Ok(state_of(nl.read(&reads)?))
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::model::{ActualState, NetnsState, SysctlKey, Tables, TablesHeld, MAIN_TABLE};
-use crate::netlink::{Netlink, Read, Reads, RouteFilter};
+use crate::netlink::{Netlink, Read, ReadRequest, RouteFilter};
 use crate::netns::{self, NetnsWorker};
 
 mod host;
@@ -294,7 +294,7 @@ pub(super) fn with_retries<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> 
 /// Links, routes of `tables`, rules and permanent neighbours of the calling thread's netns,
 /// and the managed sysctls its links came with.
 pub(super) fn read_netns(nl: &Netlink, tables: &Tables) -> Result<(NetnsState, Sent)> {
-    let reads = Reads {
+    let reads = ReadRequest {
         links: true,
         tables: tables.clone(),
         routes: vec![RouteFilter::default()],
