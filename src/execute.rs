@@ -577,6 +577,7 @@ impl<T: Executor + ?Sized> Executor for std::sync::Arc<T> {
 mod tests {
     use super::*;
     use crate::model::{Rule, SysctlKey, SysctlName};
+    use crate::testkit::build::link_route;
 
     fn rule_op(netns: Side, priority: u32) -> Op {
         Op::new(
@@ -598,8 +599,9 @@ mod tests {
         )
     }
 
+    /// A link route in main with `metric` set after normalising (IPv6 metric 0 stays 0).
     fn route(dst: &str, dev: &str, metric: u32, protocol: u8) -> Route {
-        let mut route = Route::link(254, dst.parse().unwrap(), dev, protocol);
+        let mut route = link_route(254, dst, dev, protocol);
         route.key.metric = metric;
         route
     }

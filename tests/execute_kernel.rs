@@ -15,8 +15,8 @@ use common::*;
 use router::error::Error;
 use router::execute::{Answers, AppliedAll, Executor, Failed, LiveExecutor};
 use router::model::{
-    ActualState, Change, Family, MacAddr, Neighbour, NeighbourKey, Op, Route, RouteScope, Rule,
-    Side, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, ROUTER_PROTOCOL,
+    ActualState, Change, Family, MacAddr, Neighbour, Op, Route, RouteScope, Rule, Side, SysctlKey,
+    SysctlName, MAIN_TABLE, PROTOCOL_BOOT, ROUTER_PROTOCOL,
 };
 use router::netns::{read_sysctl, run_in_netns};
 use router::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
@@ -154,19 +154,13 @@ fn topology_rules() -> [Rule; 2] {
     ]
 }
 
-fn neighbour(dev: &str, addr: &str, mac: &str) -> Neighbour {
-    Neighbour {
-        key: NeighbourKey {
-            dev: dev.to_string(),
-            addr: ip(addr),
-        },
-        lladdr: Some(mac.parse().unwrap()),
-        protocol: ROUTER_PROTOCOL,
-    }
+/// An owned permanent neighbour.
+fn owned_neighbour(dev: &str, addr: &str, lladdr: &str) -> Neighbour {
+    neighbour(dev, addr, lladdr, ROUTER_PROTOCOL)
 }
 
 fn topology_neighbour() -> Neighbour {
-    neighbour("eth0", "10.244.1.1", GW_MAC)
+    owned_neighbour("eth0", "10.244.1.1", GW_MAC)
 }
 
 fn add_route(netns: Side, route: Route) -> Op {
@@ -335,10 +329,10 @@ fn rule_ops_read_back_as_exactly_their_rules() {
 #[test]
 fn neighbour_ops_read_back_as_exactly_their_entries() {
     let t = topology();
-    let v6 = neighbour("eth0", "fd00:10:244:1::1", GW_MAC);
-    let host = neighbour("vethpod", "192.168.50.2", POD_ETH0_MAC);
+    let v6 = owned_neighbour("eth0", "fd00:10:244:1::1", GW_MAC);
+    let host = owned_neighbour("vethpod", "192.168.50.2", POD_ETH0_MAC);
     let stale = topology_neighbour();
-    let fresh = neighbour("eth0", "10.244.1.1", "02:00:00:00:01:99");
+    let fresh = owned_neighbour("eth0", "10.244.1.1", "02:00:00:00:01:99");
     let ops = [
         add_neighbour(Side::Pod, v6.clone()),
         Op::new(
@@ -379,7 +373,7 @@ fn a_permanent_neighbour_overrides_a_dynamic_entry() {
     let t = topology();
     t.pod
         .ip("neigh add 10.244.1.5 lladdr 02:00:00:00:05:05 dev eth0 nud reachable");
-    let wanted = neighbour("eth0", "10.244.1.5", "02:00:00:00:05:06");
+    let wanted = owned_neighbour("eth0", "10.244.1.5", "02:00:00:00:05:06");
     let after = apply_like_the_model(&t, &[add_neighbour(Side::Pod, wanted.clone())]);
     assert_eq!(pod(&after).neighbours.get(&wanted.key), Some(&wanted));
 }
@@ -617,7 +611,10 @@ fn applying_twice_and_deleting_what_is_gone_succeed_and_the_repeat_is_answered_a
             Side::Host,
             Rule::owned_lookup(Family::Ipv6, 1000, None, None, HOST_TABLE),
         ),
-        add_neighbour(Side::Pod, neighbour("eth0", "fd00:10:244:1::1", GW_MAC)),
+        add_neighbour(
+            Side::Pod,
+            owned_neighbour("eth0", "fd00:10:244:1::1", GW_MAC),
+        ),
     ];
     let nothing = ActualState::default();
     assert_eq!(apply_answered(&t, &adds, &nothing), Ok(Answers::AsPlanned));
@@ -638,7 +635,7 @@ fn applying_twice_and_deleting_what_is_gone_succeed_and_the_repeat_is_answered_a
         ),
         // Through a device that does not exist: gone with it.
         del_route(Side::Pod, owned(POD_TABLE, "10.9.9.9/32", "gone0", None)),
-        del_neighbour(Side::Pod, neighbour("gone0", "10.9.9.9", GW_MAC)),
+        del_neighbour(Side::Pod, owned_neighbour("gone0", "10.9.9.9", GW_MAC)),
     ];
     apply(&t, &dels).unwrap();
     let once = snapshot(&t);
@@ -792,23 +789,26 @@ fn applying_ops_of_every_kind_ends_where_the_model_kernel_does() {
         ),
         add_neighbour(
             Side::Host,
-            neighbour("vethpod", "192.168.50.2", POD_ETH0_MAC),
+            owned_neighbour("vethpod", "192.168.50.2", POD_ETH0_MAC),
         ),
         add_rule(
             Side::Host,
             Rule::owned_lookup(Family::Ipv4, 1000, None, None, HOST_TABLE),
         ),
-        add_neighbour(Side::Pod, neighbour("eth0", "fd00:10:244:1::1", GW_MAC)),
+        add_neighbour(
+            Side::Pod,
+            owned_neighbour("eth0", "fd00:10:244:1::1", GW_MAC),
+        ),
         Op::new(
             Side::Pod,
             Change::ReplaceNeighbour {
                 old: topology_neighbour(),
-                new: neighbour("eth0", "10.244.1.1", "02:00:00:00:01:99"),
+                new: owned_neighbour("eth0", "10.244.1.1", "02:00:00:00:01:99"),
             },
         ),
         del_neighbour(
             Side::Pod,
-            neighbour("eth0", "10.244.1.9", "02:00:00:00:09:09"),
+            owned_neighbour("eth0", "10.244.1.9", "02:00:00:00:09:09"),
         ),
         add_rule(
             Side::Pod,

@@ -9,14 +9,8 @@
 //! sysctls, C's MAC, O's host peer, other pods on the node, the config, and a second
 //! attachment (net2) on top of an attached net1.
 
-// The test crates' one route/rule builder, without the kernel helpers of `common`.
-#[allow(dead_code)]
-#[path = "common/build.rs"]
-mod build;
-
 use std::net::IpAddr;
 
-use build::*;
 use proptest::prelude::*;
 use router::compile::Compiled;
 use router::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs, PrevView};
@@ -26,6 +20,7 @@ use router::model::{
 };
 use router::plan::{plan, Cause, Plan};
 use router::render::state_diff;
+use router::testkit::build::*;
 use serde_json::Value;
 
 // World generation: knobs, strategies, building pods and attachments.

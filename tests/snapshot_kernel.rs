@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use common::*;
 use router::error::Error;
 use router::model::{
-    ActualState, Family, LinkPeer, MacAddr, Neighbour, NeighbourKey, Rule, SysctlKey, SysctlName,
-    Tables, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
+    ActualState, Family, LinkPeer, MacAddr, Rule, SysctlKey, SysctlName, Tables, MAIN_TABLE,
+    PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 use router::netlink::{Netlink, Write};
 use router::netns::{read_sysctl, run_in_netns, write_sysctl, NetnsWorker};
@@ -246,15 +246,8 @@ fn live_snapshot_reads_pod_and_host_as_exact_model_objects() {
     assert_eq!(pod.rules, by_key(&expected_rules, |r| r.key.clone()));
 
     // Permanent neighbours only, with their protocol.
-    let neighbour = Neighbour {
-        key: NeighbourKey {
-            dev: "eth0".into(),
-            addr: ip("10.244.1.1"),
-        },
-        lladdr: Some(GW_MAC.parse().unwrap()),
-        protocol: ROUTER_PROTOCOL,
-    };
-    assert_eq!(pod.neighbours, by_key(&[neighbour], |n| n.key.clone()));
+    let owned = neighbour("eth0", "10.244.1.1", GW_MAC, ROUTER_PROTOCOL);
+    assert_eq!(pod.neighbours, by_key(&[owned], |n| n.key.clone()));
     assert!(host.neighbours.is_empty());
 
     // Sysctls: every existing one asked for, with the values `sysctl` shows.

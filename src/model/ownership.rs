@@ -205,10 +205,7 @@ fn has_owned_route(ns: &NetnsState, table: u32, family: Family) -> bool {
 mod tests {
     use super::*;
     use crate::model::{PROTOCOL_BOOT, ROUTER_PROTOCOL};
-
-    fn route(table: u32, dst: &str, dev: &str, protocol: u8) -> Route {
-        Route::link(table, dst.parse().unwrap(), dev, protocol)
-    }
+    use crate::testkit::build::link_route;
 
     fn ns(routes: &[&Route]) -> NetnsState {
         let mut ns = NetnsState::default();
@@ -231,11 +228,11 @@ mod tests {
     #[test]
     fn removes_only_its_owned_objects_that_nobody_wants() {
         let mut o = owning_table_100();
-        let stale = route(100, "10.1.0.0/16", "eth0", ROUTER_PROTOCOL);
-        let wanted = route(100, "10.2.0.0/16", "eth0", ROUTER_PROTOCOL);
-        let peers = route(100, "10.3.0.0/16", "eth0", ROUTER_PROTOCOL);
-        let unowned = route(100, "10.4.0.0/16", "eth0", PROTOCOL_BOOT);
-        let elsewhere = route(101, "10.5.0.0/16", "eth0", ROUTER_PROTOCOL);
+        let stale = link_route(100, "10.1.0.0/16", "eth0", ROUTER_PROTOCOL);
+        let wanted = link_route(100, "10.2.0.0/16", "eth0", ROUTER_PROTOCOL);
+        let peers = link_route(100, "10.3.0.0/16", "eth0", ROUTER_PROTOCOL);
+        let unowned = link_route(100, "10.4.0.0/16", "eth0", PROTOCOL_BOOT);
+        let elsewhere = link_route(101, "10.5.0.0/16", "eth0", ROUTER_PROTOCOL);
         o.keep.insert_route(peers.clone());
         let present = ns(&[&wanted]);
         assert!(o.may_remove(&stale, &present));
@@ -256,10 +253,10 @@ mod tests {
     #[test]
     fn a_slot_is_taken_from_stale_owned_routes_and_by_a_takeover_from_those_listed_absent() {
         let mut o = Ownership::default();
-        let want = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
-        let stale = route(254, "0.0.0.0/0", "net9", ROUTER_PROTOCOL);
-        let kept = route(254, "0.0.0.0/0", "net2", ROUTER_PROTOCOL);
-        let cs = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
+        let want = link_route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
+        let stale = link_route(254, "0.0.0.0/0", "net9", ROUTER_PROTOCOL);
+        let kept = link_route(254, "0.0.0.0/0", "net2", ROUTER_PROTOCOL);
+        let cs = link_route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
         o.keep.insert_route(kept.clone());
         o.absent_routes.push(cs.key.clone());
         assert!(o.may_displace(&want.key, &stale));
@@ -282,9 +279,9 @@ mod tests {
         assert!(o.releases_rules() && !Ownership::default().releases_rules());
         let mut actual = NetnsState::default();
         actual.insert_rule(rule.clone());
-        let v4 = route(500, "10.0.0.1/32", "vethA", ROUTER_PROTOCOL);
-        let v6 = route(500, "fd00::1/128", "vethA", ROUTER_PROTOCOL);
-        let unowned = route(500, "10.0.0.2/32", "vethA", PROTOCOL_BOOT);
+        let v4 = link_route(500, "10.0.0.1/32", "vethA", ROUTER_PROTOCOL);
+        let v6 = link_route(500, "fd00::1/128", "vethA", ROUTER_PROTOCOL);
+        let unowned = link_route(500, "10.0.0.2/32", "vethA", PROTOCOL_BOOT);
         assert!(o.released(&actual, &ns(&[&v4])).is_empty());
         assert_eq!(o.released(&actual, &ns(&[&v6, &unowned])), [&rule]);
         let foreign = Rule {

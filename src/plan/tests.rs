@@ -1,29 +1,8 @@
 use super::*;
 use crate::model::{
-    Change, Family, NeighbourKey, RouteSelector, Scope, SysctlKey, SysctlName, PROTOCOL_BOOT,
-    ROUTER_PROTOCOL,
+    Change, Family, RouteSelector, Scope, SysctlKey, SysctlName, PROTOCOL_BOOT, ROUTER_PROTOCOL,
 };
-
-fn route(table: u32, dst: &str, dev: &str, protocol: u8) -> Route {
-    Route::link(table, dst.parse().unwrap(), dev, protocol)
-}
-
-fn rule(to: &str, table: u32, protocol: u8) -> Rule {
-    let mut r = Rule::owned_lookup(Family::Ipv4, 1000, None, Some(to.parse().unwrap()), table);
-    r.protocol = protocol;
-    r
-}
-
-fn neighbour(addr: &str, mac: &str, protocol: u8) -> Neighbour {
-    Neighbour {
-        key: NeighbourKey {
-            dev: "eth0".into(),
-            addr: addr.parse().unwrap(),
-        },
-        lladdr: Some(mac.parse().unwrap()),
-        protocol,
-    }
-}
+use crate::testkit::build::{holding, link_route, neighbour, rule};
 
 fn selector(table: u32, dev: Option<&str>) -> RouteSelector {
     RouteSelector {
@@ -54,17 +33,9 @@ fn wanting(routes: &[Route]) -> DesiredNetns {
     d
 }
 
-fn holding(routes: &[Route]) -> NetnsState {
-    let mut ns = NetnsState::default();
-    for r in routes {
-        ns.insert_route(r.clone());
-    }
-    ns
-}
-
 #[test]
 fn missing_route_is_added() {
-    let want = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
+    let want = link_route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
     let p = host_only(
         wanting(std::slice::from_ref(&want)),
         NetnsState::default(),
@@ -78,8 +49,8 @@ fn missing_route_is_added() {
 
 #[test]
 fn stale_owned_route_through_another_device_is_replaced_in_one_step() {
-    let want = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
-    let stale = route(500, "10.0.0.5/32", "vethOld", ROUTER_PROTOCOL);
+    let want = link_route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
+    let stale = link_route(500, "10.0.0.5/32", "vethOld", ROUTER_PROTOCOL);
     let p = host_only(
         wanting(std::slice::from_ref(&want)),
         holding(std::slice::from_ref(&stale)),
@@ -99,8 +70,8 @@ fn stale_owned_route_through_another_device_is_replaced_in_one_step() {
 
 #[test]
 fn unowned_route_in_the_slot_blocks_and_is_not_touched() {
-    let want = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
-    let foreign = route(500, "10.0.0.5/32", "vethOld", PROTOCOL_BOOT);
+    let want = link_route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
+    let foreign = link_route(500, "10.0.0.5/32", "vethOld", PROTOCOL_BOOT);
     let p = host_only(
         wanting(std::slice::from_ref(&want)),
         holding(std::slice::from_ref(&foreign)),
@@ -119,8 +90,8 @@ fn unowned_route_in_the_slot_blocks_and_is_not_touched() {
 
 #[test]
 fn takeover_route_goes_next_to_an_unowned_route_it_is_not_told_to_replace() {
-    let restore = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
-    let other = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
+    let restore = link_route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
+    let other = link_route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
     let mut d = wanting(std::slice::from_ref(&restore));
     d.ownership.takeover.insert(restore.key.clone());
     let p = host_only(d, holding(std::slice::from_ref(&other)), Mode::Del);
@@ -132,8 +103,8 @@ fn takeover_route_goes_next_to_an_unowned_route_it_is_not_told_to_replace() {
 
 #[test]
 fn takeover_route_replaces_the_unowned_route_listed_absent_in_its_slot() {
-    let restore = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
-    let cs = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
+    let restore = link_route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
+    let cs = link_route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
     let mut d = wanting(std::slice::from_ref(&restore));
     d.ownership.takeover.insert(restore.key.clone());
     d.ownership.absent_routes.push(cs.key.clone());
@@ -152,17 +123,17 @@ fn takeover_route_replaces_the_unowned_route_listed_absent_in_its_slot() {
 
 #[test]
 fn unowned_route_with_the_same_effect_satisfies_the_wish() {
-    let want = route(254, "10.0.0.5/32", "eth0", ROUTER_PROTOCOL);
-    let theirs = route(254, "10.0.0.5/32", "eth0", PROTOCOL_BOOT);
+    let want = link_route(254, "10.0.0.5/32", "eth0", ROUTER_PROTOCOL);
+    let theirs = link_route(254, "10.0.0.5/32", "eth0", PROTOCOL_BOOT);
     assert!(host_only(wanting(&[want]), holding(&[theirs]), Mode::Add).is_empty());
 }
 
 #[test]
 fn owned_extras_in_scope_are_removed_but_unowned_and_kept_ones_are_not() {
-    let extra = route(100, "10.9.0.0/16", "eth0", ROUTER_PROTOCOL);
-    let kept = route(100, "10.8.0.0/16", "eth0", ROUTER_PROTOCOL);
-    let foreign = route(100, "10.7.0.0/16", "eth0", PROTOCOL_BOOT);
-    let other_table = route(101, "10.6.0.0/16", "eth0", ROUTER_PROTOCOL);
+    let extra = link_route(100, "10.9.0.0/16", "eth0", ROUTER_PROTOCOL);
+    let kept = link_route(100, "10.8.0.0/16", "eth0", ROUTER_PROTOCOL);
+    let foreign = link_route(100, "10.7.0.0/16", "eth0", PROTOCOL_BOOT);
+    let other_table = link_route(101, "10.6.0.0/16", "eth0", ROUTER_PROTOCOL);
     let mut d = DesiredNetns::default();
     d.ownership.scope = Scope {
         routes: vec![selector(100, None)],
@@ -182,7 +153,7 @@ fn owned_extras_in_scope_are_removed_but_unowned_and_kept_ones_are_not() {
 
 #[test]
 fn absent_route_is_removed_even_when_unowned_as_a_documented_move() {
-    let p_default = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
+    let p_default = link_route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
     let mut d = DesiredNetns::default();
     d.ownership.absent_routes.push(p_default.key.clone());
     let p = host_only(d, holding(std::slice::from_ref(&p_default)), Mode::Add);
@@ -194,9 +165,30 @@ fn absent_route_is_removed_even_when_unowned_as_a_documented_move() {
 
 #[test]
 fn rules_are_added_when_missing_and_owned_extras_of_the_table_removed() {
-    let want = rule("10.240.0.0/12", 100, ROUTER_PROTOCOL);
-    let extra = rule("10.250.0.0/16", 100, ROUTER_PROTOCOL);
-    let foreign = rule("10.251.0.0/16", 100, PROTOCOL_BOOT);
+    let want = rule(
+        Family::Ipv4,
+        1000,
+        None,
+        Some("10.240.0.0/12"),
+        100,
+        ROUTER_PROTOCOL,
+    );
+    let extra = rule(
+        Family::Ipv4,
+        1000,
+        None,
+        Some("10.250.0.0/16"),
+        100,
+        ROUTER_PROTOCOL,
+    );
+    let foreign = rule(
+        Family::Ipv4,
+        1000,
+        None,
+        Some("10.251.0.0/16"),
+        100,
+        PROTOCOL_BOOT,
+    );
     let mut d = DesiredNetns::default();
     d.present.insert_rule(want.clone());
     d.ownership.scope.rule_tables.insert(100);
@@ -215,8 +207,8 @@ fn rules_are_added_when_missing_and_owned_extras_of_the_table_removed() {
 
 #[test]
 fn neighbour_with_another_mac_is_replaced_when_owned_and_blocked_when_not() {
-    let want = neighbour("192.168.50.1", "a6:03:c3:8d:c9:f4", ROUTER_PROTOCOL);
-    let stale = neighbour("192.168.50.1", "00:00:00:00:00:01", ROUTER_PROTOCOL);
+    let want = neighbour("eth0", "192.168.50.1", "a6:03:c3:8d:c9:f4", ROUTER_PROTOCOL);
+    let stale = neighbour("eth0", "192.168.50.1", "00:00:00:00:00:01", ROUTER_PROTOCOL);
     let mut d = DesiredNetns::default();
     d.present.insert_neighbour(want.clone());
     let mut a = NetnsState::default();
@@ -233,7 +225,7 @@ fn neighbour_with_another_mac_is_replaced_when_owned_and_blocked_when_not() {
         )]
     );
     let mut foreign = NetnsState::default();
-    foreign.insert_neighbour(neighbour("192.168.50.1", "00:00:00:00:00:01", 0));
+    foreign.insert_neighbour(neighbour("eth0", "192.168.50.1", "00:00:00:00:00:01", 0));
     let p = host_only(d, foreign, Mode::Add);
     assert!(p.ops.is_empty());
     assert_eq!(p.blocked.len(), 1);
@@ -263,7 +255,7 @@ fn equal_sysctl_is_not_rewritten() {
 
 fn release_setup(routes_left: &[Route]) -> Plan {
     let host_rule = Rule::owned_lookup(Family::Ipv4, 1000, None, None, 500);
-    let mine = route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
+    let mine = link_route(500, "10.0.0.5/32", "vethA", ROUTER_PROTOCOL);
     let mut d = DesiredNetns::default();
     d.ownership.scope.routes.push(selector(500, Some("vethA")));
     d.ownership.release_when_unused.push(host_rule.key.clone());
@@ -289,17 +281,17 @@ fn shared_host_rule_is_released_with_the_last_owned_route_of_its_table() {
 
 #[test]
 fn shared_host_rule_stays_while_another_pod_has_a_route_in_its_table() {
-    let p = release_setup(&[route(500, "10.0.0.6/32", "vethB", ROUTER_PROTOCOL)]);
+    let p = release_setup(&[link_route(500, "10.0.0.6/32", "vethB", ROUTER_PROTOCOL)]);
     assert_eq!(p.ops.len(), 1);
     assert!(matches!(p.ops[0].change, Change::DelRoute { .. }));
 }
 
 #[test]
 fn add_orders_copies_before_main_changes_and_removals_last() {
-    let copy = route(100, "0.0.0.0/0", "eth0", ROUTER_PROTOCOL);
-    let main_host = route(254, "192.168.50.1/32", "eth0", ROUTER_PROTOCOL);
-    let p_default = route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
-    let cs_default = route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
+    let copy = link_route(100, "0.0.0.0/0", "eth0", ROUTER_PROTOCOL);
+    let main_host = link_route(254, "192.168.50.1/32", "eth0", ROUTER_PROTOCOL);
+    let p_default = link_route(254, "0.0.0.0/0", "eth0", PROTOCOL_BOOT);
+    let cs_default = link_route(254, "0.0.0.0/0", "net1", PROTOCOL_BOOT);
     let mut d = wanting(&[main_host.clone(), copy.clone()]);
     d.ownership.absent_routes.push(p_default.key.clone());
     d.present
@@ -329,6 +321,6 @@ fn pod_that_is_gone_gets_no_ops() {
     let mut d = DesiredState::default();
     d.pod
         .present
-        .insert_route(route(100, "0.0.0.0/0", "eth0", ROUTER_PROTOCOL));
+        .insert_route(link_route(100, "0.0.0.0/0", "eth0", ROUTER_PROTOCOL));
     assert!(plan(&d, &ActualState::default(), Mode::Del).is_empty());
 }

@@ -3,12 +3,11 @@
 //! with two defaults, IPv6 multipath default), and model-object builders.
 #![allow(dead_code)] // each test crate uses a part
 
-pub mod build;
 pub mod cni;
 pub mod operator;
 
 #[allow(unused_imports)] // each test crate uses a part
-pub use build::*;
+pub use router::testkit::build::*;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

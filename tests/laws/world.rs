@@ -4,18 +4,17 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::build::*;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
 use router::compile::{compile, CompileInput, Compiled};
 use router::config::{parse_netconf, AllowedDirs, Config, PrevView};
 use router::model::{
-    ActualState, Family, Link, LinkPeer, MacAddr, Mode, Neighbour, NeighbourKey, NetnsState, Op,
-    Record, Rule, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL,
-    ROUTER_PROTOCOL,
+    ActualState, Family, MacAddr, Mode, Neighbour, NeighbourKey, NetnsState, Op, Record, Rule,
+    SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 use router::plan::{plan, Plan};
+use router::testkit::build::*;
 use serde_json::{json, Value};
 
 pub(crate) const CASES: u32 = 256;
@@ -293,23 +292,6 @@ prop_compose! {
 
 // ---------------------------------------------------------------------------------------
 // Building worlds.
-
-pub(crate) fn link(
-    index: u32,
-    kind: Option<&str>,
-    peer: Option<(u32, i32)>,
-    addrs: &[String],
-) -> Link {
-    Link {
-        index,
-        kind: kind.map(str::to_string),
-        peer: peer.map(|(ifindex, nsid)| LinkPeer {
-            ifindex,
-            netnsid: Some(nsid),
-        }),
-        addresses: addrs.iter().map(|a| net(a)).collect(),
-    }
-}
 
 pub(crate) fn kernel_rules(ns: &mut NetnsState) {
     for (family, priority, table) in [

@@ -69,14 +69,7 @@ fn without_ip_conflict_nothing_is_probed_and_check_never_probes() {
 fn an_add_blocked_by_an_unowned_object_is_refused_before_probing() {
     let h = Harness::new();
     let mut state = h.kernel.state();
-    let squatter = crate::model::Neighbour {
-        key: crate::model::NeighbourKey {
-            dev: "eth0".into(),
-            addr: "192.168.50.1".parse().unwrap(),
-        },
-        lladdr: Some("00:00:00:00:00:01".parse().unwrap()),
-        protocol: 0,
-    };
+    let squatter = crate::testkit::build::neighbour("eth0", "192.168.50.1", "00:00:00:00:00:01", 0);
     state.pod.as_mut().unwrap().insert_neighbour(squatter);
     h.kernel.set_state(state);
     let out = h.command("ADD", &with_ip_conflict(netconf("1.0.0", true)));

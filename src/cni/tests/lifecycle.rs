@@ -128,14 +128,7 @@ fn add_blocked_by_an_unowned_object_is_code_103_and_changes_nothing() {
     let h = Harness::new();
     let mut state = h.kernel.state();
     let conf = netconf("1.0.0", true);
-    let squatter = crate::model::Neighbour {
-        key: crate::model::NeighbourKey {
-            dev: "eth0".into(),
-            addr: "192.168.50.1".parse().unwrap(),
-        },
-        lladdr: Some("00:00:00:00:00:01".parse().unwrap()),
-        protocol: 0,
-    };
+    let squatter = crate::testkit::build::neighbour("eth0", "192.168.50.1", "00:00:00:00:00:01", 0);
     state.pod.as_mut().unwrap().insert_neighbour(squatter);
     h.kernel.set_state(state.clone());
     let out = h.command("ADD", &conf);

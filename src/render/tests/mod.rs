@@ -16,44 +16,20 @@ use super::text::*;
 use super::*;
 use crate::model::notation::proto_text;
 use crate::plan::{Blocked, Object, Plan};
-use ipnet::IpNet;
+use crate::testkit::build::{self, mac, net, route_to, RouteBuilder};
 
 use crate::model::{
-    ActualState, Neighbour, NeighbourKey, NetnsState, RouteKey, RouteKind, RouteScope, RuleAction,
-    SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
+    ActualState, Neighbour, NetnsState, RouteKind, RouteScope, RuleAction, SysctlKey, SysctlName,
+    MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
-
-fn net(s: &str) -> IpNet {
-    s.parse().unwrap()
-}
-
-fn mac(s: &str) -> MacAddr {
-    s.parse().unwrap()
-}
 
 /// An owned unicast route in main via `dev`, nothing else set.
 fn route(dst: &str, dev: &str) -> Route {
-    Route {
-        key: RouteKey {
-            table: MAIN_TABLE,
-            dst: net(dst),
-            tos: 0,
-            metric: 0,
-            dev: Some(dev.to_string()),
-            gateway: None,
-        },
-        scope: RouteScope::Universe,
-        kind: RouteKind::Unicast,
-        protocol: ROUTER_PROTOCOL,
-        prefsrc: None,
-        onlink: false,
-    }
+    route_to(dst, dev, ROUTER_PROTOCOL).build()
 }
 
-fn via(mut r: Route, gw: &str, table: u32) -> Route {
-    r.key.gateway = Some(gw.parse().unwrap());
-    r.key.table = table;
-    r
+fn via(r: Route, gw: &str, table: u32) -> Route {
+    RouteBuilder(r).via(gw).table(table).build()
 }
 
 fn rule(from: Option<&str>, to: Option<&str>, table: u32, pref: u32) -> Rule {
@@ -61,15 +37,9 @@ fn rule(from: Option<&str>, to: Option<&str>, table: u32, pref: u32) -> Rule {
     Rule::owned_lookup(family, pref, from.map(net), to.map(net), table)
 }
 
+/// An owned permanent neighbour on net1.
 fn neighbour(addr: &str, lladdr: &str) -> Neighbour {
-    Neighbour {
-        key: NeighbourKey {
-            dev: "net1".to_string(),
-            addr: addr.parse().unwrap(),
-        },
-        lladdr: Some(mac(lladdr)),
-        protocol: ROUTER_PROTOCOL,
-    }
+    build::neighbour("net1", addr, lladdr, ROUTER_PROTOCOL)
 }
 
 fn rp_filter(iface: &str, old: Option<i64>, new: i64) -> Op {

@@ -1,12 +1,14 @@
-//! Model objects for tests, one builder for every test crate: the kernel tests (through
-//! `common`) and the reconciler's laws build routes and rules the same way. Pure.
+//! testkit::build: one builder per kernel object for every test, unit and integration:
+//! addresses, routes, rules, neighbours, sysctls and links as the model holds them. Pure:
+//! builds values, touches nothing. A malformed literal in a test panics (test input only).
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use router::model::{
-    Family, MacAddr, NetnsState, Route, RouteKey, RouteKind, RouteScope, Rule, MAIN_TABLE,
-    PROTOCOL_KERNEL,
+
+use crate::model::{
+    Family, Link, LinkPeer, MacAddr, Neighbour, NeighbourKey, NetnsState, Route, RouteKey,
+    RouteKind, RouteScope, Rule, SysctlKey, SysctlName, MAIN_TABLE, PROTOCOL_KERNEL,
 };
 
 pub fn ip(s: &str) -> IpAddr {
@@ -94,6 +96,11 @@ pub fn route(
     }
 }
 
+/// A route of link scope through `dev` in `table`, normalised (`Route::link`).
+pub fn link_route(table: u32, dst: &str, dev: &str, protocol: u8) -> Route {
+    Route::link(table, net(dst), dev, protocol)
+}
+
 /// The route the kernel derives from an interface address.
 pub fn connected(dst: &str, dev: &str, prefsrc: Option<&str>) -> Route {
     let r = route_to(dst, dev, PROTOCOL_KERNEL);
@@ -117,4 +124,44 @@ pub fn rule(
         protocol,
         ..Rule::owned_lookup(family, priority, from.map(net), to.map(net), table)
     }
+}
+
+/// A permanent neighbour entry on `dev`.
+pub fn neighbour(dev: &str, addr: &str, lladdr: &str, protocol: u8) -> Neighbour {
+    Neighbour {
+        key: NeighbourKey {
+            dev: dev.to_string(),
+            addr: ip(addr),
+        },
+        lladdr: Some(mac(lladdr)),
+        protocol,
+    }
+}
+
+/// The managed sysctl `name` of `iface` (`net.<family>.conf.<iface>.<name>`).
+pub fn sysctl(iface: &str, name: SysctlName) -> SysctlKey {
+    SysctlKey::new(iface, name)
+}
+
+/// A link: its index, kind (`veth`, `macvlan`...), veth peer (its index there and the
+/// netnsid this netns gives the peer's) and addresses with their prefix length.
+pub fn link(index: u32, kind: Option<&str>, peer: Option<(u32, i32)>, addrs: &[String]) -> Link {
+    Link {
+        index,
+        kind: kind.map(str::to_string),
+        peer: peer.map(|(ifindex, nsid)| LinkPeer {
+            ifindex,
+            netnsid: Some(nsid),
+        }),
+        addresses: addrs.iter().map(|a| net(a)).collect(),
+    }
+}
+
+/// A netns holding `routes`.
+pub fn holding(routes: &[Route]) -> NetnsState {
+    let mut ns = NetnsState::default();
+    for route in routes {
+        ns.insert_route(route.clone());
+    }
+    ns
 }
