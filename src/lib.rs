@@ -1,30 +1,56 @@
 //! router: a chained CNI meta plugin built as a declarative reconciler.
 //! config + prevResult -> compile -> DesiredState; snapshot -> ActualState; plan -> ops;
 //! execute applies them; render shows them. See ARCHITECTURE.md.
+//!
+//! The pure core (no I/O, no kernel, no runtime) builds on its own; the I/O side needs the
+//! `live` feature (on by default; see Cargo.toml). The layers and the order modules may
+//! import each other in are checked by `tests/layers.rs`.
 
-pub mod atomic_write;
-pub mod cache;
-pub mod cli;
-pub mod cni;
+// The pure core.
 pub mod compile;
 pub mod config;
-pub mod confined;
-pub mod conflict;
 pub mod error;
-pub mod execute;
-pub mod install;
-pub mod live;
-pub mod logging;
 pub mod model;
-pub mod netlink;
-pub mod netns;
-pub mod operator;
 pub mod plan;
-pub mod reconcile;
-pub mod record;
 pub mod render;
 pub mod report;
+
+// The I/O side: files, netns threads, netlink, the reconciler over them, the commands.
+#[cfg(feature = "live")]
+pub mod atomic_write;
+#[cfg(feature = "live")]
+pub mod cache;
+#[cfg(feature = "live")]
+pub mod cli;
+#[cfg(feature = "live")]
+pub mod cni;
+#[cfg(feature = "live")]
+pub mod confined;
+#[cfg(feature = "live")]
+pub mod conflict;
+#[cfg(feature = "live")]
+pub mod execute;
+#[cfg(feature = "live")]
+pub mod install;
+#[cfg(feature = "live")]
+pub mod live;
+#[cfg(feature = "live")]
+pub mod logging;
+#[cfg(feature = "live")]
+pub mod netlink;
+#[cfg(feature = "live")]
+pub mod netns;
+#[cfg(feature = "live")]
+pub mod operator;
+#[cfg(feature = "live")]
+pub mod reconcile;
+#[cfg(feature = "live")]
+pub mod record;
+#[cfg(feature = "live")]
 pub mod signals;
+#[cfg(feature = "live")]
 pub mod snapshot;
+
+// The test doubles and builders (the crate's own tests, or the `testkit` feature).
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
