@@ -5,6 +5,13 @@
 //! The pure core (no I/O, no kernel, no runtime) builds on its own; the I/O side needs the
 //! `live` feature (on by default; see Cargo.toml). The layers and the order modules may
 //! import each other in are checked by `tests/layers.rs`.
+//!
+//! Layout. A module with submodules of code is a directory, `x/mod.rs`; a module without
+//! any is a file, `x.rs`. Unit tests live beside the code they test, in a file of their
+//! own: the module declares `#[cfg(test)] mod tests;` and its tests are in `x/tests.rs`
+//! (for `x.rs` and `x/mod.rs` alike); tests in several parts put the parts in `x/tests/`,
+//! declared from `x/tests.rs`. Integration tests are in `tests/`. Every test builds its
+//! kernel objects with `testkit::build` and fakes the kernel with `testkit::ModelKernel`.
 
 // The pure core.
 pub mod compile;

@@ -258,6 +258,4 @@ fn require_overlay(config: &Config, att: &Attachment, actual: &ActualState) -> e
 }
 
 #[cfg(test)]
-mod repair_tests;
-#[cfg(test)]
 mod tests;

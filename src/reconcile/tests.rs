@@ -1,14 +1,17 @@
-//! Verification from the kernel's answers: the state is read again after an apply only
-//! when the executor was surprised, and that re-read repairs what the kernel did not keep.
+//! reconcile's tests. Here: verification from the kernel's answers (the state is read
+//! again after an apply only when the executor was surprised, and that re-read repairs
+//! what the kernel did not keep); `repair`: `router check --repair`.
+
+mod repair;
 
 use std::cell::Cell;
 
-use super::repair_tests::drifted;
 use super::*;
 use crate::error::Result;
 use crate::execute::{Answers, Failed};
 use crate::model::Op;
 use crate::testkit::ModelKernel;
+use repair::drifted;
 
 /// The model kernel, counting the snapshots taken (of the attachment, and of the host alone:
 /// the shared rule's read under the host lock), and an executor that loses the first
@@ -58,7 +61,7 @@ impl Executor for Counting<'_> {
     }
 }
 
-fn repair_through(counting: &Counting<'_>, case: &super::repair_tests::Case) -> Vec<Op> {
+fn repair_through(counting: &Counting<'_>, case: &repair::Case) -> Vec<Op> {
     let world = World {
         snapshots: counting,
         executor: counting,

@@ -1,7 +1,7 @@
 //! `repair` over the in-memory model kernel, from the `add-drifted` fixture (an ADD applied,
 //! then a rule, a sysctl, the MAC, a host route and a neighbour tampered with).
 
-use super::*;
+use super::super::*;
 use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs};
 use crate::error::Code;
 use crate::model::{AddInputs, Change, Op, Side, PROTOCOL_BOOT};

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const SNAPSHOT: &str = include_str!("../../../fixtures/add-seed-dual-stack/snapshot.json");
-const PREV: &str = include_str!("../../../fixtures/add-seed-dual-stack/prev-result.json");
+const SNAPSHOT: &str = include_str!("../../fixtures/add-seed-dual-stack/snapshot.json");
+const PREV: &str = include_str!("../../fixtures/add-seed-dual-stack/prev-result.json");
 
 struct Harness {
     kernel: Arc<ModelKernel>,

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use super::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
 use crate::model::Family;
 use crate::model::Side;
 use crate::render::{Drift, DriftState, ObjectKind};
+use crate::report::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
 
 fn drift(netns: Side, kind: ObjectKind, name: &str, expected: &str, actual: &str) -> Drift {
     let state = if actual == "missing" {
@@ -26,7 +26,7 @@ fn attachment(id: &str, status: Status, millis: u64) -> AttachmentReport {
 }
 
 /// clean, drift (a pod and a host drift), repaired, gone, skipped (no entry), error.
-pub fn every_status() -> CheckReport {
+pub(crate) fn every_status() -> CheckReport {
     let clean = attachment("c1", Status::Clean, 12);
     let mut drifted = attachment("c2", Status::Drift, 34);
     drifted.drifts = vec![
@@ -84,7 +84,7 @@ pub fn every_status() -> CheckReport {
 }
 
 /// `router check --container-id c4 --ifname net1` on a pod that is gone.
-pub fn named_gone() -> CheckReport {
+pub(crate) fn named_gone() -> CheckReport {
     let mut gone = AttachmentReport::new("c4", "net1", Status::Gone);
     gone.message = Some("the pod netns is gone".into());
     CheckReport {
