@@ -76,8 +76,8 @@ pub fn invoked_as_plugin() -> bool {
 }
 
 /// The process environment as the protocol reads it. A value that is not UTF-8 comes back
-/// as `<not UTF-8: ...>`, which no variable's validation accepts: read lossily it could pass
-/// for another name (an interface `\xff` would become U+FFFD).
+/// as `<not UTF-8: ...>`, which no variable's validation accepts: read lossily it could
+/// pass for another name (an interface `\xff` would become U+FFFD).
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var_os(name).map(|v| {
         v.into_string()
@@ -239,7 +239,7 @@ pub struct Backends {
     pub executor: Box<dyn Executor>,
     pub records: Box<dyn RecordStore>,
     pub host: Box<dyn HostGuard>,
-    /// C's L2 segment: conflict probes.
+    /// The chained interface's L2 segment: conflict probes.
     pub probe: Box<dyn AddressProbe>,
 }
 
@@ -416,8 +416,8 @@ fn parse_input(
 }
 
 /// The config to act with, and why the one given could not be used. DEL goes on past any
-/// error of stdin (a DEL that fails forever blocks the pod's teardown), GC past invalid keys
-/// but not past a path outside the allowed directories; both then act only on what the
+/// error of stdin (a DEL that fails forever blocks the pod's teardown), GC past invalid
+/// keys but not past a path outside the allowed directories; both then act only on what the
 /// records prove (`salvage`). Every other command fails.
 fn config_for(
     inv: &Invocation,
@@ -557,8 +557,9 @@ fn skip_call_result(command: Command, prev: Option<&Value>, version: CniVersion)
     Some(result)
 }
 
-/// The result: prevResult unchanged but for the config's cniVersion and C's new MAC in its
-/// sandbox `interfaces` entry (otherwise the previous plugin's CHECK fails).
+/// The result: prevResult unchanged but for the config's cniVersion and the chained
+/// interface's new MAC in its sandbox `interfaces` entry (otherwise the previous plugin's
+/// CHECK fails).
 pub fn result_with_mac(
     prev: &Value,
     ifname: &str,

@@ -47,8 +47,8 @@ pub enum Error {
     #[error("pod network namespace unusable: {0}")]
     UnknownContainer(String),
     /// A file, socket or thread the plugin could not use. `kind` is the `io::ErrorKind` of
-    /// the failure (`Other` when it was not an OS error), so callers can tell a missing file
-    /// from one they may not open; `reason` is its message.
+    /// the failure (`Other` when it was not an OS error), so callers can tell a missing
+    /// file from one they may not open; `reason` is its message.
     #[error("{what}: {reason}")]
     Io {
         what: String,
@@ -86,9 +86,9 @@ pub enum Error {
     /// The kernel refused a value because another object holds it (EADDRINUSE).
     #[error("kernel refused {object}: {reason}")]
     InUse { object: String, reason: String },
-    /// O is not usable in the pod (missing, or the chained interface itself): every step
-    /// routes through it, so ADD refuses rather than leave a pod half configured (hijack
-    /// rules pointing at an empty table, no host side).
+    /// The overlay interface is not usable in the pod (missing, or the chained interface
+    /// itself): every step routes through it, so ADD refuses rather than leave a pod half
+    /// configured (hijack rules pointing at an empty table, no host side).
     #[error(
         "overlay_interface {overlay} {problem} (pod netns {netns}): router must run after the \
          default network has created {overlay}; nothing was changed. A runtime that attaches \

@@ -390,10 +390,10 @@ fn is_single_request(op: &Op) -> bool {
 /// The request of a single-request op; None for the others.
 fn single_write(op: &Op, links: &Links) -> Option<Result<Write>> {
     Some(match &op.change {
-        // The host holds one route per slot of an attachment's (toward each address of
-        // C, through H); a read through H alone does not show another pod's route in that
-        // slot, so the add must find it empty: EEXIST is a surprise, and the reconciler
-        // reads everything again.
+        // The host holds one route per slot of an attachment's (toward each address of the
+        // chained interface, through the host veth peer); a read through the host veth peer
+        // alone does not show another pod's route in that slot, so the add must find it
+        // empty: EEXIST is a surprise, and the reconciler reads everything again.
         Change::AddRoute { route } if op.netns == Side::Host => {
             Write::add_route_alone(route, links)
         }

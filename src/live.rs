@@ -1,13 +1,13 @@
-//! live: the backends a real plugin run uses, once its config is known: the kernel
-//! snapshot and the netlink executor for the pod named by CNI_NETNS, sharing one worker
-//! thread in that netns (entered once per run; it opens the pod's netlink socket), the records and host lock
-//! in data_dir, raw-socket conflict probes on C, and the log file. It wires; it decides
-//! nothing. Two things it adds around them: ADD and CHECK refuse a CNI_NETNS that is not a
-//! netns before anything is locked or written, and the conflict probe, a wait during which
-//! nothing is changed, lets termination signals act (`signals`). The host lock's wait does
-//! not: it comes after a run's own changes.
-//! A DEL whose data_dir can only be reached through a symlink uses the default data_dir
-//! (logged): DEL never fails on input it cannot use.
+//! live: the backends a real plugin run uses, once its config is known: the kernel snapshot
+//! and the netlink executor for the pod named by CNI_NETNS, sharing one worker thread in
+//! that netns (entered once per run; it opens the pod's netlink socket), the records and
+//! host lock in data_dir, raw-socket conflict probes on the chained interface, and the log
+//! file. It wires; it decides nothing. Two things it adds around them: ADD and CHECK refuse
+//! a CNI_NETNS that is not a netns before anything is locked or written, and the conflict
+//! probe, a wait during which nothing is changed, lets termination signals act (`signals`).
+//! The host lock's wait does not: it comes after a run's own changes. A DEL whose data_dir
+//! can only be reached through a symlink uses the default data_dir (logged): DEL never
+//! fails on input it cannot use.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -46,8 +46,9 @@ pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
         snapshots: Box::new(LiveSnapshot::in_pod(pod.clone())),
         executor: Box::new(LiveExecutor::in_pod(pod.clone())),
         records: Box::new(Arc::clone(&records)),
-        // Not interruptible: the lock is now taken after the run's own changes (ARCHITECTURE
-        // "Ordering"), so a signal during its wait would leave a run half done.
+        // Not interruptible: the lock is now taken after the run's own changes
+        // (ARCHITECTURE "Ordering"), so a signal during its wait would leave a run half
+        // done.
         host: Box::new(records),
         probe: Box::new(Interruptible(RawSocketProbe::in_pod(pod))),
     })

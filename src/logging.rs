@@ -1,6 +1,6 @@
-//! logging: tracing events as JSON lines in `log_options.log_file`, rotated by size (keeping
-//! `log_max_count` files, none older than `log_max_age` days), and stderr when the file
-//! cannot be opened. Never stdout: stdout carries the CNI result. The file is reached
+//! logging: tracing events as JSON lines in `log_options.log_file`, rotated by size
+//! (keeping `log_max_count` files, none older than `log_max_age` days), and stderr when the
+//! file cannot be opened. Never stdout: stdout carries the CNI result. The file is reached
 //! through `confined` (no symlink below its allowed directory, not even at the file), must
 //! be a regular file and router's own (empty, or starting with one of its lines); rotation
 //! renames and deletes only router's own files, in the log's directory.
@@ -112,8 +112,8 @@ impl RotatingFile {
     /// someone else's file). Several plugin processes may race here: a rename that finds
     /// nothing is fine.
     ///
-    /// A step the kernel refuses otherwise (a read-only or full file system) is passed over:
-    /// the file stays where it is, the next rotation tries again, and the event being
+    /// A step the kernel refuses otherwise (a read-only or full file system) is passed
+    /// over: the file stays where it is, the next rotation tries again, and the event being
     /// written still goes to the reopened log. It is not reported: this runs inside the log
     /// writer, holding its lock, so an event about it would wait for itself.
     fn rotate(&self) -> io::Result<File> {
@@ -151,7 +151,8 @@ impl RotatingFile {
 }
 
 /// The log file for appending, when it is router's own: a config may name any file in an
-/// allowed directory, and another program's log must not get router's lines (or be rotated).
+/// allowed directory, and another program's log must not get router's lines (or be
+/// rotated).
 fn open_own(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
     let file = confined::open_file(dir, name, Some(LOG_FILE_MODE))?;
     if !is_routers_log(&file) {
@@ -245,7 +246,7 @@ pub fn init(options: &LogOptions) {
 }
 
 /// Runs one phase of a run and logs its duration at debug level (`phase`, `us`): the
-/// breakdown `scripts/bench.py` reads (issue 14 item 6).
+/// breakdown `scripts/bench.py` reads.
 pub fn phase<T>(name: &'static str, work: impl FnOnce() -> T) -> T {
     let started = std::time::Instant::now();
     let out = work();

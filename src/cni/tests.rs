@@ -42,7 +42,8 @@ struct Detect {
     record_saved: bool,
 }
 
-/// C's segment, scripted: answers `detect` with `conflict`, records every call.
+/// The chained interface's segment, scripted: answers `detect` with `conflict`, records
+/// every call.
 struct ScriptedProbe {
     kernel: Arc<ModelKernel>,
     records: Arc<MemRecords>,

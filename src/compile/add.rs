@@ -111,7 +111,8 @@ impl AddBuilder<'_> {
         }
     }
 
-    /// The interfaces of the pod a per-interface sysctl is set on: all, default, O, C.
+    /// The interfaces of the pod a per-interface sysctl is set on: all, default, the
+    /// overlay interface, the chained interface.
     fn pod_sysctl_ifaces(&self) -> Vec<String> {
         let mut ifaces: Vec<String> = ALL_AND_DEFAULT.map(String::from).into();
         if self.facts.overlay_exists {
@@ -154,8 +155,9 @@ impl AddBuilder<'_> {
     }
 
     fn family(&mut self, family: Family) {
-        // P is fixed by the first ADD, "no P" included: a default another interface (net2)
-        // adds to main later does not make it P for this attachment.
+        // The previous default interface is fixed by the first ADD, "no previous default
+        // interface" included: a default another interface (net2) adds to main later does
+        // not make it the previous default interface for this attachment.
         let moved = match self.input.record {
             Some(r) => r.moved.get(&family).cloned(),
             None => find_previous(self.pod_actual, self.ifname(), self.table, family),
@@ -169,8 +171,9 @@ impl AddBuilder<'_> {
         self.host_side(family);
     }
 
-    /// BEHAVIOUR 2.2. P's routes are copied into T whether or not the migration applies,
-    /// so that the hijack rules always find a route through O (see ARCHITECTURE.md).
+    /// BEHAVIOUR 2.2. The previous default interface's routes are copied into the pod table
+    /// whether or not the migration applies, so that the hijack rules always find a route
+    /// through the overlay interface (see ARCHITECTURE.md).
     fn migrate(&mut self, family: Family, mut moved: Moved) {
         let table = self.table;
         for route in &moved.routes {
@@ -198,8 +201,8 @@ impl AddBuilder<'_> {
         self.record.moved.insert(family, moved);
     }
 
-    /// P's default hops leave main only while another default remains there, so the pod
-    /// never loses its default route.
+    /// The previous default route's hops leave main only while another default remains
+    /// there, so the pod never loses its default route.
     fn defaults_to_remove(&mut self, family: Family, moved: &Moved) -> Vec<Route> {
         let p = moved.interface.as_str();
         let other_default = self
@@ -249,8 +252,10 @@ impl AddBuilder<'_> {
         }
     }
 
-    /// BEHAVIOUR 2.3: `to <cidr> lookup T` for the hijack CIDRs when P is O (or there is no
-    /// P); for a later interface, P's own subnets plus the additional CIDRs.
+    /// BEHAVIOUR 2.3: `to <cidr> lookup <pod table>` for the hijack CIDRs when the previous
+    /// default interface is the overlay interface (or there is no previous default
+    /// interface); for a later interface, the previous default interface's own subnets plus
+    /// the additional CIDRs.
     fn hijack_rules(&mut self, family: Family, previous: Option<&str>) {
         let config = self.config();
         let cidrs: Vec<IpNet> = match previous {
@@ -354,8 +359,9 @@ impl AddBuilder<'_> {
             ));
         }
         if self.facts.host_peer.is_none() && !self.config().sriov {
-            // O itself is there (reconcile refuses an ADD without it): say so, since the
-            // missing peer and a missing O call for different fixes.
+            // The overlay interface itself is there (reconcile refuses an ADD without it):
+            // say so, since the missing peer and a missing overlay interface call for
+            // different fixes.
             self.warnings.push(format!(
                 "{} is in the pod but has no veth peer in the host netns (not a veth, or its \
                  peer is in another netns): host-side steps skipped",
@@ -397,8 +403,9 @@ impl AddBuilder<'_> {
     }
 }
 
-/// The node addresses an earlier ADD routed through O: its host-address routes in main and
-/// its neighbours on O (main holds no other route of router's on O after an ADD).
+/// The node addresses an earlier ADD routed through the overlay interface: its host-address
+/// routes in main and its neighbours on the overlay interface (main holds no other route of
+/// router's on the overlay interface after an ADD).
 pub(super) fn recorded_node_addresses(record: &Record) -> BTreeSet<IpAddr> {
     let overlay = Some(record.overlay_interface.as_str());
     let routes = record.pod.routes.values().filter(|r| {

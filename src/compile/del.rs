@@ -85,7 +85,7 @@ fn releasable_host_rules(config: &Config, record: &Record) -> Vec<RuleKey> {
 }
 
 /// Without a record (a failed ADD, or a runtime that lost it), DEL works from config and
-/// what the kernel shows: the owned copies in T tell which routes moved.
+/// what the kernel shows: the owned copies in the pod table tell which routes moved.
 pub(super) fn record_without_file(input: &CompileInput<'_>) -> Result<Record> {
     let config = input.config;
     let table = config.table_for(input.ifname)?;
@@ -114,7 +114,8 @@ pub(super) fn record_without_file(input: &CompileInput<'_>) -> Result<Record> {
     })
 }
 
-/// C's addresses at DEL: prevResult's, the record's host routes', and what C still holds.
+/// The chained interface's addresses at DEL: prevResult's, the record's host routes', and
+/// what the chained interface still holds.
 pub(super) fn chained_addresses_for_del(
     input: &CompileInput<'_>,
     record: &Record,
@@ -141,7 +142,8 @@ pub(super) fn chained_addresses_for_del(
 }
 
 /// Puts back what ADD replaced in the pod. With another attachment still in the pod, the
-/// sysctls it shares (all, default, O) stay as they are: only C's own are restored.
+/// sysctls it shares (all, default, the overlay interface) stay as they are: only the
+/// chained interface's own are restored.
 pub(super) fn restore_pod(
     record: &Record,
     pod_actual: &NetnsState,
@@ -181,8 +183,8 @@ pub(super) fn restore_pod(
         for route in &moved.removed_from_main {
             let route = route.clone().normalised();
             if !pod_actual.routes.contains_key(&route.key) {
-                // It replaces C's default hops in its slot, and only those: a default of
-                // another interface (net1's, when net2 goes) stays.
+                // It replaces the chained interface's default hops in its slot, and only
+                // those: a default of another interface (net1's, when net2 goes) stays.
                 let slot = route.key.slot();
                 for hop in pod_actual.routes_in_slot(&slot) {
                     let of_c = hop.key.dev.as_deref() == Some(record.ifname.as_str());

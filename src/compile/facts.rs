@@ -1,5 +1,6 @@
-//! The facts compile reads from a snapshot: O, H (O's host peer), C's MAC and addresses,
-//! the node's addresses (BEHAVIOUR 2.3); and the MAC router derives for C.
+//! The facts compile reads from a snapshot: the overlay interface, the host veth peer (the
+//! overlay interface's host peer), the chained interface's MAC and addresses, the node's
+//! addresses (BEHAVIOUR 2.3); and the MAC router derives for the chained interface.
 
 use super::*;
 
@@ -25,12 +26,13 @@ pub(super) const FOREIGN_LINK_PREFIXES: [&str; 13] = [
 pub struct Facts {
     pub overlay_exists: bool,
     pub overlay_mac: Option<MacAddr>,
-    /// H: O's veth peer in the host netns, with its MAC.
+    /// The host veth peer: the overlay interface's veth peer in the host netns, with its
+    /// MAC.
     pub host_peer: Option<String>,
     pub host_peer_mac: Option<MacAddr>,
     pub chained_exists: bool,
     pub chained_mac: Option<MacAddr>,
-    /// The node's addresses that the pod must reach through O.
+    /// The node's addresses that the pod must reach through the overlay interface.
     pub host_addresses: BTreeSet<IpAddr>,
 }
 
@@ -73,9 +75,10 @@ pub(super) fn is_node_link(name: &str) -> bool {
     name != "lo" && !FOREIGN_LINK_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
-/// The node's own addresses (BEHAVIOUR 2.3) of the families C uses. A preferred source
-/// that sits on a plumbing link is not one: once router's host route to C exists, the
-/// kernel picks the host veth's own address toward C.
+/// The node's own addresses (BEHAVIOUR 2.3) of the families the chained interface uses. A
+/// preferred source that sits on a plumbing link is not one: once router's host route to
+/// the chained interface exists, the kernel picks the host veth's own address toward the
+/// chained interface.
 pub(super) fn host_addresses(actual: &ActualState, chained_addrs: &[IpNet]) -> BTreeSet<IpAddr> {
     let families = families_of(chained_addrs);
     let on_plumbing: BTreeSet<IpAddr> = actual
@@ -109,8 +112,8 @@ pub(super) fn families_of(addrs: &[IpNet]) -> BTreeSet<Family> {
     addrs.iter().map(Family::of_net).collect()
 }
 
-/// C's new MAC: the prefix, then the first IPv4 address's 4 bytes, else the last 4 bytes of
-/// the first IPv6 address. Leading zero bytes are kept.
+/// The chained interface's new MAC: the prefix, then the first IPv4 address's 4 bytes, else
+/// the last 4 bytes of the first IPv6 address. Leading zero bytes are kept.
 pub fn derive_mac(prefix: [u8; 2], chained_addrs: &[IpNet]) -> Option<MacAddr> {
     let tail: [u8; 4] = match mac_source(chained_addrs)? {
         IpAddr::V4(v4) => v4.octets(),
@@ -124,7 +127,8 @@ pub fn derive_mac(prefix: [u8; 2], chained_addrs: &[IpNet]) -> Option<MacAddr> {
     ]))
 }
 
-/// The address C's MAC is derived from: the first IPv4 address, else the first IPv6 one.
+/// The address the chained interface's MAC is derived from: the first IPv4 address, else
+/// the first IPv6 one.
 pub fn mac_source(chained_addrs: &[IpNet]) -> Option<IpAddr> {
     let first = |family| chained_addrs.iter().find(|a| Family::of_net(a) == family);
     first(Family::Ipv4)

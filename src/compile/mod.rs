@@ -2,8 +2,9 @@
 //! DesiredState, plus the attachment record an ADD writes. BEHAVIOUR sections 2 and 4.
 //! Pure: no I/O, no clock, no env; everything it knows comes in as arguments.
 //!
-//! One file per part: `facts` (what the snapshot says), `previous` (P and its routes),
-//! `scope` (what an attachment owns, what its peers keep), `add`, `del`.
+//! One file per part: `facts` (what the snapshot says), `previous` (the previous default
+//! interface and its routes), `scope` (what an attachment owns, what its peers keep),
+//! `add`, `del`.
 
 mod add;
 mod del;
@@ -36,13 +37,14 @@ use crate::model::{
 pub struct CompileInput<'a> {
     pub config: &'a Config,
     pub container_id: &'a str,
-    /// C, the chained interface (`CNI_IFNAME`).
+    /// The chained interface (`CNI_IFNAME`).
     pub ifname: &'a str,
     pub prev: Option<&'a PrevView>,
     pub actual: &'a ActualState,
     /// This attachment's record from an earlier ADD.
     pub record: Option<&'a Record>,
-    /// Records of the pod's other attachments: what they want is never removed for this one.
+    /// Records of the pod's other attachments: what they want is never removed for this
+    /// one.
     pub peers: &'a [Record],
     pub mode: Mode,
 }
@@ -52,7 +54,7 @@ pub struct Compiled {
     pub desired: DesiredState,
     /// What ADD writes before applying (for DEL, the record it compiled from).
     pub record: Record,
-    /// C's new MAC, for the result.
+    /// The chained interface's new MAC, for the result.
     pub new_mac: Option<MacAddr>,
     /// Decisions worth a log line.
     pub notes: Vec<String>,

@@ -1,5 +1,6 @@
-//! P and its routes (BEHAVIOUR 2.2): whether the migration applies, which routes move, and
-//! P recovered from the owned copies in T when there is no record.
+//! The previous default interface and its routes (BEHAVIOUR 2.2): whether the migration
+//! applies, which routes move, and the previous default interface recovered from the owned
+//! copies in the pod table when there is no record.
 
 use super::*;
 
@@ -11,16 +12,18 @@ pub(super) fn migration_applies(mode: MigrateRoute, chained: &str, previous: &st
     }
 }
 
-/// Routes of P that move: all of its main routes but the IPv6 link-local kernel route.
+/// Routes of the previous default interface that move: all of its main routes but the IPv6
+/// link-local kernel route.
 pub(super) fn is_moved_kind(route: &Route) -> bool {
     let v6_link_local = matches!(route.key.dst, IpNet::V6(n) if n.prefix_len() == 64
         && (n.addr().segments()[0] & 0xffc0) == 0xfe80);
     !(v6_link_local && route.protocol == PROTOCOL_KERNEL)
 }
 
-/// P for one family: the non-C interface holding main's default (lowest metric, then name
-/// order); after a move main no longer shows it, so fall back to the owned default copies
-/// in T (protocols of the originals are then unknown: restored as `boot`).
+/// The previous default interface for one family: the interface other than the chained
+/// interface holding main's default (lowest metric, then name order); after a move main no
+/// longer shows it, so fall back to the owned default copies in the pod table (protocols of
+/// the originals are then unknown: restored as `boot`).
 pub(super) fn find_previous(
     pod: &NetnsState,
     chained: &str,

@@ -9,16 +9,18 @@ pub(super) struct ScopeOf<'a> {
     pub(super) overlay: &'a str,
     pub(super) host_table: u32,
     pub(super) host_peer: Option<&'a str>,
-    /// C's addresses: the host side of a pod is shared by its attachments through H.
+    /// The chained interface's addresses: the host side of a pod is shared by its
+    /// attachments through the host veth peer.
     pub(super) chained_addrs: BTreeSet<IpAddr>,
     /// Another router attachment without a record lives in the pod: the host-address routes
-    /// and neighbours through O may be its too.
+    /// and neighbours through the overlay interface may be its too.
     pub(super) pod_shared: bool,
 }
 
-/// The owned objects that belong to one attachment: its table T and rules, the
-/// host-address routes and neighbours through O (unless shared), and on the host its
-/// routes and neighbours through H for C's addresses.
+/// The owned objects that belong to one attachment: its pod table and rules, the
+/// host-address routes and neighbours through the overlay interface (unless shared), and on
+/// the host its routes and neighbours through the host veth peer for the chained
+/// interface's addresses.
 pub(super) fn attachment_scope(of: &ScopeOf<'_>) -> (Scope, Scope) {
     let mut pod = Scope {
         routes: vec![RouteSelector {

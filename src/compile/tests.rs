@@ -478,7 +478,7 @@ fn a_node_address_added_since_add_is_drift_that_says_so() {
 fn an_owned_route_toward_an_address_the_node_lost_is_drift_that_says_so() {
     let (config, first, now) =
         node_changed_after_add(|addrs| addrs.retain(|a| a.addr().to_string() != "fd50::1"));
-    // The host's preferred source toward C was that address too.
+    // The host's preferred source toward the chained interface was that address too.
     let mut now = now;
     now.host_preferred_src.clear();
     let again = run(&config, &now, Mode::Add, Some(&first.record)).unwrap();

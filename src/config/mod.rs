@@ -170,7 +170,7 @@ fn parse_config(obj: &Map<String, Value>, allowed: &AllowedDirs) -> Result<Confi
 }
 
 impl Config {
-    /// Table T for the chained interface: `route_table`, else 100 + N - 1 for a name
+    /// The pod table for the chained interface: `route_table`, else 100 + N - 1 for a name
     /// ending in the number N.
     pub fn table_for(&self, ifname: &str) -> Result<u32> {
         if let Some(t) = self.route_table {

@@ -1,5 +1,6 @@
-//! config::prev: the typed view of prevResult (interfaces, ips) and C's addresses in it;
-//! rejections are code 7. Must not change the JSON, which is passed on verbatim.
+//! config::prev: the typed view of prevResult (interfaces, ips) and the chained interface's
+//! addresses in it; rejections are code 7. Must not change the JSON, which is passed on
+//! verbatim.
 
 use std::net::IpAddr;
 
@@ -68,8 +69,9 @@ impl PrevView {
         Ok(PrevView { interfaces, ips })
     }
 
-    /// C's addresses, at least one: every step of an ADD routes them, and a chain that gives
-    /// C none is misconfigured (or L2 only, where router has no place). Code 7.
+    /// The chained interface's addresses, at least one: every step of an ADD routes them,
+    /// and a chain that gives the chained interface none is misconfigured (or L2 only,
+    /// where router has no place). Code 7.
     pub fn require_addresses_of(&self, ifname: &str) -> Result<Vec<IpNet>> {
         let addrs = self.addresses_of(ifname);
         if addrs.is_empty() {
@@ -81,8 +83,8 @@ impl PrevView {
         Ok(addrs)
     }
 
-    /// C's addresses: entries pointing at the sandbox interface named `ifname`, and
-    /// entries with no interface index.
+    /// The chained interface's addresses: entries pointing at the sandbox interface named
+    /// `ifname`, and entries with no interface index.
     pub fn addresses_of(&self, ifname: &str) -> Vec<IpNet> {
         self.ips
             .iter()

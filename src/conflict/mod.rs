@@ -1,5 +1,6 @@
 //! conflict: IP conflict detection before an ADD applies anything (BEHAVIOUR 5), on raw
-//! sockets opened on a thread inside the pod netns (C's new MAC is announced by the kernel,
+//! sockets opened on a thread inside the pod netns (the chained interface's new MAC is
+//! announced by the kernel,
 //! 2.1). It only sends and listens: it changes no kernel state and
 //! decides nothing about routes; `reconcile` decides when it runs.
 
@@ -19,7 +20,7 @@ use crate::model::{Change, MacAddr, Op};
 use crate::netns::{self, NetnsWorker};
 use socket::PacketSocket;
 
-/// Another host holds (or is probing for) one of C's addresses.
+/// Another host holds (or is probing for) one of the chained interface's addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conflict {
     pub addr: IpAddr,
@@ -37,8 +38,8 @@ impl From<Conflict> for Error {
 
 /// A failed op of an ADD in the words of what went wrong: a derived MAC (`mac_prefix`,
 /// BEHAVIOUR 2.1) refused as in use means another interface on the same master has it, and
-/// since the MAC comes from C's address, another live pod holds that address there too.
-/// Any other failure is returned as it is.
+/// since the MAC comes from the chained interface's address, another live pod holds that
+/// address there too. Any other failure is returned as it is.
 pub fn explain_failure(op: Option<&Op>, error: Error, chained_addrs: &[IpNet]) -> Error {
     let (Some(Change::SetMac { dev, new, .. }), Error::InUse { object, reason }) =
         (op.map(|op| &op.change), &error)
@@ -60,7 +61,8 @@ pub fn explain_failure(op: Option<&Op>, error: Error, chained_addrs: &[IpNet]) -
     }
 }
 
-/// C on its segment: the pod netns, the interface, the MAC its frames carry, its addresses.
+/// The chained interface on its segment: the pod netns, the interface, the MAC its frames
+/// carry, its addresses.
 #[derive(Clone, Copy, Debug)]
 pub struct Target<'a> {
     pub pod_netns: &'a Path,
@@ -69,7 +71,7 @@ pub struct Target<'a> {
     pub addrs: &'a [IpAddr],
 }
 
-/// How the reconciler reaches C's L2 segment.
+/// How the reconciler reaches the chained interface's L2 segment.
 pub trait AddressProbe {
     /// Probes every address of the target at once from its MAC: `retries` rounds
     /// `interval` apart, listening until `interval` after the last. The first frame showing
@@ -93,9 +95,9 @@ impl<T: AddressProbe + ?Sized> AddressProbe for std::sync::Arc<T> {
     }
 }
 
-/// The live probe: AF_PACKET sockets on C, in the pod netns, opened on the run's worker
-/// there (`in_pod`, the thread the snapshot and executor use) when it is for the target's
-/// netns, else on a thread of the probe's own.
+/// The live probe: AF_PACKET sockets on the chained interface, in the pod netns, opened on
+/// the run's worker there (`in_pod`, the thread the snapshot and executor use) when it is
+/// for the target's netns, else on a thread of the probe's own.
 #[derive(Clone, Debug, Default)]
 pub struct RawSocketProbe {
     pod: Option<Arc<NetnsWorker>>,
@@ -193,7 +195,8 @@ impl Schedule {
 /// Frames longer than this are truncated on receipt: every frame we read fits in far less.
 const FRAME_BUFFER: usize = 2048;
 
-/// One socket per Ethernet type in use (ARP for IPv4, IPv6 for ND), on C.
+/// One socket per Ethernet type in use (ARP for IPv4, IPv6 for ND), on the chained
+/// interface.
 struct Sockets {
     ifname: String,
     open: Vec<(u16, PacketSocket)>,
@@ -300,7 +303,8 @@ fn listen(
     Ok(None)
 }
 
-/// A frame is a conflict when it claims one of `addrs` for a MAC that is not C's.
+/// A frame is a conflict when it claims one of `addrs` for a MAC that is not the chained
+/// interface's.
 pub fn conflict_in(frame: &[u8], own: MacAddr, addrs: &[IpAddr]) -> Option<Conflict> {
     packet::claim(frame)
         .filter(|c| c.mac != own && addrs.contains(&c.addr))

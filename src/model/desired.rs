@@ -36,7 +36,7 @@ pub struct DesiredNetns {
 }
 
 /// The node addresses (BEHAVIOUR 2.3) gained and lost since the attachment's record was
-/// written, and the interface (O) their routes and neighbours go through.
+/// written, and the overlay interface their routes and neighbours go through.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeAddressChange {
     pub via: String,

@@ -177,9 +177,10 @@ impl NetnsState {
 
     /// The link of `other` (the snapshot's other netns) that `name` is a veth pair with:
     /// the link its IFLA_LINK names there, whose IFLA_LINK names `name` back, each peer
-    /// netnsid being the id its netns gives to the other (where known). With O and the
-    /// host netns, that is H (BEHAVIOUR glossary): indexes alone are not enough, as a host
-    /// veth whose peer is in a third netns can carry O's peer index and point at O's index.
+    /// netnsid being the id its netns gives to the other (where known). With the overlay
+    /// interface and the host netns, that is the host veth peer (BEHAVIOUR glossary):
+    /// indexes alone are not enough, as a host veth whose peer is in a third netns can
+    /// carry the overlay interface's peer index and point at the overlay interface's index.
     pub fn veth_peer_in<'a>(
         &self,
         name: &str,
@@ -224,7 +225,8 @@ pub struct ActualState {
     pub pod: Option<NetnsState>,
     #[serde(default)]
     pub host: NetnsState,
-    /// The host's preferred source address toward each address of C (`ip route get`).
+    /// The host's preferred source address toward each address of the chained interface
+    /// (`ip route get`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub host_preferred_src: BTreeMap<IpAddr, IpAddr>,
     /// The route tables this state holds, per netns. None in snapshot files written before
@@ -283,8 +285,9 @@ impl ActualState {
         }
     }
 
-    /// H, the host peer of the pod interface `overlay` (O): its veth peer in the host netns
-    /// (`NetnsState::veth_peer_in`). None without a pod, or when O is no such veth.
+    /// The host veth peer of the pod interface `overlay` (the overlay interface): its veth
+    /// peer in the host netns (`NetnsState::veth_peer_in`). None without a pod, or when the
+    /// overlay interface is no such veth.
     pub fn host_peer(&self, overlay: &str) -> Option<&str> {
         let (name, _) = self.pod.as_ref()?.veth_peer_in(overlay, &self.host)?;
         Some(name)

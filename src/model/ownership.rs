@@ -103,13 +103,15 @@ impl Scoped for Neighbour {
 /// Flattened into `DesiredNetns`: these are its keys in the JSON.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ownership {
-    /// Exact routes that must not exist: the documented moves (P's default out of main on
-    /// ADD; C's default hops that P's restored default replaces on DEL).
+    /// Exact routes that must not exist: the documented moves (the previous default route
+    /// out of main on ADD; the chained interface's default hops that the restored previous
+    /// default route replaces on DEL).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub absent_routes: Vec<RouteKey>,
-    /// Present routes allowed into a slot held by unowned routes: the restore of P's default
-    /// into main, replacing in one step the slot's routes listed in `absent_routes` (C's)
-    /// and stale owned ones, and going next to any other (another interface's default).
+    /// Present routes allowed into a slot held by unowned routes: the restore of the
+    /// previous default route into main, replacing in one step the slot's routes listed in
+    /// `absent_routes` (the chained interface's) and stale owned ones, and going next to
+    /// any other (another interface's default).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub takeover: BTreeSet<RouteKey>,
     /// This attachment's owned objects: any not present is removed.
@@ -158,7 +160,7 @@ impl Ownership {
     }
 
     /// Whether the present route `key` may take over its slot from unowned routes (the
-    /// restore of P's default).
+    /// restore of the previous default route).
     pub fn may_take_over(&self, key: &RouteKey) -> bool {
         self.takeover.contains(key)
     }

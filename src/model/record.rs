@@ -7,14 +7,17 @@ use serde::{Deserialize, Serialize};
 
 use super::{Family, MacAddr, NetnsState, Route, SysctlKey};
 
-/// P and the routes that moved from main for one family, fixed by the first ADD: after the
-/// move, main no longer shows P's default, so later runs compile from this.
+/// The previous default interface and the routes that moved from main for one family, fixed
+/// by the first ADD: after the move, main no longer shows the previous default route, so
+/// later runs compile from this.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Moved {
     pub interface: String,
-    /// P's main-table routes as they were, copied into table T.
+    /// The previous default interface's main-table routes as they were, copied into the pod
+    /// table.
     pub routes: Vec<Route>,
-    /// The subset ADD removed from main (P's default hops); DEL puts them back.
+    /// The subset ADD removed from main (the previous default route's hops); DEL puts them
+    /// back.
     #[serde(default)]
     pub removed_from_main: Vec<Route>,
 }

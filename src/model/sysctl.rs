@@ -77,12 +77,14 @@ impl fmt::Display for SysctlKey {
     }
 }
 
-/// The `conf` entries beside the interfaces: `all`, and `default` (what new interfaces get).
+/// The `conf` entries beside the interfaces: `all`, and `default` (what new interfaces
+/// get).
 pub const ALL_AND_DEFAULT: [&str; 2] = ["all", "default"];
 
-/// The MAC step's sysctls on C and their values (BEHAVIOUR 2.1): `arp_notify` and
-/// `ndisc_notify` 1 for each family C has an address of, so that the kernel announces C's
-/// addresses from the new MAC itself.
+/// The MAC step's sysctls on the chained interface and their values (BEHAVIOUR 2.1):
+/// `arp_notify` and `ndisc_notify` 1 for each family the chained interface has an address
+/// of, so that the kernel announces the chained interface's addresses from the new MAC
+/// itself.
 pub fn mac_step_sysctls(iface: &str, families: &BTreeSet<Family>) -> Vec<(SysctlKey, i64)> {
     [SysctlName::ArpNotify, SysctlName::NdiscNotify]
         .into_iter()
@@ -91,8 +93,9 @@ pub fn mac_step_sysctls(iface: &str, families: &BTreeSet<Family>) -> Vec<(Sysctl
         .collect()
 }
 
-/// The routing step's sysctls on a pod interface (all, default, O, C) and their values:
-/// `rp_filter` the config's, and `disable_ipv6` 0 when the attachment uses IPv6.
+/// The routing step's sysctls on a pod interface (all, default, the overlay interface, the
+/// chained interface) and their values: `rp_filter` the config's, and `disable_ipv6` 0 when
+/// the attachment uses IPv6.
 pub fn routing_step_sysctls(iface: &str, rp_filter: i64, ipv6: bool) -> Vec<(SysctlKey, i64)> {
     let mut sysctls = vec![(SysctlKey::new(iface, SysctlName::RpFilter), rp_filter)];
     if ipv6 {
@@ -101,8 +104,8 @@ pub fn routing_step_sysctls(iface: &str, rp_filter: i64, ipv6: bool) -> Vec<(Sys
     sysctls
 }
 
-/// The host step's sysctl on a host interface (all, default, H) and its value: `rp_filter`
-/// the config's (when `rp_filter.set_host`).
+/// The host step's sysctl on a host interface (all, default, the host veth peer) and its
+/// value: `rp_filter` the config's (when `rp_filter.set_host`).
 pub fn host_step_sysctl(iface: &str, rp_filter: i64) -> (SysctlKey, i64) {
     (SysctlKey::new(iface, SysctlName::RpFilter), rp_filter)
 }

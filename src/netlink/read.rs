@@ -316,10 +316,10 @@ fn dumps_of(reads: &ReadRequest, links: bool) -> Vec<Dump<Part>> {
 
 /// The route dumps of one family for `tables`: the table each asks the kernel for (None:
 /// every table) and the tables whose routes are kept. Several tables without a device
-/// filter (a pod's main and T) are one dump of every table, kept to those: a netns's
-/// tables beyond them hold a few local routes, cheaper to decode than a dump each is to
-/// ask for. Through a device (a host veth), each table is its own dump, filtered by the
-/// kernel: the host's tables can hold every pod's routes.
+/// filter (a pod's main and the pod table) are one dump of every table, kept to those: a
+/// netns's tables beyond them hold a few local routes, cheaper to decode than a dump each
+/// is to ask for. Through a device (a host veth), each table is its own dump, filtered by
+/// the kernel: the host's tables can hold every pod's routes.
 fn route_dumps(tables: &Tables, filter: &RouteFilter) -> Vec<(Option<u32>, Option<Vec<u32>>)> {
     match tables {
         Tables::All(_) => vec![(None, None)],

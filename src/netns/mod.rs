@@ -60,8 +60,8 @@ fn panicked(path: &Path, payload: &(dyn Any + Send)) -> Error {
 /// A thread in the netns at `path` that runs the work sent to it, one job after another:
 /// what a run must do inside the netns (open its netlink socket, which the caller then
 /// uses from its own thread; read and write /proc/sys; the conflict probe), all after one
-/// entry into the netns (issue 14). The thread is started
-/// and enters the netns on first use; each use first opens `path` again, so a path that is
+/// entry into the netns. The thread is started and enters the netns on first use; each
+/// use first opens `path` again, so a path that is
 /// gone fails as `run_in_netns` would (`Error::Io` naming it), and a path that names
 /// another netns by now gets a new thread entering that one. Dropping the worker ends its
 /// thread after the work already sent.
@@ -282,8 +282,8 @@ impl Entered {
 impl Drop for Entered {
     /// Ends the thread once the jobs sent have run, without waiting for it: every job was
     /// answered, and the thread's own teardown (its netlink handle) is nothing a caller
-    /// waits on. Waiting added ~120 us to every run before it could exit, which saved the
-    /// exit only ~45 us (probe timelines of ADD and DEL).
+    /// waits on: waiting would delay every run's exit by more than the teardown it waits
+    /// for.
     fn drop(&mut self) {
         self.jobs = None;
         self.thread = None;
@@ -293,9 +293,8 @@ impl Drop for Entered {
 /// Moves a just-started thread off the CPU the caller runs on, when the process may use
 /// another. A new thread is often queued on its creator's CPU, and a creator that keeps
 /// working (the host read) leaves it waiting there while the other CPU idles: the pod and
-/// host reads then ran one after the other (probe timelines: an ADD or DEL takes 60-100
-/// us longer without this). Best effort: the thread runs wherever the scheduler puts it
-/// when this fails.
+/// host reads then run one after the other instead of side by side. Best effort: the
+/// thread runs wherever the scheduler puts it when this fails.
 fn away_from_this_cpu(thread: &JoinHandle<()>) {
     let (Ok(mut allowed), Ok(here)) = (sched_getaffinity(Pid::from_raw(0)), sched_getcpu()) else {
         return;

@@ -116,7 +116,7 @@ impl Plan {
     }
 }
 
-/// The address a host-address route (`<addr>/32 or /128 dev O`) leads to.
+/// The address a host-address route (`<addr>/32 or /128 dev <overlay interface>`) leads to.
 fn host_route_address(route: &Route, via: &str) -> Option<IpAddr> {
     let addr = route.key.dst.addr();
     (route.key.dev.as_deref() == Some(via) && route.key.dst == host_net(addr)).then_some(addr)
@@ -149,8 +149,9 @@ pub fn plan(desired: &DesiredState, actual: &ActualState, mode: Mode) -> Plan {
     }
     // All of one netns, then the other (they do not depend on each other, and each switch
     // costs the executor a thread in the pod netns and a netlink socket), except that an
-    // ADD's removals come after every addition: the last thing it does is move P's default
-    // out of main, so a failure anywhere before it leaves nothing hard to put back.
+    // ADD's removals come after every addition: the last thing it does is move the previous
+    // default route out of main, so a failure anywhere before it leaves nothing hard to put
+    // back.
     plan.ops.sort_by_key(|op| {
         (
             is_add_removal(op, mode),
@@ -263,8 +264,8 @@ impl NetnsPlanner<'_> {
     }
 
     /// A new route whose slot (table, dst, tos, metric) other routes may hold: those it may
-    /// displace (stale owned leftovers; for a documented move, the routes listed absent) are
-    /// replaced; any other blocks it, except that a move goes next to it, as IPAM's
+    /// displace (stale owned leftovers; for a documented move, the routes listed absent)
+    /// are replaced; any other blocks it, except that a move goes next to it, as IPAM's
     /// `append` put them there.
     fn route_into_slot(&mut self, want: &Route) {
         let ownership = &self.desired.ownership;
@@ -382,7 +383,8 @@ pub fn plan_shared_rule(desired: &DesiredNetns, host: &NetnsState) -> Vec<Op> {
     plan.ops
 }
 
-/// An ADD's removals (rules, P's default out of main, neighbours): they come last.
+/// An ADD's removals (rules, the previous default route out of main, neighbours): they come
+/// last.
 pub fn is_add_removal(op: &Op, mode: Mode) -> bool {
     mode == Mode::Add
         && matches!(
@@ -400,10 +402,10 @@ fn is_main(route: &Route) -> bool {
     route.key.table == MAIN_TABLE
 }
 
-/// DESIGN "order". ADD: sysctls, MAC, routes into T (copies first), other routes,
-/// neighbours, rules, then removals (rules, routes out of main, neighbours). DEL runs the
-/// other way round, with the restore of P's default (a one-step replace) before the copies
-/// it relies on go.
+/// DESIGN "order". ADD: sysctls, MAC, routes into the pod table (copies first), other
+/// routes, neighbours, rules, then removals (rules, routes out of main, neighbours). DEL
+/// runs the other way round, with the restore of the previous default route (a one-step
+/// replace) before the copies it relies on go.
 fn rank(op: &Op, mode: Mode) -> u8 {
     match (mode, &op.change) {
         (Mode::Add, Change::SetSysctl { .. }) => 0,

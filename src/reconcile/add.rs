@@ -28,7 +28,8 @@ pub struct AddOutcome {
     pub new_mac: Option<MacAddr>,
     pub applied: Vec<Op>,
     pub notes: Vec<String>,
-    /// Degraded but working setups worth a warning (O without a host peer).
+    /// Degraded but working setups worth a warning (the overlay interface without a host
+    /// peer).
     pub warnings: Vec<String>,
 }
 
@@ -40,10 +41,11 @@ fn refuse_blocked(prepared: &Prepared) -> Result<()> {
     }
 }
 
-/// BEHAVIOUR 2: plan, refuse when unowned objects block, probe C's addresses when
-/// `ip_conflict` is enabled (5), write the record (with `inputs`, what this ADD ran with),
-/// apply (rolling back on failure), verify. C's addresses are announced from a new MAC by
-/// the kernel (2.1: `arp_notify`/`ndisc_notify` on C, set before the MAC changes).
+/// BEHAVIOUR 2: plan, refuse when unowned objects block, probe the chained interface's
+/// addresses when `ip_conflict` is enabled (5), write the record (with `inputs`, what this
+/// ADD ran with), apply (rolling back on failure), verify. The chained interface's
+/// addresses are announced from a new MAC by the kernel (2.1: `arp_notify`/`ndisc_notify`
+/// on the chained interface, set before the MAC changes).
 pub fn add(
     config: &Config,
     att: &Attachment,
@@ -141,8 +143,8 @@ fn plan_and_apply(
         return Ok(outcome);
     }
     let own = own_ops(&prepared.plan);
-    // Additions, then the shared rule under the lock, then the removals: moving P's default
-    // out of main stays the last thing an ADD does.
+    // Additions, then the shared rule under the lock, then the removals: moving the
+    // previous default route out of main stays the last thing an ADD does.
     let split = own
         .iter()
         .position(|op| is_add_removal(op, Mode::Add))
@@ -202,8 +204,9 @@ pub fn repair(
     plan_and_apply(config, att, prev, world, RecordWrite::WhenPending(inputs)).map(|o| o.applied)
 }
 
-/// BEHAVIOUR 5: every address of C probed at once from the MAC C has now (the probes go
-/// out before any MAC change is applied). A conflict is error 101.
+/// BEHAVIOUR 5: every address of the chained interface probed at once from the MAC the
+/// chained interface has now (the probes go out before any MAC change is applied). A
+/// conflict is error 101.
 fn detect_conflicts(
     config: &Config,
     att: &Attachment,
@@ -245,7 +248,7 @@ fn detect_conflicts(
     }
 }
 
-/// C's addresses from prevResult, each once, in prevResult's order.
+/// The chained interface's addresses from prevResult, each once, in prevResult's order.
 fn chained_ips(prev: &PrevView, ifname: &str) -> Vec<IpAddr> {
     let mut addrs: Vec<IpAddr> = Vec::new();
     for addr in prev.addresses_of(ifname).iter().map(IpNet::addr) {
@@ -256,13 +259,13 @@ fn chained_ips(prev: &PrevView, ifname: &str) -> Vec<IpAddr> {
     addrs
 }
 
-/// Reads everything again (`HostObjects::All`) and re-plans; applies what is still
-/// pending, a bounded number of times, adding what it applied to `applied` (for the
-/// rollback). Run only when the kernel surprised the executor: otherwise every op's ACK is
-/// its verification (issue 14). An unowned object in the way, which a read through H alone
-/// cannot show (a host route add found its slot taken), is ADD's code 103 as if the first
-/// plan had seen it. A shared rule the re-plan still wants is ensured under the host lock,
-/// as the first time.
+/// Reads everything again (`HostObjects::All`) and re-plans; applies what is still pending,
+/// a bounded number of times, adding what it applied to `applied` (for the rollback). Run
+/// only when the kernel surprised the executor: otherwise every op's ACK is its
+/// verification. An unowned object in the way, which a read through the host veth peer
+/// alone cannot show (a host route add found its slot taken), is ADD's code 103 as if the
+/// first plan had seen it. A shared rule the re-plan still wants is ensured under the host
+/// lock, as the first time.
 fn verify(
     config: &Config,
     att: &Attachment,

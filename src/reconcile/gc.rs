@@ -33,12 +33,12 @@ pub struct GcOutcome {
 
 /// CNI 1.1 GC: every attachment of this network (`config.name`) with a record in data_dir
 /// that `valid` does not list is removed as a DEL with the pod netns gone would remove it:
-/// its owned host routes and neighbours toward C, the shared host rule when no owned route
-/// is left (decided under the host lock, one attachment at a time), then its record. The
-/// pod side is not reached (GC names no netns; the spec lets a plugin assume it is gone).
-/// What a valid attachment's record wants, or any other record's, is kept. Goes on past
-/// failures and reports them all at the end. A salvaged config without a network name
-/// proves no record this network's: nothing is collected.
+/// its owned host routes and neighbours toward the chained interface, the shared host rule
+/// when no owned route is left (decided under the host lock, one attachment at a time),
+/// then its record. The pod side is not reached (GC names no netns; the spec lets a plugin
+/// assume it is gone). What a valid attachment's record wants, or any other record's, is
+/// kept. Goes on past failures and reports them all at the end. A salvaged config without a
+/// network name proves no record this network's: nothing is collected.
 pub fn gc(
     config: &Config,
     source: ConfigSource,

@@ -67,8 +67,9 @@ pub struct Prepared {
     pub previous_record: Option<Record>,
 }
 
-/// What to read for one attachment: main and T in the pod, host_rule_table on the host,
-/// the host peer's rp_filter, and the host's source address toward each address of C.
+/// What to read for one attachment: main and the pod table in the pod, host_rule_table on
+/// the host, the host peer's rp_filter, and the host's source address toward each address
+/// of the chained interface.
 pub fn snapshot_request(
     config: &Config,
     att: &Attachment,
@@ -79,7 +80,8 @@ pub fn snapshot_request(
         .map(|r| r.table)
         .or_else(|| config.table_for(&att.ifname).ok());
     let host_table = record.map_or(config.host_rule_table, |r| r.host_rule_table);
-    // `all` and `default` are always read (snapshot); H's name, when a record knows it.
+    // `all` and `default` are always read (snapshot); the host veth peer's name, when a
+    // record knows it.
     let host_sysctl_ifaces = record
         .and_then(|r| r.host_peer.clone())
         .into_iter()
@@ -227,11 +229,13 @@ pub(super) fn prepare_reading(
     })
 }
 
-/// ADD, CHECK and repair need O in the pod, beside C: every route they put in T and every
-/// host route goes through it. Without it they fail before anything is applied or
-/// recorded, so no record pins a P derived while O was missing (a runtime that attaches
-/// networks in random order runs router before O exists, or names C what O should be).
-/// `only_op_mac` touches only C's MAC; a gone pod netns is compile's to report.
+/// ADD, CHECK and repair need the overlay interface in the pod, beside the chained
+/// interface: every route they put in the pod table and every host route goes through it.
+/// Without it they fail before anything is applied or recorded, so no record pins a
+/// previous default interface derived while the overlay interface was missing (a runtime
+/// that attaches networks in random order runs router before the overlay interface exists,
+/// or names the chained interface what the overlay interface should be). `only_op_mac`
+/// touches only the chained interface's MAC; a gone pod netns is compile's to report.
 fn require_overlay(config: &Config, att: &Attachment, actual: &ActualState) -> error::Result<()> {
     let overlay = &config.overlay_interface;
     let Some(pod) = actual.pod.as_ref() else {

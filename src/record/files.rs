@@ -1,6 +1,6 @@
-//! record::files: `FileRecords`, the records as files in data_dir: validated names, data_dir
-//! reached through `confined`, atomic 0600 writes that follow no link, the listing GC reads.
-//! Must not touch the kernel.
+//! record::files: `FileRecords`, the records as files in data_dir: validated names,
+//! data_dir reached through `confined`, atomic 0600 writes that follow no link, the listing
+//! GC reads. Must not touch the kernel.
 
 use std::fs;
 use std::io::Write;
@@ -101,7 +101,8 @@ impl FileRecords {
             .map_err(|e| Error::io(format!("creating data_dir {}", self.dir.display()), e))
     }
 
-    /// Whether data_dir can be reached without a symlink (missing is fine: made when needed).
+    /// Whether data_dir can be reached without a symlink (missing is fine: made when
+    /// needed).
     pub fn check_reachable(&self) -> Result<()> {
         self.dir_exists().map(drop)
     }
@@ -168,7 +169,8 @@ impl RecordStore for FileRecords {
             .map_err(|e| Error::io(what(), e))?;
         // No fsync: the record only has to outlive this process, not the node (data_dir is
         // on /run, and a reboot takes every pod netns with it); the rename keeps readers
-        // from ever seeing half a file. On a disk, an fsync here costs about 0.4 ms an ADD.
+        // from ever seeing half a file. On a disk, an fsync here would be a sizeable part
+        // of an ADD's time.
         file.write_all(&text)
             .and_then(|_| fs::rename(&tmp, &path))
             .map_err(|e| Error::io(what(), e))

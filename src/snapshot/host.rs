@@ -25,9 +25,10 @@ use crate::netns;
 pub(super) struct HostRead {
     state: NetnsState,
     preferred: BTreeMap<IpAddr, IpAddr>,
-    /// `ThroughPodPeers` with a pod: the host's addresses. Its links (H and those holding
-    /// the node's addresses) and the routes and neighbours through H are read once the
-    /// pod's links say which host links are its peers (`through_peers`).
+    /// `ThroughPodPeers` with a pod: the host's addresses. Its links (the host veth peer
+    /// and those holding the node's addresses) and the routes and neighbours through the
+    /// host veth peer are read once the pod's links say which host links are its peers
+    /// (`through_peers`).
     through_peers_of: Option<Vec<Address>>,
     /// The managed sysctls the host links read came with.
     sent: Sent,
@@ -98,8 +99,8 @@ fn owned_routes_and_rules(nl: &Netlink, tables: &Tables) -> Result<NetnsState> {
 /// indexes come from the pod's links, so the cost does not grow with the node's other
 /// pods' veths), the links holding the node's addresses (named by the address's label, or
 /// by a request when it has none), and the routes and permanent neighbours through the
-/// peers, filtered by the kernel (`HostObjects::ThroughPodPeers`). Every host link of a
-/// busy node would cost about 25 us each to read (100 veths: 2.2x an ADD).
+/// peers, filtered by the kernel (`HostObjects::ThroughPodPeers`). Reading every host link
+/// instead would make a run on a busy node cost more with each pod the node holds.
 fn through_peers(
     nl: &Netlink,
     tables: &Tables,
@@ -214,7 +215,8 @@ pub(super) fn preferred_src(nl: &Netlink, addrs: &[IpAddr]) -> Result<BTreeMap<I
     Ok(preferred)
 }
 
-/// The addresses of the pod's links that the host could route to (C's among them).
+/// The addresses of the pod's links that the host could route to (the chained interface's
+/// among them).
 pub(super) fn pod_addresses(pod: &NetnsState) -> Vec<IpAddr> {
     pod.links
         .values()
@@ -223,8 +225,9 @@ pub(super) fn pod_addresses(pod: &NetnsState) -> Vec<IpAddr> {
         .collect()
 }
 
-/// The rp_filter of every host veth whose peer is in the pod (H among them): its name is
-/// known only once both sides are read. `sent`: what the host's links came with.
+/// The rp_filter of every host veth whose peer is in the pod (the host veth peer among
+/// them): its name is known only once both sides are read. `sent`: what the host's links
+/// came with.
 pub(super) fn read_host_peer_sysctls(
     pod: &NetnsState,
     host: &mut NetnsState,

@@ -39,8 +39,9 @@ pub struct SnapshotRequest {
     pub host_tables: BTreeSet<u32>,
     /// Host interfaces whose rp_filter is read (besides all and default).
     pub host_sysctl_ifaces: BTreeSet<String>,
-    /// Pod interfaces whose sysctls the run may write besides all and default (O and C):
-    /// their files are opened inside the pod ahead, with the pod's netlink socket.
+    /// Pod interfaces whose sysctls the run may write besides all and default (the overlay
+    /// interface and the chained interface): their files are opened inside the pod ahead,
+    /// with the pod's netlink socket.
     pub pod_sysctl_ifaces: BTreeSet<String>,
     /// Addresses to ask the host for its preferred source toward (`ip route get`).
     pub preferred_src_for: Vec<IpAddr>,
@@ -60,14 +61,14 @@ pub enum HostObjects {
     #[default]
     All,
     /// Routes and permanent neighbours only through the host links whose veth peer is in
-    /// the pod (H among them), filtered by the kernel: all that one attachment's ADD or DEL
-    /// can own on the host, so its cost does not grow with the node's other pods (issue
-    /// 14). Of the links, only those peers (read by their index, known from the pod's
-    /// links) and the links holding addresses beyond link-local ones (the node's
-    /// addresses; named by the address's label). Another pod's route in the slot of one of
-    /// ours is not seen: host route adds are exclusive, so the kernel answers EEXIST, and
-    /// the re-read after that surprise reads `All`. Without a pod netns (gone), this reads
-    /// `All`.
+    /// the pod (the host veth peer among them), filtered by the kernel: all that one
+    /// attachment's ADD or DEL can own on the host, so its cost does not grow with the
+    /// node's other pods. Of the links, only those peers (read by their index,
+    /// known from the pod's links) and the links holding addresses beyond link-local ones
+    /// (the node's addresses; named by the address's label). Another pod's route in the
+    /// slot of one of ours is not seen: host route adds are exclusive, so the kernel
+    /// answers EEXIST, and the re-read after that surprise reads `All`. Without a pod netns
+    /// (gone), this reads `All`.
     ThroughPodPeers,
     /// Only the rules: whether the shared rule is there (ADD, under the host lock).
     Rules,
@@ -182,8 +183,9 @@ impl SnapshotSource for LiveSnapshot {
 }
 
 /// Has `worker` open the pod's handle and sysctl files while the caller reads the host;
-/// returns the pod's netns file (the host's id of it says which host veth is O's peer,
-/// H), or None when the netns went away since it was checked.
+/// returns the pod's netns file (the host's id of it says which host veth is the overlay
+/// interface's peer, the host veth peer), or None when the netns went away since it was
+/// checked.
 fn begin_pod_read(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<Option<File>> {
     let file = match netns::open(worker.path()) {
         Ok(file) => file,
@@ -335,8 +337,9 @@ pub(super) fn add_found(state: &mut NetnsState, read: Read) {
 
 /// Puts each sysctl that exists into the state: as the links it belongs to were sent with
 /// it (`sent`), else read from /proc/sys by `read_files`, in the netns the keys belong to
-/// (all, default, or a link the read did not hold). Each file read costs ~10 us in a netns
-/// whose /proc/sys entries nobody has looked up yet, as a new pod's.
+/// (all, default, or a link the read did not hold). A file read is slow in a netns whose
+/// /proc/sys entries nobody has looked up yet, as a new pod's: the links' messages are
+/// preferred.
 pub(super) fn read_sysctls(
     state: &mut NetnsState,
     keys: impl IntoIterator<Item = SysctlKey>,

@@ -16,8 +16,9 @@ use crate::netns::NetnsWorker;
 
 /// Begins the pod read: has `worker` open the handle and the sysctl files the run may read
 /// or write (`all`, `default`, whose values no link message carries, and those of the
-/// request's `pod_sysctl_ifaces`, O and C) while the caller reads the host. A
-/// `links_only` request has only the MAC step's sysctls opened.
+/// request's `pod_sysctl_ifaces`, the overlay interface and the chained interface) while
+/// the caller reads the host. A `links_only` request has only the MAC step's sysctls
+/// opened.
 pub(super) fn begin(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<()> {
     Netlink::open_ahead(worker)?;
     let ifaces = req.pod_sysctl_ifaces.iter().map(String::as_str);
@@ -48,7 +49,7 @@ pub(super) fn read_links(worker: &NetnsWorker) -> Result<NetnsState> {
 }
 
 /// The pod side, `tables` of it; `host` is the host netns (the pod's id for it says which
-/// host veth is O's peer).
+/// host veth is the overlay interface's peer).
 pub(super) fn read_all(worker: &NetnsWorker, tables: &Tables, host: &File) -> Result<NetnsState> {
     let (mut state, sent) = with_retries(|| {
         Netlink::in_netns(worker, |nl| {

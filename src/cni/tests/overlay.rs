@@ -1,5 +1,5 @@
-//! cni tests, the overlay interface O missing or taken by C itself (code 104): nothing
-//! changed, DEL after it, a later ADD once O exists.
+//! cni tests, the overlay interface missing or taken by the chained interface itself (code
+//! 104): nothing changed, DEL after it, a later ADD once the overlay interface exists.
 
 use super::*;
 
@@ -39,7 +39,7 @@ fn add_without_the_overlay_interface_is_code_104_naming_it_and_the_netns_and_cha
 }
 
 /// podman names a container's interfaces in random order too: the macvlan network may get
-/// eth0, which router would then take for O.
+/// eth0, which router would then take for the overlay interface.
 #[test]
 fn add_chained_to_the_overlay_interface_itself_is_code_104_and_changes_nothing() {
     let h = Harness::new();

@@ -5,8 +5,9 @@
 use super::*;
 
 /// What DEL leaves of an ADD: everything as before but the host's shared sysctls (never
-/// restored, BEHAVIOUR 4), no owned object, no record.
-/// C's default is replaced by P's restored one (C goes with the previous plugin's DEL).
+/// restored, BEHAVIOUR 4), no owned object, no record. The chained interface's default is
+/// replaced by the previous default interface's restored one (the chained interface goes
+/// with the previous plugin's DEL).
 fn assert_as_before_add(h: &Harness, before: &ActualState) {
     let after = h.kernel.state();
     let mut host = after.host.clone();

@@ -1,5 +1,5 @@
-//! Byte-level fixtures. The frames marked "kernel" were captured with an AF_PACKET socket on
-//! a veth pair between two throwaway netns (Linux 6.18): what the kernel itself sends
+//! Byte-level fixtures. The frames marked "kernel" were captured with an AF_PACKET socket
+//! on a veth pair between two throwaway netns (Linux 6.18): what the kernel itself sends
 //! (arp_notify, ndisc_notify, DAD with enhanced_dad off) and how it answers our probes.
 
 use super::*;
@@ -24,16 +24,19 @@ fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 
-/// Our RFC 5227 probe for 192.168.50.11 from C's MAC (the kernel sends none to capture).
+/// Our RFC 5227 probe for 192.168.50.11 from the chained interface's MAC (the kernel sends
+/// none to capture).
 const ARP_PROBE: &str = "ffffffffffff 025000000002 0806
     0001 0800 06 04 0001 025000000002 00000000 000000000000 c0a8320b";
-/// Kernel: ext's answer to that probe: a reply from 192.168.50.11 to C's MAC, target 0.0.0.0.
+/// Kernel: ext's answer to that probe: a reply from 192.168.50.11 to the chained
+/// interface's MAC, target 0.0.0.0.
 const ARP_REPLY_TO_PROBE: &str = "025000000002 02000000000e 0806
     0001 0800 06 04 0002 02000000000e c0a8320b 025000000002 00000000";
 /// Kernel: arp_notify's gratuitous ARP after the MAC changed to 0a:0b:c0:a8:32:0b.
 const KERNEL_GARP: &str = "ffffffffffff 0a0bc0a8320b 0806
     0001 0800 06 04 0001 0a0bc0a8320b c0a8320b 000000000000 c0a8320b";
-/// Kernel: DAD solicitation for fd50::11 from C's MAC, enhanced_dad off (no nonce).
+/// Kernel: DAD solicitation for fd50::11 from the chained interface's MAC, enhanced_dad off
+/// (no nonce).
 const KERNEL_DAD_NS: &str = "3333ff000011 025000000002 86dd
     60000000 0018 3a ff 00000000000000000000000000000000 ff0200000000000000000001ff000011
     87 00 7d35 00000000 fd500000000000000000000000000011";
