@@ -1,3 +1,5 @@
+//! atomic_write tests: a file replaced whole, nothing left behind.
+
 use super::*;
 
 fn scratch(tag: &str) -> std::path::PathBuf {

@@ -1,3 +1,5 @@
+//! cache tests: libcni's result cache entries read, found and walked.
+
 use super::*;
 use serde_json::json;
 

@@ -1,3 +1,5 @@
+//! cli tests: the documented command lines and where `check --all` looks.
+
 use super::*;
 
 fn parses(args: &[&str]) -> bool {

@@ -1,3 +1,5 @@
+//! config tests: every key's default, value and rejection.
+
 use std::time::Duration;
 
 use serde_json::json;

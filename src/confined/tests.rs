@@ -1,3 +1,5 @@
+//! confined tests: directories and files reached without following a symlink.
+
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;

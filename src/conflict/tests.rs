@@ -1,3 +1,5 @@
+//! conflict tests: a derived MAC in use explained, and the probe schedule.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,5 @@
+//! error tests: excerpts of echoed input, and the kind an I/O error keeps.
+
 use super::*;
 
 #[test]

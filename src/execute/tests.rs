@@ -1,3 +1,5 @@
+//! execute tests: what a route replace removes, the batches, ops without a pod netns.
+
 use super::*;
 use crate::model::{Rule, SysctlKey, SysctlName};
 use crate::testkit::build::link_route;

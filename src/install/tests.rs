@@ -1,3 +1,5 @@
+//! install tests: when the installed binary counts as the same.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,5 @@
+//! logging tests: rotation, the log directory, and files that are not router's.
+
 use super::*;
 use std::fs;
 use std::path::{Path, PathBuf};

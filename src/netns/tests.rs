@@ -1,3 +1,5 @@
+//! netns tests: what is and is not a netns, and entering one never blocks.
+
 use super::*;
 
 #[test]

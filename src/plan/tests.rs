@@ -1,3 +1,5 @@
+//! plan tests: the ops and blocked reports a desired and an actual state give.
+
 use super::*;
 use crate::model::{
     Change, Family, RouteSelector, Scope, SysctlKey, SysctlName, PROTOCOL_BOOT, ROUTER_PROTOCOL,

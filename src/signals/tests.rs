@@ -1,3 +1,5 @@
+//! signals tests: blocking and allowing the termination signals.
+
 use super::*;
 
 /// On a thread of its own: the mask is per thread, and test threads are shared.

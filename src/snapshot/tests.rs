@@ -1,3 +1,5 @@
+//! snapshot tests: a snapshot file held to the tables a request reads.
+
 use super::*;
 use crate::model::{Route, ROUTER_PROTOCOL};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,3 +1,5 @@
+//! model::addr tests: MAC addresses parsed and printed.
+
 use super::*;
 
 #[test]

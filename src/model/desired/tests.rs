@@ -1,3 +1,5 @@
+//! model::desired tests: the JSON of a desired netns.
+
 use super::*;
 use crate::model::{Family, Route, Rule, ROUTER_PROTOCOL};
 

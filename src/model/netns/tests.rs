@@ -1,3 +1,5 @@
+//! model::netns tests: the JSON of a netns's state, and which host veth is the host peer.
+
 use super::*;
 use crate::model::*;
 

@@ -1,3 +1,5 @@
+//! model::op tests: an op's inverse and its JSON.
+
 use super::*;
 use crate::model::*;
 

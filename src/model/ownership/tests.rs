@@ -1,3 +1,5 @@
+//! model::ownership tests: what an attachment may remove, displace or release.
+
 use super::*;
 use crate::model::{PROTOCOL_BOOT, ROUTER_PROTOCOL};
 use crate::testkit::build::link_route;

@@ -1,3 +1,5 @@
+//! model::route tests: routes normalise as the kernel does.
+
 use super::*;
 
 #[test]

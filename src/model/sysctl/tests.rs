@@ -1,3 +1,5 @@
+//! model::sysctl tests: keys round-trip as dotted paths; each step owns its sysctls.
+
 use super::*;
 
 #[test]

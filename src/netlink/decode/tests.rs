@@ -1,3 +1,5 @@
+//! netlink::decode tests: kernel messages into model objects.
+
 use std::collections::HashMap;
 
 use netlink_packet_route::link::InfoKind;

@@ -1,3 +1,5 @@
+//! netlink::read tests: which dumps a read needs.
+
 use super::*;
 use std::collections::BTreeSet;
 

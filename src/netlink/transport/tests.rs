@@ -1,3 +1,5 @@
+//! netlink::transport tests: what an answer means, errno by errno.
+
 use netlink_packet_route::route::RouteMessage;
 use rtnetlink::packet_core::DoneMessage;
 

@@ -1,3 +1,5 @@
+//! netlink::write tests: each write's request, read back through the decoder.
+
 use std::collections::BTreeMap;
 
 use netlink_packet_route::route::{

@@ -1,3 +1,5 @@
+//! netns::files tests: sysctl files held open for reading and writing.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,5 @@
+//! report::junit tests: the JUnit XML verdicts, counts, times and escaping.
+
 use super::*;
 use crate::report::tests::reports::{every_status, named_gone};
 

@@ -1,3 +1,5 @@
+//! report::prometheus tests: the text format, its counts and escaping.
+
 use super::*;
 use crate::report::tests::reports::every_status;
 use crate::report::Repair;
