@@ -559,19 +559,5 @@ fn undo_after(
     }
 }
 
-impl<T: Executor + ?Sized> Executor for std::sync::Arc<T> {
-    fn apply(
-        &self,
-        ops: &[Op],
-        planned_from: &ActualState,
-    ) -> std::result::Result<Answers, Failed> {
-        (**self).apply(ops, planned_from)
-    }
-
-    fn apply_all(&self, ops: &[Op], planned_from: &ActualState) -> AppliedAll {
-        (**self).apply_all(ops, planned_from)
-    }
-}
-
 #[cfg(test)]
 mod tests;

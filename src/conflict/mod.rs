@@ -84,17 +84,6 @@ pub trait AddressProbe {
     ) -> Result<Option<Conflict>>;
 }
 
-impl<T: AddressProbe + ?Sized> AddressProbe for std::sync::Arc<T> {
-    fn detect(
-        &self,
-        target: &Target<'_>,
-        interval: Duration,
-        retries: u32,
-    ) -> Result<Option<Conflict>> {
-        (**self).detect(target, interval, retries)
-    }
-}
-
 /// The live probe: AF_PACKET sockets on the chained interface, in the pod netns, opened on
 /// the run's worker there (`in_pod`, the thread the snapshot and executor use) when it is
 /// for the target's netns, else on a thread of the probe's own.

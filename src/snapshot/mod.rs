@@ -361,11 +361,5 @@ pub(super) fn read_sysctls(
     Ok(())
 }
 
-impl<T: SnapshotSource + ?Sized> SnapshotSource for std::sync::Arc<T> {
-    fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
-        (**self).snapshot(req)
-    }
-}
-
 #[cfg(test)]
 mod tests;
