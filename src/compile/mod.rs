@@ -3,11 +3,13 @@
 //! Pure: no I/O, no clock, no env; everything it knows comes in as arguments.
 //!
 //! One file per part: `facts` (what the snapshot says), `previous` (P and its routes),
-//! `scope` (what an attachment owns, what its peers keep), `add`, `del`.
+//! `scope` (what an attachment owns, what its peers keep), `overlay` (whether the overlay
+//! interface is ready for ADD), `add`, `del`.
 
 mod add;
 mod del;
 mod facts;
+mod overlay;
 mod previous;
 mod scope;
 
@@ -16,6 +18,7 @@ use del::*;
 pub(crate) use facts::is_link_local;
 use facts::*;
 pub use facts::{derive_mac, mac_source, name_order, Facts};
+pub use overlay::{overlay_unready, OverlayFacts, Unready};
 use previous::*;
 use scope::*;
 

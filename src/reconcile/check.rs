@@ -2,7 +2,8 @@
 //! Must not change anything, nor word the drift (`PlanFailure::Drift`).
 
 use super::add::prepare_add;
-use super::{Attachment, PlanFailure, World};
+use super::{overlay_not_ready, Attachment, PlanFailure, World};
+use crate::compile::Unready;
 use crate::config::{Config, PrevView};
 use crate::error::Result;
 use crate::snapshot::HostObjects;
@@ -10,6 +11,11 @@ use crate::snapshot::HostObjects;
 /// BEHAVIOUR 3: the plan against the current state is the drift.
 pub fn check(config: &Config, att: &Attachment, prev: &PrevView, world: &World<'_>) -> Result<()> {
     let prepared = prepare_add(HostObjects::All, config, att, prev, world)?;
+    // Without O every route the attachment has in T is gone with it: that is no drift a
+    // repair could mend, so CHECK says what is wrong, as ADD would.
+    if prepared.unready.contains(&Unready::Missing) {
+        return Err(overlay_not_ready(config, att, &[Unready::Missing], 0));
+    }
     if prepared.plan.is_empty() {
         return Ok(());
     }
