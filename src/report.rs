@@ -5,6 +5,7 @@
 //! (timings included), cli prints it.
 
 mod junit;
+pub use junit::timestamp as utc_timestamp;
 mod prometheus;
 #[cfg(test)]
 mod test_report;
@@ -45,6 +46,9 @@ pub enum Status {
     Repaired,
     /// The pod netns no longer exists: nothing to check (the runtime's DEL cleans up).
     Gone,
+    /// A cache entry from before the node's last boot, with no record and no netns: the
+    /// pod died with the boot and the runtime has yet to collect its entry.
+    Stale,
     /// Not router's: the chain has no router, the file is no cache entry, or skip_call.
     Skipped,
     /// The check could not run (bad config, unreadable record, kernel error, failed repair).
@@ -53,11 +57,12 @@ pub enum Status {
 
 impl Status {
     /// Every status, in the order reports list them.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Clean,
         Status::Drift,
         Status::Repaired,
         Status::Gone,
+        Status::Stale,
         Status::Skipped,
         Status::Error,
     ];
@@ -68,6 +73,7 @@ impl Status {
             Status::Drift => "drift",
             Status::Repaired => "repaired",
             Status::Gone => "gone",
+            Status::Stale => "stale",
             Status::Skipped => "skipped",
             Status::Error => "error",
         }
@@ -77,7 +83,7 @@ impl Status {
         match self {
             Status::Clean | Status::Repaired => GREEN,
             Status::Drift => RED,
-            Status::Gone | Status::Skipped => DIM,
+            Status::Gone | Status::Stale | Status::Skipped => DIM,
             Status::Error => MAGENTA,
         }
     }
@@ -337,6 +343,7 @@ impl CheckReport {
                 "drift": self.count(Status::Drift),
                 "repaired": self.count(Status::Repaired),
                 "gone": self.count(Status::Gone),
+                "stale": self.count(Status::Stale),
                 "skipped": self.count(Status::Skipped),
                 "error": self.count(Status::Error),
             },
