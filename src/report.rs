@@ -319,7 +319,7 @@ impl CheckReport {
     ///   "schema": "router.check/v1",
     ///   "exit_code": 0 | 1 | 2,
     ///   "summary": {"attachments": N, "clean": N, "drift": N, "repaired": N,
-    ///               "gone": N, "skipped": N, "error": N},
+    ///               "gone": N, "stale": N, "skipped": N, "error": N},
     ///   "attachments": [{
     ///     "container_id": <string>, "ifname": <string>,
     ///     "network": <string|null>, "netns": <string|null>, "cache_entry": <string|null>,
@@ -402,7 +402,7 @@ mod tests {
                 "schema": "router.check/v1",
                 "exit_code": 2,
                 "summary": {"attachments": 4, "clean": 1, "drift": 1, "repaired": 0,
-                            "gone": 1, "skipped": 1, "error": 0},
+                            "gone": 1, "stale": 0, "skipped": 1, "error": 0},
                 "attachments": [
                     {"container_id": "c1", "ifname": "net1", "network": "macvlan-net1",
                      "netns": "/run/netns/p1",

@@ -16,13 +16,22 @@ use common::Netns;
 use serde_json::Value;
 
 /// Everything router could change in a netns: rules, routes of every table, permanent
-/// neighbours and the rp_filter values.
+/// neighbours and the rp_filter values. The kernel's own IPv6 link-local and local-table
+/// routes are left out: they appear when duplicate address detection ends, whatever
+/// router does.
 fn state(ns: &Netns) -> String {
+    let routes = |family: &str| {
+        ns.ipx(&[family, "route", "show", "table", "all"])
+            .lines()
+            .filter(|l| !(l.contains("table local") || l.starts_with("fe80::")))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
     [
         ns.ipx(&["rule"]),
         ns.ipx(&["-6", "rule"]),
-        ns.ipx(&["route", "show", "table", "all"]),
-        ns.ipx(&["-6", "route", "show", "table", "all"]),
+        routes("-4"),
+        routes("-6"),
         ns.ipx(&["neigh", "show", "nud", "permanent"]),
         ns.sysctl_text("net.ipv4.conf.all.rp_filter"),
         ns.sysctl_text("net.ipv4.conf.default.rp_filter"),
