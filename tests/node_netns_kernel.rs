@@ -7,7 +7,6 @@
 mod common;
 
 use std::fs;
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::cni::*;
@@ -39,23 +38,6 @@ fn state(ns: &Netns) -> String {
     .join("\n")
 }
 
-/// `router ARGS` run inside `ns` (not the node's netns).
-fn router_in(ns: &Netns, args: &[&str]) -> Run {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={}", ns.path().display()))
-        .arg(router_bin())
-        .args(args)
-        .env_remove("CNI_COMMAND")
-        .envs([allowed_dirs_env()])
-        .output()
-        .unwrap();
-    Run {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code().unwrap_or(-1),
-    }
-}
-
 /// A netns that looks like a node to a careless command: an address of its own (which a
 /// plan made there would route the pod toward) and rp_filter set.
 fn other_netns(tag: &str) -> Netns {
@@ -65,6 +47,16 @@ fn other_netns(tag: &str) -> Netns {
     ns.ipx(&["link", "set", "o0", "up"]);
     ns.ipx(&["link", "set", "o1", "up"]);
     ns
+}
+
+/// The message of the one attachment a `check --output json` run refused (exit 1).
+fn refused_message(run: &Run) -> String {
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let report: Value = run.json();
+    report["attachments"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -89,13 +81,7 @@ fn plan_and_check_repair_from_another_netns_are_refused_naming_both_and_change_n
         "--data-dir",
         data_dir,
     ];
-    let refused = router_in(&other, &repair);
-    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
-    let report: Value = refused.json();
-    let message = report["attachments"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let message = refused_message(&router_in(&other, &repair));
     assert!(
         message.contains("was added from node netns net:[")
             && message.contains("but this runs in net:["),
@@ -131,13 +117,7 @@ fn plan_and_check_repair_from_another_netns_are_refused_naming_both_and_change_n
             .join(format!("{}-net1.json", pod.id)),
     )
     .unwrap();
-    let refused = router_in(&other, &repair);
-    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
-    let report: Value = refused.json();
-    let message = report["attachments"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let message = refused_message(&router_in(&other, &repair));
     assert!(
         message.contains("veth whose peer is not in this"),
         "{message}"

@@ -66,7 +66,17 @@ pub fn add(
     let mut settling: Option<OverlayFacts> = None;
     loop {
         let unready = match add_once(config, att, prev, inputs, world, probe, settling.as_ref())? {
-            Attempt::Done(outcome) => return Ok(outcome),
+            Attempt::Done(outcome) => {
+                if settling.is_some() {
+                    let waited_ms =
+                        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    tracing::info!(
+                        waited_ms,
+                        "the overlay interface became ready while ADD waited"
+                    );
+                }
+                return Ok(outcome);
+            }
             Attempt::NotYet { facts, unready } => {
                 settling = Some(facts);
                 unready
