@@ -24,6 +24,10 @@ pub enum Code {
     /// ADD: `overlay_interface` is not in the pod netns, or is the chained interface
     /// (router ran before the default network made its interface).
     OverlayUnusable = 104,
+    /// An operator command (or the agent) runs in another netns than the one the
+    /// attachment's ADD saw as the node: acting from there would plan the node's side
+    /// against the wrong netns.
+    WrongNetns = 105,
 }
 
 impl Code {
@@ -101,6 +105,35 @@ pub enum Error {
         problem: &'static str,
         netns: String,
     },
+    /// The overlay interface is missing or not ready (its veth peer not yet in the node
+    /// netns, its address or default route not yet there, or still changing) after waiting
+    /// `overlay_wait`: the default network's plugin has not finished. Nothing was changed
+    /// (or what was applied was rolled back).
+    #[error(
+        "overlay_interface {overlay} {missing} (pod netns {netns}; waited {waited_ms} ms): \
+         router must run after the default network has set up {overlay}; nothing was \
+         changed. A runtime that attaches a container's networks in random order (podman \
+         with several --network) must attach the default network first, e.g. start the \
+         container on it and hot plug this network (podman network connect); one that runs \
+         them in parallel may retry the pod"
+    )]
+    OverlayNotReady {
+        overlay: String,
+        missing: String,
+        netns: String,
+        waited_ms: u64,
+    },
+    /// The attachment was added from another node netns than the one this runs in.
+    #[error(
+        "attachment {attachment} was added from node netns {recorded}, but this runs in \
+         {current}: run it in the node's netns (a pod with hostNetwork, or nsenter \
+         --net=/proc/1/ns/net); nothing was changed"
+    )]
+    WrongNetns {
+        attachment: String,
+        recorded: String,
+        current: String,
+    },
 }
 
 impl Error {
@@ -117,7 +150,8 @@ impl Error {
             Error::Partial { code, .. } => *code,
             Error::IpConflict { .. } => Code::IpConflict,
             Error::Kernel { .. } | Error::InUse { .. } => Code::Kernel,
-            Error::OverlayUnusable { .. } => Code::OverlayUnusable,
+            Error::OverlayUnusable { .. } | Error::OverlayNotReady { .. } => Code::OverlayUnusable,
+            Error::WrongNetns { .. } => Code::WrongNetns,
         }
     }
 

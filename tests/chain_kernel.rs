@@ -584,7 +584,8 @@ fn add_before_eth0_exists_fails_naming_it_and_changes_nothing_and_del_succeeds()
     let node = Node::new("noo");
     let pod = Pod::new("noo");
     let (pod_before, host_before) = (routing(&pod.netns), host_state(&node));
-    let mut net1 = macvlan_network(&node, "net1", 11, &[4], json!({}));
+    // A short wait: the overlay never comes while this ADD waits for it.
+    let mut net1 = macvlan_network(&node, "net1", 11, &[4], json!({"overlay_wait": "100ms"}));
     let out = net1.add(&node, &pod);
     assert!(!out.ok, "ADD without eth0 succeeded: {}", out.stdout);
     assert_eq!(out.code(), Some(104), "{}", out.stdout);
@@ -673,14 +674,56 @@ fn pod_with_eth0_peered_elsewhere(tag: &str, indexes: (u32, u32)) -> (Pod, Netns
     (pod, elsewhere)
 }
 
-/// ADD on a pod whose eth0 has no host peer: works as before, host side skipped, and the
-/// log warns saying which case.
-fn added_without_a_host_peer(node: &Node, pod: &Pod) {
-    let host_before = host_state(node);
-    let mut net1 = macvlan_network(node, "net1", 12, &[4], json!({}));
-    added(node, pod, &mut net1);
+/// ADD on a pod whose eth0 is a veth with its peer outside the node netns: the overlay is
+/// not ready (a default network's plugin moves the peer to the node), so after waiting
+/// `overlay_wait` ADD fails with code 104 saying why, and nothing changed anywhere.
+fn refused_while_the_peer_is_elsewhere(node: &Node, pod: &Pod) {
+    let (pod_before, host_before) = (routing(&pod.netns), host_state(node));
+    let mut net1 = macvlan_network(node, "net1", 12, &[4], json!({"overlay_wait": "200ms"}));
+    let out = net1.add(node, pod);
+    assert_eq!(out.code(), Some(104), "{} {}", out.stdout, out.stderr);
+    let msg = out.json()["msg"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains("veth whose peer is not in this (the node's) netns")
+            && msg.contains("nothing was changed"),
+        "{msg}"
+    );
+    assert_eq!(host_state(node), host_before, "the node changed");
+    // macvlan made net1 before router ran; the chain's DEL removes it.
+    assert!(net1.del(node, pod).ok);
+    assert_eq!(routing(&pod.netns), pod_before, "the pod's routing changed");
+}
+
+/// eth0 a veth whose peer sits in another netns than the node's (the indexes are chosen
+/// so that no node veth collides with them).
+#[test]
+fn eth0_a_veth_peered_outside_the_node_fails_104_after_the_wait_and_changes_nothing() {
+    let node = Node::new("nopeer");
+    let (pod, _elsewhere) = pod_with_eth0_peered_elsewhere("nopeer", (4000, 4001));
+    refused_while_the_peer_is_elsewhere(&node, &pod);
+}
+
+/// eth0 no veth at all (here a macvlan whose master is outside the pod): no host peer by
+/// design, so the host side is skipped as documented, with a warning, and ADD succeeds.
+#[test]
+fn eth0_that_is_no_veth_skips_the_host_side_with_a_warning() {
+    let node = Node::new("noveth");
+    let pod = Pod::new("noveth");
+    let elsewhere = netns_up("novetho");
+    elsewhere.ipx(&["link", "add", "m0", "type", "veth", "peer", "name", "m0p"]);
+    elsewhere.ipx(&["link", "set", "m0", "up"]);
+    elsewhere.ipx(&[
+        "link", "add", "eth0", "link", "m0", "type", "macvlan", "mode", "bridge",
+    ]);
+    elsewhere.ipx(&["link", "set", "eth0", "netns", &pod.netns.name]);
+    pod.netns.ip("addr add 10.244.13.2/24 dev eth0
+         link set eth0 up
+         route add default via 10.244.13.1 dev eth0");
+    let host_before = host_state(&node);
+    let mut net1 = macvlan_network(&node, "net1", 13, &[4], json!({}));
+    added(&node, &pod, &mut net1);
     assert_eq!(
-        host_state(node),
+        host_state(&node),
         host_before,
         "a host side without a host peer"
     );
@@ -690,22 +733,14 @@ fn added_without_a_host_peer(node: &Node, pod: &Pod) {
             && l.contains("eth0 is in the pod but has no veth peer in the host netns")),
         "{log}"
     );
-    assert!(net1.del(node, pod).ok);
-}
-
-/// eth0 present but not a veth with its peer on the node (here its peer sits in another
-/// netns; the indexes are chosen so that no node veth collides with them).
-#[test]
-fn eth0_without_a_host_peer_skips_the_host_side_with_a_warning() {
-    let node = Node::new("nopeer");
-    let (pod, _elsewhere) = pod_with_eth0_peered_elsewhere("nopeer", (4000, 4001));
-    added_without_a_host_peer(&node, &pod);
+    assert!(net1.del(&node, &pod).ok);
 }
 
 /// The podman case: eth0's peer is in another netns, and the node's uplink veth up0 has
 /// the index of eth0's peer while up0's own peer (ext0, in a third netns) has eth0's
 /// index. Indexes alone take up0 for H and build the host side through the uplink; the
-/// netns ids say up0's peer is not eth0.
+/// netns ids say up0's peer is not eth0, so the overlay is not ready and nothing is
+/// touched, up0 least of all.
 #[test]
 fn a_node_veth_with_colliding_indexes_is_not_taken_for_the_host_peer() {
     let node = Node::new("collide");
@@ -713,7 +748,7 @@ fn a_node_veth_with_colliding_indexes_is_not_taken_for_the_host_peer() {
     let (pod, _elsewhere) = pod_with_eth0_peered_elsewhere("collide", (ext0, up0));
     // Not the value router writes to H, so a write to up0 would show.
     node.host.set_sysctl("net.ipv4.conf.up0.rp_filter", 1);
-    added_without_a_host_peer(&node, &pod);
+    refused_while_the_peer_is_elsewhere(&node, &pod);
     let up0_rp_filter = SysctlKey::new("up0", SysctlName::RpFilter);
     assert_eq!(node.host.sysctl(&up0_rp_filter), 1, "up0's rp_filter");
 }

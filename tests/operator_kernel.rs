@@ -330,7 +330,7 @@ fn check_all_reports_clean_drifted_gone_and_non_router_attachments() {
     assert_eq!(Scene::statuses(&doc), s.expected("drift", 3));
     assert_eq!(
         doc["summary"],
-        json!({"attachments": 5, "clean": 1, "drift": 1, "repaired": 0, "gone": 1,
+        json!({"attachments": 5, "clean": 1, "drift": 1, "repaired": 0, "gone": 1, "stale": 0,
                "skipped": 2, "error": 0})
     );
     let b = doc["attachments"]

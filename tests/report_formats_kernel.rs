@@ -283,7 +283,7 @@ fn junit_read_by_junitparser_says_what_the_json_says_then_a_repair_passes() {
     let doc = json_run.json();
     assert_eq!(
         doc["summary"],
-        json!({"attachments": 5, "clean": 1, "drift": 1, "repaired": 0, "gone": 1,
+        json!({"attachments": 5, "clean": 1, "drift": 1, "repaired": 0, "gone": 1, "stale": 0,
                "skipped": 1, "error": 1})
     );
     let printed = s.check_all(&["--output", "junit"]);

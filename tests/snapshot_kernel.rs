@@ -48,6 +48,7 @@ fn request(pod: Option<PathBuf>) -> SnapshotRequest {
         links_only: false,
         every_table: false,
         host_objects: HostObjects::All,
+        pod_only: false,
     }
 }
 
@@ -73,6 +74,38 @@ fn a_links_only_read_has_the_pods_links_macs_and_announcing_sysctls_and_nothing_
         assert_eq!(pod.sysctls[key], t.pod.sysctl(key), "{key:?}");
     }
     assert_eq!(state.host, Default::default());
+}
+
+/// What ADD reads again after applying, to see the overlay interface held still: the pod's
+/// links (with their addresses) and the tables asked for, nothing of the host and no
+/// sysctls; a full read says which netns the host side was read in.
+#[test]
+fn a_pod_only_read_has_the_pods_links_and_tables_and_nothing_of_the_host() {
+    let t = topology();
+    let full = snapshot_from(&t.host, request(Some(t.pod.path())));
+    let req = SnapshotRequest {
+        pod_only: true,
+        pod_tables: BTreeSet::from([MAIN_TABLE]),
+        ..request(Some(t.pod.path()))
+    };
+    let state = snapshot_from(&t.host, req);
+    let pod = state.pod.expect("pod");
+    let full_pod = full.pod.expect("pod");
+    assert_eq!(pod.links, full_pod.links);
+    let main: Vec<_> = full_pod
+        .routes
+        .keys()
+        .filter(|k| k.table == MAIN_TABLE)
+        .collect();
+    assert_eq!(pod.routes.keys().collect::<Vec<_>>(), main);
+    assert!(pod.rules.is_empty() && pod.neighbours.is_empty() && pod.sysctls.is_empty());
+    assert_eq!(state.host, Default::default());
+    assert!(state.host_netns.is_none());
+    let host_inode = std::fs::metadata(t.host.path()).map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.ino()
+    });
+    assert_eq!(full.host_netns.map(|n| n.inode), host_inode.ok());
 }
 
 #[test]

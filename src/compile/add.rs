@@ -44,6 +44,11 @@ pub(super) fn compile_add(input: &CompileInput<'_>) -> Result<Compiled> {
     let record = Record {
         host_peer: facts.host_peer.clone(),
         network: config.name.clone(),
+        node_netns: input
+            .actual
+            .host_netns
+            .or(input.record.and_then(|r| r.node_netns)),
+        node_addresses: Some(facts.host_addresses.clone()),
         ..Record::new(
             input.container_id,
             input.ifname,
@@ -308,12 +313,15 @@ impl AddBuilder<'_> {
 
     /// The node addresses gained and lost since the record was written: what a drift of
     /// the host-address routes and neighbours is due to. Nothing without a record (a first
-    /// ADD has no "since").
+    /// ADD has no "since"), nor when the record cannot say which addresses its ADD saw: a
+    /// route that is missing is then only missing, not "added since".
     fn node_address_change(&mut self) {
         let (Some(record), Some(_)) = (self.input.record, self.host_peer_usable()) else {
             return;
         };
-        let then = recorded_node_addresses(record);
+        let Some(then) = node_addresses_seen(record) else {
+            return;
+        };
         let now = &self.facts.host_addresses;
         self.pod.node_addresses = NodeAddressChange {
             via: self.overlay().to_string(),
@@ -363,8 +371,8 @@ impl AddBuilder<'_> {
             // say so, since the missing peer and a missing overlay interface call for
             // different fixes.
             self.warnings.push(format!(
-                "{} is in the pod but has no veth peer in the host netns (not a veth, or its \
-                 peer is in another netns): host-side steps skipped",
+                "{} is in the pod but has no veth peer in the host netns (it is no veth, so \
+                 the node has no link into the pod through it): host-side steps skipped",
                 self.overlay()
             ));
         }
@@ -400,6 +408,17 @@ impl AddBuilder<'_> {
             notes: self.notes,
             warnings: self.warnings,
         }
+    }
+}
+
+/// The node addresses the ADD that wrote `record` saw: kept in the record, or, in records
+/// written before it was kept, those it routed through the overlay interface, which says
+/// what it saw only when that ADD had a host veth peer (without one it routed none).
+fn node_addresses_seen(record: &Record) -> Option<BTreeSet<IpAddr>> {
+    match (&record.node_addresses, &record.host_peer) {
+        (Some(seen), _) => Some(seen.clone()),
+        (None, Some(_)) => Some(recorded_node_addresses(record)),
+        (None, None) => None,
     }
 }
 

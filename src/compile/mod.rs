@@ -4,11 +4,12 @@
 //!
 //! One file per part: `facts` (what the snapshot says), `previous` (the previous default
 //! interface and its routes), `scope` (what an attachment owns, what its peers keep),
-//! `add`, `del`.
+//! `overlay` (whether the overlay interface is ready for ADD), `add`, `del`.
 
 mod add;
 mod del;
 mod facts;
+mod overlay;
 mod previous;
 mod scope;
 
@@ -17,6 +18,7 @@ use del::*;
 pub(crate) use facts::is_link_local;
 use facts::*;
 pub use facts::{derive_mac, mac_source, name_order, Facts};
+pub use overlay::{overlay_unready, OverlayFacts, Unready};
 use previous::*;
 use scope::*;
 

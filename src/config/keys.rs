@@ -15,6 +15,11 @@ const MAX_IFNAME_LEN: usize = 15;
 const MAX_RULE_PRIORITY: i64 = 32765;
 pub(super) const RESERVED_TABLES: [i64; 3] = [253, 254, 255];
 const MAX_CONFLICT_INTERVAL: Duration = Duration::from_secs(10);
+/// How long ADD waits for the overlay interface to be ready by default: far longer than a
+/// default network's plugin takes even on a loaded node, far shorter than a runtime's own
+/// timeout for the whole pod start.
+pub(super) const DEFAULT_OVERLAY_WAIT: Duration = Duration::from_secs(10);
+const MAX_OVERLAY_WAIT: Duration = Duration::from_secs(120);
 pub(super) const DEFAULT_HOST_RULE_TABLE: u32 = 500;
 pub(super) const DEFAULT_PRIORITY: u32 = 1000;
 pub(super) const DEFAULT_OVERLAY_INTERFACE: &str = "eth0";
@@ -264,6 +269,24 @@ pub(super) fn parse_ip_conflict(obj: &Map<String, Value>) -> Result<IpConflict> 
         conflict.retries = u32::try_from(n).unwrap_or(3);
     }
     Ok(conflict)
+}
+
+/// `overlay_wait`: how long ADD waits for the overlay interface to be ready (its veth peer
+/// in the node netns, its address and routes in place) before failing with code 104.
+/// `"0s"` judges once, without waiting.
+pub(super) fn parse_overlay_wait(obj: &Map<String, Value>) -> Result<Duration> {
+    let Some(text) = optional_string(obj, "overlay_wait")? else {
+        return Ok(DEFAULT_OVERLAY_WAIT);
+    };
+    parse_duration(&text)
+        .filter(|d| *d <= MAX_OVERLAY_WAIT)
+        .ok_or_else(|| {
+            Error::config(
+                "overlay_wait",
+                Value::String(text.clone()),
+                "must be a duration of at most 2m, such as \"10s\" or \"500ms\" (\"0s\": no wait)",
+            )
+        })
 }
 
 /// A Go-style duration: one or more `<number><unit>` with units ns, us, µs, ms, s, m, h.

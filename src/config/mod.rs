@@ -13,6 +13,7 @@ mod value;
 mod version;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde_json::{Map, Value};
@@ -29,8 +30,8 @@ pub use version::{CniVersion, SUPPORTED_VERSIONS};
 use allowed::parse_data_dir;
 use keys::{
     parse_hijack_subnets, parse_ip_conflict, parse_mac_prefix, parse_migrate_route,
-    parse_overlay_interface, parse_rp_filter, priority, table, DEFAULT_HOST_RULE_TABLE,
-    RESERVED_TABLES,
+    parse_overlay_interface, parse_overlay_wait, parse_rp_filter, priority, table,
+    DEFAULT_HOST_RULE_TABLE, RESERVED_TABLES,
 };
 use log::parse_log_options;
 use value::{boolean, json_type, optional_string};
@@ -56,6 +57,8 @@ pub struct Config {
     pub mac_prefix: Option<[u8; 2]>,
     pub only_op_mac: bool,
     pub ip_conflict: IpConflict,
+    /// How long ADD waits for the overlay interface to be ready before code 104.
+    pub overlay_wait: Duration,
     pub log_options: LogOptions,
     pub data_dir: PathBuf,
     /// The allowed directory `data_dir` lies in: below it no component may be a symlink.
@@ -162,6 +165,7 @@ fn parse_config(obj: &Map<String, Value>, allowed: &AllowedDirs) -> Result<Confi
         mac_prefix,
         only_op_mac,
         ip_conflict: parse_ip_conflict(obj)?,
+        overlay_wait: parse_overlay_wait(obj)?,
         log_options: parse_log_options(obj, allowed)?,
         data_dir,
         data_root,

@@ -4,7 +4,10 @@
 use serde_json::{Map, Value};
 
 use super::allowed::{default_data_dir, parse_data_dir, parse_log_file};
-use super::keys::{priority, DEFAULT_HOST_RULE_TABLE, DEFAULT_OVERLAY_INTERFACE, DEFAULT_PRIORITY};
+use super::keys::{
+    priority, DEFAULT_HOST_RULE_TABLE, DEFAULT_OVERLAY_INTERFACE, DEFAULT_OVERLAY_WAIT,
+    DEFAULT_PRIORITY,
+};
 use super::log::{default_log_options, parse_log_options};
 use super::value::{object, optional_string};
 use super::version::parse_cni_version;
@@ -37,6 +40,7 @@ pub fn salvage(value: &Value, allowed: &AllowedDirs) -> Config {
         mac_prefix: None,
         only_op_mac: false,
         ip_conflict: IpConflict::default(),
+        overlay_wait: DEFAULT_OVERLAY_WAIT,
         log_options: parse_log_options(obj, allowed).unwrap_or_else(|_| default_log_options()),
         data_dir,
         data_root,

@@ -218,6 +218,22 @@ impl NetnsState {
     }
 }
 
+/// Which network namespace a process saw as the node: the netns file's device and inode
+/// (`/proc/self/ns/net`), which the kernel keeps while the netns lives. A name (`/run/netns/
+/// x`) says nothing: a command may run in any netns whatever it was told the node is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NetnsIdentity {
+    pub dev: u64,
+    pub inode: u64,
+}
+
+impl fmt::Display for NetnsIdentity {
+    /// As `ls -l /proc/PID/ns/net` and `lsns` show a netns.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "net:[{}]", self.inode)
+    }
+}
+
 /// What a snapshot of the world holds: the pod netns (absent when it is gone) and the host.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ActualState {
@@ -234,6 +250,9 @@ pub struct ActualState {
     /// fixtures are written that way; see `snapshot::FileSnapshot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tables: Option<TablesHeld>,
+    /// The netns the host side was read in, when the source knows it (a live read does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_netns: Option<NetnsIdentity>,
 }
 
 /// Which route tables a snapshot read in each netns: a table it did not read is unknown,

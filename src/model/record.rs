@@ -1,11 +1,12 @@
 //! The attachment record (BEHAVIOUR 6): what one ADD owns and what it replaced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Family, MacAddr, NetnsState, Route, SysctlKey};
+use super::{Family, MacAddr, NetnsIdentity, NetnsState, Route, SysctlKey};
 
 /// The previous default interface and the routes that moved from main for one family, fixed
 /// by the first ADD: after the move, main no longer shows the previous default route, so
@@ -52,6 +53,15 @@ pub struct Record {
     /// What the ADD ran with; absent in records written before router kept it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<AddInputs>,
+    /// The netns ADD saw as the node. A command run from another netns would plan the
+    /// node's side against the wrong one, so it refuses. Absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_netns: Option<NetnsIdentity>,
+    /// The node addresses ADD saw: a host-address route that is missing later is due to
+    /// an address added since only when that address is not among these. Absent in older
+    /// records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_addresses: Option<BTreeSet<IpAddr>>,
 }
 
 /// What an ADD ran with, so that `router check --all` can check the attachment when the
@@ -111,6 +121,8 @@ impl Record {
             pod: NetnsState::default(),
             host: NetnsState::default(),
             inputs: None,
+            node_netns: None,
+            node_addresses: None,
         }
     }
 }

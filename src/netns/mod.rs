@@ -23,7 +23,7 @@ use nix::sys::statfs::{fstatfs, FsType};
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
-use crate::model::SysctlKey;
+use crate::model::{NetnsIdentity, SysctlKey};
 
 mod files;
 
@@ -368,6 +368,22 @@ pub fn open(path: &Path) -> Result<File> {
 /// The calling thread's own netns, as a file another netns can be asked its id for.
 pub fn current() -> Result<File> {
     open(Path::new("/proc/thread-self/ns/net"))
+}
+
+/// The identity of the calling thread's netns (the nsfs inode its `ns/net` link names).
+pub fn current_identity() -> Result<NetnsIdentity> {
+    identity_of(Path::new("/proc/thread-self/ns/net"))
+}
+
+/// The identity of the netns `path` names (a netns file, a bind mount of one, or a
+/// process's `ns/net` link).
+pub fn identity_of(path: &Path) -> Result<NetnsIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(netns_what(path), e))?;
+    Ok(NetnsIdentity {
+        dev: meta.dev(),
+        inode: meta.ino(),
+    })
 }
 
 /// Whether `path` is a namespace file that can still be entered: false when it does not

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::check::{check, report_for, with_error, RunClock};
 use super::resolve::{recorded_netns, without_prev_result};
@@ -12,6 +13,7 @@ use crate::cache::{self, CacheEntry};
 use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs};
 use crate::error::{Error, Result};
 use crate::model::Record;
+use crate::netns;
 use crate::record::{FileRecords, RecordStore};
 use crate::report::{AttachmentReport, CheckReport, Status};
 
@@ -103,6 +105,11 @@ fn take_record(found: &mut Vec<Found>, target: &Resolved) -> Option<Found> {
 fn check_cached(mut target: Resolved, record: Option<Found>, repair: bool) -> AttachmentReport {
     let cached = target.entry.as_ref().and_then(|e| e.netns.clone());
     let recorded = recorded_netns(record.as_ref().map(|f| &f.record));
+    if record.is_none() {
+        if let Some(report) = stale(&target, cached.as_deref()) {
+            return report;
+        }
+    }
     if let Some(found) = &record {
         target.data_dir = found.dir.clone();
     }
@@ -127,6 +134,49 @@ fn check_cached(mut target: Resolved, record: Option<Found>, repair: bool) -> At
             with_error(report_for(&target, None, Status::Error), &e)
         }
     }
+}
+
+/// A cache entry written before the node last booted, whose pod left no record (records
+/// live in /run, which a boot empties) and no netns that still exists: the pod died with
+/// the boot and the runtime has not collected its entry yet. Nothing to check, and no
+/// error either: its own state.
+fn stale(target: &Resolved, netns: Option<&Path>) -> Option<AttachmentReport> {
+    let entry = target.entry.as_ref()?;
+    if netns.is_some_and(|n| netns::is_netns(n).unwrap_or(true)) {
+        return None;
+    }
+    let written = std::fs::metadata(&entry.file)
+        .and_then(|m| m.modified())
+        .ok()?;
+    let booted = boot_time()?;
+    if written >= booted {
+        return None;
+    }
+    let mut report = report_for(target, netns, Status::Stale);
+    report.message = Some(format!(
+        "from before the node's last boot (entry written {}, boot {}): no record and no \
+         netns; the runtime collects it",
+        utc(written),
+        utc(booted),
+    ));
+    Some(report)
+}
+
+/// When the node booted: `btime` in /proc/stat, seconds since the epoch.
+fn boot_time() -> Option<SystemTime> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let seconds: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
+}
+
+fn utc(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{} UTC", crate::report::utc_timestamp(since))
 }
 
 /// An attachment no cache entry names, from its record alone: the config, prevResult and

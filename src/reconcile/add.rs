@@ -2,22 +2,27 @@
 //! blocked, probe for IP conflicts (ADD only), record, apply with rollback, verify. Must
 //! not word its failures (`PlanFailure`).
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
 use super::rollback::undo_add;
 use super::shared_rule::ensure_shared_rule;
 use super::{
-    prepare_reading, Attachment, Failure, PlanFailure, Prepared, Reach, Result, Sources, World,
+    overlay_not_ready, prepare_reading, Attachment, Failure, PlanFailure, Prepared, Reach, Result,
+    Sources, World,
 };
+use crate::compile::{OverlayFacts, Unready};
 use crate::config::{Config, PrevView};
 use crate::conflict::{explain_failure, AddressProbe, Target};
 use crate::error::Error;
 use crate::logging::phase;
 use crate::model::{ActualState, AddInputs, MacAddr, Mode, Op, Record};
+use crate::model::{Change, RouteKey, Side, MAIN_TABLE};
 use crate::plan::{is_add_removal, is_shared_rule_op, own_ops};
-use crate::snapshot::HostObjects;
+use crate::snapshot::{HostObjects, SnapshotRequest};
 
 /// Verification re-plans this many times, applying what is still pending, before it fails.
 const VERIFY_ROUNDS: usize = 3;
@@ -46,6 +51,14 @@ fn refuse_blocked(prepared: &Prepared) -> Result<()> {
 /// ADD ran with), apply (rolling back on failure), verify. The chained interface's
 /// addresses are announced from a new MAC by the kernel (2.1: `arp_notify`/`ndisc_notify`
 /// on the chained interface, set before the MAC changes).
+///
+/// The overlay interface must be ready first (`compile::overlay_unready`): a runtime may
+/// run the default network's plugin at the same time as this chain. While it is not, ADD
+/// reads again every `OVERLAY_POLL` up to `overlay_wait`; once it is, after a wait, one
+/// more read must find it unchanged (the default network's plugin adds its routes one by
+/// one). What ADD planned from is read again after applying: if the overlay changed under
+/// it, what it applied is rolled back and it starts over. Past `overlay_wait`: code 104,
+/// nothing changed.
 pub fn add(
     config: &Config,
     att: &Attachment,
@@ -54,15 +67,105 @@ pub fn add(
     world: &World<'_>,
     probe: &dyn AddressProbe,
 ) -> Result<AddOutcome> {
+    let started = Instant::now();
+    let mut settling: Option<OverlayFacts> = None;
+    loop {
+        let unready = match add_once(config, att, prev, inputs, world, probe, settling.as_ref())? {
+            Attempt::Done(outcome) => {
+                if settling.is_some() {
+                    let waited_ms =
+                        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    tracing::info!(
+                        waited_ms,
+                        "the overlay interface became ready while ADD waited"
+                    );
+                }
+                return Ok(outcome);
+            }
+            Attempt::NotYet { facts, unready } => {
+                settling = Some(facts);
+                unready
+            }
+        };
+        let waited = started.elapsed();
+        if waited >= config.overlay_wait {
+            let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+            return Err(overlay_not_ready(config, att, &unready, waited_ms).into());
+        }
+        tracing::debug!(reasons = ?unready, "overlay interface not ready yet; reading again");
+        std::thread::sleep(OVERLAY_POLL.min(config.overlay_wait - waited));
+    }
+}
+
+/// How often ADD reads the overlay interface again while it waits for it.
+const OVERLAY_POLL: Duration = Duration::from_millis(20);
+
+/// One try of ADD: done, or the overlay is not ready (or not still) yet.
+enum Attempt {
+    Done(AddOutcome),
+    NotYet {
+        /// The overlay as this try found it, for the next try to compare with.
+        facts: OverlayFacts,
+        unready: Vec<Unready>,
+    },
+}
+
+fn add_once(
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    inputs: &AddInputs,
+    world: &World<'_>,
+    probe: &dyn AddressProbe,
+    settling: Option<&OverlayFacts>,
+) -> Result<Attempt> {
     if config.ip_conflict.enabled {
         // Outside the host lock: probing takes retries x interval and reads only the pod's
         // segment; holding the node-wide lock that long would queue every ADD and DEL on
         // the node behind it. The locked part below plans again from a fresh snapshot.
         let prepared = prepare_add(HostObjects::ThroughPodPeers, config, att, prev, world)?;
+        if let Some(not_yet) = overlay_not_yet(config, att, &prepared, settling) {
+            return Ok(not_yet);
+        }
         refuse_blocked(&prepared)?;
         detect_conflicts(config, att, prev, &prepared.actual, probe)?;
     }
-    plan_and_apply(config, att, prev, world, RecordWrite::Always(inputs))
+    plan_and_apply(
+        config,
+        att,
+        prev,
+        world,
+        RecordWrite::Always(inputs),
+        settling,
+    )
+}
+
+/// Whether ADD must wait: the overlay is not ready, or it changed since the last try
+/// (`settling`), which found it not ready. None when ADD may go on.
+fn overlay_not_yet(
+    config: &Config,
+    att: &Attachment,
+    prepared: &Prepared,
+    settling: Option<&OverlayFacts>,
+) -> Option<Attempt> {
+    let pod = prepared.actual.pod.as_ref()?;
+    if config.only_op_mac {
+        return None;
+    }
+    let facts = OverlayFacts::of(
+        pod,
+        &config.overlay_interface,
+        &att.ifname,
+        &BTreeSet::new(),
+    );
+    let unready = match (prepared.unready.is_empty(), settling) {
+        (false, _) => prepared.unready.clone(),
+        (true, Some(before)) if *before != facts => {
+            vec![Unready::Changing(before.changes_to(&facts))]
+        }
+        (true, _) => return None,
+    };
+    Some(Attempt::NotYet { facts, unready })
 }
 
 /// ADD's (and CHECK's) view: compiled as ADD from the world as it is now.
@@ -120,8 +223,12 @@ fn plan_and_apply(
     prev: &PrevView,
     world: &World<'_>,
     write: RecordWrite<'_>,
-) -> Result<AddOutcome> {
+    settling: Option<&OverlayFacts>,
+) -> Result<Attempt> {
     let prepared = prepare_add(HostObjects::ThroughPodPeers, config, att, prev, world)?;
+    if let Some(not_yet) = overlay_not_yet(config, att, &prepared, settling) {
+        return Ok(not_yet);
+    }
     refuse_blocked(&prepared)?;
     let mut outcome = AddOutcome {
         new_mac: prepared.compiled.new_mac,
@@ -131,7 +238,7 @@ fn plan_and_apply(
     };
     let nothing_to_apply = prepared.plan.ops.is_empty();
     if nothing_to_apply && matches!(write, RecordWrite::WhenPending(_)) {
-        return Ok(outcome);
+        return Ok(Attempt::Done(outcome));
     }
     let record = write.record(&prepared);
     if prepared.previous_record.as_ref() != Some(&record) {
@@ -140,7 +247,7 @@ fn plan_and_apply(
     if nothing_to_apply {
         // A repeated ADD: the kernel already is as wanted (the rule with our routes, which
         // no DEL releases it from); nothing to verify.
-        return Ok(outcome);
+        return Ok(Attempt::Done(outcome));
     }
     let own = own_ops(&prepared.plan);
     // Additions, then the shared rule under the lock, then the removals: moving the
@@ -185,7 +292,83 @@ fn plan_and_apply(
             return Err(fail(&[&outcome.applied], error));
         }
     }
-    Ok(outcome)
+    if let Some(changes) = overlay_changed_under(config, att, world, &prepared)? {
+        let error = overlay_not_ready(config, att, &[Unready::Changing(changes.clone())], 0);
+        let reported = fail(&[&outcome.applied], error.into());
+        tracing::info!(error = %reported, "the overlay interface changed while ADD ran: rolled back, starting over");
+        let facts = match world
+            .snapshots
+            .snapshot(&overlay_request(&prepared.request))?
+            .pod
+        {
+            Some(pod) => OverlayFacts::of(
+                &pod,
+                &config.overlay_interface,
+                &att.ifname,
+                &BTreeSet::new(),
+            ),
+            None => return Err(reported),
+        };
+        return Ok(Attempt::NotYet {
+            facts,
+            unready: vec![Unready::Changing(changes)],
+        });
+    }
+    Ok(Attempt::Done(outcome))
+}
+
+/// The pod's links and main table only: what the overlay facts are read from.
+fn overlay_request(request: &SnapshotRequest) -> SnapshotRequest {
+    SnapshotRequest {
+        pod_only: true,
+        pod_tables: BTreeSet::from([MAIN_TABLE]),
+        ..request.clone()
+    }
+}
+
+/// After an ADD applied its plan: what changed in the overlay facts it planned from (the
+/// default network's plugin still at work), or None. Only for a first ADD that routes
+/// through the overlay: a repeated one compiles from its record.
+fn overlay_changed_under(
+    config: &Config,
+    att: &Attachment,
+    world: &World<'_>,
+    prepared: &Prepared,
+) -> Result<Option<Vec<String>>> {
+    let Some(before) = prepared.actual.pod.as_ref() else {
+        return Ok(None);
+    };
+    if config.only_op_mac || prepared.previous_record.is_some() {
+        return Ok(None);
+    }
+    let removed = removed_from_main(&prepared.plan.ops);
+    let overlay = &config.overlay_interface;
+    let planned = OverlayFacts::of(before, overlay, &att.ifname, &removed);
+    let now = phase("snapshot", || {
+        world
+            .snapshots
+            .snapshot(&overlay_request(&prepared.request))
+    })?;
+    let Some(after) = now.pod.as_ref() else {
+        return Ok(None);
+    };
+    let found = OverlayFacts::of(after, overlay, &att.ifname, &removed);
+    match planned == found {
+        true => Ok(None),
+        false => Ok(Some(planned.changes_to(&found))),
+    }
+}
+
+/// The pod main-table routes a plan removes (the previous default interface's default,
+/// moved into the pod table).
+fn removed_from_main(ops: &[Op]) -> BTreeSet<RouteKey> {
+    ops.iter()
+        .filter(|op| op.netns == Side::Pod)
+        .filter_map(|op| match &op.change {
+            Change::DelRoute { route } if route.key.table == MAIN_TABLE => Some(route.key.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `router check --repair`: makes a drifted attachment what ADD would make it, under the
@@ -201,7 +384,19 @@ pub fn repair(
     inputs: &AddInputs,
     world: &World<'_>,
 ) -> Result<Vec<Op>> {
-    plan_and_apply(config, att, prev, world, RecordWrite::WhenPending(inputs)).map(|o| o.applied)
+    match plan_and_apply(
+        config,
+        att,
+        prev,
+        world,
+        RecordWrite::WhenPending(inputs),
+        None,
+    )? {
+        Attempt::Done(outcome) => Ok(outcome.applied),
+        // A repair does not wait: the attachment has been there, so an overlay that is not
+        // ready now (its veth peer not in this netns) means this is not the node's netns.
+        Attempt::NotYet { unready, .. } => Err(overlay_not_ready(config, att, &unready, 0).into()),
+    }
 }
 
 /// BEHAVIOUR 5: every address of the chained interface probed at once from the MAC the

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use crate::compile::{compile, CompileInput, Compiled};
+use crate::compile::{compile, overlay_unready, CompileInput, Compiled, Unready};
 use crate::config::{Config, PrevView};
 use crate::error::{self, Error};
 use crate::execute::Executor;
@@ -65,6 +65,9 @@ pub struct Prepared {
     pub request: SnapshotRequest,
     /// The record that was on disk before this run.
     pub previous_record: Option<Record>,
+    /// Why the overlay interface is not ready for ADD (empty when it is, and for the
+    /// other modes): ADD waits for it rather than act on a half-made overlay.
+    pub unready: Vec<Unready>,
 }
 
 /// What to read for one attachment: main and the pod table in the pod, host_rule_table on
@@ -96,6 +99,7 @@ pub fn snapshot_request(
         preferred_src_for: chained_addrs.iter().map(IpNet::addr).collect(),
         links_only: config.only_op_mac,
         host_objects: HostObjects::All,
+        pod_only: false,
     }
 }
 
@@ -129,7 +133,13 @@ pub fn prepare(
         records,
         reach: Reach::Attachment,
     };
-    prepare_reading(mode, HostObjects::All, config, att, prev, sources)
+    let prepared = prepare_reading(mode, HostObjects::All, config, att, prev, sources)?;
+    // `router plan` has no wait: an overlay whose veth peer is not in this netns means
+    // the node's side would be planned against the wrong netns.
+    if prepared.unready.contains(&Unready::PeerNotInNode) {
+        return Err(overlay_not_ready(config, att, &prepared.unready, 0));
+    }
+    Ok(prepared)
 }
 
 /// How much of an attachment a run reaches.
@@ -202,8 +212,19 @@ pub(super) fn prepare_reading(
     // The peers are read after the kernel: an ADD writes its record before it applies, so
     // every owned object in `actual` is covered by a record read now, lock or no lock.
     let peers = sources.peers(att)?;
-    if mode == Mode::Add {
+    if mode != Mode::Del {
+        require_node_netns(att, previous_record.as_ref(), &actual)?;
+    }
+    let mut unready = Vec::new();
+    if mode == Mode::Add && !config.only_op_mac {
         require_overlay(config, att, &actual)?;
+        unready = overlay_unready(
+            config,
+            &att.ifname,
+            &chained_addrs,
+            &actual,
+            previous_record.as_ref(),
+        );
     }
     let planned = phase("plan", || {
         let compiled = compile(&CompileInput {
@@ -226,38 +247,70 @@ pub(super) fn prepare_reading(
         plan,
         request,
         previous_record,
+        unready,
     })
 }
 
-/// ADD, CHECK and repair need the overlay interface in the pod, beside the chained
-/// interface: every route they put in the pod table and every host route goes through it.
-/// Without it they fail before anything is applied or recorded, so no record pins a
-/// previous default interface derived while the overlay interface was missing (a runtime
-/// that attaches networks in random order runs router before the overlay interface exists,
-/// or names the chained interface what the overlay interface should be). `only_op_mac`
-/// touches only the chained interface's MAC; a gone pod netns is compile's to report.
+/// Everything but DEL refuses to act from another netns than the one the attachment's ADD
+/// saw as the node: its plan of the node's side would be made against the wrong netns
+/// (routes toward that netns's addresses, its rp_filter). DEL goes on: it is the
+/// runtime's, removes only owned objects, and finds none through a host veth peer that is
+/// not there.
+fn require_node_netns(
+    att: &Attachment,
+    record: Option<&Record>,
+    actual: &ActualState,
+) -> error::Result<()> {
+    let (Some(recorded), Some(current)) = (record.and_then(|r| r.node_netns), actual.host_netns)
+    else {
+        return Ok(());
+    };
+    if recorded == current {
+        return Ok(());
+    }
+    Err(Error::WrongNetns {
+        attachment: format!("{}/{}", att.container_id, att.ifname),
+        recorded: recorded.to_string(),
+        current: current.to_string(),
+    })
+}
+
+/// Code 104 for an overlay interface that was not ready, naming every reason.
+pub(crate) fn overlay_not_ready(
+    config: &Config,
+    att: &Attachment,
+    unready: &[Unready],
+    waited_ms: u64,
+) -> Error {
+    let missing: Vec<String> = unready.iter().map(ToString::to_string).collect();
+    Error::OverlayNotReady {
+        overlay: config.overlay_interface.clone(),
+        missing: missing.join("; "),
+        netns: netns_words(att),
+        waited_ms,
+    }
+}
+
+fn netns_words(att: &Attachment) -> String {
+    att.netns
+        .as_ref()
+        .map_or_else(|| "none given".into(), |p| p.display().to_string())
+}
+
+/// ADD and repair need the overlay interface in the pod beside the chained interface, not
+/// the chained interface itself: every route they put in the pod table and every host route
+/// goes through it. The overlay interface being the chained interface is a config error no
+/// wait mends; the overlay interface missing (or half made) is waited for
+/// (`Prepared::unready`). `only_op_mac` touches only the chained interface's MAC; a gone
+/// pod netns is compile's to report.
 fn require_overlay(config: &Config, att: &Attachment, actual: &ActualState) -> error::Result<()> {
-    let overlay = &config.overlay_interface;
-    let Some(pod) = actual.pod.as_ref() else {
-        return Ok(());
-    };
-    let problem = if *overlay == att.ifname {
-        "is the interface router is chained to (CNI_IFNAME), not the default network's"
-    } else if !pod.links.contains_key(overlay) {
-        "is not in the pod"
-    } else {
-        return Ok(());
-    };
-    if config.only_op_mac {
+    if actual.pod.is_none() || config.overlay_interface != att.ifname {
         return Ok(());
     }
     Err(Error::OverlayUnusable {
-        overlay: overlay.clone(),
-        problem,
-        netns: att
-            .netns
-            .as_ref()
-            .map_or_else(|| "none given".into(), |p| p.display().to_string()),
+        overlay: config.overlay_interface.clone(),
+        problem: "is the interface router is chained to (CNI_IFNAME), not the default network's",
+        netns: netns_words(att),
     })
 }
 

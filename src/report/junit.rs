@@ -26,7 +26,7 @@ impl CheckReport {
             Status::Clean | Status::Repaired => Verdict::Pass,
             Status::Drift => Verdict::Failure,
             Status::Error => Verdict::Error,
-            Status::Gone | Status::Skipped => Verdict::Skipped,
+            Status::Gone | Status::Stale | Status::Skipped => Verdict::Skipped,
         }
     }
 
@@ -158,7 +158,7 @@ fn seconds(d: Duration) -> String {
 }
 
 /// ISO 8601 in UTC without a zone, the form the JUnit schema's `timestamp` allows.
-fn timestamp(since_epoch: Duration) -> String {
+pub fn timestamp(since_epoch: Duration) -> String {
     let secs = since_epoch.as_secs();
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let in_day = secs % 86_400;

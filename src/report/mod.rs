@@ -5,6 +5,7 @@
 //! (timings included), cli prints it.
 
 mod junit;
+pub use junit::timestamp as utc_timestamp;
 mod prometheus;
 
 use std::time::Duration;
@@ -43,19 +44,24 @@ pub enum Status {
     Repaired,
     /// The pod netns no longer exists: nothing to check (the runtime's DEL cleans up).
     Gone,
+    /// A cache entry from before the node's last boot, with no record and no netns: the
+    /// pod died with the boot and the runtime has yet to collect its entry.
+    Stale,
     /// Not router's: the chain has no router, the file is no cache entry, or skip_call.
     Skipped,
-    /// The check could not run (bad config, unreadable record, kernel error, failed repair).
+    /// The check could not run (bad config, unreadable record, kernel error, failed
+    /// repair).
     Error,
 }
 
 impl Status {
     /// Every status, in the order reports list them.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Clean,
         Status::Drift,
         Status::Repaired,
         Status::Gone,
+        Status::Stale,
         Status::Skipped,
         Status::Error,
     ];
@@ -66,6 +72,7 @@ impl Status {
             Status::Drift => "drift",
             Status::Repaired => "repaired",
             Status::Gone => "gone",
+            Status::Stale => "stale",
             Status::Skipped => "skipped",
             Status::Error => "error",
         }
@@ -75,7 +82,7 @@ impl Status {
         match self {
             Status::Clean | Status::Repaired => GREEN,
             Status::Drift => RED,
-            Status::Gone | Status::Skipped => DIM,
+            Status::Gone | Status::Stale | Status::Skipped => DIM,
             Status::Error => MAGENTA,
         }
     }
@@ -311,7 +318,7 @@ impl CheckReport {
     ///   "schema": "router.check/v1",
     ///   "exit_code": 0 | 1 | 2,
     ///   "summary": {"attachments": N, "clean": N, "drift": N, "repaired": N,
-    ///               "gone": N, "skipped": N, "error": N},
+    ///               "gone": N, "stale": N, "skipped": N, "error": N},
     ///   "attachments": [{
     ///     "container_id": <string>, "ifname": <string>,
     ///     "network": <string|null>, "netns": <string|null>, "cache_entry": <string|null>,
@@ -335,6 +342,7 @@ impl CheckReport {
                 "drift": self.count(Status::Drift),
                 "repaired": self.count(Status::Repaired),
                 "gone": self.count(Status::Gone),
+                "stale": self.count(Status::Stale),
                 "skipped": self.count(Status::Skipped),
                 "error": self.count(Status::Error),
             },

@@ -50,7 +50,7 @@ fn the_json_schema_is_router_check_v1() {
             "schema": "router.check/v1",
             "exit_code": 2,
             "summary": {"attachments": 4, "clean": 1, "drift": 1, "repaired": 0,
-                        "gone": 1, "skipped": 1, "error": 0},
+                        "gone": 1, "stale": 0, "skipped": 1, "error": 0},
             "attachments": [
                 {"container_id": "c1", "ifname": "net1", "network": "macvlan-net1",
                  "netns": "/run/netns/p1",

@@ -49,6 +49,9 @@ pub struct SnapshotRequest {
     pub links_only: bool,
     /// Which of the host's routes, rules and neighbours are read.
     pub host_objects: HostObjects,
+    /// Only the pod's links and `pod_tables`, without sysctls, and nothing of the host:
+    /// what ADD reads again to see that the overlay interface held still while it ran.
+    pub pod_only: bool,
 }
 
 /// Which of the host netns's objects a read covers. Its links and addresses are read
@@ -149,6 +152,22 @@ impl SnapshotSource for LiveSnapshot {
             Some(path) if netns::is_netns(path)? => Some(self.worker_for(path)),
             _ => None,
         };
+        if req.pod_only {
+            let pod = match &worker {
+                Some(worker) => pod::read_routes_and_links(worker, &req.pod_tables_read())
+                    .map(Some)
+                    .or_else(|e| gone_is_none(worker, e))?,
+                None => None,
+            };
+            return Ok(ActualState {
+                pod,
+                tables: Some(TablesHeld {
+                    pod: req.pod_tables_read(),
+                    host: Tables::Only(BTreeSet::new()),
+                }),
+                ..ActualState::default()
+            });
+        }
         let pod_file = match &worker {
             Some(worker) => begin_pod_read(worker, req)?,
             None => None,
@@ -178,6 +197,7 @@ impl SnapshotSource for LiveSnapshot {
                 pod: req.pod_tables_read(),
                 host: req.host_tables_read(),
             }),
+            host_netns: Some(netns::current_identity()?),
         })
     }
 }

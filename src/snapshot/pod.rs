@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::AsFd;
 
-use super::{read_netns, read_sysctls, with_retries, Sent, SnapshotRequest};
+use super::{read_netns, read_sysctls, state_of, with_retries, Sent, SnapshotRequest};
 use crate::error::Result;
 use crate::model::{
     mac_step_keys, routing_step_keys, Link, NetnsState, SysctlKey, Tables, ALL_AND_DEFAULT,
 };
-use crate::netlink::Netlink;
+use crate::netlink::{Netlink, ReadRequest, RouteFilter};
 use crate::netns::NetnsWorker;
 
 /// Begins the pod read: has `worker` open the handle and the sysctl files the run may read
@@ -65,6 +65,20 @@ pub(super) fn read_all(worker: &NetnsWorker, tables: &Tables, host: &File) -> Re
     let keys: Vec<SysctlKey> = routing.chain(mac_keys(&state.links)).collect();
     read_sysctls(&mut state, keys, &sent, in_pod(worker))?;
     Ok(state)
+}
+
+/// The pod's links and the routes of `tables`, nothing else: no rules, neighbours or
+/// sysctls.
+pub(super) fn read_routes_and_links(worker: &NetnsWorker, tables: &Tables) -> Result<NetnsState> {
+    let reads = ReadRequest {
+        links: true,
+        tables: tables.clone(),
+        routes: vec![RouteFilter::default()],
+        rules: false,
+        neighbours: Vec::new(),
+    };
+    let read = with_retries(|| Netlink::in_netns(worker, |nl| nl.read(&reads)))?;
+    Ok(state_of(read))
 }
 
 /// Reads the files of the sysctls no link message carried: held ones from here, others on

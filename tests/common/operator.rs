@@ -11,6 +11,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::cni::*;
+use super::Netns;
 
 /// What one run of the router binary printed and its exit code.
 pub struct Run {
@@ -28,8 +29,13 @@ impl Run {
 
 /// `ip netns exec <host> router ARGS`, as an operator on the node would run it.
 pub fn router(node: &Node, args: &[&str]) -> Run {
+    router_in(&node.host, args)
+}
+
+/// `ip netns exec <netns> router ARGS`: the operator CLI run in `netns`.
+pub fn router_in(netns: &Netns, args: &[&str]) -> Run {
     let out = Command::new("ip")
-        .args(["netns", "exec", &node.host.name])
+        .args(["netns", "exec", &netns.name])
         .arg(router_bin())
         .args(args)
         .env_remove("CNI_COMMAND")

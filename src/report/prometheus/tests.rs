@@ -1,5 +1,4 @@
 //! report::prometheus tests: the text format, its counts and escaping.
-
 use super::*;
 use crate::report::tests::reports::every_status;
 use crate::report::Repair;
@@ -14,6 +13,7 @@ router_attachments{status="clean"} 1
 router_attachments{status="drift"} 1
 router_attachments{status="repaired"} 1
 router_attachments{status="gone"} 1
+router_attachments{status="stale"} 0
 router_attachments{status="skipped"} 1
 router_attachments{status="error"} 1
 # HELP router_attachment_drifts Objects not as ADD would make them, left after the last router check (and any repair), per checked attachment and netns.
