@@ -62,6 +62,8 @@ pub struct Containerd {
     pub scratch: TempDir,
     /// This instance's cgroup parent (under every cgroup hierarchy's root).
     cgroup_parent: String,
+    /// overlayfs, or native where overlay mounts fail.
+    pub snapshotter: &'static str,
     child: Option<Child>,
     rt: tokio::runtime::Runtime,
     client: Option<RuntimeServiceClient<Channel>>,
@@ -88,6 +90,7 @@ impl Containerd {
         let mut ctd = Containerd {
             node,
             cgroup_parent: format!("/{}", unique("ctd")),
+            snapshotter: snapshotter(&scratch.0),
             scratch,
             child: None,
             rt,
@@ -124,7 +127,8 @@ impl Containerd {
             Networks::TwoConflists => 2,
             Networks::OneChainedConflist => 1,
         };
-        std::fs::write(self.path("config.toml"), config_toml(&s, max_conf_num)).unwrap();
+        let config = config_toml(&s, max_conf_num, self.snapshotter);
+        std::fs::write(self.path("config.toml"), config).unwrap();
         let net_d = self.path("net.d");
         std::fs::create_dir_all(&net_d).unwrap();
         let ptp = ptp_plugin(&s);
@@ -271,6 +275,8 @@ impl Containerd {
                 K8S_NS,
                 "images",
                 "import",
+                "--snapshotter",
+                self.snapshotter,
                 &text(&archive),
             ],
         );
@@ -425,7 +431,9 @@ impl Containerd {
 
     /// Pod netns mounts containerd holds (`netns_mounts_under_state_dir`).
     pub fn netns_mounts(&self) -> Vec<String> {
-        list_names(&self.path("state/netns"), |_| true)
+        list_names(&self.path("state/io.containerd.grpc.v1.cri/netns"), |_| {
+            true
+        })
     }
 
     /// Pod processes still running in this instance's cgroups.
@@ -603,10 +611,11 @@ async fn connect_ready(socket: PathBuf) -> Result<RuntimeServiceClient<Channel>,
 /// containerd's config: version 2, everything under `s`. The CRI plugin: the sandbox image
 /// built here; `restrict_oom_score_adj` (a machine may refuse lowering oom_score_adj);
 /// AppArmor off (no profile to load in a netns-only sandbox); pod netns mounts under the
-/// state dir (not /run/netns); runc through the runc v2 shim with its root in `s` and
-/// cgroupfs (`SystemdCgroup = false`: no systemd on the node). Plugins that would write
-/// outside `s` (the /opt plugin) or need what a CI machine lacks are disabled.
-fn config_toml(s: &str, max_conf_num: u32) -> String {
+/// state dir (not /run/netns); layers in `snapshotter`; runc through the runc v2 shim with
+/// its root in `s` and cgroupfs (`SystemdCgroup = false`: no systemd on the node). Plugins
+/// that would write outside `s` (the /opt plugin) or need what a CI machine lacks are
+/// disabled.
+fn config_toml(s: &str, max_conf_num: u32, snapshotter: &str) -> String {
     format!(
         r#"version = 2
 root = "{s}/root"
@@ -637,7 +646,7 @@ disabled_plugins = [
       conf_dir = "{s}/net.d"
       max_conf_num = {max_conf_num}
     [plugins."io.containerd.grpc.v1.cri".containerd]
-      snapshotter = "overlayfs"
+      snapshotter = "{snapshotter}"
       default_runtime_name = "runc"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
         runtime_type = "io.containerd.runc.v2"
@@ -647,6 +656,38 @@ disabled_plugins = [
           SystemdCgroup = false
 "#
     )
+}
+
+/// containerd's snapshotter: overlayfs when the scratch dir's file system takes an overlay
+/// mount (not so on every CI machine: an overlay root refuses overlay upper dirs), else
+/// native (copies, works anywhere).
+fn snapshotter(scratch: &Path) -> &'static str {
+    let probe = scratch.join("overlay-probe");
+    let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| probe.join(d));
+    for dir in [&lower, &upper, &work, &merged] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let mounted = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(&merged)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if mounted {
+        let _ = Command::new("umount").arg(&merged).status();
+    }
+    let _ = std::fs::remove_dir_all(&probe);
+    if mounted {
+        "overlayfs"
+    } else {
+        "native"
+    }
 }
 
 fn conflist(name: &str, plugins: &[serde_json::Value]) -> String {
