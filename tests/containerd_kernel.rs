@@ -238,6 +238,12 @@ fn containerd_parallel_pods_are_each_fully_right_or_refused_by_router() {
         }
     }
     let (code, report) = c.check_all();
+    // Success is the norm: router waits for a settling overlay rather than refuse it.
+    assert!(
+        started.len() > PARALLEL / 2,
+        "only {} of {PARALLEL} pods started: {refused:?} {other:#?}",
+        started.len()
+    );
     eprintln!(
         "{PARALLEL} parallel RunPodSandbox: {} started ({} of them half-configured), {} refused \
          by router (104), {} failed otherwise; router check --all exit {code}",
