@@ -52,24 +52,27 @@ fn pod_address(netns: &Path, dev: &str) -> Option<String> {
     Some(addr.split('/').next().unwrap_or_default().to_string())
 }
 
-/// The routes of `table` through eth0, as (destination, gateway).
+/// The routes of `table` through eth0, as (destination, gateway); none when the table does
+/// not exist.
 fn eth0_routes(netns: &Path, table: &str) -> BTreeSet<(String, Option<String>)> {
-    in_pod(
-        netns,
-        &["-4", "route", "show", "table", table, "dev", "eth0"],
-    )
-    .lines()
-    .filter_map(|line| {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let dst = words.first()?.to_string();
-        let via = words
-            .iter()
-            .position(|w| *w == "via")
-            .and_then(|i| words.get(i + 1))
-            .map(|g| g.to_string());
-        Some((dst, via))
-    })
-    .collect()
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["ip", "-4", "route", "show", "table", table, "dev", "eth0"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let dst = words.first()?.to_string();
+            let via = words
+                .iter()
+                .position(|w| *w == "via")
+                .and_then(|i| words.get(i + 1))
+                .map(|g| g.to_string());
+            Some((dst, via))
+        })
+        .collect()
 }
 
 /// The node's name of the link whose index is `index`.
@@ -274,6 +277,11 @@ fn containerd_parallel_pods_are_each_fully_right_or_refused_by_router() {
         c.netns_mounts().len(),
         started.len(),
         "a netns per started pod"
+    );
+    assert_eq!(
+        c.node.host.table("-4", "500").lines().count(),
+        started.len(),
+        "a table 500 route per started pod, none for a refused one"
     );
 
     stop_and_remove_all(&c, &started);

@@ -3,10 +3,10 @@
 //! and makes runc fail) with its own config, every directory it writes (root, state, grpc
 //! socket, runc root, CNI bin and conf dirs, pod netns mounts, router's data_dir and log)
 //! in one scratch directory, driven through the CRI API (`k8s-cri` over the unix socket).
-//! The sandbox image is built here from busybox-static. The one thing outside the scratch
-//! directory is libcni's result cache, which containerd 1.6 does not let a config move:
-//! /var/lib/cni/results, where `router check --all` reads it as on a node; this test's
-//! entries there are removed on drop. `Containerd`'s drop stops every pod, containerd,
+//! The sandbox image is built here from busybox-static. Outside the scratch directory are
+//! only what containerd 1.6 does not let a config move: libcni's result cache
+//! (/var/lib/cni/results, where `router check --all` reads it as on a node; this test's
+//! entries there are removed on drop) and the shims' sockets (/run/containerd/s). `Containerd`'s drop stops every pod, containerd,
 //! leftover shims and runc containers, unmounts what it mounted and removes its cgroups,
 //! scratch directory and namespaces, whether the test passed or panicked.
 
@@ -30,7 +30,8 @@ use crate::common::{run, unique};
 pub const SANDBOX_IMAGE: &str = "localhost/router-ctd-pause:1";
 /// containerd's CRI namespace.
 const K8S_NS: &str = "k8s.io";
-/// libcni's cache dir (containerd 1.6 has no setting for it): `<dir>/results/<network>-<id>-<ifname>`.
+/// libcni's cache dir (containerd 1.6 has no setting for it): entries are
+/// `<dir>/results/<network>-<sandbox id>-<ifname>`, one per network (cni-loopback too).
 pub const CNI_CACHE_DIR: &str = "/var/lib/cni";
 /// What containerd and libcni create outside the scratch dir when it is missing, children
 /// first: libcni's cache, the runc v2 shims' socket dir (`/run/containerd/s/<hash>`, fixed
@@ -327,7 +328,8 @@ impl Containerd {
         }
     }
 
-    /// StopPodSandbox (containerd's CNI DEL) then RemovePodSandbox.
+    /// StopPodSandbox (containerd runs CNI DEL) then RemovePodSandbox (which stops the pod
+    /// again: router sees a second DEL).
     pub fn stop_and_remove(&self, id: &str) -> Result<(), String> {
         let mut client = self.client();
         let id = id.to_string();
