@@ -137,10 +137,20 @@ fn fully_right(c: &Containerd, id: &str) -> Result<String, String> {
     Ok(eth1)
 }
 
-/// `router check --all` exits 0 and lists every pod of `ids` clean.
+/// `router check --all` lists every pod of `ids` clean and exits 0. The cache is the
+/// machine's: when another runtime's entries are there too (a podman test running beside
+/// this one), their verdicts are not this test's and neither is the exit code.
 fn assert_check_all_clean(c: &Containerd, ids: &[String]) {
     let (code, report) = c.check_all();
-    assert_eq!(code, 0, "router check --all:\n{report}");
+    let foreign = c.foreign_cache_entries();
+    if foreign.is_empty() {
+        assert_eq!(code, 0, "router check --all:\n{report}");
+    } else {
+        eprintln!(
+            "router check --all exit {code} not judged: {} cache entries of other runtimes",
+            foreign.len()
+        );
+    }
     for id in ids {
         let clean = report
             .lines()

@@ -10,6 +10,7 @@
 //! leftover shims and runc containers, unmounts what it mounted and removes its cgroups,
 //! scratch directory and namespaces, whether the test passed or panicked.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -413,22 +414,31 @@ impl Containerd {
         list_names(&self.data_dir(), |n| n.ends_with(".json"))
     }
 
-    /// libcni cache entries of this instance (their cached config names its scratch dir).
+    /// libcni cache entries of this instance (their result names a pod netns under its
+    /// scratch dir; the cached config is base64).
     pub fn cache_entries(&self) -> Vec<PathBuf> {
+        self.cache_entries_where(true)
+    }
+
+    /// libcni cache entries of other runtimes on the machine (another test's podman).
+    pub fn foreign_cache_entries(&self) -> Vec<PathBuf> {
+        self.cache_entries_where(false)
+    }
+
+    fn cache_entries_where(&self, ours: bool) -> Vec<PathBuf> {
         let results = Path::new(CNI_CACHE_DIR).join("results");
         let mark = self.scratch.0.display().to_string();
-        std::fs::read_dir(results)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| {
-                        std::fs::read(p)
-                            .map(|b| String::from_utf8_lossy(&b).contains(&mark))
-                            .unwrap_or(false)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        let is_ours =
+            |p: &Path| std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(&mark));
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(results)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| is_ours(p) == ours)
+            .collect();
+        entries.sort();
+        entries
     }
 
     /// Pod netns mounts containerd holds (`netns_mounts_under_state_dir`).
@@ -440,9 +450,26 @@ impl Containerd {
 
     /// Pod processes still running in this instance's cgroups.
     pub fn pod_processes(&self) -> Vec<i32> {
-        cgroup_dirs(&self.cgroup_parent)
+        let pids: BTreeSet<i32> = cgroup_dirs(&self.cgroup_parent)
             .iter()
             .flat_map(|dir| pids_under(dir))
+            .collect();
+        pids.into_iter().collect()
+    }
+
+    /// The sockets of this instance's shims in /run/containerd/s (each task's bundle names
+    /// its shim's address): a shim killed rather than shut down leaves its socket.
+    fn shim_sockets(&self) -> Vec<PathBuf> {
+        let tasks = self.path("state/io.containerd.runtime.v2.task");
+        let bundles = std::fs::read_dir(tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|ns| std::fs::read_dir(ns.path()).into_iter().flatten().flatten());
+        bundles
+            .filter_map(|bundle| std::fs::read_to_string(bundle.path().join("address")).ok())
+            .filter_map(|a| a.trim().strip_prefix("unix://").map(PathBuf::from))
+            .filter(|p| p.starts_with("/run/containerd/s/"))
             .collect()
     }
 
@@ -458,6 +485,7 @@ impl Containerd {
             }
         }
         self.stop_process();
+        let shim_sockets = self.shim_sockets();
         for pid in self.shims() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -477,6 +505,9 @@ impl Containerd {
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        }
+        for socket in shim_sockets {
+            let _ = std::fs::remove_file(socket);
         }
         self.unmount_all();
         remove_cgroups(&self.cgroup_parent);
