@@ -16,7 +16,7 @@ use crate::config::{
 use crate::conflict::AddressProbe;
 use crate::error::{excerpt, Code, Error, Result};
 use crate::execute::Executor;
-use crate::logging::{log_phase, phase};
+use crate::logging::{log_phase, log_phase_between, phase};
 use crate::model::{AddInputs, MacAddr};
 use crate::reconcile::{self, Attachment, ConfigSource, Failure, ValidAttachment, World};
 use crate::record::{is_valid_container_id, HostGuard, RecordStore, MAX_CONTAINER_ID_LEN};
@@ -474,9 +474,12 @@ fn run_command(
         ifname: inv.ifname.clone(),
         netns: inv.netns.clone(),
     };
+    let parsed = Instant::now();
     let backends = backends(config, inv)?;
-    // From the start of the run to a parsed config with its log open.
-    log_phase("config", started);
+    // Logged once the log is open: from the start of the run to a parsed config, then the
+    // log and the backends set up (the pod worker started, data_dir reached).
+    log_phase_between("config", started, parsed);
+    log_phase("set-up", parsed);
     for ignored in &allowed.ignored {
         tracing::warn!("{ALLOWED_DIRS_VAR}: {ignored:?} is no absolute path without `..`: ignored");
     }

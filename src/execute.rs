@@ -22,8 +22,11 @@ pub struct Failed {
 }
 
 /// How the kernel answered the ops of one apply. `Surprising` when an op was answered
-/// "already so" (EEXIST on an add, ENOENT/ESRCH on a delete, a delete whose device is gone)
-/// or was a route replace (which may take another route of the slot than the plan saw).
+/// "already so" (EEXIST on an add, ENOENT/ESRCH on a delete, a delete whose device is
+/// gone), or was a route replace whose slot held a route the plan keeps (the kernel's IPv4
+/// replace takes the first alias of the slot, which may be that one). A replace of a slot
+/// that held only the routes it displaces, as the read before it says, is as planned: the
+/// replace is ACKed and every other route of the slot is deleted after it.
 /// As planned, every op's ACK says it took effect, and that is its verification; surprised,
 /// the reconciler reads again and re-plans. Executors that cannot tell answer `Surprising`:
 /// their callers then always verify.
@@ -300,6 +303,7 @@ fn apply_run_with(
         .iter()
         .flat_map(|op| devices_named(&op.change))
         .collect();
+    let planned_from = named.0;
     let links = match named.links_for(nl, &devices) {
         Ok(links) => links,
         Err(error) => return fail_all(ops.len(), policy, &error),
@@ -313,7 +317,12 @@ fn apply_run_with(
                 apply_batch(nl, &links, batch, policy, surprise)
             } else {
                 apply_one(nl, &links, &batch[0])
-                    .map(|outcome| note_answer(&batch[0], outcome, surprise))
+                    .map(|outcome| {
+                        note_answer(&batch[0], outcome, surprise);
+                        if replace_may_take_a_kept_route(&batch[0], planned_from) {
+                            surprise.set(true);
+                        }
+                    })
                     .err()
                     .map(|error| Failed { index: 0, error })
                     .into_iter()
@@ -438,6 +447,7 @@ fn replace_route(nl: &Netlink, links: &Links, new: &Route, old: &[Route]) -> Res
         .collect::<Result<Vec<_>>>()
         .map_err(|e| in_replace(&object, e))?;
     for result in nl.write_many(removals) {
+        // One of them answers "already so": the route the replace took.
         if result.map_err(|e| in_replace(&object, e))? == Outcome::Changed {
             outcome = Outcome::Changed;
         }
@@ -473,10 +483,29 @@ fn in_replace(object: &str, error: Error) -> Error {
     }
 }
 
+/// Whether a route replace may have taken a route the plan keeps: the kernel's IPv4 replace
+/// takes the first alias of the slot, so when the slot held a route that is neither in the
+/// replace's `old` nor the new route, only a read says which one went. Without the state
+/// the ops were planned from, that cannot be told.
+fn replace_may_take_a_kept_route(op: &Op, planned_from: Option<&NetnsState>) -> bool {
+    let Change::ReplaceRoute { old, new } = &op.change else {
+        return false;
+    };
+    let Some(state) = planned_from else {
+        return true;
+    };
+    let new = new.clone().normalised();
+    let slot = new.key.slot();
+    let kept = state
+        .routes_in_slot(&slot)
+        .any(|r| r.key != new.key && !old.iter().any(|o| o.clone().normalised().key == r.key));
+    kept
+}
+
 /// Logs an applied op and flags the answers that did not go as planned.
 fn note_answer(op: &Op, outcome: Outcome, surprise: &Cell<bool>) {
     tracing::debug!(command = %op, ?outcome, "applied");
-    if outcome == Outcome::AlreadySo || matches!(op.change, Change::ReplaceRoute { .. }) {
+    if outcome == Outcome::AlreadySo {
         surprise.set(true);
     }
 }

@@ -245,6 +245,27 @@ pub fn init(options: &LogOptions) {
     drop(installed);
 }
 
+/// The monotonic clock (CLOCK_MONOTONIC) now, in nanoseconds. Unlike `Instant` it can be
+/// compared across processes: a benchmark that notes it when it starts router and when it
+/// reaps it can tell the process's start-up and tear-down from its work (`log_process`).
+pub fn monotonic_ns() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(now) => {
+            let secs = u64::try_from(now.tv_sec()).unwrap_or(0);
+            let nanos = u64::try_from(now.tv_nsec()).unwrap_or(0);
+            secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+        }
+        // The clock every Linux has; without it there is only nothing to report.
+        Err(_) => 0,
+    }
+}
+
+/// Logs at debug level when `main` was entered and when it is about to return, on the
+/// monotonic clock: the frame the phases sit in.
+pub fn log_process(entered_ns: u64) {
+    tracing::debug!(entered_ns, leaving_ns = monotonic_ns(), "process");
+}
+
 /// Runs one phase of a run and logs its duration at debug level (`phase`, `us`): the
 /// breakdown `scripts/bench.py` reads.
 pub fn phase<T>(name: &'static str, work: impl FnOnce() -> T) -> T {
@@ -252,6 +273,19 @@ pub fn phase<T>(name: &'static str, work: impl FnOnce() -> T) -> T {
     let out = work();
     log_phase(name, started);
     out
+}
+
+/// Logs a phase that began at `started` and ended at `ended`.
+pub fn log_phase_between(
+    name: &'static str,
+    started: std::time::Instant,
+    ended: std::time::Instant,
+) {
+    tracing::debug!(
+        phase = name,
+        us = ended.duration_since(started).as_micros() as u64,
+        "phase"
+    );
 }
 
 /// Logs a phase that began at `started` and ends now.

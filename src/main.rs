@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let entered = router::logging::monotonic_ns();
     if !router::cni::invoked_as_plugin() {
         return router::cli::main();
     }
@@ -15,9 +16,12 @@ fn main() -> ExitCode {
         &mut std::io::stdin().lock(),
         &router::live::backends,
     );
-    let mut stdout = std::io::stdout().lock();
-    // Nothing else can be told if stdout is gone: the exit code still says it.
-    let _ = stdout.write_all(output.stdout.as_bytes());
-    let _ = stdout.flush();
+    router::logging::phase("output", || {
+        let mut stdout = std::io::stdout().lock();
+        // Nothing else can be told if stdout is gone: the exit code still says it.
+        let _ = stdout.write_all(output.stdout.as_bytes());
+        let _ = stdout.flush();
+    });
+    router::logging::log_process(entered);
     ExitCode::from(u8::try_from(output.exit_code).unwrap_or(1))
 }

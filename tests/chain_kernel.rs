@@ -821,3 +821,35 @@ fn one_add_and_one_del_each_enter_the_pod_netns_once() {
     assert!(out.ok, "chain DEL: {} {}", out.stdout, out.stderr);
     assert_eq!(entries_into(&node, &pod.netns), 2, "ADD, then DEL");
 }
+
+/// The `phase` lines router logged from byte `from` of its log on: their names, in order.
+fn phases_since(node: &Node, from: usize) -> Vec<String> {
+    let log = std::fs::read_to_string(node.dir.join("router.log")).unwrap_or_default();
+    log[from..]
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["fields"]["message"] == "phase")
+        .map(|l| l["fields"]["phase"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// DEL reads once what it must remove and restore, and once under the host lock whether the
+/// shared rule is still used; the restore of the previous default by one ACKed route replace
+/// needs no read after it.
+#[test]
+fn del_reads_the_attachment_once_and_the_shared_rule_once_and_nothing_after_its_replace() {
+    let (node, pod, _overlay) = pod_with_overlay("delreads", 45, &[4, 6]);
+    let mut net1 = macvlan_network(&node, "net1", 45, &[4, 6], json!({}));
+    added(&node, &pod, &mut net1);
+    let from = std::fs::metadata(node.dir.join("router.log"))
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
+    let del = net1.del(&node, &pod);
+    assert!(del.ok, "chain DEL: {} {}", del.stdout, del.stderr);
+    let phases = phases_since(&node, from);
+    let reads = phases.iter().filter(|p| *p == "snapshot").count();
+    assert_eq!(reads, 2, "{phases:?}");
+    assert!(!phases.iter().any(|p| p == "verify"), "{phases:?}");
+    assert_nothing_owned(&pod.netns);
+    assert_nothing_owned(&node.host);
+}

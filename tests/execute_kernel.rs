@@ -488,6 +488,41 @@ fn ipv4_replace_puts_p_default_in_place_of_c_default() {
     assert_eq!(main_defaults(&after, Family::Ipv4), vec![new]);
 }
 
+/// DEL's restore needs no re-read: a replace the kernel ACKed, whose slot held only the
+/// routes it displaces (as the read before it says), is answered as planned. It is a
+/// surprise when the slot also held a route the plan keeps (the IPv4 replace may have
+/// taken that one).
+#[test]
+fn an_acked_replace_of_what_the_slot_held_is_as_planned_and_any_other_is_a_surprise() {
+    let t = topology();
+    apply(
+        &t,
+        &[del_route(Side::Pod, main_default(Family::Ipv4, "eth0"))],
+    )
+    .unwrap();
+    let before = snapshot(&t);
+    let restore = replace_route(
+        vec![main_default(Family::Ipv4, "net1")],
+        owned_default(Family::Ipv4, "eth0"),
+    );
+    assert_eq!(
+        apply_answered(&t, &[restore], &before),
+        Ok(Answers::AsPlanned)
+    );
+
+    // The slot also held eth0's default, which the replace does not list as displaced.
+    let t = topology();
+    let before = snapshot(&t);
+    let beside_a_kept_one = replace_route(
+        vec![main_default(Family::Ipv4, "net1")],
+        owned_default(Family::Ipv4, "net1"),
+    );
+    assert_eq!(
+        apply_answered(&t, &[beside_a_kept_one], &before),
+        Ok(Answers::Surprising)
+    );
+}
+
 #[test]
 fn ipv6_replace_of_the_multipath_default_leaves_exactly_the_new_hop() {
     let t = topology();

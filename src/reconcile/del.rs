@@ -64,7 +64,7 @@ pub(super) fn remove(
     // other attachment's owned route is left there (an ADD adds its routes before it takes
     // the lock to ensure the rule, so it is either seen here or re-adds the rule after).
     let host = match uses_shared_rule(&prepared.compiled.desired) {
-        true => Some(world.host.lock_host()?),
+        true => Some(phase("lock", || world.host.lock_host())?),
         false => None,
     };
     let (shared, read) = shared_rule_ops(world, &prepared.compiled.desired.host)?;

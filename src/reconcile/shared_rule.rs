@@ -50,7 +50,7 @@ pub(super) fn ensure_shared_rule(
     if !uses_shared_rule(desired) {
         return Ok((Vec::new(), Answers::AsPlanned));
     }
-    let _lock = world.host.lock_host().map_err(|e| (Vec::new(), e))?;
+    let _lock = phase("lock", || world.host.lock_host()).map_err(|e| (Vec::new(), e))?;
     let (shared, read) = shared_rule_ops(world, &desired.host).map_err(|e| (Vec::new(), e))?;
     match phase("apply", || world.executor.apply(&shared, &read)) {
         Ok(answers) => Ok((shared, answers)),
