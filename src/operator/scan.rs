@@ -10,7 +10,7 @@ use super::check::{check, report_for, with_error, RunClock};
 use super::resolve::{recorded_netns, without_prev_result};
 use super::Resolved;
 use crate::cache::{self, CacheEntry};
-use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs};
+use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, rolled_out_wins, AllowedDirs};
 use crate::error::{Error, Result};
 use crate::model::Record;
 use crate::netns;
@@ -76,7 +76,7 @@ pub fn check_all(scan: &Scan<'_>, repair: bool, allowed: &AllowedDirs) -> Result
     }
     for target in cached {
         let record = take_record(&mut found, &target);
-        attachments.push(check_cached(target, record, repair));
+        attachments.push(check_cached(target, record, repair, allowed));
     }
     for record in found {
         attachments.push(check_recorded(record, scan, repair, allowed));
@@ -102,7 +102,12 @@ fn take_record(found: &mut Vec<Found>, target: &Resolved) -> Option<Found> {
     Some(found.remove(index))
 }
 
-fn check_cached(mut target: Resolved, record: Option<Found>, repair: bool) -> AttachmentReport {
+fn check_cached(
+    mut target: Resolved,
+    record: Option<Found>,
+    repair: bool,
+    allowed: &AllowedDirs,
+) -> AttachmentReport {
     let cached = target.entry.as_ref().and_then(|e| e.netns.clone());
     let recorded = recorded_netns(record.as_ref().map(|f| &f.record));
     if record.is_none() {
@@ -112,6 +117,17 @@ fn check_cached(mut target: Resolved, record: Option<Found>, repair: bool) -> At
     }
     if let Some(found) = &record {
         target.data_dir = found.dir.clone();
+        if let Some(rolled) = &found.record.rolled_out {
+            match rolled_out_wins(target.config.clone(), Some(rolled), allowed) {
+                Ok(config) => {
+                    target.config = config;
+                    target.config_json = rolled.clone();
+                }
+                Err(e) => {
+                    return with_error(report_for(&target, cached.as_deref(), Status::Error), &e)
+                }
+            }
+        }
     }
     match cached.or(recorded) {
         Some(netns) => check(&target, &netns, repair),
@@ -225,7 +241,9 @@ fn target_of_record(found: Found, unnamed: &str, allowed: &AllowedDirs) -> Resul
             file.display()
         ))
     })?;
-    let config = parse_netconf(&inputs.config, allowed)
+    // The config a rollout left wins over the ADD's (docs/decisions/rollout-config-wins.md).
+    let config_json = record.rolled_out.unwrap_or(inputs.config);
+    let config = parse_netconf(&config_json, allowed)
         .map_err(|e| Error::Decode {
             what: format!("the config recorded in {}", file.display()),
             reason: e.to_string(),
@@ -233,7 +251,7 @@ fn target_of_record(found: Found, unnamed: &str, allowed: &AllowedDirs) -> Resul
         .config;
     Ok(Resolved {
         config,
-        config_json: inputs.config,
+        config_json,
         prev: Some(inputs.prev_result).filter(|p| !p.is_null()),
         container_id: record.container_id,
         ifname: record.ifname,

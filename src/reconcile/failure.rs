@@ -3,6 +3,7 @@
 //! (`Display`, `details`) are the presentation's, in `render::failure`.
 
 use crate::error::Error;
+use crate::model::Op;
 use crate::plan::{Blocked, Plan};
 
 /// A failure about a plan. The error code of each is `error`'s decision.
@@ -17,6 +18,9 @@ pub enum PlanFailure {
     NotKept(Plan),
     /// DEL: what owned objects are left after it went on past `errors`.
     Left { plan: Plan, errors: Vec<Error> },
+    /// A rollout without pruning: the new config would remove these owned objects the
+    /// attachment has (a hijack CIDR dropped, a priority moved); nothing was touched.
+    WouldRemove(Vec<Op>),
 }
 
 impl From<PlanFailure> for Error {

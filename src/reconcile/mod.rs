@@ -15,7 +15,7 @@ mod gc;
 mod rollback;
 mod shared_rule;
 
-pub use add::{add, repair, AddOutcome};
+pub use add::{add, owned_removals, repair, rollout, AddOutcome};
 pub use check::check;
 pub use del::del;
 pub use failure::PlanFailure;
