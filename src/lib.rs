@@ -24,5 +24,6 @@ pub mod reconcile;
 pub mod record;
 pub mod render;
 pub mod report;
+pub mod rollout;
 pub mod signals;
 pub mod snapshot;

@@ -50,7 +50,7 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    pub(super) fn attachment(&self, netns: Option<PathBuf>) -> Attachment {
+    pub(crate) fn attachment(&self, netns: Option<PathBuf>) -> Attachment {
         Attachment {
             container_id: self.container_id.clone(),
             ifname: self.ifname.clone(),
@@ -58,7 +58,7 @@ impl Resolved {
         }
     }
 
-    pub(super) fn prev_view(&self) -> Result<Option<PrevView>> {
+    pub(crate) fn prev_view(&self) -> Result<Option<PrevView>> {
         self.prev.as_ref().map(PrevView::parse).transpose()
     }
 
@@ -72,7 +72,7 @@ impl Resolved {
     }
 
     /// The records ADD and CHECK would read: those in data_dir.
-    pub(super) fn records(&self) -> FileRecords {
+    pub(crate) fn records(&self) -> FileRecords {
         // The config's data_dir is judged against its allowed root; one the operator
         // named (`--data-dir`, where `check --all` found the record) is trusted as given.
         if self.data_dir == self.config.data_dir {
@@ -106,7 +106,7 @@ impl Resolved {
     }
 
     /// What a repair records when the record holds no inputs of an ADD.
-    pub(super) fn inputs(&self, netns: &Path) -> AddInputs {
+    pub(crate) fn inputs(&self, netns: &Path) -> AddInputs {
         AddInputs {
             netns: Some(netns.to_path_buf()),
             config: self.config_json.clone(),

@@ -1,0 +1,266 @@
+//! rollout: `router rollout`, a new config for the live attachments of one network on this
+//! node: found as `check --all` finds them, each planned with the new config against its
+//! live pod and node, refused when unsafe, applied through reconcile's repair path under the
+//! attachment's lock, and recorded so that everything acting on the attachment from then on
+//! acts on the new config. Also `ConfigDir`, the ConfigMap directory the agent rolls out
+//! from. Must not decide about routes (reconcile does) or print (cli does).
+//!
+//! Here: the options, `rollout_all` and one attachment's rollout; `source` (what `--config`
+//! may hold), `safety` (the keys a live pod cannot take), `config_dir`.
+
+mod config_dir;
+mod safety;
+mod source;
+
+pub use config_dir::{ConfigDir, DirConfig};
+pub use safety::live_key_changes;
+pub use source::Source;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::{parse_netconf, AllowedDirs, Config};
+use crate::error::{Code, Error, Result};
+use crate::execute::LiveExecutor;
+use crate::model::Mode;
+use crate::netns::{self, NetnsWorker};
+use crate::operator::{locate_all, Located, Resolved, RunClock, Scan};
+use crate::reconcile::{self, owned_removals, prepare, PlanFailure, World};
+use crate::render::NetnsLabels;
+use crate::report::{AttachmentReport, AttachmentRollout, RolloutReport, RolloutStatus, Status};
+use crate::snapshot::LiveSnapshot;
+
+/// How a host netns is labelled in a rollout's plans: the netns the rollout runs in.
+const LOCAL_HOST_LABEL: &str = "(local)";
+
+/// How a rollout goes.
+#[derive(Clone, Copy, Debug)]
+pub struct RolloutOptions<'a> {
+    /// Where the attachments are found (`check --all`'s caches and data_dirs).
+    pub scan: Scan<'a>,
+    /// Where the configs' log file and data_dir may lie.
+    pub allowed: &'a AllowedDirs,
+    /// The network whose attachments get the config; None: the config's own `name`.
+    pub network: Option<&'a str>,
+    /// Apply plans that remove owned objects (a CIDR dropped, a priority moved).
+    pub prune: bool,
+    /// Plan only; touch nothing.
+    pub dry_run: bool,
+    /// How many attachments are rolled out at once (at least 1).
+    pub max_parallel: usize,
+    /// Go on past an attachment that failed.
+    pub continue_on_error: bool,
+}
+
+/// Rolls `source` out to every attachment of its network on this node, as `options` say.
+/// An error only when nothing could be tried (the config is invalid, a cache directory
+/// unreadable); each attachment's fate is in the report.
+pub fn rollout_all(source: &Source, options: &RolloutOptions<'_>) -> Result<RolloutReport> {
+    let clock = RunClock::start();
+    let new = parse_netconf(&source.plugin, options.allowed)?.config;
+    let network = options.network.unwrap_or(&source.network).to_string();
+    let mut targets = Vec::new();
+    let mut unusable = Vec::new();
+    for located in locate_all(&options.scan, options.allowed)? {
+        if located.network() != Some(network.as_str()) {
+            continue;
+        }
+        match located {
+            Located::Found { target, netns } => targets.push((*target, netns)),
+            Located::Reported(report) if report.status == Status::Error => {
+                unusable.push(not_located(*report));
+            }
+            Located::Reported(_) => {}
+        }
+    }
+    targets
+        .sort_by(|(a, _), (b, _)| (&a.container_id, &a.ifname).cmp(&(&b.container_id, &b.ifname)));
+    let mut attachments = unusable;
+    let batch = options.max_parallel.max(1);
+    let mut stopped_at: Option<String> = None;
+    for chunk in targets.chunks(batch) {
+        if let Some(failed) = &stopped_at {
+            attachments.extend(chunk.iter().map(|(t, n)| not_reached(t, n, failed)));
+            continue;
+        }
+        let done: Vec<AttachmentRollout> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|(target, netns)| {
+                    let new = &new;
+                    scope.spawn(move || roll_one(target, netns, new, source, options))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .zip(chunk)
+                .map(|(handle, (target, netns))| {
+                    handle.join().unwrap_or_else(|_| {
+                        let mut out = base_report(target, netns, RolloutStatus::Failed);
+                        out.reasons
+                            .push("the rollout of this attachment panicked".into());
+                        out
+                    })
+                })
+                .collect()
+        });
+        if !options.continue_on_error {
+            stopped_at = done
+                .iter()
+                .find(|a| a.status == RolloutStatus::Failed)
+                .map(|a| format!("{}/{}", a.container_id, a.ifname));
+        }
+        attachments.extend(done);
+    }
+    Ok(RolloutReport {
+        network,
+        dry_run: options.dry_run,
+        prune: options.prune,
+        attachments,
+        run: clock.info(),
+    })
+}
+
+fn base_report(target: &Resolved, netns: &Path, status: RolloutStatus) -> AttachmentRollout {
+    let mut out = AttachmentRollout::new(&target.container_id, &target.ifname, status);
+    out.network = target
+        .entry
+        .as_ref()
+        .map(|e| e.network.clone())
+        .or_else(|| target.config.name.clone());
+    out.netns = Some(netns.display().to_string());
+    out.labels = NetnsLabels {
+        pod: netns.display().to_string(),
+        host: LOCAL_HOST_LABEL.to_string(),
+    };
+    out
+}
+
+fn not_reached(target: &Resolved, netns: &Path, failed: &str) -> AttachmentRollout {
+    let mut out = base_report(target, netns, RolloutStatus::NotReached);
+    out.reasons.push(format!(
+        "the rollout stopped at the failure of {failed} (--continue-on-error goes on)"
+    ));
+    out
+}
+
+/// An attachment of the network that `check --all` could not locate or read: it cannot be
+/// rolled out, which is a failure.
+fn not_located(report: AttachmentReport) -> AttachmentRollout {
+    let mut out =
+        AttachmentRollout::new(&report.container_id, &report.ifname, RolloutStatus::Failed);
+    out.network = report.network;
+    out.netns = report.netns;
+    out.error_code = report.error_code;
+    out.reasons.extend(report.message);
+    out
+}
+
+/// One attachment's rollout, timed, its failure sorted into refused, gone or failed.
+fn roll_one(
+    target: &Resolved,
+    netns: &Path,
+    new: &Config,
+    source: &Source,
+    options: &RolloutOptions<'_>,
+) -> AttachmentRollout {
+    let clock = Instant::now();
+    let mut out = base_report(target, netns, RolloutStatus::Failed);
+    match roll(target, netns, new, source, options, &mut out) {
+        Ok(status) => out.status = status,
+        Err(e) => {
+            out.status = match e.code() {
+                Code::RolloutRefused => RolloutStatus::Refused,
+                Code::UnknownContainer => RolloutStatus::Gone,
+                _ => RolloutStatus::Failed,
+            };
+            out.error_code = Some(e.code().number());
+            out.reasons.push(e.to_string());
+        }
+    }
+    out.duration = clock.elapsed();
+    out
+}
+
+fn roll(
+    target: &Resolved,
+    netns: &Path,
+    new: &Config,
+    source: &Source,
+    options: &RolloutOptions<'_>,
+    out: &mut AttachmentRollout,
+) -> Result<RolloutStatus> {
+    if !netns::is_netns(netns)? {
+        return Err(Error::UnknownContainer(format!(
+            "the pod netns {} is gone",
+            netns.display()
+        )));
+    }
+    let refused = live_key_changes(&target.config, new, &target.ifname);
+    if !refused.is_empty() {
+        out.error_code = Some(Code::RolloutRefused.number());
+        out.reasons.extend(refused.iter().map(ToString::to_string));
+        return Ok(RolloutStatus::Refused);
+    }
+    let prev = target
+        .prev_view()?
+        .ok_or_else(|| Error::InvalidPrevResult("the attachment has no prevResult to plan from (neither its cache entry nor its record holds one)".into()))?;
+    let att = target.attachment(Some(netns.to_path_buf()));
+    // One worker in the pod netns for the attachment's reads and writes.
+    let pod = Some(Arc::new(NetnsWorker::new(netns.to_path_buf())));
+    let snapshots = LiveSnapshot::in_pod(pod.clone());
+    let records = target.records();
+    let planned = prepare(Mode::Add, new, &att, Some(&prev), &snapshots, &records)?;
+    out.plan = Some(planned.plan.clone());
+    if !planned.plan.blocked.is_empty() {
+        return Err(PlanFailure::Blocked(planned.plan.blocked.clone()).into());
+    }
+    let removals = owned_removals(&planned.plan.ops);
+    if !options.prune && !removals.is_empty() {
+        let refusal = PlanFailure::WouldRemove(removals);
+        out.reasons.extend(refusal.details());
+        return Err(refusal.into());
+    }
+    if planned.plan.is_empty() && target.config_json == source.plugin {
+        return Ok(RolloutStatus::Unchanged);
+    }
+    if options.dry_run {
+        return Ok(RolloutStatus::Planned);
+    }
+    // Under the attachment's lock, which the runtime's DEL holds for its whole run: a DEL
+    // that got there first removed the record, and re-creating what it removed would leak
+    // it (reconcile::rollout reads the record again under the lock too).
+    let lock = records.lock_attachment(&att.container_id, &att.ifname, false)?;
+    if !lock.as_ref().is_some_and(|l| l.record_exists()) {
+        return Err(Error::UnknownContainer(format!(
+            "{}/{} has no record in {}: the pod was deleted (or router never recorded it)",
+            att.container_id,
+            att.ifname,
+            target.data_dir.display()
+        )));
+    }
+    let executor = LiveExecutor::in_pod(pod);
+    let world = World {
+        snapshots: &snapshots,
+        executor: &executor,
+        records: &records,
+        host: &records,
+    };
+    let inputs = target.inputs(netns);
+    out.applied = reconcile::rollout(
+        new,
+        &att,
+        &prev,
+        &inputs,
+        &source.plugin,
+        options.prune,
+        &world,
+    )?;
+    let left = prepare(Mode::Add, new, &att, Some(&prev), &snapshots, &records)?;
+    drop(lock);
+    if !left.plan.is_empty() {
+        return Err(PlanFailure::NotKept(left.plan).into());
+    }
+    Ok(RolloutStatus::RolledOut)
+}
