@@ -27,6 +27,7 @@ use crate::model::Mode;
 use crate::netns::{self, NetnsWorker};
 use crate::operator::{locate_all, Located, Resolved, RunClock, Scan};
 use crate::reconcile::{self, owned_removals, prepare, PlanFailure, World};
+use crate::record::RecordStore;
 use crate::render::NetnsLabels;
 use crate::report::{AttachmentReport, AttachmentRollout, RolloutReport, RolloutStatus, Status};
 use crate::snapshot::LiveSnapshot;
@@ -157,6 +158,15 @@ fn not_located(report: AttachmentReport) -> AttachmentRollout {
     out
 }
 
+fn no_record(target: &Resolved) -> Error {
+    Error::UnknownContainer(format!(
+        "{}/{} has no record in {}: the pod was deleted (or router never recorded it)",
+        target.container_id,
+        target.ifname,
+        target.data_dir.display()
+    ))
+}
+
 /// One attachment's rollout, timed, its failure sorted into refused, gone or failed.
 fn roll_one(
     target: &Resolved,
@@ -207,38 +217,46 @@ fn roll(
         .prev_view()?
         .ok_or_else(|| Error::InvalidPrevResult("the attachment has no prevResult to plan from (neither its cache entry nor its record holds one)".into()))?;
     let att = target.attachment(Some(netns.to_path_buf()));
+    let records = target.records();
+    // Planned and applied under the attachment's lock, which the runtime's ADD, CHECK and
+    // DEL hold for their whole run: a DEL half done would look like drift to undo, and a
+    // DEL done removed the record, so re-creating what it removed would leak it
+    // (reconcile::rollout reads the record again under the lock too). A dry run changes
+    // nothing, so it takes no lock (and makes no lock file).
+    let lock = match options.dry_run {
+        true => None,
+        false => records.lock_attachment(&att.container_id, &att.ifname, false)?,
+    };
+    // Without a record router has nothing of this attachment to roll out to: its DEL ran
+    // (the runtime's cache entry goes after it), or router never recorded it.
+    let recorded = match &lock {
+        Some(lock) => lock.record_exists(),
+        None => records.load(&att.container_id, &att.ifname)?.is_some(),
+    };
+    if !recorded {
+        return Err(no_record(target));
+    }
     // One worker in the pod netns for the attachment's reads and writes.
     let pod = Some(Arc::new(NetnsWorker::new(netns.to_path_buf())));
     let snapshots = LiveSnapshot::in_pod(pod.clone());
-    let records = target.records();
     let planned = prepare(Mode::Add, new, &att, Some(&prev), &snapshots, &records)?;
+    // A dry run's DEL may have removed the record since: a plan without it is a first ADD's.
+    if planned.previous_record.is_none() {
+        return Err(no_record(target));
+    }
     out.plan = Some(planned.plan.clone());
     if !planned.plan.blocked.is_empty() {
         return Err(PlanFailure::Blocked(planned.plan.blocked.clone()).into());
     }
     let removals = owned_removals(&planned.plan.ops);
     if !options.prune && !removals.is_empty() {
-        let refusal = PlanFailure::WouldRemove(removals);
-        out.reasons.extend(refusal.details());
-        return Err(refusal.into());
+        return Err(PlanFailure::WouldRemove(removals).into());
     }
     if planned.plan.is_empty() && target.config_json == source.plugin {
         return Ok(RolloutStatus::Unchanged);
     }
     if options.dry_run {
         return Ok(RolloutStatus::Planned);
-    }
-    // Under the attachment's lock, which the runtime's DEL holds for its whole run: a DEL
-    // that got there first removed the record, and re-creating what it removed would leak
-    // it (reconcile::rollout reads the record again under the lock too).
-    let lock = records.lock_attachment(&att.container_id, &att.ifname, false)?;
-    if !lock.as_ref().is_some_and(|l| l.record_exists()) {
-        return Err(Error::UnknownContainer(format!(
-            "{}/{} has no record in {}: the pod was deleted (or router never recorded it)",
-            att.container_id,
-            att.ifname,
-            target.data_dir.display()
-        )));
     }
     let executor = LiveExecutor::in_pod(pod);
     let world = World {
