@@ -271,4 +271,6 @@ fn require_overlay(config: &Config, att: &Attachment, actual: &ActualState) -> R
 #[cfg(test)]
 mod repair_tests;
 #[cfg(test)]
+mod rollout_tests;
+#[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! where an attachment's objects live (its tables, its overlay interface, whether routes
 //! moved, the host side at all, its MAC, its record) cannot change under a running pod;
 //! objects it would remove need `--prune` (reconcile decides that on the plan it applies).
+//! Nor can whether router manages the attachment at all (`skip_call`, `only_op_mac`).
 //! Pure: two configs in, the refusals out.
 
 use std::path::Path;
@@ -22,7 +23,8 @@ pub fn live_key_changes(current: &Config, new: &Config, ifname: &str) -> Vec<Err
             .map_or_else(|| "unset".to_string(), |[a, b]| format!("{a:02x}:{b:02x}"))
     };
     let dir = |p: &Path| p.display().to_string();
-    let keys: [(&'static str, String, String); 7] = [
+    let flag = |b: bool| b.to_string();
+    let keys: [(&'static str, String, String); 9] = [
         ("route_table", table(current), table(new)),
         (
             "host_rule_table",
@@ -42,6 +44,14 @@ pub fn live_key_changes(current: &Config, new: &Config, ifname: &str) -> Vec<Err
         ("sriov", current.sriov.to_string(), new.sriov.to_string()),
         ("mac_prefix", mac(current), mac(new)),
         ("data_dir", dir(&current.data_dir), dir(&new.data_dir)),
+        // These two say whether router manages the attachment at all, or only its MAC: a
+        // live pod made one way has nothing the other way could take over or hand back.
+        ("skip_call", flag(current.skip_call), flag(new.skip_call)),
+        (
+            "only_op_mac",
+            flag(current.only_op_mac),
+            flag(new.only_op_mac),
+        ),
     ];
     keys.into_iter()
         .filter(|(_, from, to)| from != to)
@@ -88,6 +98,7 @@ mod tests {
             ("sriov", json!({"sriov": true})),
             ("mac_prefix", json!({"mac_prefix": "0a:0b"})),
             ("data_dir", json!({"data_dir": "/run/cni/other"})),
+            ("skip_call", json!({"skip_call": true})),
         ];
         for (key, change) in cases {
             let refused = live_key_changes(&old, &config(change), "net1");
