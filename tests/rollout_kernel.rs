@@ -217,6 +217,26 @@ fn a_new_cidr_reaches_every_pod_and_the_runtimes_check_and_del_act_on_it() {
     }
     let all = cluster.check_all();
     assert_eq!(all.code, 0, "{}", all.stdout);
+    // `router plan` from the cache entry (the ADD-time config) plans the rolled-out one.
+    let (pod, _, _) = &cluster.pods[0];
+    let plan = router(
+        &cluster.node,
+        &[
+            "plan",
+            "--cache-dir",
+            cluster.cache.path(),
+            "--container-id",
+            &pod.id,
+            "--ifname",
+            "net1",
+        ],
+    );
+    assert_eq!(
+        (plan.code, plan.stdout.as_str()),
+        (0, "nothing to do\n"),
+        "{}",
+        plan.stderr
+    );
 
     let again = cluster.rollout(&cluster.v2(), &[]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
@@ -253,7 +273,7 @@ fn dropping_a_cidr_is_refused_naming_its_rule_until_pruned() {
     assert!(refused.stdout.contains("--prune"), "{}", refused.stdout);
     assert_eq!(cluster.state(), before, "a refused rollout changes nothing");
 
-    let pruned = cluster.rollout(&v3, &["--prune"]);
+    let pruned = cluster.rollout(&v3, &["--prune", "--max-parallel", "2"]);
     assert_eq!(pruned.code, 0, "{}{}", pruned.stdout, pruned.stderr);
     assert!(pruned.stdout.contains("2 rolled out"), "{}", pruned.stdout);
     for (pod, _, net1) in &cluster.pods {

@@ -6,6 +6,7 @@ mod gc_status;
 mod input;
 mod lifecycle;
 mod overlay;
+mod rolled_out;
 mod salvage;
 
 use super::*;
