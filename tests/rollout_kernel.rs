@@ -486,3 +486,106 @@ fn a_rollout_killed_mid_way_is_finished_by_the_next_run() {
         nothing_owned_left(&cluster, pod, i as u8 + 1);
     }
 }
+
+/// Publishes `files` as the kubelet publishes a ConfigMap's new generation: the files in a
+/// new `..<timestamp>` directory, a `<key>` symlink to `..data/<key>` per key, and `..data`
+/// swapped to the new directory by a rename over it.
+fn publish(dir: &std::path::Path, generation: &str, files: &[(&str, String)]) {
+    use std::os::unix::fs::symlink;
+    let new = dir.join(generation);
+    fs::create_dir_all(&new).unwrap();
+    for (key, content) in files {
+        fs::write(new.join(key), content).unwrap();
+        let link = dir.join(key);
+        if fs::symlink_metadata(&link).is_err() {
+            symlink(std::path::Path::new("..data").join(key), &link).unwrap();
+        }
+    }
+    let tmp = dir.join("..data_tmp");
+    let _ = fs::remove_file(&tmp);
+    symlink(generation, &tmp).unwrap();
+    fs::rename(&tmp, dir.join("..data")).unwrap();
+}
+
+#[test]
+fn a_config_dir_file_replaced_by_a_symlink_swap_is_rolled_out_once() {
+    use router::config::AllowedDirs;
+    use router::operator::Scan;
+    use router::report::RolloutStatus;
+    use router::rollout::{rollout_all, ConfigDir, RolloutOptions};
+
+    let cluster = Cluster::new("rodir", 1);
+    // Kept apart from data_dir and the caches, as a ConfigMap mount is.
+    let dir = cluster.node.dir.join("configmap");
+    fs::create_dir_all(&dir).unwrap();
+    let v1 = macvlan_network(&cluster.node, "net1", 1, &[4, 6], json!({})).conflist;
+    let yaml = |conflist: &Value| serde_norway::to_string(&nad(conflist)).unwrap();
+    publish(
+        &dir,
+        "..2026_12_06_00_00_00.1",
+        &[("macvlan.yaml", yaml(&v1))],
+    );
+
+    // What the agent does on each wake-up: read the directory, roll out what changed.
+    let cache_dirs = vec![cluster.cache.dir.0.clone()];
+    let data_dirs = vec![cluster.data_dir()];
+    let host = cluster.node.host.path();
+    let mut watched = ConfigDir::new(&dir);
+    let mut wake_up = move || -> Vec<Vec<RolloutStatus>> {
+        let cache_dirs = cache_dirs.clone();
+        let data_dirs = data_dirs.clone();
+        let changed: Vec<_> = watched
+            .read()
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.changed)
+            .map(|c| c.source.unwrap())
+            .collect();
+        // The agent runs in the node's netns: here the test's "host" netns.
+        router::netns::run_in_netns(&host, move || {
+            let allowed = AllowedDirs::with([std::env::temp_dir()]);
+            let options = RolloutOptions {
+                scan: Scan {
+                    cache_dirs: &cache_dirs,
+                    data_dirs: &data_dirs,
+                },
+                allowed: &allowed,
+                network: None,
+                prune: false,
+                dry_run: false,
+                max_parallel: 1,
+                continue_on_error: false,
+            };
+            Ok(changed
+                .iter()
+                .map(|source| {
+                    let report = rollout_all(source, &options).unwrap();
+                    report.attachments.iter().map(|a| a.status).collect()
+                })
+                .collect())
+        })
+        .unwrap()
+    };
+    // The first read sees the file (new to it): the config the pod already has.
+    assert_eq!(wake_up(), [[RolloutStatus::Unchanged]]);
+    assert_eq!(
+        wake_up(),
+        Vec::<Vec<RolloutStatus>>::new(),
+        "nothing changed"
+    );
+
+    publish(
+        &dir,
+        "..2026_12_06_00_01_00.2",
+        &[("macvlan.yaml", yaml(&cluster.v2()))],
+    );
+    assert_eq!(wake_up(), [[RolloutStatus::RolledOut]]);
+    assert_eq!(
+        wake_up(),
+        Vec::<Vec<RolloutStatus>>::new(),
+        "rolled out once"
+    );
+    let (pod, _, net1) = &cluster.pods[0];
+    assert!(has_rule(pod, NEW_OVERLAY), "{}", pod.netns.ipx(&["rule"]));
+    runtime_check_is_clean(net1, &cluster.node, pod);
+}
