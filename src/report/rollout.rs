@@ -1,7 +1,6 @@
-//! report::rollout: the result of `router rollout`, one line per attachment (rolled out,
-//! unchanged, planned, refused, failed, gone, not reached) with its plan or its reasons, as
-//! text, JSON (schema `router.rollout/v1`) and JUnit XML, and the exit code it means.
-//! Pure: no I/O, no clock; the rollout fills it, cli prints it.
+//! report::rollout: `router rollout`'s result per attachment as text, JSON
+//! (`router.rollout/v1`) and JUnit, and its exit code. Pure: must not do I/O or read a
+//! clock (rollout fills it, cli prints it).
 
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
-//! rollout::config_dir: a directory of rollout sources as the kubelet presents a mounted
-//! ConfigMap (each key a file, reached through the `..data` symlink that the kubelet swaps
-//! atomically to a new timestamped directory), read whole from one generation, each file's
-//! network and whether its content changed since the last read. Must not roll anything out
-//! (the agent does) or watch by itself: the caller decides when to read.
+//! rollout::config_dir: a mounted ConfigMap of rollout sources (the kubelet's `..data` swap),
+//! read from one generation, telling which files changed since the last read. Must not roll
+//! anything out or decide when to read (the agent does).
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,12 +1,7 @@
-//! rollout: `router rollout`, a new config for the live attachments of one network on this
-//! node: found as `check --all` finds them, each planned with the new config against its
-//! live pod and node, refused when unsafe, applied through reconcile's repair path under the
-//! attachment's lock, and recorded so that everything acting on the attachment from then on
-//! acts on the new config. Also `ConfigDir`, the ConfigMap directory the agent rolls out
-//! from. Must not decide about routes (reconcile does) or print (cli does).
-//!
-//! Here: the options, `rollout_all` and one attachment's rollout; `source` (what `--config`
-//! may hold), `safety` (the keys a live pod cannot take), `config_dir`.
+//! rollout: a new config for the live attachments of one network on this node (found as
+//! `check --all` finds them), refused when unsafe, else applied one attachment at a time
+//! through reconcile's repair path under its lock. Must not decide about routes or print.
+//! Here `rollout_all`; `source` (what `--config` holds), `safety`, `config_dir` (the agent's).
 
 mod config_dir;
 mod safety;

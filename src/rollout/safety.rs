@@ -1,9 +1,6 @@
-//! rollout::safety: which changes a config may make to a live attachment. The keys that fix
-//! where an attachment's objects live (its tables, its overlay interface, whether routes
-//! moved, the host side at all, its MAC, its record) cannot change under a running pod;
-//! objects it would remove need `--prune` (reconcile decides that on the plan it applies).
-//! Nor can whether router manages the attachment at all (`skip_call`, `only_op_mac`).
-//! Pure: two configs in, the refusals out.
+//! rollout::safety: the config keys a live attachment cannot take (where its objects live,
+//! whether router manages it at all). Pure: two configs in, the refusals out; must not judge
+//! removals (reconcile does, on the plan it applies).
 
 use std::path::Path;
 

@@ -1,7 +1,6 @@
-//! rollout::source: what `router rollout --config` reads, as the router plugin object to
-//! roll out and the network it names: a plugin object, a conflist (its `router` entry), or
-//! a NetworkAttachmentDefinition in JSON or YAML (its `spec.config` string). Pure: the text
-//! is given; no files, no validation of the keys (config does that).
+//! rollout::source: a plugin object, a conflist or a NetworkAttachmentDefinition (JSON or
+//! YAML) read as the router plugin object to roll out and its network's name. Pure: must
+//! not read files or judge the keys (config does).
 
 use serde_json::Value;
 
