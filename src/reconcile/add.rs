@@ -1,6 +1,6 @@
-//! reconcile::add: ADD (BEHAVIOUR 2) and `router check --repair`: plan, refuse when
-//! blocked, probe for IP conflicts (ADD only), record, apply with rollback, verify. Must
-//! not word its failures (`PlanFailure`).
+//! reconcile::add: ADD (BEHAVIOUR 2), `router check --repair` and `router rollout`: plan,
+//! refuse when blocked, probe for IP conflicts (ADD only), record, apply with rollback,
+//! verify. Must not word its failures (`PlanFailure`).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

@@ -4,7 +4,7 @@
 //! reads no env. Its failures about a plan are typed (`PlanFailure`): it words nothing.
 //!
 //! Here: the attachment, the world and `prepare` (snapshot, compile, plan). One file per
-//! command: `add` (ADD and repair), `check`, `del`, `gc` (GC and STATUS); `rollback` (a
+//! command: `add` (ADD, repair and rollout), `check`, `del`, `gc` (GC and STATUS); `rollback` (a
 //! failed ADD undone), `shared_rule` (the host rule under the host lock), `failure`.
 
 mod add;
