@@ -561,6 +561,46 @@ mod tests {
         assert!(!parses(&["router", "install"]));
     }
 
+    #[test]
+    fn the_rollout_command_lines_of_the_docs_parse_and_a_zero_parallelism_is_refused() {
+        assert!(parses(&["router", "rollout", "--dry-run", "--config", "-"]));
+        assert!(parses(&[
+            "router",
+            "rollout",
+            "--config",
+            "nad.yaml",
+            "--network",
+            "other",
+            "--prune",
+            "--max-parallel",
+            "4",
+            "--continue-on-error",
+            "--cache-dir",
+            "/a",
+            "--data-dir",
+            "/c",
+            "--output",
+            "junit",
+        ]));
+        assert!(!parses(&["router", "rollout"]), "--config is required");
+        assert!(!parses(&[
+            "router",
+            "rollout",
+            "--config",
+            "-",
+            "--max-parallel",
+            "0"
+        ]));
+        assert!(!parses(&[
+            "router",
+            "rollout",
+            "--config",
+            "-",
+            "--output",
+            "prometheus"
+        ]));
+    }
+
     fn check_args(args: &[&str]) -> CheckArgs {
         match Cli::try_parse_from(args).unwrap().command {
             Command::Check(args) => args,
