@@ -229,7 +229,8 @@ struct RolloutArgs {
     /// network-attachment-definitions NAME -o yaml` (or `-o json`) prints it.
     #[arg(long, value_name = "SOURCE")]
     config: PathBuf,
-    /// The network whose attachments get the config. Default: the config's `name`.
+    /// The network whose attachments get the config (which then carries that name).
+    /// Default: the config's `name`.
     #[arg(long)]
     network: Option<String>,
     /// Also apply plans that remove owned objects a pod has (a hijack CIDR dropped, a rule

@@ -54,8 +54,10 @@ pub struct RolloutOptions<'a> {
 /// unreadable); each attachment's fate is in the report.
 pub fn rollout_all(source: &Source, options: &RolloutOptions<'_>) -> Result<RolloutReport> {
     let clock = RunClock::start();
+    let named = options.network.map(|network| source.for_network(network));
+    let source = named.as_ref().unwrap_or(source);
     let new = parse_netconf(&source.plugin, options.allowed)?.config;
-    let network = options.network.unwrap_or(&source.network).to_string();
+    let network = source.network.clone();
     let mut targets = Vec::new();
     let mut unusable = Vec::new();
     for located in locate_all(&options.scan, options.allowed)? {

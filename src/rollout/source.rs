@@ -78,6 +78,21 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The same config for another network: its `name` is that network's, since the name
+    /// is what the record and GC know the attachment's network by.
+    pub fn for_network(&self, network: &str) -> Source {
+        let mut plugin = self.plugin.clone();
+        if let Some(obj) = plugin.as_object_mut() {
+            obj.insert("name".into(), Value::String(network.to_string()));
+        }
+        Source {
+            plugin,
+            network: network.to_string(),
+        }
+    }
+}
+
 /// A NetworkAttachmentDefinition's config (the JSON in `spec.config`) and its name, or None
 /// when `value` is not one.
 fn nad_config(value: &Value) -> Result<Option<(Value, Option<String>)>> {
@@ -160,6 +175,14 @@ mod tests {
         let source = Source::parse(&nad.to_string()).unwrap();
         assert_eq!(source.network, "from-nad");
         assert_eq!(source.plugin["name"], "from-nad");
+    }
+
+    #[test]
+    fn a_config_rolled_out_to_another_network_carries_that_networks_name() {
+        let other = expected().for_network("macvlan-net2");
+        assert_eq!(other.network, "macvlan-net2");
+        assert_eq!(other.plugin["name"], "macvlan-net2");
+        assert_eq!(other.plugin["type"], "router");
     }
 
     #[test]
