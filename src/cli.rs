@@ -380,12 +380,13 @@ fn render_check(report: &CheckReport, format: CheckFormat, colour: bool) -> Resu
 
 fn rollout_command(args: &RolloutArgs) -> Result<u8> {
     let text = match args.config.as_os_str() == "-" {
-        true => {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                .map_err(|e| Error::io("reading the config from stdin", e))?;
-            text
-        }
+        // Bounded as the plugin's stdin is: a NAD is a few kilobytes.
+        true => String::from_utf8(crate::cni::read_stdin(&mut std::io::stdin())?).map_err(|e| {
+            Error::Decode {
+                what: "the config on stdin".into(),
+                reason: e.to_string(),
+            }
+        })?,
         false => std::fs::read_to_string(&args.config)
             .map_err(|e| Error::io(format!("reading {}", args.config.display()), e))?,
     };
