@@ -172,3 +172,36 @@ fn an_attachment_without_a_record_is_refused_and_left_untouched() {
     assert_eq!(case.pending(), before);
     assert!(case.records.load("c1", "net1").unwrap().is_none());
 }
+
+#[test]
+fn a_moved_rule_priority_is_a_removal_refused_unless_pruning() {
+    let case = clean();
+    let (plugin, config) = config_with(&case, json!({"rule_priority": 900}));
+    let refused = rollout(
+        &config,
+        &case.att,
+        &case.prev,
+        &case.inputs,
+        &plugin,
+        false,
+        &world(&case),
+    )
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::RolloutRefused, "{refused}");
+    assert!(refused.to_string().contains("pref 1000"), "{refused}");
+    let pruned = rollout(
+        &config,
+        &case.att,
+        &case.prev,
+        &case.inputs,
+        &plugin,
+        true,
+        &world(&case),
+    )
+    .unwrap();
+    assert!(
+        pruned.iter().any(|op| op.to_string().contains("pref 900")),
+        "{pruned:?}"
+    );
+    assert!(pending_with(&case, &config).is_empty());
+}
