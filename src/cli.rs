@@ -1,6 +1,6 @@
 //! cli: the operator commands (BEHAVIOUR 8) when the binary runs without CNI_COMMAND:
 //! `router plan` (live or offline), `router check` (one attachment or `--all`, optionally
-//! `--repair`), `router snapshot` and `router install`. Parses arguments, prints, and maps
+//! `--repair`), `router rollout`, `router snapshot` and `router install`. Parses arguments, prints, and maps
 //! outcomes to exit codes; operator and reconcile do the work and make every decision.
 
 use std::io::IsTerminal;
@@ -19,6 +19,7 @@ use crate::operator::{self, Resolved, Scan, Sources, StateSource, DEFAULT_DATA_D
 use crate::reconcile::Prepared;
 use crate::render::{plan_json, render_text, state_diff, NetnsLabels};
 use crate::report::{CheckReport, EXIT_CLEAN, EXIT_DRIFT, EXIT_ERROR};
+use crate::rollout::{rollout_all, RolloutOptions, Source};
 use crate::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
 
 /// `check --write` files are read by collectors running as another user (node-exporter).
@@ -50,6 +51,12 @@ enum Command {
     /// `plan --snapshot` reads. Without an attachment every route table of both is read;
     /// the JSON's `tables` says which tables it holds.
     Snapshot(SnapshotArgs),
+    /// Roll a new config (a plugin object, a conflist, or a NetworkAttachmentDefinition in
+    /// YAML or JSON) out to the running attachments of its network on this node, one at a
+    /// time: additions and value changes applied, removals only with --prune, keys a live
+    /// pod cannot take refused. Exit 0 all rolled out or unchanged, 2 something refused,
+    /// 1 a failure.
+    Rollout(RolloutArgs),
     /// Copy this binary into a CNI bin dir atomically (temporary name, fsync, rename); a
     /// no-op when the same binary is there.
     Install(InstallArgs),
@@ -204,6 +211,52 @@ impl CheckArgs {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum RolloutFormat {
+    /// A line per attachment, then its plan, applied ops or reasons; a summary.
+    Text,
+    /// One JSON document, schema router.rollout/v1; each plan as `router plan --output
+    /// json` prints it.
+    Json,
+    /// JUnit XML for CI: a testcase per attachment, refused a failure, failed an error.
+    Junit,
+}
+
+#[derive(clap::Args, Debug)]
+struct RolloutArgs {
+    /// The new config: a file, or `-` for stdin. A router plugin object, a conflist (its
+    /// router entry), or a NetworkAttachmentDefinition as `kubectl get
+    /// network-attachment-definitions NAME -o yaml` (or `-o json`) prints it.
+    #[arg(long, value_name = "SOURCE")]
+    config: PathBuf,
+    /// The network whose attachments get the config (which then carries that name).
+    /// Default: the config's `name`.
+    #[arg(long)]
+    network: Option<String>,
+    /// Also apply plans that remove owned objects a pod has (a hijack CIDR dropped, a rule
+    /// priority moved). Without it such an attachment is refused, the objects named.
+    #[arg(long)]
+    prune: bool,
+    /// Print each attachment's plan and touch nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// How many attachments are rolled out at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    max_parallel: u32,
+    /// Go on past an attachment that failed (by default the rollout stops there and the
+    /// rest are "not reached").
+    #[arg(long)]
+    continue_on_error: bool,
+    /// A result cache to find attachments in, as for `check --all`.
+    #[arg(long = "cache-dir", default_values = DEFAULT_CACHE_DIRS)]
+    cache_dirs: Vec<PathBuf>,
+    /// A data_dir to read records from, as for `check --all`. Default: /run/cni/router.
+    #[arg(long = "data-dir")]
+    data_dirs: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = RolloutFormat::Text)]
+    output: RolloutFormat,
+}
+
 #[derive(clap::Args, Debug)]
 struct InstallArgs {
     /// The CNI bin dir to install into (e.g. /opt/cni/bin, mounted at /host/opt/cni/bin).
@@ -217,6 +270,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan_command(&args),
         Command::Check(args) => check_command(&args),
         Command::Snapshot(args) => snapshot_command(&args),
+        Command::Rollout(args) => rollout_command(&args),
         Command::Install(args) => install_command(&args),
     };
     match outcome {
@@ -322,6 +376,46 @@ fn render_check(report: &CheckReport, format: CheckFormat, colour: bool) -> Resu
         CheckFormat::Junit => report.junit(),
         CheckFormat::Prometheus => report.prometheus(),
     })
+}
+
+fn rollout_command(args: &RolloutArgs) -> Result<u8> {
+    let text = match args.config.as_os_str() == "-" {
+        // Bounded as the plugin's stdin is: a NAD is a few kilobytes.
+        true => String::from_utf8(crate::cni::read_stdin(&mut std::io::stdin())?).map_err(|e| {
+            Error::Decode {
+                what: "the config on stdin".into(),
+                reason: e.to_string(),
+            }
+        })?,
+        false => std::fs::read_to_string(&args.config)
+            .map_err(|e| Error::io(format!("reading {}", args.config.display()), e))?,
+    };
+    let source = Source::parse(&text)?;
+    let data_dirs = match args.data_dirs.is_empty() {
+        true => vec![PathBuf::from(DEFAULT_DATA_DIR)],
+        false => args.data_dirs.clone(),
+    };
+    let allowed = allowed_dirs();
+    let options = RolloutOptions {
+        scan: Scan {
+            cache_dirs: &args.cache_dirs,
+            data_dirs: &data_dirs,
+        },
+        allowed: &allowed,
+        network: args.network.as_deref(),
+        prune: args.prune,
+        dry_run: args.dry_run,
+        max_parallel: usize::try_from(args.max_parallel).unwrap_or(1),
+        continue_on_error: args.continue_on_error,
+    };
+    let report = rollout_all(&source, &options)?;
+    let output = match args.output {
+        RolloutFormat::Text => report.text(),
+        RolloutFormat::Json => format!("{}\n", pretty(&report.json())?),
+        RolloutFormat::Junit => report.junit(),
+    };
+    print!("{output}");
+    Ok(report.exit_code())
 }
 
 fn snapshot_command(args: &SnapshotArgs) -> Result<u8> {

@@ -10,8 +10,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::config::{
-    is_valid_ifname, parse_netconf, parse_version, path_error, salvage, AllowedDirs, CniVersion,
-    Config, NetConf, PrevView, ALLOWED_DIRS_VAR, SUPPORTED_VERSIONS,
+    is_valid_ifname, parse_netconf, parse_version, path_error, rolled_out_wins, salvage,
+    AllowedDirs, CniVersion, Config, NetConf, PrevView, ALLOWED_DIRS_VAR, SUPPORTED_VERSIONS,
 };
 use crate::conflict::AddressProbe;
 use crate::error::{excerpt, Code, Error, Result};
@@ -241,6 +241,10 @@ pub struct Backends {
     pub host: Box<dyn HostGuard>,
     /// The chained interface's L2 segment: conflict probes.
     pub probe: Box<dyn AddressProbe>,
+    /// The attachment's lock, shared with `router agent`, held while the backends live
+    /// (the whole run): the agent repairs nothing of an attachment while its ADD, CHECK
+    /// or DEL runs. None where no agent can be (tests) or for GC and STATUS.
+    pub attachment_lock: Option<crate::record::AttachmentLock>,
 }
 
 pub type BackendFactory<'a> = &'a dyn Fn(&Config, &Invocation) -> Result<Backends>;
@@ -500,6 +504,8 @@ fn run_command(
         records: backends.records.as_ref(),
         host: backends.host.as_ref(),
     };
+    let rolled = rolled_out_config(inv, config, world.records, allowed)?;
+    let config = rolled.as_ref().unwrap_or(config);
     match request {
         Request::Add { prev_json, prev } => {
             let inputs = AddInputs::new(att.netns.clone(), &input);
@@ -542,6 +548,40 @@ fn run_command(
             reconcile::status(world.host)?;
             Ok(None)
         }
+    }
+}
+
+/// The config `router rollout` left in the attachment's record, which ADD, CHECK and DEL of
+/// that attachment act on instead of stdin's (the runtime's cache still holds the ADD-time
+/// one: docs/decisions/rollout-config-wins.md). None when there is none. DEL goes on with
+/// stdin's past a record or a rolled-out config it cannot read (logged).
+fn rolled_out_config(
+    inv: &Invocation,
+    given: &Config,
+    records: &dyn RecordStore,
+    allowed: &AllowedDirs,
+) -> Result<Option<Config>> {
+    if !inv.command.names_attachment() {
+        return Ok(None);
+    }
+    let found = records
+        .load(&inv.container_id, &inv.ifname)
+        .map(|record| record.and_then(|r| r.rolled_out))
+        .and_then(|rolled| match rolled {
+            Some(value) => rolled_out_wins(given.clone(), Some(&value), allowed).map(Some),
+            None => Ok(None),
+        });
+    match found {
+        Ok(Some(config)) => {
+            tracing::info!("acting on the config rolled out to this attachment, not stdin's");
+            Ok(Some(config))
+        }
+        Ok(None) => Ok(None),
+        Err(e) if inv.command == Command::Del => {
+            tracing::warn!(error = %e, "DEL goes on with stdin's config");
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -28,6 +28,9 @@ pub enum Code {
     /// attachment's ADD saw as the node: acting from there would plan the node's side
     /// against the wrong netns.
     WrongNetns = 105,
+    /// `router rollout` refused a change for an attachment: a key that cannot change on a
+    /// live pod, or owned objects it would remove without `--prune`. Nothing was changed.
+    RolloutRefused = 106,
 }
 
 impl Code {
@@ -134,6 +137,17 @@ pub enum Error {
         recorded: String,
         current: String,
     },
+    /// `router rollout`: the new config changes a key whose objects a live pod cannot move
+    /// to (its table, its overlay interface, its MAC, where its record lives).
+    #[error(
+        "{key} cannot change on a live pod ({from} -> {to}): the pod must be recreated to \
+         take it; nothing was changed"
+    )]
+    CannotChangeLive {
+        key: &'static str,
+        from: String,
+        to: String,
+    },
 }
 
 impl Error {
@@ -152,6 +166,7 @@ impl Error {
             Error::Kernel { .. } | Error::InUse { .. } => Code::Kernel,
             Error::OverlayUnusable { .. } | Error::OverlayNotReady { .. } => Code::OverlayUnusable,
             Error::WrongNetns { .. } => Code::WrongNetns,
+            Error::CannotChangeLive { .. } => Code::RolloutRefused,
         }
     }
 

@@ -54,6 +54,8 @@ pub mod reconcile;
 #[cfg(feature = "live")]
 pub mod record;
 #[cfg(feature = "live")]
+pub mod rollout;
+#[cfg(feature = "live")]
 pub mod signals;
 #[cfg(feature = "live")]
 pub mod snapshot;

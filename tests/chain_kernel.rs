@@ -829,7 +829,12 @@ fn phases_since(node: &Node, from: usize) -> Vec<String> {
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|l| l["fields"]["message"] == "phase")
-        .map(|l| l["fields"]["phase"].as_str().unwrap_or_default().to_string())
+        .map(|l| {
+            l["fields"]["phase"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect()
 }
 

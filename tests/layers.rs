@@ -43,6 +43,8 @@ const LAYERS: &[&[&str]] = &[
     &["reconcile"],
     // The commands: the CNI protocol and the operator's work on a node.
     &["operator", "cni"],
+    // Commands built on the operator's: rolling a config out to running attachments.
+    &["rollout"],
     // The entry points: the live backends, the command line, the node agent.
     &["live", "cli", "agent"],
 ];

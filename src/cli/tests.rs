@@ -125,3 +125,43 @@ fn check_all_looks_in_the_runtimes_and_multuss_caches_and_the_default_data_dir()
     let refused = check_command(&one).unwrap_err().to_string();
     assert!(refused.contains("--data-dir is for --all"), "{refused}");
 }
+
+#[test]
+fn the_rollout_command_lines_of_the_docs_parse_and_a_zero_parallelism_is_refused() {
+    assert!(parses(&["router", "rollout", "--dry-run", "--config", "-"]));
+    assert!(parses(&[
+        "router",
+        "rollout",
+        "--config",
+        "nad.yaml",
+        "--network",
+        "other",
+        "--prune",
+        "--max-parallel",
+        "4",
+        "--continue-on-error",
+        "--cache-dir",
+        "/a",
+        "--data-dir",
+        "/c",
+        "--output",
+        "junit",
+    ]));
+    assert!(!parses(&["router", "rollout"]), "--config is required");
+    assert!(!parses(&[
+        "router",
+        "rollout",
+        "--config",
+        "-",
+        "--max-parallel",
+        "0"
+    ]));
+    assert!(!parses(&[
+        "router",
+        "rollout",
+        "--config",
+        "-",
+        "--output",
+        "prometheus"
+    ]));
+}

@@ -6,6 +6,7 @@ mod gc_status;
 mod input;
 mod lifecycle;
 mod overlay;
+mod rolled_out;
 mod salvage;
 
 use super::*;
@@ -110,6 +111,7 @@ impl Harness {
                 records: Box::new(records.clone()),
                 host: Box::new(records.clone()),
                 probe: Box::new(probe.clone()),
+                attachment_lock: None,
             })
         };
         run(&lookup, &mut &stdin[..], &factory)

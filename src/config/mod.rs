@@ -86,6 +86,33 @@ pub fn parse_netconf(value: &Value, allowed: &AllowedDirs) -> Result<NetConf> {
     })
 }
 
+/// The config a run acts with when the attachment's record holds a rolled-out one
+/// (`router rollout`; docs/decisions/rollout-config-wins.md): the rolled-out config, except
+/// what the run was given for itself: the cniVersion its result must echo, the log it has
+/// already opened, and the data_dir its record was found in.
+pub fn rolled_out_wins(
+    given: Config,
+    rolled_out: Option<&Value>,
+    allowed: &AllowedDirs,
+) -> Result<Config> {
+    let Some(value) = rolled_out else {
+        return Ok(given);
+    };
+    let rolled = parse_netconf(value, allowed)
+        .map_err(|e| Error::Decode {
+            what: "the config rolled out to this attachment (in its record)".into(),
+            reason: e.to_string(),
+        })?
+        .config;
+    Ok(Config {
+        cni_version: given.cni_version,
+        log_options: given.log_options,
+        data_dir: given.data_dir,
+        data_root: given.data_root,
+        ..rolled
+    })
+}
+
 /// `router plan --config` takes a plugin object or a whole conflist: from a conflist the
 /// `router` entry is used, with the list's `name` and `cniVersion`.
 pub fn plugin_from_conflist_or_plugin(value: Value) -> Result<Value> {

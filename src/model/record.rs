@@ -62,6 +62,13 @@ pub struct Record {
     /// records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_addresses: Option<BTreeSet<IpAddr>>,
+    /// The plugin config `router rollout` last applied to this live attachment (without
+    /// prevResult). While present it wins over the config a runtime sends (its cache still
+    /// holds the ADD-time one) and over the cached one, for every run that acts on this
+    /// attachment (docs/decisions/rollout-config-wins.md). Absent until a rollout, and in
+    /// records written before router could roll out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_out: Option<serde_json::Value>,
 }
 
 /// What an ADD ran with, so that `router check --all` can check the attachment when the
@@ -123,6 +130,7 @@ impl Record {
             inputs: None,
             node_netns: None,
             node_addresses: None,
+            rolled_out: None,
         }
     }
 }
@@ -139,6 +147,19 @@ mod tests {
         assert_eq!(record, Record::new("c1", "net1", 100, 500, "eth0"));
         let written = serde_json::to_value(&record).unwrap();
         assert!(written.get("inputs").is_none(), "{written}");
+        assert!(written.get("rolled_out").is_none(), "{written}");
+    }
+
+    #[test]
+    fn a_rolled_out_config_survives_a_write_and_read() {
+        let config = serde_json::json!({"cniVersion": "1.0.0", "name": "n", "type": "router",
+                                        "overlay_hijack_subnet": ["10.244.0.0/16"]});
+        let record = Record {
+            rolled_out: Some(config.clone()),
+            ..Record::new("c1", "net1", 100, 500, "eth0")
+        };
+        let back: Record = serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        assert_eq!(back.rolled_out, Some(config));
     }
 
     #[test]

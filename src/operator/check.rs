@@ -83,14 +83,14 @@ pub fn check_named(target: &Resolved, netns: &Path, repair: bool) -> CheckReport
     clock.report(vec![check(target, netns, repair)], true)
 }
 
-/// When a whole `router check` started, to stamp its report when it ends.
-pub(super) struct RunClock {
+/// When a whole `router check` (or rollout) started, to stamp its report when it ends.
+pub struct RunClock {
     started: Duration,
     clock: Instant,
 }
 
 impl RunClock {
-    pub(super) fn start() -> RunClock {
+    pub fn start() -> RunClock {
         RunClock {
             started: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -104,11 +104,16 @@ impl RunClock {
         CheckReport {
             attachments,
             named,
-            run: RunInfo {
-                started: self.started,
-                took: self.clock.elapsed(),
-                host: hostname(),
-            },
+            run: self.info(),
+        }
+    }
+
+    /// When the run started, how long it took until now, where.
+    pub fn info(self) -> RunInfo {
+        RunInfo {
+            started: self.started,
+            took: self.clock.elapsed(),
+            host: hostname(),
         }
     }
 }

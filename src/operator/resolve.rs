@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use super::OFFLINE_CONTAINER_ID;
 use crate::cache::{self, CacheEntry};
-use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs, Config, PrevView};
+use crate::config::{
+    parse_netconf, plugin_from_conflist_or_plugin, rolled_out_wins, AllowedDirs, Config, PrevView,
+};
 use crate::error::{Error, Result};
 use crate::model::{AddInputs, Record};
 use crate::reconcile::Attachment;
@@ -48,7 +50,7 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    pub(super) fn attachment(&self, netns: Option<PathBuf>) -> Attachment {
+    pub(crate) fn attachment(&self, netns: Option<PathBuf>) -> Attachment {
         Attachment {
             container_id: self.container_id.clone(),
             ifname: self.ifname.clone(),
@@ -56,7 +58,7 @@ impl Resolved {
         }
     }
 
-    pub(super) fn prev_view(&self) -> Result<Option<PrevView>> {
+    pub(crate) fn prev_view(&self) -> Result<Option<PrevView>> {
         self.prev.as_ref().map(PrevView::parse).transpose()
     }
 
@@ -70,7 +72,7 @@ impl Resolved {
     }
 
     /// The records ADD and CHECK would read: those in data_dir.
-    pub(super) fn records(&self) -> FileRecords {
+    pub(crate) fn records(&self) -> FileRecords {
         // The config's data_dir is judged against its allowed root; one the operator
         // named (`--data-dir`, where `check --all` found the record) is trusted as given.
         if self.data_dir == self.config.data_dir {
@@ -88,8 +90,23 @@ impl Resolved {
             .flatten()
     }
 
+    /// The config `router rollout` left in this attachment's record wins over the cached
+    /// one (docs/decisions/rollout-config-wins.md): `check` and `plan` then judge the
+    /// attachment by what it was rolled out to, as its runtime's CHECK does.
+    pub(crate) fn rolled_out_wins(mut self, allowed: &AllowedDirs) -> Result<Resolved> {
+        let rolled = self
+            .records()
+            .load(&self.container_id, &self.ifname)?
+            .and_then(|r| r.rolled_out);
+        if let Some(value) = rolled {
+            self.config = rolled_out_wins(self.config, Some(&value), allowed)?;
+            self.config_json = value;
+        }
+        Ok(self)
+    }
+
     /// What a repair records when the record holds no inputs of an ADD.
-    pub(super) fn inputs(&self, netns: &Path) -> AddInputs {
+    pub(crate) fn inputs(&self, netns: &Path) -> AddInputs {
         AddInputs {
             netns: Some(netns.to_path_buf()),
             config: self.config_json.clone(),
@@ -166,7 +183,7 @@ pub fn resolve(src: &Sources<'_>) -> Result<Resolved> {
             .and_then(|e| e.result.clone())
             .or(netconf.prev_result),
     };
-    Ok(Resolved {
+    let resolved = Resolved {
         data_dir: netconf.config.data_dir.clone(),
         config: netconf.config,
         config_json: without_prev_result(&plugin),
@@ -174,5 +191,11 @@ pub fn resolve(src: &Sources<'_>) -> Result<Resolved> {
         container_id: src.container_id.unwrap_or(OFFLINE_CONTAINER_ID).to_string(),
         ifname: src.ifname.to_string(),
         entry,
-    })
+    };
+    // A config the operator gave is what they asked to see; the cached one is the ADD's,
+    // which a rollout since replaced.
+    match (src.config, src.container_id) {
+        (None, Some(_)) => resolved.rolled_out_wins(src.allowed),
+        _ => Ok(resolved),
+    }
 }

@@ -10,7 +10,7 @@ use super::check::{check, report_for, with_error, RunClock};
 use super::resolve::{recorded_netns, without_prev_result};
 use super::Resolved;
 use crate::cache::{self, CacheEntry};
-use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, AllowedDirs};
+use crate::config::{parse_netconf, plugin_from_conflist_or_plugin, rolled_out_wins, AllowedDirs};
 use crate::error::{Error, Result};
 use crate::model::Record;
 use crate::netns;
@@ -48,18 +48,65 @@ impl Found {
 /// the netns is the entry's (libcni 1.2), else the record's.
 pub fn check_all(scan: &Scan<'_>, repair: bool, allowed: &AllowedDirs) -> Result<CheckReport> {
     let clock = RunClock::start();
-    let mut attachments = Vec::new();
+    let attachments = locate_all(scan, allowed)?
+        .into_iter()
+        .map(|located| match located {
+            Located::Found { target, netns } => check(&target, &netns, repair),
+            Located::Reported(report) => *report,
+        })
+        .collect();
+    Ok(clock.report(attachments, false))
+}
+
+/// One attachment `check --all` (and `router rollout`) found.
+#[derive(Debug)]
+pub enum Located {
+    /// Ready to act on: its inputs (the rolled-out config winning) and its pod netns.
+    Found {
+        target: Box<Resolved>,
+        netns: PathBuf,
+    },
+    /// Nothing to act on, as its report says: not router's, stale, not located, an error.
+    Reported(Box<AttachmentReport>),
+}
+
+impl Located {
+    /// The network the attachment belongs to, as its cache entry, record or config names it.
+    pub fn network(&self) -> Option<&str> {
+        match self {
+            Located::Found { target, .. } => target
+                .entry
+                .as_ref()
+                .map(|e| e.network.as_str())
+                .or(target.config.name.as_deref()),
+            Located::Reported(report) => report.network.as_deref(),
+        }
+    }
+}
+
+/// Every attachment router has made on this node, found as `check --all` finds them: the
+/// cache entries whose chain runs router, each joined with its record (found in the
+/// data_dirs given and in those the cached configs name); then the records no entry names,
+/// from the config and prevResult ADD recorded. The cached config and result win over the
+/// record's inputs, a rolled-out config over both; the netns is the entry's (libcni 1.2),
+/// else the record's.
+pub fn locate_all(scan: &Scan<'_>, allowed: &AllowedDirs) -> Result<Vec<Located>> {
+    let mut located = Vec::new();
     let mut cached = Vec::new();
     for dir in scan.cache_dirs {
         for (file, entry) in cache::walk(dir)? {
-            match entry {
+            let report = match entry {
                 Ok(entry) if entry.has_router() => match target_of(entry.clone(), allowed) {
-                    Ok(target) => cached.push(target),
-                    Err(e) => attachments.push(with_error(entry_report(&entry), &e)),
+                    Ok(target) => {
+                        cached.push(target);
+                        continue;
+                    }
+                    Err(e) => with_error(entry_report(&entry), &e),
                 },
-                Ok(entry) => attachments.push(no_router(entry)),
-                Err(e) => attachments.push(not_an_entry(&file, &e)),
-            }
+                Ok(entry) => no_router(entry),
+                Err(e) => not_an_entry(&file, &e),
+            };
+            located.push(Located::Reported(Box::new(report)));
         }
     }
     let mut data_dirs: BTreeSet<PathBuf> = scan.data_dirs.iter().cloned().collect();
@@ -71,17 +118,17 @@ pub fn check_all(scan: &Scan<'_>, repair: bool, allowed: &AllowedDirs) -> Result
                 dir: dir.clone(),
                 record,
             })),
-            Err(e) => attachments.push(unreadable_data_dir(&e)),
+            Err(e) => located.push(Located::Reported(Box::new(unreadable_data_dir(&e)))),
         }
     }
     for target in cached {
         let record = take_record(&mut found, &target);
-        attachments.push(check_cached(target, record, repair));
+        located.push(locate_cached(target, record, allowed));
     }
     for record in found {
-        attachments.push(check_recorded(record, scan, repair, allowed));
+        located.push(locate_recorded(record, scan, allowed));
     }
-    Ok(clock.report(attachments, false))
+    Ok(located)
 }
 
 /// The record of a cached attachment: in the config's data_dir, else one of the same
@@ -102,19 +149,34 @@ fn take_record(found: &mut Vec<Found>, target: &Resolved) -> Option<Found> {
     Some(found.remove(index))
 }
 
-fn check_cached(mut target: Resolved, record: Option<Found>, repair: bool) -> AttachmentReport {
+fn locate_cached(mut target: Resolved, record: Option<Found>, allowed: &AllowedDirs) -> Located {
     let cached = target.entry.as_ref().and_then(|e| e.netns.clone());
     let recorded = recorded_netns(record.as_ref().map(|f| &f.record));
     if record.is_none() {
         if let Some(report) = stale(&target, cached.as_deref()) {
-            return report;
+            return Located::Reported(Box::new(report));
         }
     }
     if let Some(found) = &record {
         target.data_dir = found.dir.clone();
+        if let Some(rolled) = &found.record.rolled_out {
+            match rolled_out_wins(target.config.clone(), Some(rolled), allowed) {
+                Ok(config) => {
+                    target.config = config;
+                    target.config_json = rolled.clone();
+                }
+                Err(e) => {
+                    let report = report_for(&target, cached.as_deref(), Status::Error);
+                    return Located::Reported(Box::new(with_error(report, &e)));
+                }
+            }
+        }
     }
     match cached.or(recorded) {
-        Some(netns) => check(&target, &netns, repair),
+        Some(netns) => Located::Found {
+            target: Box::new(target),
+            netns,
+        },
         None => {
             let why = match &record {
                 None => format!(
@@ -131,7 +193,10 @@ fn check_cached(mut target: Resolved, record: Option<Found>, repair: bool) -> At
             let e = Error::UnknownContainer(format!(
                 "not located: the cache entry records no netns (libcni before 1.2 writes none) {why}"
             ));
-            with_error(report_for(&target, None, Status::Error), &e)
+            Located::Reported(Box::new(with_error(
+                report_for(&target, None, Status::Error),
+                &e,
+            )))
         }
     }
 }
@@ -181,12 +246,7 @@ fn utc(time: SystemTime) -> String {
 
 /// An attachment no cache entry names, from its record alone: the config, prevResult and
 /// netns ADD recorded.
-fn check_recorded(
-    found: Found,
-    scan: &Scan<'_>,
-    repair: bool,
-    allowed: &AllowedDirs,
-) -> AttachmentReport {
+fn locate_recorded(found: Found, scan: &Scan<'_>, allowed: &AllowedDirs) -> Located {
     let searched: Vec<String> = scan
         .cache_dirs
         .iter()
@@ -204,13 +264,19 @@ fn check_recorded(
     report.network = found.record.network.clone();
     let netns = recorded_netns(Some(&found.record));
     match (target_of_record(found, &unnamed, allowed), netns) {
-        (Err(e), _) => with_error(report, &e),
-        (Ok(target), Some(netns)) => check(&target, &netns, repair),
+        (Err(e), _) => Located::Reported(Box::new(with_error(report, &e))),
+        (Ok(target), Some(netns)) => Located::Found {
+            target: Box::new(target),
+            netns,
+        },
         (Ok(target), None) => {
             let e = Error::UnknownContainer(format!(
                 "not located: {unnamed} and its record holds no netns"
             ));
-            with_error(report_for(&target, None, Status::Error), &e)
+            Located::Reported(Box::new(with_error(
+                report_for(&target, None, Status::Error),
+                &e,
+            )))
         }
     }
 }
@@ -225,7 +291,9 @@ fn target_of_record(found: Found, unnamed: &str, allowed: &AllowedDirs) -> Resul
             file.display()
         ))
     })?;
-    let config = parse_netconf(&inputs.config, allowed)
+    // The config a rollout left wins over the ADD's (docs/decisions/rollout-config-wins.md).
+    let config_json = record.rolled_out.unwrap_or(inputs.config);
+    let config = parse_netconf(&config_json, allowed)
         .map_err(|e| Error::Decode {
             what: format!("the config recorded in {}", file.display()),
             reason: e.to_string(),
@@ -233,7 +301,7 @@ fn target_of_record(found: Found, unnamed: &str, allowed: &AllowedDirs) -> Resul
         .config;
     Ok(Resolved {
         config,
-        config_json: inputs.config,
+        config_json,
         prev: Some(inputs.prev_result).filter(|p| !p.is_null()),
         container_id: record.container_id,
         ifname: record.ifname,

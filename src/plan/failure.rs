@@ -6,6 +6,7 @@
 //! without importing reconcile (which sits above it) and reconcile can raise them.
 
 use crate::error::{Code, Error};
+use crate::model::Op;
 
 use super::{Blocked, Plan};
 
@@ -21,6 +22,9 @@ pub enum PlanFailure {
     NotKept(Plan),
     /// DEL: what owned objects are left after it went on past `errors`.
     Left { plan: Plan, errors: Vec<Error> },
+    /// A rollout without pruning: the new config would remove these owned objects the
+    /// attachment has (a hijack CIDR dropped, a priority moved); nothing was touched.
+    WouldRemove(Vec<Op>),
 }
 
 impl PlanFailure {
@@ -30,6 +34,7 @@ impl PlanFailure {
             PlanFailure::Drift(_) => Code::Drift,
             PlanFailure::Blocked(_) => Code::Blocked,
             PlanFailure::NotKept(_) | PlanFailure::Left { .. } => Code::Kernel,
+            PlanFailure::WouldRemove(_) => Code::RolloutRefused,
         }
     }
 }

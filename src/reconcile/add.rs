@@ -1,6 +1,6 @@
-//! reconcile::add: ADD (BEHAVIOUR 2) and `router check --repair`: plan, refuse when
-//! blocked, probe for IP conflicts (ADD only), record, apply with rollback, verify. Must
-//! not word its failures (`PlanFailure`).
+//! reconcile::add: ADD (BEHAVIOUR 2), `router check --repair` and `router rollout`: plan,
+//! refuse when blocked, probe for IP conflicts (ADD only), record, apply with rollback,
+//! verify. Must not word its failures (`PlanFailure`).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -195,21 +195,37 @@ enum RecordWrite<'a> {
     /// repair: only when there is something to apply. The inputs of the ADD that wrote
     /// the record stay; these (the operator's) only fill a record that has none.
     WhenPending(&'a AddInputs),
+    /// rollout: always (the record is what makes the rolled-out config win from then on),
+    /// as repair keeps inputs, with `config` as the rolled-out config. Refused without a
+    /// record (the attachment was deleted meanwhile) and, unless `prune`, when the plan
+    /// removes owned objects.
+    RollOut {
+        inputs: &'a AddInputs,
+        config: &'a serde_json::Value,
+        prune: bool,
+    },
 }
 
 impl RecordWrite<'_> {
     /// The record to write: what compile derived plus the inputs this write keeps.
     fn record(self, prepared: &Prepared) -> Record {
-        let kept = prepared
-            .previous_record
-            .as_ref()
-            .and_then(|r| r.inputs.clone());
-        let inputs = match self {
-            RecordWrite::Always(inputs) => inputs.clone(),
-            RecordWrite::WhenPending(inputs) => kept.unwrap_or_else(|| inputs.clone()),
+        let previous = prepared.previous_record.as_ref();
+        let kept = previous.and_then(|r| r.inputs.clone());
+        // A rolled-out config stays until the next rollout: an ADD or repair of the same
+        // attachment acts on it and must not forget it.
+        let rolled_out = previous.and_then(|r| r.rolled_out.clone());
+        let (inputs, rolled_out) = match self {
+            RecordWrite::Always(inputs) => (inputs.clone(), rolled_out),
+            RecordWrite::WhenPending(inputs) => {
+                (kept.unwrap_or_else(|| inputs.clone()), rolled_out)
+            }
+            RecordWrite::RollOut { inputs, config, .. } => {
+                (kept.unwrap_or_else(|| inputs.clone()), Some(config.clone()))
+            }
         };
         Record {
             inputs: Some(inputs),
+            rolled_out,
             ..prepared.compiled.record.clone()
         }
     }
@@ -230,6 +246,9 @@ fn plan_and_apply(
         return Ok(not_yet);
     }
     refuse_blocked(&prepared)?;
+    if let RecordWrite::RollOut { prune, .. } = write {
+        refuse_rollout(&prepared, att, prune)?;
+    }
     let mut outcome = AddOutcome {
         new_mac: prepared.compiled.new_mac,
         applied: Vec::new(),
@@ -397,6 +416,62 @@ pub fn repair(
         // ready now (its veth peer not in this netns) means this is not the node's netns.
         Attempt::NotYet { unready, .. } => Err(overlay_not_ready(config, att, &unready, 0).into()),
     }
+}
+
+/// `router rollout` for one attachment, under its lock (the caller's): what repair does,
+/// with `config` (the new one, as JSON in `rolled_out`) kept in the record even when the
+/// kernel already holds what it wants. Refused, nothing touched, when the attachment has no
+/// record (a DEL removed it: re-creating its objects would leak them) and, without
+/// `prune`, when the plan removes owned objects. Returns the ops applied.
+pub fn rollout(
+    config: &Config,
+    att: &Attachment,
+    prev: &PrevView,
+    inputs: &AddInputs,
+    rolled_out: &serde_json::Value,
+    prune: bool,
+    world: &World<'_>,
+) -> Result<Vec<Op>> {
+    let write = RecordWrite::RollOut {
+        inputs,
+        config: rolled_out,
+        prune,
+    };
+    match plan_and_apply(config, att, prev, world, write, None)? {
+        Attempt::Done(outcome) => Ok(outcome.applied),
+        Attempt::NotYet { unready, .. } => Err(overlay_not_ready(config, att, &unready, 0).into()),
+    }
+}
+
+/// A rollout's refusals, decided on the plan it is about to apply.
+fn refuse_rollout(prepared: &Prepared, att: &Attachment, prune: bool) -> Result<()> {
+    if prepared.previous_record.is_none() {
+        return Err(Error::UnknownContainer(format!(
+            "{}/{} has no record: it was deleted (or never added by router)",
+            att.container_id, att.ifname
+        ))
+        .into());
+    }
+    let removals = owned_removals(&prepared.plan.ops);
+    match prune || removals.is_empty() {
+        true => Ok(()),
+        false => Err(PlanFailure::WouldRemove(removals).into()),
+    }
+}
+
+/// The ops of a plan that remove an object without putting another in its place: what a
+/// rollout may apply only when asked to prune. Value changes (a sysctl, a neighbour's
+/// MAC, a route replaced in its slot) are not removals.
+pub fn owned_removals(ops: &[Op]) -> Vec<Op> {
+    ops.iter()
+        .filter(|op| {
+            matches!(
+                op.change,
+                Change::DelRoute { .. } | Change::DelRule { .. } | Change::DelNeighbour { .. }
+            )
+        })
+        .cloned()
+        .collect()
 }
 
 /// BEHAVIOUR 5: every address of the chained interface probed at once from the MAC the

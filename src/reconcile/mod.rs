@@ -5,7 +5,7 @@
 //! `PlanFailure`): it words nothing.
 //!
 //! Here: the attachment, the world and `prepare` (snapshot, compile, plan). One file per
-//! command: `add` (ADD and repair), `check`, `del`, `gc` (GC and STATUS); `rollback` (a
+//! command: `add` (ADD, repair and rollout), `check`, `del`, `gc` (GC and STATUS); `rollback` (a
 //! failed ADD undone), `shared_rule` (the host rule under the host lock), `failure`.
 
 mod add;
@@ -17,7 +17,7 @@ mod rollback;
 mod shared_rule;
 
 pub use crate::plan::PlanFailure;
-pub use add::{add, repair, AddOutcome};
+pub use add::{add, owned_removals, repair, rollout, AddOutcome};
 pub use check::check;
 pub use del::{del, ConfigSource};
 pub use failure::{Failure, Result};

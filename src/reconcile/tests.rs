@@ -3,6 +3,7 @@
 //! what the kernel did not keep); `repair`: `router check --repair`.
 
 mod repair;
+mod rollout;
 
 use std::cell::Cell;
 

@@ -5,6 +5,7 @@
 use std::fmt::{self, Display};
 
 use crate::error::Error;
+use crate::model::Op;
 use crate::plan::{Blocked, Plan, PlanFailure};
 
 use super::drift::{drift_detail, drift_summary, drifts, Drift};
@@ -39,6 +40,16 @@ impl Display for PlanFailure {
                 );
                 kernel_refused(f, "DEL", pending)
             }
+            PlanFailure::WouldRemove(ops) => {
+                let objects: Vec<String> = ops.iter().map(removed_object).collect();
+                write!(
+                    f,
+                    "the new config would remove {} owned object(s) this attachment has \
+                     (refused, nothing changed; --prune removes them): {}",
+                    ops.len(),
+                    objects.join("; ")
+                )
+            }
         }
     }
 }
@@ -49,9 +60,20 @@ impl PlanFailure {
         match self {
             PlanFailure::Drift(plan) => Some(details_of(&drifts(plan))),
             PlanFailure::Blocked(blocked) => Some(details_of(&blocked_drifts(blocked))),
+            PlanFailure::WouldRemove(ops) => Some(
+                ops.iter()
+                    .map(removed_object)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
             PlanFailure::NotKept(_) | PlanFailure::Left { .. } => None,
         }
     }
+}
+
+/// An op of a removal as the netns and the command that would run.
+fn removed_object(op: &Op) -> String {
+    format!("{} netns: {op}", op.netns)
 }
 
 /// The drifts of the objects in the way alone.

@@ -103,7 +103,7 @@ impl CheckReport {
 }
 
 /// `<failure>` or `<error>`: a type, a one-line message, the lines as text.
-fn element(tag: &str, kind: &str, message: &str, body: &str) -> String {
+pub(super) fn element(tag: &str, kind: &str, message: &str, body: &str) -> String {
     format!(
         "<{tag} type=\"{}\" message=\"{}\">{}</{tag}>",
         attribute(kind),
@@ -153,7 +153,7 @@ impl Tally {
     }
 }
 
-fn seconds(d: Duration) -> String {
+pub(super) fn seconds(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
 }
 
@@ -193,7 +193,7 @@ fn text(s: &str) -> String {
 
 /// An attribute value in double quotes; line breaks and tabs as character references,
 /// which a parser keeps (a literal one would be normalised to a space).
-fn attribute(s: &str) -> String {
+pub(super) fn attribute(s: &str) -> String {
     escape(s, true)
 }
 

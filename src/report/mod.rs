@@ -7,6 +7,8 @@
 mod junit;
 pub use junit::timestamp as utc_timestamp;
 mod prometheus;
+mod rollout;
+pub use rollout::{AttachmentRollout, RolloutReport, RolloutStatus, ROLLOUT_SCHEMA};
 
 use std::time::Duration;
 
