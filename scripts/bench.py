@@ -347,10 +347,11 @@ def bursts(router, sbr, work, rounds=2):
 
 # The phases of a run in order, from the runtime starting the process to reaping it:
 # start-up (exec to main, measured from outside on the monotonic clock), config (stdin, env,
-# parsing), set-up (the log opened, the backends and the pod worker started), lock (waiting
+# parsing), set-up (the log opened, the backends and the pod worker started), records (the
+# attachment's record and its pod's other records read), lock (waiting
 # for the host lock), snapshot, plan, record, apply, verify, result, output (stdout),
 # unnamed (what main spent outside every phase) and tear-down (main's return to the reaping).
-PHASES = ["start-up", "config", "set-up", "lock", "snapshot", "plan", "record", "apply",
+PHASES = ["start-up", "config", "set-up", "records", "lock", "snapshot", "plan", "record", "apply",
           "verify", "result", "output", "unnamed", "tear-down"]
 
 

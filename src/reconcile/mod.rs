@@ -197,7 +197,7 @@ pub(super) fn prepare_reading(
     prev: Option<&PrevView>,
     sources: Sources<'_>,
 ) -> error::Result<Prepared> {
-    let previous_record = load_record(mode, sources.records, att)?;
+    let previous_record = phase("records", || load_record(mode, sources.records, att))?;
     let chained_addrs = prev
         .map(|p| p.addresses_of(&att.ifname))
         .unwrap_or_default();
@@ -211,7 +211,7 @@ pub(super) fn prepare_reading(
     }
     // The peers are read after the kernel: an ADD writes its record before it applies, so
     // every owned object in `actual` is covered by a record read now, lock or no lock.
-    let peers = sources.peers(att)?;
+    let peers = phase("records", || sources.peers(att))?;
     if mode != Mode::Del {
         require_node_netns(att, previous_record.as_ref(), &actual)?;
     }
