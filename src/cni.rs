@@ -241,6 +241,10 @@ pub struct Backends {
     pub host: Box<dyn HostGuard>,
     /// C's L2 segment: conflict probes.
     pub probe: Box<dyn AddressProbe>,
+    /// The attachment's lock, shared with `router agent`, held while the backends live
+    /// (the whole run): the agent repairs nothing of an attachment while its ADD, CHECK
+    /// or DEL runs. None where no agent can be (tests) or for GC and STATUS.
+    pub attachment_lock: Option<crate::record::AttachmentLock>,
 }
 
 pub type BackendFactory<'a> = &'a dyn Fn(&Config, &Invocation) -> Result<Backends>;

@@ -7,7 +7,8 @@
 //! nothing is changed, lets termination signals act (`signals`). The host lock's wait does
 //! not: it comes after a run's own changes.
 //! A DEL whose data_dir can only be reached through a symlink uses the default data_dir
-//! (logged): DEL never fails on input it cannot use.
+//! (logged): DEL never fails on input it cannot use. ADD, CHECK and DEL hold the
+//! attachment's lock (`record::AttachmentLock`, shared with `router agent`) for the run.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use crate::error::{excerpt, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::logging;
 use crate::netns::{self, NetnsWorker};
-use crate::record::FileRecords;
+use crate::record::{AttachmentLock, FileRecords};
 use crate::signals::allow_termination;
 use crate::snapshot::LiveSnapshot;
 
@@ -37,6 +38,7 @@ pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
             records = FileRecords::confined(&root, &dir);
         }
     }
+    let attachment_lock = lock_attachment(&records, invocation)?;
     let records = Arc::new(records);
     let pod = invocation
         .netns
@@ -50,7 +52,34 @@ pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
         // "Ordering"), so a signal during its wait would leave a run half done.
         host: Box::new(records),
         probe: Box::new(Interruptible(RawSocketProbe::in_pod(pod))),
+        attachment_lock,
     })
+}
+
+/// ADD, CHECK and DEL hold the attachment's lock for the whole run, so that `router agent`
+/// never repairs an attachment halfway through one (one open and one flock when no agent
+/// holds it). A DEL that cannot take it goes on without it: a DEL that fails forever
+/// blocks the pod's teardown, and an agent re-reads the record under the lock before it
+/// applies anything, so it still never re-creates what this DEL removes.
+fn lock_attachment(
+    records: &FileRecords,
+    invocation: &Invocation,
+) -> Result<Option<AttachmentLock>> {
+    if !matches!(
+        invocation.command,
+        Command::Add | Command::Check | Command::Del
+    ) {
+        return Ok(None);
+    }
+    let make_dir = invocation.command == Command::Add;
+    match records.lock_attachment(&invocation.container_id, &invocation.ifname, make_dir) {
+        Ok(lock) => Ok(lock),
+        Err(e) if invocation.command == Command::Del => {
+            tracing::warn!(error = %e, "DEL cannot take the attachment lock: going on without it");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// ADD and CHECK work in the pod netns: a path that is not one (missing, a plain file, a

@@ -36,7 +36,7 @@ impl FileRecords {
         }
     }
 
-    fn path(&self, container_id: &str, ifname: &str) -> Result<PathBuf> {
+    pub(super) fn path(&self, container_id: &str, ifname: &str) -> Result<PathBuf> {
         if !is_valid_container_id(container_id) {
             return Err(Error::InvalidEnv(format!(
                 "CNI_CONTAINERID {container_id:?} is not a valid container id"
@@ -108,7 +108,7 @@ impl FileRecords {
 
     /// Whether data_dir exists, reached without a symlink (one is an error: records are
     /// never read or removed through it).
-    fn dir_exists(&self) -> Result<bool> {
+    pub(super) fn dir_exists(&self) -> Result<bool> {
         confined::open_dir(&self.root, &self.dir, None)
             .map(|dir| dir.is_some())
             .map_err(|e| Error::io(format!("opening data_dir {}", self.dir.display()), e))

@@ -72,7 +72,7 @@ impl HostGuard for FileRecords {
 /// kernel hands the lock over the moment it is released (no polling interval added to every
 /// wait), bounded by LOCK_TIMEOUT. After a timeout the thread may still get the lock: it
 /// then finds nobody to hand it to, and the lock is released as it is dropped.
-fn wait_for_lock(file: fs::File, path: &Path) -> Result<Flock<fs::File>> {
+pub(super) fn wait_for_lock(file: fs::File, path: &Path) -> Result<Flock<fs::File>> {
     let (handed, waiting) = mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("router-host-lock".to_string())
@@ -86,14 +86,14 @@ fn wait_for_lock(file: fs::File, path: &Path) -> Result<Flock<fs::File>> {
         Ok(Ok(lock)) => Ok(lock),
         Ok(Err(errno)) => Err(lock_error(path, errno)),
         Err(_) => Err(Error::TryAgain(format!(
-            "the host lock {} is held by another ADD or DEL for over {}s",
+            "the lock {} is held by another run for over {}s",
             path.display(),
             LOCK_TIMEOUT.as_secs()
         ))),
     }
 }
 
-fn lock_error(path: &Path, errno: Errno) -> Error {
+pub(super) fn lock_error(path: &Path, errno: Errno) -> Error {
     Error::io(
         format!("locking {}", path.display()),
         std::io::Error::from(errno),

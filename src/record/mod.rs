@@ -5,12 +5,15 @@
 //! No kernel access; no decisions.
 //!
 //! Here: the names (valid container ids) and the two traits; `files` (FileRecords in
-//! data_dir), `guard` (the host lock and data_dir's usability), `mem` (MemRecords).
+//! data_dir), `guard` (the host lock and data_dir's usability), `attachment_lock` (the
+//! per-attachment lock the plugin and `router agent` share), `mem` (MemRecords).
 
+mod attachment_lock;
 mod files;
 mod guard;
 mod mem;
 
+pub use attachment_lock::{AttachmentLock, TryLock};
 pub use files::FileRecords;
 pub use guard::HostLock;
 pub use mem::MemRecords;

@@ -204,3 +204,107 @@ fn invalid_names_never_become_paths() {
     assert!(store.load("c1", "../x").is_err());
     assert!(store.save(&record("c1", "a/b")).is_err());
 }
+
+#[test]
+fn an_attachment_lock_held_by_the_plugin_makes_the_agent_come_back_later() {
+    let dir = temp_dir("alock-busy");
+    let store = FileRecords::new(&dir);
+    store.save(&record("c1", "net1")).unwrap();
+    let held = store.lock_attachment("c1", "net1", true).unwrap().unwrap();
+    assert!(matches!(
+        store.try_lock_attachment("c1", "net1").unwrap(),
+        TryLock::Busy
+    ));
+    // Another attachment of the same pod is not held by it.
+    assert!(store
+        .try_lock_attachment("c1", "net2")
+        .unwrap()
+        .held()
+        .is_some());
+    drop(held);
+    let agent = store.try_lock_attachment("c1", "net1").unwrap().held();
+    assert!(agent.is_some_and(|lock| lock.record_exists()));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_attachment_lock_file_lives_exactly_as_long_as_the_record() {
+    let dir = temp_dir("alock-life");
+    let store = FileRecords::new(&dir);
+    let lock = store.lock_attachment("c1", "net1", true).unwrap().unwrap();
+    let path = lock.path().to_path_buf();
+    assert!(path.exists());
+    store.save(&record("c1", "net1")).unwrap();
+    drop(lock);
+    assert!(path.exists(), "a recorded attachment keeps its lock file");
+    let lock = store.lock_attachment("c1", "net1", false).unwrap().unwrap();
+    store.remove("c1", "net1").unwrap();
+    drop(lock);
+    assert!(
+        !path.exists(),
+        "the release after DEL removed the record unlinks the file"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_data_dir_no_attachment_lock_is_taken_but_by_add_and_nothing_is_made() {
+    let dir = temp_dir("alock-nodir");
+    let store = FileRecords::new(&dir);
+    assert!(store
+        .lock_attachment("c1", "net1", false)
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        store.try_lock_attachment("c1", "net1").unwrap(),
+        TryLock::Gone
+    ));
+    assert!(!dir.exists());
+}
+
+/// A DEL that unlinks the lock file while another run waits for it: the waiter ends up
+/// holding the file the path names now, so a third party is still excluded.
+#[test]
+fn a_waiter_whose_lock_file_was_unlinked_locks_the_file_the_path_names_now() {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::mpsc;
+
+    let dir = temp_dir("alock-unlink");
+    let store = FileRecords::new(&dir);
+    store.save(&record("c1", "net1")).unwrap();
+    let del = store.lock_attachment("c1", "net1", false).unwrap().unwrap();
+    let path = del.path().to_path_buf();
+    let inode_before = fs::metadata(&path).unwrap().ino();
+    let (tx, rx) = mpsc::channel();
+    let waiter_dir = dir.clone();
+    let waiter = std::thread::spawn(move || {
+        let store = FileRecords::new(&waiter_dir);
+        let lock = store.lock_attachment("c1", "net1", true).unwrap().unwrap();
+        tx.send(()).unwrap();
+        // Held until the main thread has looked.
+        std::thread::park();
+        drop(lock);
+    });
+    // The waiter is blocked on the old file until the DEL lets go.
+    assert!(rx
+        .recv_timeout(std::time::Duration::from_millis(200))
+        .is_err());
+    store.remove("c1", "net1").unwrap();
+    drop(del);
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the waiter got the lock");
+    let inode_now = fs::metadata(&path)
+        .expect("the waiter made the file again")
+        .ino();
+    assert_ne!(inode_now, inode_before);
+    assert!(
+        matches!(
+            store.try_lock_attachment("c1", "net1").unwrap(),
+            TryLock::Busy
+        ),
+        "the waiter's lock excludes others through the path"
+    );
+    waiter.thread().unpark();
+    waiter.join().unwrap();
+    let _ = fs::remove_dir_all(&dir);
+}

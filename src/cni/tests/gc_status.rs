@@ -135,6 +135,7 @@ fn status_with_data_dir(data_dir: &Path) -> Output {
                 &config.data_dir,
             )),
             probe: Box::new(crate::conflict::NoConflicts),
+            attachment_lock: None,
         })
     };
     let allowed = std::env::temp_dir().display().to_string();

@@ -109,6 +109,7 @@ impl Harness {
                 records: Box::new(records.clone()),
                 host: Box::new(records.clone()),
                 probe: Box::new(probe.clone()),
+                attachment_lock: None,
             })
         };
         run(&lookup, &mut &stdin[..], &factory)
