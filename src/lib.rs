@@ -2,6 +2,7 @@
 //! config + prevResult -> compile -> DesiredState; snapshot -> ActualState; plan -> ops;
 //! execute applies them; render shows them. See ARCHITECTURE.md.
 
+pub mod agent;
 pub mod atomic_write;
 pub mod cache;
 pub mod cli;

@@ -86,6 +86,7 @@ fn invoke(env: &BTreeMap<String, String>, stdin: &[u8]) -> Outcome {
             records: Box::new(r.clone()),
             host: Box::new(r.clone()),
             probe: Box::new(NoConflicts),
+            attachment_lock: None,
         })
     };
     let lookup = |name: &str| env.get(name).cloned();

@@ -16,7 +16,7 @@ mod scan;
 pub use check::{check, check_named};
 pub use plan::{plan, snapshot_request_for, StateSource};
 pub use resolve::{read_json, read_record, resolve, Resolved, Sources};
-pub use scan::{check_all, Scan};
+pub use scan::{check_all, locate, recorded, recorded_in, RecordKey, Scan};
 
 /// The data_dir of a config that sets none: where `check --all` reads records by default.
 pub const DEFAULT_DATA_DIR: &str = "/run/cni/router";

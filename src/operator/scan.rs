@@ -100,14 +100,26 @@ fn take_record(found: &mut Vec<Found>, target: &Resolved) -> Option<Found> {
     Some(found.remove(index))
 }
 
-fn check_cached(mut target: Resolved, record: Option<Found>, repair: bool) -> AttachmentReport {
+fn check_cached(target: Resolved, record: Option<Found>, repair: bool) -> AttachmentReport {
+    match locate_cached(target, record) {
+        Ok((target, netns)) => check(&target, &netns, repair),
+        Err(report) => *report,
+    }
+}
+
+/// A cached attachment's target and netns (the entry's, else its record's), or the report
+/// of why it cannot be located.
+fn locate_cached(
+    mut target: Resolved,
+    record: Option<Found>,
+) -> std::result::Result<(Resolved, PathBuf), Box<AttachmentReport>> {
     let cached = target.entry.as_ref().and_then(|e| e.netns.clone());
     let recorded = recorded_netns(record.as_ref().map(|f| &f.record));
     if let Some(found) = &record {
         target.data_dir = found.dir.clone();
     }
     match cached.or(recorded) {
-        Some(netns) => check(&target, &netns, repair),
+        Some(netns) => Ok((target, netns)),
         None => {
             let why = match &record {
                 None => format!(
@@ -124,7 +136,10 @@ fn check_cached(mut target: Resolved, record: Option<Found>, repair: bool) -> At
             let e = Error::UnknownContainer(format!(
                 "not located: the cache entry records no netns (libcni before 1.2 writes none) {why}"
             ));
-            with_error(report_for(&target, None, Status::Error), &e)
+            Err(Box::new(with_error(
+                report_for(&target, None, Status::Error),
+                &e,
+            )))
         }
     }
 }
@@ -137,6 +152,19 @@ fn check_recorded(
     repair: bool,
     allowed: &AllowedDirs,
 ) -> AttachmentReport {
+    match locate_recorded(found, scan, allowed) {
+        Ok((target, netns)) => check(&target, &netns, repair),
+        Err(report) => *report,
+    }
+}
+
+/// An attachment no cache entry names, located from its record alone, or the report of
+/// why it cannot be.
+fn locate_recorded(
+    found: Found,
+    scan: &Scan<'_>,
+    allowed: &AllowedDirs,
+) -> std::result::Result<(Resolved, PathBuf), Box<AttachmentReport>> {
     let searched: Vec<String> = scan
         .cache_dirs
         .iter()
@@ -154,14 +182,96 @@ fn check_recorded(
     report.network = found.record.network.clone();
     let netns = recorded_netns(Some(&found.record));
     match (target_of_record(found, &unnamed, allowed), netns) {
-        (Err(e), _) => with_error(report, &e),
-        (Ok(target), Some(netns)) => check(&target, &netns, repair),
+        (Err(e), _) => Err(Box::new(with_error(report, &e))),
+        (Ok(target), Some(netns)) => Ok((target, netns)),
         (Ok(target), None) => {
             let e = Error::UnknownContainer(format!(
                 "not located: {unnamed} and its record holds no netns"
             ));
-            with_error(report_for(&target, None, Status::Error), &e)
+            Err(Box::new(with_error(
+                report_for(&target, None, Status::Error),
+                &e,
+            )))
         }
+    }
+}
+
+/// An attachment with a record, as `router agent` keeps it: the data_dir the record is in
+/// and the names of its file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordKey {
+    pub data_dir: PathBuf,
+    pub container_id: String,
+    pub ifname: String,
+}
+
+/// Every recorded attachment `check --all` would find, with its record: the records in the
+/// data_dirs given and in those the cached configs name. An entry without a record is not
+/// among them: only ADD writes one, and DEL removes it.
+pub fn recorded(scan: &Scan<'_>, allowed: &AllowedDirs) -> Result<Vec<(RecordKey, Record)>> {
+    let mut data_dirs: BTreeSet<PathBuf> = scan.data_dirs.iter().cloned().collect();
+    for dir in scan.cache_dirs {
+        for (_, entry) in cache::walk(dir)? {
+            let Ok(entry) = entry else { continue };
+            if !entry.has_router() {
+                continue;
+            }
+            if let Ok(target) = target_of(entry, allowed) {
+                data_dirs.insert(target.data_dir);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for dir in data_dirs {
+        found.extend(recorded_in(&dir)?);
+    }
+    Ok(found)
+}
+
+/// The records in one data_dir (none when it does not exist).
+pub fn recorded_in(dir: &Path) -> Result<Vec<(RecordKey, Record)>> {
+    Ok(FileRecords::new(dir)
+        .all()?
+        .into_iter()
+        .map(|record| {
+            let key = RecordKey {
+                data_dir: dir.to_path_buf(),
+                container_id: record.container_id.clone(),
+                ifname: record.ifname.clone(),
+            };
+            (key, record)
+        })
+        .collect())
+}
+
+/// One recorded attachment located as `check --all` locates it: its cache entry's config,
+/// result and netns when one names it (the record's netns otherwise), else the inputs its
+/// record holds; or the report of why it cannot be located.
+pub fn locate(
+    scan: &Scan<'_>,
+    allowed: &AllowedDirs,
+    key: &RecordKey,
+    record: Record,
+) -> std::result::Result<(Resolved, PathBuf), Box<AttachmentReport>> {
+    let found = Found {
+        dir: key.data_dir.clone(),
+        record,
+    };
+    let entry = cache::find(
+        scan.cache_dirs,
+        &key.container_id,
+        &key.ifname,
+        found.record.network.as_deref(),
+    )
+    .ok()
+    .filter(CacheEntry::has_router);
+    match entry.map(|entry| target_of(entry, allowed)) {
+        Some(Ok(target)) => locate_cached(target, Some(found)),
+        Some(Err(e)) => Err(Box::new(with_error(
+            AttachmentReport::new(&key.container_id, &key.ifname, Status::Error),
+            &e,
+        ))),
+        None => locate_recorded(found, scan, allowed),
     }
 }
 
