@@ -64,27 +64,11 @@ impl Agent {
 
     /// One GET on the agent's endpoint from inside the node netns: (status, body).
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let (port, path) = (self.port, path.to_string());
-        run_in_netns(&self.host, move || {
-            let answer = (|| -> std::io::Result<String> {
-                let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-                stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-                write!(
-                    stream,
-                    "GET {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n"
-                )?;
-                let mut text = String::new();
-                stream.read_to_string(&mut text)?;
-                Ok(text)
-            })();
-            Ok(answer.ok())
-        })
-        .unwrap()
-        .and_then(|text| {
-            let status = text.split_whitespace().nth(1)?.parse().ok()?;
-            let body = text.split_once("\r\n\r\n")?.1.to_string();
-            Some((status, body))
-        })
+        http_get(&self.host, self.port, path)
+    }
+
+    fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap())
     }
 
     fn wait_ready(&self) {
@@ -124,6 +108,31 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One GET to 127.0.0.1:`port` from inside the netns at `netns`: (status, body).
+fn http_get(netns: &std::path::Path, port: u16, path: &str) -> Option<(u16, String)> {
+    let path = path.to_string();
+    run_in_netns(netns, move || {
+        let answer = (|| -> std::io::Result<String> {
+            let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut text = String::new();
+            stream.read_to_string(&mut text)?;
+            Ok(text)
+        })();
+        Ok(answer.ok())
+    })
+    .unwrap()
+    .and_then(|text| {
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n")?.1.to_string();
+        Some((status, body))
+    })
 }
 
 fn sample_value(metrics: &str, sample: &str) -> f64 {
@@ -167,6 +176,26 @@ fn cluster(tag: &str, count: u8) -> Cluster {
     let pods = (1..=count)
         .map(|i| {
             let (pod, overlay, net1) = attached_pod(&node, &format!("{tag}{i}"), i);
+            cache.write(&net1, &pod.id, Some(&pod.netns.path()));
+            (pod, overlay, net1)
+        })
+        .collect();
+    Cluster { pods, cache, node }
+}
+
+/// A node with `count` pods whose net1 is IPv4 only: the macvlan plugin waits for IPv6
+/// duplicate address detection on every ADD (about 2 s), which many cycles cannot afford.
+fn cluster_v4(tag: &str, count: u8) -> Cluster {
+    let node = Node::new(tag);
+    let cache = Cache::new(&format!("{tag}c"));
+    let pods = (1..=count)
+        .map(|i| {
+            let pod = Pod::new(&format!("{tag}{i}"));
+            let mut overlay = overlay_network(&node, i, &[4, 6]);
+            assert!(overlay.add(&node, &pod).ok);
+            let mut net1 = macvlan_network(&node, "net1", i, &[4], serde_json::json!({}));
+            let out = net1.add(&node, &pod);
+            assert!(out.ok, "net1 ADD: {} {}", out.stdout, out.stderr);
             cache.write(&net1, &pod.id, Some(&pod.netns.path()));
             (pod, overlay, net1)
         })
@@ -381,4 +410,310 @@ fn an_unowned_route_in_routers_place_is_reported_and_never_removed() {
         "the unowned route was touched:\n{table}"
     );
     assert!(agent.metric("router_agent_attachments{state=\"error\"}") >= 1.0);
+}
+
+/// Waits until the agent listens in `pods` pod netns (its first reads are done).
+fn wait_listening(agent: &Agent, pods: f64) {
+    let listening = wait_for(REPAIR_WAIT, || {
+        agent.metric("router_agent_subscriptions{netns=\"pod\"}") == pods
+    });
+    assert!(
+        listening,
+        "the agent does not listen in {pods} pods:\n{}",
+        agent.log()
+    );
+}
+
+/// The MACs the node's uplink filters for (a macvlan's while it exists).
+fn uplink_macs(node: &Node) -> String {
+    node.host.exec(&["bridge", "fdb", "show", "dev", "up0"])
+}
+
+#[test]
+fn a_pod_netns_deleted_without_del_is_let_go_and_reported_gone() {
+    let c = cluster("agone", 1);
+    let pod = &c.pods[0].0;
+    let agent = Agent::start(&c.node, &c.cache, &[]);
+    wait_listening(&agent, 1.0);
+    let mac = pod.netns.link_mac("net1");
+    assert!(uplink_macs(&c.node).contains(&mac));
+    // The runtime removes the netns without calling DEL. Only the agent's socket could
+    // keep the netns, and with it the macvlan, alive now.
+    common::run("ip", &["netns", "del", &pod.netns.name]);
+    let freed = wait_for(REPAIR_WAIT, || !uplink_macs(&c.node).contains(&mac));
+    assert!(
+        freed,
+        "the pod's macvlan is still on the node: its netns is held\n{}",
+        agent.log()
+    );
+    let gone = wait_for(REPAIR_WAIT, || {
+        agent.metric("router_agent_attachments{state=\"gone\"}") == 1.0
+    });
+    assert!(gone, "not reported gone:\n{}", agent.metrics());
+    assert_eq!(
+        agent.metric("router_agent_subscriptions{netns=\"pod\"}"),
+        0.0
+    );
+    assert!(!agent
+        .lines("the pod netns is gone: let go; its host side is left to DEL and GC")
+        .is_empty());
+    // What is left of it is DEL's and GC's: its record stays for them.
+    let record = c
+        .node
+        .dir
+        .join("router")
+        .join(format!("{}-net1.json", pod.id));
+    assert!(
+        record.exists(),
+        "the agent removed the record of a gone pod"
+    );
+}
+
+/// What router owns anywhere on the node and in the pods: protocol 176 objects.
+fn owned_anywhere(c: &Cluster) -> String {
+    let mut found = String::new();
+    let mut netns: Vec<&common::Netns> = vec![&c.node.host];
+    netns.extend(c.pods.iter().map(|(pod, _, _)| &pod.netns));
+    for ns in netns {
+        for family in ["-4", "-6"] {
+            for what in [
+                vec!["rule", "show"],
+                vec!["route", "show", "table", "all"],
+                vec!["neigh", "show"],
+            ] {
+                let mut args = vec![family];
+                args.extend(what);
+                for line in ns.ipx(&args).lines() {
+                    if line.contains("proto 176") {
+                        found.push_str(&format!("{}: {line}\n", ns.name));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// ADD/DEL cycles of net1 on 4 pods with an agent running (resyncing every 500 ms): a DEL
+/// is never undone, nothing is left after the last one, and the agent never repairs
+/// anything (the plugin leaves every attachment right; a repair would be the agent acting
+/// in the middle of a run).
+#[test]
+fn add_del_cycles_with_the_agent_running_recreate_nothing_and_leave_nothing() {
+    const CYCLES: usize = 200;
+    let mut c = cluster_v4("acyc", 4);
+    let agent = Agent::start(&c.node, &c.cache, &["--resync-interval", "500ms"]);
+    wait_listening(&agent, 4.0);
+    let data_dir = c.node.dir.join("router");
+    for cycle in 0..=CYCLES {
+        for (pod, _, net1) in &c.pods {
+            let out = net1.del(&c.node, pod);
+            assert!(out.ok, "cycle {cycle}: DEL {}: {}", pod.id, out.stdout);
+        }
+        let left = owned_anywhere(&c);
+        let pods_owned: Vec<&str> = left.lines().filter(|l| !l.contains("h: ")).collect();
+        assert!(
+            pods_owned.is_empty(),
+            "cycle {cycle}: router's objects in the pods after DEL: {pods_owned:#?}\n{}",
+            agent.log()
+        );
+        if cycle == CYCLES {
+            break;
+        }
+        for (pod, _, net1) in &mut c.pods {
+            let out = net1.add(&c.node, pod);
+            assert!(out.ok, "cycle {cycle}: ADD {}: {}", pod.id, out.stdout);
+        }
+    }
+    // Longer than a resync and a debounce: anything the agent would re-create, it has.
+    std::thread::sleep(Duration::from_millis(1500));
+    let left = owned_anywhere(&c);
+    assert!(
+        left.is_empty(),
+        "left after the last DEL:\n{left}\n{}",
+        agent.log()
+    );
+    let files: Vec<String> = std::fs::read_dir(&data_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json") || n.ends_with(".lock") && n != "host.lock")
+        .collect();
+    assert!(files.is_empty(), "left in data_dir: {files:?}");
+    assert!(
+        agent.lines("repaired").is_empty(),
+        "the agent repaired during ADD/DEL cycles:\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        agent.metric("router_agent_subscriptions{netns=\"pod\"}"),
+        0.0
+    );
+}
+
+/// The node and every pod as router shapes them, in order.
+fn everything(c: &Cluster) -> Vec<String> {
+    let mut all = vec![host_state(&c.node)];
+    all.extend(c.pods.iter().map(|(pod, _, _)| pod_state(pod)));
+    all.iter()
+        .flat_map(|s| sorted(s))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn an_agent_restarted_on_a_clean_node_changes_nothing_and_two_agents_converge() {
+    let c = cluster("arst", 2);
+    let first = Agent::start(&c.node, &c.cache, &[]);
+    wait_listening(&first, 2.0);
+    drop(first);
+    let clean = everything(&c);
+    let second = Agent::start(&c.node, &c.cache, &[]);
+    wait_listening(&second, 2.0);
+    assert_eq!(everything(&c), clean);
+    assert_eq!(repairs(&second), 0.0, "{}", second.log());
+    // A rolling update: the old and the new agent at once, then networkd's damage.
+    let third = Agent::start_on(&c.node, &c.cache, AGENT_PORT + 1, &[]);
+    wait_listening(&third, 2.0);
+    c.node
+        .host
+        .ipx(&["rule", "del", "pref", "1000", "lookup", "500"]);
+    c.node.host.ipx(&["route", "flush", "table", "500"]);
+    let back = wait_for(REPAIR_WAIT, || everything(&c) == clean);
+    assert!(back, "not converged:\n{}\n{}", second.log(), third.log());
+    // Converged and still: no object flaps between the two.
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(everything(&c), clean);
+    }
+    assert!(repairs(&second) + repairs(&third) >= 1.0);
+    for agent in [&second, &third] {
+        assert!(
+            agent.lines("attachment in error").is_empty(),
+            "{}",
+            agent.log()
+        );
+    }
+}
+
+#[test]
+fn a_burst_of_5000_route_changes_overflows_the_pod_subscription_and_a_resync_puts_the_pod_right() {
+    use nix::sys::signal::{kill, Signal};
+
+    let c = cluster("aovf", 1);
+    let pod = &c.pods[0].0;
+    let agent = Agent::start(&c.node, &c.cache, &[]);
+    wait_listening(&agent, 1.0);
+    let clean = pod_state(pod);
+    // 2,500 routes added and removed in a table router does not use, with router's rule
+    // deleted among them, while the agent is stopped: more than its socket can queue.
+    let mut batch = String::new();
+    for i in 0..2500u32 {
+        batch.push_str(&format!(
+            "route add 10.99.{}.{}/32 dev eth0 table 777\n",
+            i / 250,
+            i % 250
+        ));
+        if i == 1000 {
+            batch.push_str("rule del to 10.96.0.0/12 lookup 100 pref 1000\n");
+        }
+    }
+    for i in 0..2500u32 {
+        batch.push_str(&format!(
+            "route del 10.99.{}.{}/32 dev eth0 table 777\n",
+            i / 250,
+            i % 250
+        ));
+    }
+    let file = c.node.dir.join("burst.batch");
+    std::fs::write(&file, batch).unwrap();
+    kill(agent.pid(), Signal::SIGSTOP).unwrap();
+    pod.netns.ipx(&["-batch", file.to_str().unwrap()]);
+    kill(agent.pid(), Signal::SIGCONT).unwrap();
+    let detected = wait_for(REPAIR_WAIT, || {
+        agent.metric("router_agent_subscription_overflows_total{netns=\"pod\"}") >= 1.0
+    });
+    assert!(detected, "no overflow detected:\n{}", agent.log());
+    wait_back(&agent, "pod after the burst", &clean, || pod_state(pod));
+    assert_eq!(
+        agent.metric("router_agent_subscriptions{netns=\"pod\"}"),
+        1.0
+    );
+}
+
+/// Prometheus started by a test in the node netns; killed when dropped.
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_real_prometheus_scraping_the_agent_shows_its_repairs() {
+    // The node netns is the test's own: no other process listens on this port there.
+    const PROMETHEUS_PORT: u16 = 19090;
+    let c = cluster("aprom", 1);
+    let pod = &c.pods[0].0;
+    let agent = Agent::start(&c.node, &c.cache, &[]);
+    wait_listening(&agent, 1.0);
+    let config = c.node.dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: router-agent\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{AGENT_PORT}']\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(c.node.dir.join("prometheus.log")).unwrap();
+    let _prometheus = Prometheus(
+        Command::new("ip")
+            .args(["netns", "exec", &c.node.host.name, "/usr/bin/prometheus"])
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                c.node.dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("Debian's prometheus package provides /usr/bin/prometheus"),
+    );
+    let clean = pod_state(pod);
+    pod.netns.ipx(&[
+        "rule",
+        "del",
+        "to",
+        "10.96.0.0/12",
+        "lookup",
+        "100",
+        "pref",
+        "1000",
+    ]);
+    wait_back(&agent, "rule", &clean, || pod_state(pod));
+    let query = "/api/v1/query?query=sum(router_agent_repairs_total)";
+    let mut last = String::new();
+    let seen = wait_for(Duration::from_secs(60), || {
+        let Some((200, body)) = http_get(&c.node.host.path(), PROMETHEUS_PORT, query) else {
+            return false;
+        };
+        last = body.clone();
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        doc["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|v| v >= 1.0)
+    });
+    let prometheus_log =
+        std::fs::read_to_string(c.node.dir.join("prometheus.log")).unwrap_or_default();
+    assert!(
+        seen,
+        "Prometheus never showed a repair: {last}\n{prometheus_log}"
+    );
 }
