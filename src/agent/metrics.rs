@@ -166,6 +166,8 @@ pub struct Metrics {
     pub resync_duration: Histogram,
     pub overflows: Family<NetnsLabels, Counter>,
     pub subscriptions: Family<NetnsLabels, Gauge>,
+    /// When the latest full resync ended (Unix seconds): an alert tells a stuck agent by it.
+    pub last_resync: Gauge,
     ready: AtomicBool,
     /// The text is encoded under this lock: a scrape sees one moment of every family.
     encoding: Mutex<()>,
@@ -226,8 +228,18 @@ impl Metrics {
             "Netlink subscriptions open, by netns kind",
             subscriptions.clone(),
         );
+        let last_resync = Gauge::default();
+        registry.register(
+            "last_resync_timestamp_seconds",
+            "When the latest full resync ended, in seconds since the Unix epoch",
+            last_resync.clone(),
+        );
         for state in AttachmentState::ALL {
             attachments.get_or_create(&StateLabels { state }).set(0);
+        }
+        for netns in [NetnsKind::Node, NetnsKind::Pod] {
+            overflows.get_or_create(&NetnsLabels { netns });
+            subscriptions.get_or_create(&NetnsLabels { netns });
         }
         Metrics {
             registry,
@@ -239,6 +251,7 @@ impl Metrics {
             resync_duration,
             overflows,
             subscriptions,
+            last_resync,
             ready: AtomicBool::new(false),
             encoding: Mutex::new(()),
         }
@@ -281,6 +294,11 @@ impl Metrics {
 
     pub fn resynced(&self, took: Duration) {
         self.resync_duration.observe(took.as_secs_f64());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.last_resync
+            .set(i64::try_from(now.as_secs()).unwrap_or(i64::MAX));
         self.ready.store(true, Ordering::Release);
     }
 
@@ -295,5 +313,70 @@ impl Metrics {
         // Writing into a String cannot fail; a failure would only truncate the text.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// The sample names the agent exports (what PromQL names): a counter's with `_total`, a
+/// histogram's `_bucket`, `_sum` and `_count`.
+pub fn sample_names() -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in Metrics::new().encode().lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (words.next(), words.next()) else {
+            continue;
+        };
+        match kind {
+            "counter" => {
+                names.insert(format!("{name}_total"));
+            }
+            "histogram" => {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.insert(format!("{name}{suffix}"));
+                }
+            }
+            _ => {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_exported_before_anything_happened_with_lower_case_labels() {
+        let text = Metrics::new().encode();
+        for sample in [
+            "router_agent_attachments{state=\"clean\"} 0",
+            "router_agent_attachments{state=\"gone\"} 0",
+            "router_agent_repair_failures_total 0",
+            "router_agent_subscription_overflows_total{netns=\"pod\"} 0",
+            "router_agent_subscriptions{netns=\"node\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == sample), "{sample} in\n{text}");
+        }
+        let names = sample_names();
+        for name in [
+            "router_agent_repairs_total",
+            "router_agent_event_to_repair_seconds_bucket",
+            "router_agent_last_resync_timestamp_seconds",
+        ] {
+            assert!(names.contains(name), "{name} in {names:?}");
+        }
+    }
+
+    #[test]
+    fn readiness_comes_with_the_first_full_resync() {
+        let metrics = Metrics::new();
+        assert!(!metrics.is_ready());
+        metrics.resynced(Duration::from_millis(3));
+        assert!(metrics.is_ready());
+        assert!(metrics.last_resync.get() > 0);
     }
 }

@@ -33,7 +33,7 @@ use nix::sys::inotify::WatchDescriptor;
 use crate::config::{AllowedDirs, LogLevel};
 use crate::error::{Error, Result};
 use crate::netlink::subscribe::Event;
-pub use metrics::AttachmentState;
+pub use metrics::{sample_names, AttachmentState};
 
 /// The agent's settings, from the command line.
 #[derive(Clone, Debug)]
