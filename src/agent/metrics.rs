@@ -238,8 +238,8 @@ impl Metrics {
             attachments.get_or_create(&StateLabels { state }).set(0);
         }
         for netns in [NetnsKind::Node, NetnsKind::Pod] {
-            overflows.get_or_create(&NetnsLabels { netns });
-            subscriptions.get_or_create(&NetnsLabels { netns });
+            overflows.get_or_create(&NetnsLabels { netns }).inc_by(0);
+            subscriptions.get_or_create(&NetnsLabels { netns }).set(0);
         }
         Metrics {
             registry,
