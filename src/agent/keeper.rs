@@ -465,6 +465,10 @@ impl Keeper {
         for key in gone {
             self.forget(&key);
         }
+        // data_dirs the cached configs name are watched too from now on.
+        for key in &keys {
+            self.watcher.add(&key.data_dir);
+        }
         for key in &keys {
             self.kept.entry(key.clone()).or_default();
             self.schedule(key, Why::Resync(reason), None, Duration::ZERO);

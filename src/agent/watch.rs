@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
@@ -82,6 +82,12 @@ impl Watcher {
             }
         }
         added
+    }
+
+    /// Watches one more data_dir (one a cached config names), from the next
+    /// `retry_missing` on.
+    pub fn add(&mut self, dir: &Path) {
+        self.dirs.entry(dir.to_path_buf()).or_insert(None);
     }
 
     /// The dir a watch belongs to; its watch is forgotten when the dir went away.
