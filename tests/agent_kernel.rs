@@ -717,3 +717,75 @@ fn a_real_prometheus_scraping_the_agent_shows_its_repairs() {
         "Prometheus never showed a repair: {last}\n{prometheus_log}"
     );
 }
+
+#[test]
+fn report_only_finds_and_reports_drift_and_changes_nothing() {
+    let c = cluster("arep", 1);
+    let pod = &c.pods[0].0;
+    let agent = Agent::start(&c.node, &c.cache, &["--report-only"]);
+    wait_listening(&agent, 1.0);
+    pod.netns.ipx(&[
+        "rule",
+        "del",
+        "to",
+        "10.96.0.0/12",
+        "lookup",
+        "100",
+        "pref",
+        "1000",
+    ]);
+    let reported = wait_for(REPAIR_WAIT, || {
+        agent.metric("router_agent_attachments{state=\"drift\"}") == 1.0
+    });
+    assert!(reported, "drift not reported:\n{}", agent.log());
+    assert!(
+        sample_value(
+            &agent.metrics(),
+            "router_agent_drifts_found_total{kind=\"rule\",state=\"missing\"}"
+        ) >= 1.0
+    );
+    assert!(!agent.lines("drift found (report only)").is_empty());
+    assert!(
+        !pod.netns.ipx(&["rule"]).contains("10.96.0.0/12"),
+        "changed"
+    );
+    assert_eq!(repairs(&agent), 0.0);
+}
+
+/// What a plugin run does to the agent: while ADD, CHECK or DEL holds the attachment's
+/// lock (held here by the test, as the plugin holds it), the agent repairs nothing of that
+/// attachment; once the run ends, it does.
+#[test]
+fn an_attachment_whose_plugin_run_holds_its_lock_is_repaired_only_after_the_run() {
+    let c = cluster("alock", 1);
+    let pod = &c.pods[0].0;
+    let agent = Agent::start(&c.node, &c.cache, &[]);
+    wait_listening(&agent, 1.0);
+    let clean = pod_state(pod);
+    let records = router::record::FileRecords::new(&c.node.dir.join("router"));
+    let run = records
+        .lock_attachment(&pod.id, "net1", false)
+        .unwrap()
+        .expect("the data_dir exists");
+    pod.netns.ipx(&[
+        "rule",
+        "del",
+        "to",
+        "10.96.0.0/12",
+        "lookup",
+        "100",
+        "pref",
+        "1000",
+    ]);
+    // The agent tries again and again while the run lasts; nothing changes meanwhile.
+    let tried_at = Instant::now();
+    while tried_at.elapsed() < Duration::from_millis(800) {
+        assert!(
+            !pod.netns.ipx(&["rule"]).contains("10.96.0.0/12"),
+            "repaired during the run"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(run);
+    wait_back(&agent, "rule after the run", &clean, || pod_state(pod));
+}

@@ -168,6 +168,14 @@ fn account(report: &AttachmentReport, job: &Job, metrics: &Metrics) -> Attachmen
     match report.status {
         Status::Clean | Status::Skipped => AttachmentState::Clean,
         Status::Gone => AttachmentState::Gone,
+        Status::Drift if report.repair.is_some() => {
+            // Repaired, and still drifted when checked again: the kernel did not keep
+            // what was applied, or something undid it at once.
+            metrics.repair_failures.inc();
+            let left = report.repair.as_ref().map_or(0, |r| r.remaining.len());
+            tracing::warn!(container = %container, ifname = %ifname, left, cause = %job.why, "the repair left drift behind");
+            AttachmentState::Drift
+        }
         Status::Drift => {
             for drift in &report.drifts {
                 tracing::warn!(container = %container, ifname = %ifname, netns = ?drift.netns, object = %drift.object, expected = %drift.expected, actual = %drift.actual, cause = %job.why, "drift found (report only)");
