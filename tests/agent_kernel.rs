@@ -789,3 +789,38 @@ fn an_attachment_whose_plugin_run_holds_its_lock_is_repaired_only_after_the_run(
     drop(run);
     wait_back(&agent, "rule after the run", &clean, || pod_state(pod));
 }
+
+/// An ADD while the agent runs: its record is picked up (the agent listens in the new pod)
+/// and a DEL lets it go (the pod's socket closed), whether or not data_dir existed when the
+/// agent started.
+#[test]
+fn a_pod_added_while_the_agent_runs_is_kept_and_forgotten_at_its_del() {
+    let c = cluster("anew", 0);
+    let agent = Agent::start(&c.node, &c.cache, &[]);
+    let (pod, _overlay, net1) = attached_pod(&c.node, "anew1", 1);
+    wait_listening(&agent, 1.0);
+    assert!(!agent.lines("record found: attachment kept").is_empty());
+    let clean = pod_state(&pod);
+    pod.netns.ipx(&[
+        "rule",
+        "del",
+        "to",
+        "10.96.0.0/12",
+        "lookup",
+        "100",
+        "pref",
+        "1000",
+    ]);
+    wait_back(&agent, "rule of the pod added later", &clean, || {
+        pod_state(&pod)
+    });
+    assert!(net1.del(&c.node, &pod).ok);
+    wait_listening(&agent, 0.0);
+    assert!(!agent
+        .lines("record removed (DEL): attachment forgotten")
+        .is_empty());
+    assert!(
+        !pod.netns.ipx(&["rule"]).contains("proto 176"),
+        "re-created after DEL"
+    );
+}

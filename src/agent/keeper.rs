@@ -306,14 +306,19 @@ impl Keeper {
     }
 
     fn done(&mut self, done: Done) {
-        let Done { key, outcome } = done;
+        let Done {
+            key,
+            outcome,
+            why,
+            first_event,
+        } = done;
         match outcome {
             Outcome::Busy => {
                 if let Some(kept) = self.kept.get_mut(&key) {
                     kept.running = false;
                     kept.last_start = None;
                 }
-                self.schedule(&key, Why::Recorded, None, BUSY_RETRY);
+                self.schedule(&key, why, first_event, BUSY_RETRY);
                 // A held lock is a plugin run: the attachment is as that run leaves it.
                 return;
             }

@@ -60,6 +60,9 @@ pub struct Facts {
 pub struct Done {
     pub key: RecordKey,
     pub outcome: Outcome,
+    /// The job's cause and first event, for a retry of a busy attachment.
+    pub why: Why,
+    pub first_event: Option<Instant>,
 }
 
 /// Where the repair thread finds attachments, and whether it may change anything.
@@ -82,13 +85,13 @@ pub fn serve(
         // The thread's netlink handles of the pod are closed after every job: an open
         // socket would keep a deleted pod's netns (and its macvlan) alive.
         netlink::close_other_netns_handles();
-        if done
-            .send(super::Msg::Done(Done {
-                key: job.key,
-                outcome,
-            }))
-            .is_err()
-        {
+        let finished = Done {
+            key: job.key,
+            outcome,
+            why: job.why,
+            first_event: job.first_event,
+        };
+        if done.send(super::Msg::Done(finished)).is_err() {
             return;
         }
     }
