@@ -246,10 +246,12 @@ impl Keeper {
                     netns = path,
                     "a pod netns subscription lost events: its attachments are read again"
                 );
+                let keys = self.keys_in_pod(id);
                 if !overflow {
+                    // The socket failed: closed; the checks below open a new one.
                     self.drop_pod(id);
                 }
-                for key in self.keys_in_pod(id) {
+                for key in keys {
                     self.schedule(&key, Why::PodLost, None, Duration::ZERO);
                 }
             }
