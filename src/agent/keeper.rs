@@ -37,6 +37,10 @@ use crate::operator::{self, RecordKey, Scan};
 const DEBOUNCE: Duration = Duration::from_millis(5);
 /// One attachment is reconciled at most this often, whatever fights it.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// How long after its record appears a new attachment is first read: ADD writes the record
+/// before it applies anything and holds the attachment's lock until it is done, so a read
+/// at once would only find the lock held (and take CPU from the ADD).
+const NEW_RECORD_DELAY: Duration = Duration::from_millis(50);
 /// How soon an attachment held by a plugin run is tried again.
 const BUSY_RETRY: Duration = Duration::from_millis(50);
 /// How often pod netns paths are looked at (a netns deleted without DEL is let go within
@@ -170,9 +174,13 @@ impl Keeper {
                 overflow,
                 error,
             } => self.lost(scope, overflow, &error),
-            Msg::Records { wd, gone } => {
-                if let Some(dir) = self.watcher.changed(wd, gone) {
-                    self.read_records_in(&dir);
+            Msg::Records { wd, file } => {
+                let Some(dir) = self.watcher.changed(wd, file.is_none()) else {
+                    return;
+                };
+                match file {
+                    Some(file) => self.record_changed(&dir, &file),
+                    None => self.read_records_in(&dir),
                 }
             }
             Msg::Done(done) => self.done(done),
@@ -538,10 +546,50 @@ impl Keeper {
             if !self.kept.contains_key(&key) {
                 tracing::info!(container = %key.container_id, ifname = %key.ifname, "record found: attachment kept");
                 self.kept.insert(key.clone(), Kept::default());
-                self.schedule(&key, Why::Recorded, None, DEBOUNCE);
+                self.schedule(&key, Why::Recorded, None, NEW_RECORD_DELAY);
             }
         }
         self.publish_states();
+    }
+
+    /// One record file written or removed: only that file is read (an ADD on a node with
+    /// many pods must not make the agent read every record while the ADD runs).
+    fn record_changed(&mut self, dir: &Path, file: &std::ffi::OsStr) {
+        let path = dir.join(file);
+        let named = |key: &RecordKey| {
+            key.data_dir == dir
+                && std::ffi::OsString::from(format!("{}-{}.json", key.container_id, key.ifname))
+                    == file
+        };
+        if !path.exists() {
+            let gone: Vec<RecordKey> = self.kept.keys().filter(|k| named(k)).cloned().collect();
+            for key in gone {
+                self.forget(&key);
+            }
+            return;
+        }
+        let record = match operator::read_record(&path) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "not a readable record: left alone");
+                return;
+            }
+        };
+        let key = RecordKey {
+            data_dir: dir.to_path_buf(),
+            container_id: record.container_id,
+            ifname: record.ifname,
+        };
+        if !named(&key) {
+            tracing::warn!(file = %path.display(), "a record whose name does not match its content: left alone");
+            return;
+        }
+        if !self.kept.contains_key(&key) {
+            tracing::info!(container = %key.container_id, ifname = %key.ifname, "record found: attachment kept");
+            self.kept.insert(key.clone(), Kept::default());
+            self.schedule(&key, Why::Recorded, None, NEW_RECORD_DELAY);
+            self.publish_states();
+        }
     }
 
     fn publish_states(&self) {

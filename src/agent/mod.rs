@@ -108,9 +108,10 @@ pub enum Msg {
         overflow: bool,
         error: String,
     },
+    /// A record file changed in a watched data_dir (`file`), or the dir went (`None`).
     Records {
         wd: WatchDescriptor,
-        gone: bool,
+        file: Option<std::ffi::OsString>,
     },
     Done(repair::Done),
 }

@@ -98,7 +98,7 @@ impl Watcher {
             .map(|(d, _)| d.clone())
     }
 
-    /// Handles what the reader task saw: the dirs whose records changed.
+    /// The dir a watch event is about; its watch is forgotten when the dir went away.
     pub fn changed(&mut self, wd: WatchDescriptor, dir_gone: bool) -> Option<PathBuf> {
         let dir = self.dir_of(wd)?;
         if dir_gone {
@@ -136,10 +136,10 @@ async fn read_events(inotify: Arc<AsyncFd<InotifyFd>>, tx: UnboundedSender<Msg>)
                 .intersects(AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_IGNORED);
             let record = event
                 .name
-                .as_ref()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(".json"));
-            if (gone || record) && tx.send(Msg::Records { wd: event.wd, gone }).is_err() {
+                .clone()
+                .filter(|n| n.to_str().is_some_and(|n| n.ends_with(".json")));
+            let file = if gone { None } else { record };
+            if (gone || file.is_some()) && tx.send(Msg::Records { wd: event.wd, file }).is_err() {
                 return;
             }
         }
