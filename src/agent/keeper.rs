@@ -32,6 +32,9 @@ use crate::model::MacAddr;
 use crate::netns::NetnsId;
 use crate::operator::{self, RecordKey, Scan};
 
+/// How often every pod netns path is looked at, whether its directory changed or not.
+const PATHS_CHECK: Duration = Duration::from_secs(1);
+
 /// Events closer together than this are one reconcile: a flush of a table is one event
 /// per route, all within microseconds.
 const DEBOUNCE: Duration = Duration::from_millis(5);
@@ -88,6 +91,10 @@ pub struct Keeper {
     resync: Option<Resyncing>,
     next_resync: Instant,
     next_netns_check: Instant,
+    /// When every pod path is looked at next, whether its directory changed or not.
+    next_paths_check: Instant,
+    /// The mtime of each directory holding a pod netns, as last seen.
+    dir_mtimes: HashMap<PathBuf, Option<std::time::SystemTime>>,
 }
 
 impl Keeper {
@@ -118,6 +125,8 @@ impl Keeper {
             macs: LinkMacs::new(node_link_macs()),
             next_resync: now + jittered(options.resync_interval),
             next_netns_check: now + NETNS_CHECK,
+            next_paths_check: now + PATHS_CHECK,
+            dir_mtimes: HashMap::new(),
             options,
             metrics,
             kept: BTreeMap::new(),
@@ -422,9 +431,33 @@ impl Keeper {
     /// Lets go of every pod netns whose path is gone or names another netns now; reopens
     /// the node subscription and the missing watches.
     fn check_netns(&mut self) {
+        // Each pod's path is looked at only when its directory changed (a netns file
+        // removed or added changes the directory's mtime), and every PATHS_CHECK anyway
+        // (a netns mounted over a file that stays): a node with many pods costs a stat per
+        // directory per tick, not one per pod.
+        let now = Instant::now();
+        let full = now >= self.next_paths_check;
+        if full {
+            self.next_paths_check = now + PATHS_CHECK;
+        }
+        let mut changed_dirs = BTreeSet::new();
+        for pod in self.pods.values() {
+            let Some(dir) = pod.path.parent() else {
+                continue;
+            };
+            if changed_dirs.contains(dir) {
+                continue;
+            }
+            let mtime = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
+            if self.dir_mtimes.get(dir) != Some(&mtime) {
+                self.dir_mtimes.insert(dir.to_path_buf(), mtime);
+                changed_dirs.insert(dir.to_path_buf());
+            }
+        }
         let gone: Vec<(NetnsId, PathBuf)> = self
             .pods
             .iter()
+            .filter(|(_, pod)| full || pod.path.parent().is_some_and(|d| changed_dirs.contains(d)))
             .filter(|(id, pod)| listen::netns_id(&pod.path).ok() != Some(**id))
             .map(|(id, pod)| (*id, pod.path.clone()))
             .collect();
