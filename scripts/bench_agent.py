@@ -168,6 +168,13 @@ def inner(args):
         time.sleep(args.idle)
         idle_cpu = (cpu_seconds(agent.pid) - cpu0) / (time.monotonic() - t0) * 100
         rss = rss_mb(agent.pid)
+        if args.perf:
+            subprocess.run(["perf", "record", "-q", "-g", "-o", f"{work}/perf.data", "-p",
+                            str(agent.pid), "--", "sleep", "5"], capture_output=True)
+            report = subprocess.run(["perf", "report", "-q", "--stdio", "--no-children", "-i",
+                                     f"{work}/perf.data", "--sort", "dso,symbol", "-g", "none"],
+                                    capture_output=True, text=True).stdout
+            print("\n".join(report.splitlines()[:40]))
         if args.strace:
             out = subprocess.run(["strace", "-c", "-f", "-p", str(agent.pid)], capture_output=True,
                                  text=True, timeout=20, preexec_fn=None,
@@ -253,7 +260,8 @@ def outer(args):
                         "--inner", "--router", router, "--pods", str(args.pods),
                         "--idle", str(args.idle), "--trials", str(args.trials),
                         "--flushes", str(args.flushes), "--resync", args.resync]
-                       + (["--strace"] if args.strace else []), check=True)
+                       + (["--strace"] if args.strace else [])
+                       + (["--perf"] if args.perf else []), check=True)
     finally:
         for ns in (NODE, EXT):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
@@ -267,6 +275,7 @@ def main():
     parser.add_argument("--trials", type=int, default=50, help="pod rules deleted")
     parser.add_argument("--resync", default="60s", help="the agent's --resync-interval")
     parser.add_argument("--strace", action="store_true", help="print the agent's syscalls over 10 s of idle")
+    parser.add_argument("--perf", action="store_true", help="print where the agent spends 5 s of idle (perf)")
     parser.add_argument("--flushes", type=int, default=5, help="table 500 flushes")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--router", help=argparse.SUPPRESS)

@@ -141,7 +141,14 @@ fn run(job: &Job, settings: &Settings, metrics: &Metrics) -> Outcome {
     let report = match operator::locate(&scan, &settings.allowed, key, record) {
         Ok((target, netns)) => {
             facts.netns = Some(netns.clone());
-            operator::check(&target, &netns, !settings.report_only)
+            // Only what the attachment can own first: a resync of every attachment must not
+            // read the whole node once per attachment.
+            operator::check_looking(
+                &target,
+                &netns,
+                !settings.report_only,
+                operator::FirstLook::OwnedFirst,
+            )
         }
         Err(report) => *report,
     };

@@ -12,7 +12,7 @@ use crate::error::{Code, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::model::Mode;
 use crate::netns::{self, NetnsWorker};
-use crate::reconcile::{self, prepare, Attachment, Prepared, World};
+use crate::reconcile::{self, prepare, prepare_owned, Attachment, Prepared, World};
 use crate::report::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
 use crate::snapshot::LiveSnapshot;
 
@@ -64,10 +64,31 @@ fn gone(mut report: AttachmentReport, netns: &Path) -> AttachmentReport {
     report
 }
 
+/// How a check first looks at the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirstLook {
+    /// Every object of the node, as CHECK reads it.
+    Whole,
+    /// Only what the attachment can own there (as ADD reads it), then the whole node only
+    /// when that look found drift: what `router agent` repeats for every attachment, whose
+    /// cost must not grow with the node's other pods.
+    OwnedFirst,
+}
+
 /// CHECK for one attachment, timed: the report carries how long it took.
 pub fn check(target: &Resolved, netns: &Path, repair: bool) -> AttachmentReport {
+    check_looking(target, netns, repair, FirstLook::Whole)
+}
+
+/// `check`, first looking at the node as `look` says.
+pub fn check_looking(
+    target: &Resolved,
+    netns: &Path,
+    repair: bool,
+    look: FirstLook,
+) -> AttachmentReport {
     let clock = Instant::now();
-    let mut report = check_attachment(target, netns, repair);
+    let mut report = check_attachment(target, netns, repair, look);
     report.duration = clock.elapsed();
     report
 }
@@ -117,7 +138,12 @@ fn hostname() -> Option<String> {
 
 /// CHECK for one attachment (BEHAVIOUR 3), as a report rather than a CNI error; with
 /// `repair`, a drifted attachment is repaired (reconcile::repair) and checked again.
-fn check_attachment(target: &Resolved, netns: &Path, repair: bool) -> AttachmentReport {
+fn check_attachment(
+    target: &Resolved,
+    netns: &Path,
+    repair: bool,
+    look: FirstLook,
+) -> AttachmentReport {
     let report = report_for(target, Some(netns), Status::Clean);
     if target.config.skip_call {
         let mut report = report;
@@ -138,7 +164,7 @@ fn check_attachment(target: &Resolved, netns: &Path, repair: bool) -> Attachment
         }
         Err(e) => return with_error(report, &e),
     };
-    match check_live(target, netns, &prev, repair, report.clone()) {
+    match check_live(target, netns, &prev, repair, look, report.clone()) {
         Ok(report) => report,
         // The netns went away while it was being read.
         Err(e) if e.code() == Code::UnknownContainer => gone(report, netns),
@@ -167,12 +193,26 @@ fn check_live(
     netns: &Path,
     prev: &PrevView,
     repair: bool,
+    look: FirstLook,
     mut report: AttachmentReport,
 ) -> Result<AttachmentReport> {
     let att = target.attachment(Some(netns.to_path_buf()));
     // One worker in the pod netns for the attachment's reads and repair.
     let pod = Some(Arc::new(NetnsWorker::new(netns.to_path_buf())));
     let snapshots = LiveSnapshot::in_pod(pod.clone());
+    if look == FirstLook::OwnedFirst {
+        let owned = prepare_owned(
+            Mode::Add,
+            &target.config,
+            &att,
+            Some(prev),
+            &snapshots,
+            &target.records(),
+        )?;
+        if owned.plan.is_empty() {
+            return Ok(report);
+        }
+    }
     let found = drift_now(target, &att, prev, &snapshots)?;
     if found.plan.is_empty() {
         return Ok(report);

@@ -120,6 +120,22 @@ pub fn prepare(
     prepare_reading(mode, HostObjects::All, config, att, prev, reads)
 }
 
+/// `prepare` reading of the host only what the attachment can own there, as ADD does
+/// (`HostObjects::ThroughPodPeers`): a look cheap enough to repeat often on a node with many
+/// pods (`router agent`). It cannot see another attachment's route in the slot of one of
+/// this one's; a drift it finds is read again whole (`prepare`) before anything is done.
+pub fn prepare_owned(
+    mode: Mode,
+    config: &Config,
+    att: &Attachment,
+    prev: Option<&PrevView>,
+    snapshots: &dyn SnapshotSource,
+    records: &dyn RecordStore,
+) -> Result<Prepared> {
+    let reads = Reads { snapshots, records };
+    prepare_reading(mode, HostObjects::ThroughPodPeers, config, att, prev, reads)
+}
+
 /// What `prepare` reads from.
 #[derive(Clone, Copy)]
 pub(super) struct Reads<'a> {
