@@ -24,7 +24,7 @@ use tokio::time::sleep_until;
 use super::listen::{self, Listening, Scope};
 use super::metrics::{AttachmentState, Metrics, NetnsKind};
 use super::repair::{self, Done, Facts, Job, Outcome};
-use super::triggers::{node_target, pod_event_matters, LinkMacs, NodeTarget};
+use super::triggers::{node_target, pod_event_matters, NodeLinks, NodeTarget};
 use super::watch::Watcher;
 use super::{Msg, Options, Resync, Why};
 use crate::error::{Error, Result};
@@ -84,7 +84,7 @@ pub struct Keeper {
     kept: BTreeMap<RecordKey, Kept>,
     pods: HashMap<NetnsId, Pod>,
     node: Option<Listening>,
-    macs: LinkMacs,
+    links: NodeLinks,
     watcher: Watcher,
     jobs: std_mpsc::Sender<Job>,
     tx: UnboundedSender<Msg>,
@@ -122,7 +122,7 @@ impl Keeper {
         let watcher = Watcher::start(&options.data_dirs, tx.clone())?;
         let now = Instant::now();
         let mut keeper = Keeper {
-            macs: LinkMacs::new(node_link_macs()),
+            links: NodeLinks::new(node_links()),
             next_resync: now + jittered(options.resync_interval),
             next_netns_check: now + NETNS_CHECK,
             next_paths_check: now + PATHS_CHECK,
@@ -216,7 +216,7 @@ impl Keeper {
                     self.kept.values().map(|k| k.facts.host_table).collect();
                 for event in events {
                     let keys: Vec<RecordKey> =
-                        match node_target(&event, &host_tables, &mut self.macs) {
+                        match node_target(&event, &host_tables, &mut self.links) {
                             NodeTarget::None => continue,
                             NodeTarget::All => self.kept.keys().cloned().collect(),
                             NodeTarget::Toward(dst) => self
@@ -644,9 +644,10 @@ fn jittered(interval: Duration) -> Duration {
     Duration::from_secs_f64((interval.as_secs_f64() + offset).max(0.001))
 }
 
-/// The MACs of the node's links now, from sysfs (which shows the netns it was mounted in,
-/// the node's for a hostNetwork pod): a later link event that changes one is a MAC change.
-fn node_link_macs() -> Vec<(u32, MacAddr)> {
+/// The node's links now (index, name, MAC), from sysfs (which shows the netns it was
+/// mounted in, the node's for a hostNetwork pod): a later link event that changes a MAC is
+/// a MAC change, and an address on a pod's plumbing link is no node address.
+fn node_links() -> Vec<(u32, String, Option<MacAddr>)> {
     let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
         return Vec::new();
     };
@@ -654,9 +655,11 @@ fn node_link_macs() -> Vec<(u32, MacAddr)> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let dir = e.path();
+            let name = e.file_name().to_str()?.to_string();
             let index = std::fs::read_to_string(dir.join("ifindex")).ok()?;
-            let mac = std::fs::read_to_string(dir.join("address")).ok()?;
-            Some((index.trim().parse().ok()?, mac.trim().parse().ok()?))
+            let mac = std::fs::read_to_string(dir.join("address")).ok();
+            let mac = mac.and_then(|m| m.trim().parse().ok());
+            Some((index.trim().parse().ok()?, name, mac))
         })
         .collect()
 }

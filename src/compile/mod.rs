@@ -13,9 +13,9 @@ mod scope;
 
 use add::*;
 use del::*;
-pub(crate) use facts::is_link_local;
 use facts::*;
 pub use facts::{derive_mac, mac_source, name_order, Facts};
+pub(crate) use facts::{is_link_local, is_node_link};
 use previous::*;
 use scope::*;
 

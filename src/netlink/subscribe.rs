@@ -114,10 +114,13 @@ pub enum Event {
     Link {
         change: Change,
         index: u32,
+        name: Option<String>,
         mac: Option<MacAddr>,
     },
     Address {
         change: Change,
+        /// The link holding it.
+        index: u32,
         address: IpAddr,
     },
 }
@@ -220,21 +223,30 @@ fn neighbour_event(message: &NeighbourMessage, change: Change) -> Option<Event> 
 }
 
 fn link_event(message: &LinkMessage, change: Change) -> Event {
-    let mac = message.attributes.iter().find_map(|a| match a {
-        LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr),
-        _ => None,
-    });
+    let mut mac = None;
+    let mut name = None;
+    for attribute in &message.attributes {
+        match attribute {
+            LinkAttribute::Address(bytes) => {
+                mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr)
+            }
+            LinkAttribute::IfName(n) => name = Some(n.clone()),
+            _ => {}
+        }
+    }
     Event::Link {
         change,
         index: message.header.index,
+        name,
         mac,
     }
 }
 
 fn address_event(message: &AddressMessage, change: Change) -> Option<Event> {
-    let (_, net) = address_from_message(message)?;
+    let (index, net) = address_from_message(message)?;
     Some(Event::Address {
         change,
+        index,
         address: net.addr(),
     })
 }
@@ -273,11 +285,15 @@ impl std::fmt::Display for Event {
                 }
                 write!(f, " {change}")
             }
-            Event::Link { change, index, mac } => match (change, mac) {
+            Event::Link {
+                change, index, mac, ..
+            } => match (change, mac) {
                 (Change::New, Some(mac)) => write!(f, "link {index} now has MAC {mac}"),
                 _ => write!(f, "link {index} {change}"),
             },
-            Event::Address { change, address } => write!(f, "node address {address} {change}"),
+            Event::Address {
+                change, address, ..
+            } => write!(f, "address {address} {change}"),
         }
     }
 }
