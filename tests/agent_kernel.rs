@@ -824,3 +824,44 @@ fn a_pod_added_while_the_agent_runs_is_kept_and_forgotten_at_its_del() {
         "re-created after DEL"
     );
 }
+
+/// On the node the agent reads only what an attachment can own (through its host veth); an
+/// unowned route in the slot of one of router's, through another device, is met by the
+/// repair (the kernel refuses router's exclusive add) and reported, never removed.
+#[test]
+fn an_unowned_route_in_routers_place_on_the_node_is_reported_and_never_removed() {
+    let c = cluster("ablkh", 1);
+    let agent = Agent::start(&c.node, &c.cache, &[]);
+    wait_listening(&agent, 1.0);
+    let veth = host_veth(&c.node, &underlay_v4(1));
+    let unowned = format!("{} dev up0 table 500 scope link", underlay_v4(1));
+    // In one batch, so that the slot is never empty long enough for a repair to fill it.
+    let batch = c.node.dir.join("slot.batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "route del {} dev {veth} table 500\nroute add {unowned}\n",
+            underlay_v4(1)
+        ),
+    )
+    .unwrap();
+    c.node.host.ipx(&["-batch", batch.to_str().unwrap()]);
+    let reported = wait_for(REPAIR_WAIT, || {
+        agent.metric("router_agent_attachments{state=\"error\"}") == 1.0
+            && !agent.lines("attachment in error").is_empty()
+    });
+    assert!(reported, "not reported:\n{}", agent.log());
+    let error = agent.lines("attachment in error");
+    assert!(
+        error.iter().any(|l| l["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&underlay_v4(1)))),
+        "the error does not name the route: {error:#?}"
+    );
+    assert!(agent.metric("router_agent_repair_failures_total") >= 1.0);
+    let table = c.node.host.table("-4", "500");
+    assert!(
+        table.lines().any(|l| l.trim_end() == unowned),
+        "the unowned route was touched:\n{table}"
+    );
+}

@@ -141,14 +141,15 @@ fn run(job: &Job, settings: &Settings, metrics: &Metrics) -> Outcome {
     let report = match operator::locate(&scan, &settings.allowed, key, record) {
         Ok((target, netns)) => {
             facts.netns = Some(netns.clone());
-            // A look that is not answering an event (a resync, a new record) reads only what
-            // the attachment can own first: a resync of every attachment must not read the
-            // whole node once per attachment. An event most likely means drift: read whole.
-            let look = match job.why {
-                Why::Event { .. } | Why::PodLost => operator::FirstLook::Whole,
-                Why::Recorded | Why::Subscribed | Why::Resync(_) => operator::FirstLook::OwnedFirst,
-            };
-            operator::check_looking(&target, &netns, !settings.report_only, look)
+            // Only what the attachment can own on the node: the agent checks every
+            // attachment at each resync, and many after one node-wide event; reading the
+            // whole node for each would make that cost grow with the square of the pods.
+            operator::check_reading(
+                &target,
+                &netns,
+                !settings.report_only,
+                operator::NodeRead::Owned,
+            )
         }
         Err(report) => *report,
     };

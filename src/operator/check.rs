@@ -64,28 +64,30 @@ fn gone(mut report: AttachmentReport, netns: &Path) -> AttachmentReport {
     report
 }
 
-/// How a check first looks at the node.
+/// What a check reads of the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FirstLook {
+pub enum NodeRead {
     /// Every object of the node, as CHECK reads it.
     Whole,
-    /// Only what the attachment can own there (as ADD reads it), then the whole node only
-    /// when that look found drift: what `router agent` repeats for every attachment, whose
-    /// cost must not grow with the node's other pods.
-    OwnedFirst,
+    /// Only what the attachment can own there, as ADD reads it: what `router agent` repeats
+    /// for every attachment, whose cost must not grow with the node's other pods. Another
+    /// attachment's route in the slot of one of this one's is not seen: it shows as that
+    /// route missing, and a repair then meets it (the kernel refuses the exclusive add,
+    /// the repair reads the whole node and reports the object in the way).
+    Owned,
 }
 
 /// CHECK for one attachment, timed: the report carries how long it took.
 pub fn check(target: &Resolved, netns: &Path, repair: bool) -> AttachmentReport {
-    check_looking(target, netns, repair, FirstLook::Whole)
+    check_reading(target, netns, repair, NodeRead::Whole)
 }
 
-/// `check`, first looking at the node as `look` says.
-pub fn check_looking(
+/// `check`, reading of the node what `read` says.
+pub fn check_reading(
     target: &Resolved,
     netns: &Path,
     repair: bool,
-    look: FirstLook,
+    look: NodeRead,
 ) -> AttachmentReport {
     let clock = Instant::now();
     let mut report = check_attachment(target, netns, repair, look);
@@ -142,7 +144,7 @@ fn check_attachment(
     target: &Resolved,
     netns: &Path,
     repair: bool,
-    look: FirstLook,
+    look: NodeRead,
 ) -> AttachmentReport {
     let report = report_for(target, Some(netns), Status::Clean);
     if target.config.skip_call {
@@ -177,7 +179,12 @@ fn drift_now(
     att: &Attachment,
     prev: &PrevView,
     snapshots: &LiveSnapshot,
+    read: NodeRead,
 ) -> Result<Prepared> {
+    let prepare = match read {
+        NodeRead::Whole => prepare,
+        NodeRead::Owned => prepare_owned,
+    };
     prepare(
         Mode::Add,
         &target.config,
@@ -193,27 +200,14 @@ fn check_live(
     netns: &Path,
     prev: &PrevView,
     repair: bool,
-    look: FirstLook,
+    look: NodeRead,
     mut report: AttachmentReport,
 ) -> Result<AttachmentReport> {
     let att = target.attachment(Some(netns.to_path_buf()));
     // One worker in the pod netns for the attachment's reads and repair.
     let pod = Some(Arc::new(NetnsWorker::new(netns.to_path_buf())));
     let snapshots = LiveSnapshot::in_pod(pod.clone());
-    if look == FirstLook::OwnedFirst {
-        let owned = prepare_owned(
-            Mode::Add,
-            &target.config,
-            &att,
-            Some(prev),
-            &snapshots,
-            &target.records(),
-        )?;
-        if owned.plan.is_empty() {
-            return Ok(report);
-        }
-    }
-    let found = drift_now(target, &att, prev, &snapshots)?;
+    let found = drift_now(target, &att, prev, &snapshots, look)?;
     if found.plan.is_empty() {
         return Ok(report);
     }
@@ -234,7 +228,7 @@ fn check_live(
         Ok(applied) => applied,
         Err(e) => return Ok(with_error(report, &e)),
     };
-    let left = drift_now(target, &att, prev, &snapshots)?;
+    let left = drift_now(target, &att, prev, &snapshots, look)?;
     report.repair = Some(Repair::of(&applied, &left.plan));
     if left.plan.is_empty() {
         report.status = Status::Repaired;

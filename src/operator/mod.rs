@@ -13,7 +13,7 @@ mod plan;
 mod resolve;
 mod scan;
 
-pub use check::{check, check_looking, check_named, FirstLook};
+pub use check::{check, check_named, check_reading, NodeRead};
 pub use plan::{plan, snapshot_request_for, StateSource};
 pub use resolve::{read_json, read_record, resolve, Resolved, Sources};
 pub use scan::{check_all, locate, recorded, recorded_in, RecordKey, Scan};

@@ -123,7 +123,8 @@ pub fn prepare(
 /// `prepare` reading of the host only what the attachment can own there, as ADD does
 /// (`HostObjects::ThroughPodPeers`): a look cheap enough to repeat often on a node with many
 /// pods (`router agent`). It cannot see another attachment's route in the slot of one of
-/// this one's; a drift it finds is read again whole (`prepare`) before anything is done.
+/// this one's: that shows as the route missing, and a repair's exclusive add then meets
+/// it (verification reads the whole node and reports it in the way).
 pub fn prepare_owned(
     mode: Mode,
     config: &Config,
