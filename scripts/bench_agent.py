@@ -9,8 +9,9 @@ helpers (pods from ptp + host-local and macvlan + static, router's config). It r
 release build (`cargo build --release`) from a fresh copy, re-runs itself inside a
 throwaway "node" netns and:
 
-- attaches --pods pods (router ADD on each), then times router ADD on 15 more pods
-  without the agent, starts the agent, and times ADD on 15 more with it (medians);
+- attaches --pods pods (router ADD on each), starts the agent, then times router ADD on
+  2 x --adds more pods, alternating without the agent (stopped while idle) and with it
+  (medians);
 - reads the first full resync's duration from the agent's /metrics;
 - measures the agent's CPU time over --idle seconds of a quiet node (/proc/PID/stat) and
   its RSS afterwards (/proc/PID/status);
@@ -26,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -141,12 +143,7 @@ def inner(args):
             pod = Pod(work)
             add_router(args.router, pod, work, pod.id)
             pods.append(pod)
-        extra = []
-        without = []
-        for _ in range(15):
-            pod = Pod(work)
-            without.append(add_router(args.router, pod, work, pod.id))
-            extra.append(pod)
+        extra, without, with_agent = [], [], []
         log = open(f"{work}/agent.log", "w")
         env = dict(os.environ, ROUTER_ALLOWED_DIRS=tempfile.gettempdir())
         agent = subprocess.Popen([args.router, "agent", "--data-dir", data_dir,
@@ -156,13 +153,21 @@ def inner(args):
         if not wait(ready, 60):
             sys.exit("the agent never became ready")
         resync = sample(metrics(), "router_agent_resync_duration_seconds_sum")
-        with_agent = []
-        for _ in range(15):
+        # ADD with and without the agent, alternating so that the machine's load drifting
+        # over the run weighs on both alike. "Without" is the agent stopped (SIGSTOP) while
+        # idle: it holds no lock then, and takes no CPU.
+        for i in range(2 * args.adds):
             pod = Pod(work)
-            with_agent.append(add_router(args.router, pod, work, pod.id))
+            time.sleep(0.3)
+            if i % 2 == 0:
+                os.kill(agent.pid, signal.SIGSTOP)
+                without.append(add_router(args.router, pod, work, pod.id))
+                os.kill(agent.pid, signal.SIGCONT)
+            else:
+                with_agent.append(add_router(args.router, pod, work, pod.id))
             extra.append(pod)
         wait(lambda: sample(metrics(), 'router_agent_subscriptions{netns="pod"}')
-             >= args.pods + 30, 30)
+             >= args.pods + 2 * args.adds, 30)
         time.sleep(2)
         cpu0, t0 = cpu_seconds(agent.pid), time.monotonic()
         time.sleep(args.idle)
@@ -221,7 +226,7 @@ def inner(args):
 
     add_without = statistics.median(without) * 1000
     add_with = statistics.median(with_agent) * 1000
-    print(f"attachments: {args.pods} (+30 for the ADD timing)")
+    print(f"attachments: {args.pods} (+{2 * args.adds} for the ADD timing)")
     print(f"ADD median without the agent {add_without:.2f} ms, with it {add_with:.2f} ms")
     print(f"pod rule deleted: {len(rule_lat)} repairs ({rule_lost} not seen repaired)")
     print(f"table 500 flushed: {len(flush_lat)} route repairs over {args.flushes} flushes "
@@ -259,7 +264,8 @@ def outer(args):
         subprocess.run(["ip", "netns", "exec", NODE, sys.executable, os.path.abspath(__file__),
                         "--inner", "--router", router, "--pods", str(args.pods),
                         "--idle", str(args.idle), "--trials", str(args.trials),
-                        "--flushes", str(args.flushes), "--resync", args.resync]
+                        "--flushes", str(args.flushes), "--resync", args.resync,
+                        "--adds", str(args.adds)]
                        + (["--strace"] if args.strace else [])
                        + (["--perf"] if args.perf else []), check=True)
     finally:
@@ -273,6 +279,7 @@ def main():
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--idle", type=int, default=60)
     parser.add_argument("--trials", type=int, default=50, help="pod rules deleted")
+    parser.add_argument("--adds", type=int, default=20, help="ADDs timed with and without the agent")
     parser.add_argument("--resync", default="60s", help="the agent's --resync-interval")
     parser.add_argument("--strace", action="store_true", help="print the agent's syscalls over 10 s of idle")
     parser.add_argument("--perf", action="store_true", help="print where the agent spends 5 s of idle (perf)")
