@@ -15,7 +15,7 @@ NODE=agent-node EXT=agent-ext PODS="agent-pod1 agent-pod2"
 WORK=$(mktemp -d)
 AGENT_PID=
 cleanup() {
-    [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
+    if [ -n "$AGENT_PID" ]; then kill "$AGENT_PID" 2>/dev/null; wait "$AGENT_PID" 2>/dev/null || true; fi
     for ns in $PODS $NODE $EXT; do ip netns del "$ns" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
