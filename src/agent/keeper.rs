@@ -7,8 +7,9 @@
 //! (a plugin run holds its lock) is tried again after BUSY_RETRY. A full resync runs on
 //! start, on a jittered timer and when the node's subscription lost events; a pod's lost
 //! subscription resyncs that pod's attachments. Every NETNS_CHECK it looks whether each pod
-//! netns it listens in still exists under its path: when not (deleted without DEL), the
-//! socket is closed and the attachments are reported gone.
+//! netns it listens in still exists under its path (the paths of a directory whose mtime
+//! changed, and all of them every PATHS_CHECK): when not (deleted without DEL), the socket
+//! is closed and the attachments are reported gone.
 //! Must not touch the kernel beyond its subscriptions, nor decide what a repair does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
