@@ -865,3 +865,72 @@ fn an_unowned_route_in_routers_place_on_the_node_is_reported_and_never_removed()
         "the unowned route was touched:\n{table}"
     );
 }
+
+/// Raw bytes sent to the agent's endpoint from inside the node netns; what came back.
+fn http_raw(agent: &Agent, request: Vec<u8>) -> String {
+    let port = agent.port;
+    run_in_netns(&agent.host, move || {
+        let answer = (|| -> std::io::Result<String> {
+            let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            stream.write_all(&request)?;
+            let mut text = Vec::new();
+            let _ = stream.read_to_end(&mut text);
+            Ok(String::from_utf8_lossy(&text).into_owned())
+        })();
+        Ok(answer.unwrap_or_default())
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_endpoint_answers_only_its_gets_bounds_requests_and_idle_connections_delay_no_repair() {
+    let c = cluster("ahttp", 1);
+    let pod = &c.pods[0].0;
+    let agent = Agent::start(&c.node, &c.cache, &[]);
+    wait_listening(&agent, 1.0);
+    assert_eq!(agent.get("/healthz").map(|(s, _)| s), Some(200));
+    assert_eq!(agent.get("/nothing").map(|(s, _)| s), Some(404));
+    let post = http_raw(
+        &agent,
+        b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+            .to_vec(),
+    );
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    let mut huge = b"GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 64 * 1024));
+    huge.extend(b"\r\n\r\n");
+    let refused = http_raw(&agent, huge);
+    assert!(
+        refused.is_empty() || refused.starts_with("HTTP/1.1 431"),
+        "a 64 KiB header was served: {}",
+        &refused[..refused.len().min(200)]
+    );
+    // A flood of idle connections (more than the endpoint serves at once), held open.
+    let port = agent.port;
+    let idle = run_in_netns(&agent.host, move || {
+        Ok((0..200)
+            .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+            .collect::<Vec<_>>())
+    })
+    .unwrap();
+    assert!(idle.len() >= 100, "{} connections", idle.len());
+    let clean = pod_state(pod);
+    pod.netns.ipx(&[
+        "rule",
+        "del",
+        "to",
+        "10.96.0.0/12",
+        "lookup",
+        "100",
+        "pref",
+        "1000",
+    ]);
+    wait_back(&agent, "rule during the flood", &clean, || pod_state(pod));
+    drop(idle);
+    // Served again once the flood is gone (idle ones are closed by the header timeout).
+    let answers = wait_for(REPAIR_WAIT, || {
+        agent.get("/healthz").is_some_and(|(s, _)| s == 200)
+    });
+    assert!(answers, "the endpoint does not answer after the flood");
+}
