@@ -60,6 +60,9 @@ enum Command {
     /// Copy this binary into a CNI bin dir atomically (temporary name, fsync, rename); a
     /// no-op when the same binary is there.
     Install(InstallArgs),
+    /// Keep every attachment `check --all` finds at its desired state, repairing drift as
+    /// kernel events show it (a DaemonSet). Serves /metrics, /healthz and /readyz.
+    Agent(AgentArgs),
 }
 
 /// The inputs that name one attachment, shared by plan, check and snapshot.
@@ -257,6 +260,54 @@ struct RolloutArgs {
     output: RolloutFormat,
 }
 
+/// The agent's log levels (the plugin's `log_level` values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum AgentLogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl From<AgentLogLevel> for crate::config::LogLevel {
+    fn from(level: AgentLogLevel) -> crate::config::LogLevel {
+        use crate::config::LogLevel;
+        match level {
+            AgentLogLevel::Trace => LogLevel::Trace,
+            AgentLogLevel::Debug => LogLevel::Debug,
+            AgentLogLevel::Info => LogLevel::Info,
+            AgentLogLevel::Warn => LogLevel::Warn,
+            AgentLogLevel::Error => LogLevel::Error,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct AgentArgs {
+    /// A result cache to find attachments in (repeat it for several), as `check --all`.
+    #[arg(long = "cache-dir", default_values = DEFAULT_CACHE_DIRS)]
+    cache_dirs: Vec<PathBuf>,
+    /// A data_dir to read records from (repeat it for several), besides the data_dirs the
+    /// cached configs name. Default: router's default data_dir, /run/cni/router.
+    #[arg(long = "data-dir", default_value = DEFAULT_DATA_DIR)]
+    data_dirs: Vec<PathBuf>,
+    /// The mean time between full resyncs, each jittered by up to a tenth (e.g. 60s, 500ms,
+    /// 2m).
+    #[arg(long, default_value = "60s", value_parser = crate::agent::parse_duration)]
+    resync_interval: std::time::Duration,
+    /// Where /metrics, /healthz and /readyz are served. The default answers on the node
+    /// itself only; a DaemonSet with hostNetwork sets the node's address (see
+    /// deploy/agent.yaml) so that Prometheus and the kubelet's probes reach it.
+    #[arg(long, default_value = "127.0.0.1:9641")]
+    listen: std::net::SocketAddr,
+    /// Find and report drift (logs, metrics); change nothing.
+    #[arg(long)]
+    report_only: bool,
+    #[arg(long, value_enum, default_value_t = AgentLogLevel::Info)]
+    log_level: AgentLogLevel,
+}
+
 #[derive(clap::Args, Debug)]
 struct InstallArgs {
     /// The CNI bin dir to install into (e.g. /opt/cni/bin, mounted at /host/opt/cni/bin).
@@ -272,6 +323,7 @@ pub fn main() -> ExitCode {
         Command::Snapshot(args) => snapshot_command(&args),
         Command::Rollout(args) => rollout_command(&args),
         Command::Install(args) => install_command(&args),
+        Command::Agent(args) => agent_command(args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -435,6 +487,20 @@ fn snapshot_command(args: &SnapshotArgs) -> Result<u8> {
     let state = LiveSnapshot::default().snapshot(&request)?;
     println!("{}", pretty(&state)?);
     Ok(EXIT_CLEAN)
+}
+
+/// Runs until killed; returns only when the agent cannot start (or its loop ends).
+fn agent_command(args: AgentArgs) -> Result<u8> {
+    crate::agent::run(crate::agent::Options {
+        cache_dirs: args.cache_dirs,
+        data_dirs: args.data_dirs,
+        resync_interval: args.resync_interval,
+        listen: args.listen,
+        report_only: args.report_only,
+        log_level: args.log_level.into(),
+        allowed: allowed_dirs(),
+    })?;
+    Ok(EXIT_ERROR)
 }
 
 fn install_command(args: &InstallArgs) -> Result<u8> {

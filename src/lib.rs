@@ -24,6 +24,8 @@ pub mod report;
 
 // The I/O side: files, netns threads, netlink, the reconciler over them, the commands.
 #[cfg(feature = "live")]
+pub mod agent;
+#[cfg(feature = "live")]
 pub mod atomic_write;
 #[cfg(feature = "live")]
 pub mod cache;

@@ -266,6 +266,19 @@ pub fn log_process(entered_ns: u64) {
     tracing::debug!(entered_ns, leaving_ns = monotonic_ns(), "process");
 }
 
+/// Installs the logger of `router agent`: JSON lines on stderr (where a DaemonSet's logs
+/// are collected), at `level`.
+pub fn init_stderr(level: LogLevel) {
+    let installed = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(level_filter(level))
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(io::stderr)
+        .try_init();
+    drop(installed);
+}
+
 /// Runs one phase of a run and logs its duration at debug level (`phase`, `us`): the
 /// breakdown `scripts/bench.py` reads.
 pub fn phase<T>(name: &'static str, work: impl FnOnce() -> T) -> T {

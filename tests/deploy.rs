@@ -205,14 +205,17 @@ fn the_check_daemonset_writes_prometheus_for_the_textfile_collector_with_what_it
     );
 }
 
-/// The metric names router's Prometheus output has (every family is written, even empty).
+/// The metric names router's Prometheus output has (every family is written, even empty),
+/// and the sample names `router agent` serves.
 fn router_metric_names() -> BTreeSet<String> {
-    CheckReport::default()
+    let mut names: BTreeSet<String> = CheckReport::default()
         .prometheus()
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .map(|l| l.split_whitespace().next().unwrap().to_string())
-        .collect()
+        .collect();
+    names.extend(router::agent::sample_names());
+    names
 }
 
 /// `router_...` identifiers in a PromQL expression.
@@ -254,6 +257,67 @@ fn the_alert_rules_use_router_metrics_drift_after_ten_minutes_and_errors_at_once
     assert!(
         rule("RouterCheckError").get("for").is_none(),
         "errors fire at once"
+    );
+}
+
+#[test]
+fn the_agent_daemonset_runs_router_agent_on_the_nodes_address_with_the_mounts_and_probes_it_needs()
+{
+    let ds = daemonset("agent.yaml");
+    let spec = &ds["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["hostNetwork"], true,
+        "the host side is the node's netns"
+    );
+    assert_eq!(
+        spec["automountServiceAccountToken"], false,
+        "it talks to no API server"
+    );
+    let agent = &array(&spec["containers"], "containers")[0];
+    assert_eq!(agent["command"][0], "/usr/local/bin/router");
+    // The kubelet expands $(NODE_IP) from the pod's env before the CLI sees it.
+    let env = array(&agent["env"], "env");
+    let node_ip = env.iter().find(|e| e["name"] == "NODE_IP").unwrap();
+    assert_eq!(
+        node_ip["valueFrom"]["fieldRef"]["fieldPath"],
+        "status.hostIP"
+    );
+    let args: Vec<String> = array(&agent["args"], "args")
+        .iter()
+        .map(|a| a.as_str().unwrap().replace("$(NODE_IP)", "192.0.2.10"))
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(args[0], "agent");
+    assert_cli_accepts(&args);
+    let listen = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--listen="))
+        .expect("--listen set: the default answers on loopback only");
+    let port: u64 = listen.rsplit_once(':').unwrap().1.parse().unwrap();
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        assert_eq!(agent[probe]["httpGet"]["path"], path, "{probe}");
+        assert_eq!(
+            agent[probe]["httpGet"]["port"].as_u64(),
+            Some(port),
+            "{probe}"
+        );
+    }
+    assert_eq!(agent["securityContext"]["privileged"], true);
+    for (path, read_only) in [
+        ("/var/lib/cni", true),
+        ("/run/netns", true),
+        ("/run/cni/router", false),
+    ] {
+        let (host_path, mount) = host_mount(spec, agent, path);
+        assert_eq!(host_path, path, "at the host's own path");
+        assert_eq!(mount["readOnly"] == true, read_only, "{path}");
+    }
+    let (_, netns) = host_mount(spec, agent, "/run/netns");
+    assert_eq!(netns["mountPropagation"], "HostToContainer");
+    assert_eq!(
+        array(&agent["volumeMounts"], "volumeMounts").len(),
+        3,
+        "nothing mounted beyond what it needs"
     );
 }
 

@@ -71,7 +71,7 @@ pub(super) fn is_node_address(addr: &IpAddr) -> bool {
     !(addr.is_loopback() || addr.is_multicast() || addr.is_unspecified() || is_link_local(addr))
 }
 
-pub(super) fn is_node_link(name: &str) -> bool {
+pub(crate) fn is_node_link(name: &str) -> bool {
     name != "lo" && !FOREIGN_LINK_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 

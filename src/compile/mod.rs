@@ -15,8 +15,8 @@ mod scope;
 
 use add::*;
 use del::*;
-pub(crate) use facts::is_link_local;
 use facts::*;
+pub(crate) use facts::{is_link_local, is_node_link};
 pub use facts::{derive_mac, mac_source, name_order, Facts};
 pub use overlay::{overlay_unready, OverlayFacts, Unready};
 use previous::*;

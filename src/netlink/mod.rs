@@ -9,12 +9,14 @@
 //! socket bound to that netns, opened there) and the single requests; `read` (what a read
 //! asks for and gives), `dump` (the dumps of a read in turn on the handle's socket),
 //! `transport` (answers, failures, codec), `write` (writes), `encode` (model -> messages),
-//! `decode` (messages -> model).
+//! `decode` (messages -> model), `subscribe` (the agent's subscribe-only sockets and the
+//! events they carry).
 
 mod decode;
 mod dump;
 mod encode;
 mod read;
+pub mod subscribe;
 mod transport;
 mod write;
 
@@ -135,6 +137,14 @@ impl Netlink {
         }
         Ok(())
     }
+}
+
+/// Closes the calling thread's handles of other netns. A socket keeps its netns alive (and
+/// with it a pod's macvlan or VF): a long-lived thread that walks pods (`router agent`'s
+/// repairs) calls this after each one, so that it holds nothing in a pod between repairs.
+pub fn close_other_netns_handles() {
+    let _ = HANDLES.try_with(|h| h.borrow_mut().retain(|(key, _)| key.is_none()));
+    let _ = OPENING.try_with(|o| o.borrow_mut().clear());
 }
 
 fn thread_ending() -> Error {

@@ -12,7 +12,7 @@ use crate::error::{Code, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::model::Mode;
 use crate::netns::{self, NetnsWorker};
-use crate::reconcile::{self, prepare, Attachment, Failure, Prepared, World};
+use crate::reconcile::{self, prepare, prepare_owned, Attachment, Failure, Prepared, World};
 use crate::report::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
 use crate::snapshot::LiveSnapshot;
 
@@ -69,10 +69,33 @@ fn gone(mut report: AttachmentReport, netns: &Path) -> AttachmentReport {
     report
 }
 
+/// What a check reads of the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeRead {
+    /// Every object of the node, as CHECK reads it.
+    Whole,
+    /// Only what the attachment can own there, as ADD reads it: what `router agent` repeats
+    /// for every attachment, whose cost must not grow with the node's other pods. Another
+    /// attachment's route in the slot of one of this one's is not seen: it shows as that
+    /// route missing, and a repair then meets it (the kernel refuses the exclusive add,
+    /// the repair reads the whole node and reports the object in the way).
+    Owned,
+}
+
 /// CHECK for one attachment, timed: the report carries how long it took.
 pub fn check(target: &Resolved, netns: &Path, repair: bool) -> AttachmentReport {
+    check_reading(target, netns, repair, NodeRead::Whole)
+}
+
+/// `check`, reading of the node what `read` says.
+pub fn check_reading(
+    target: &Resolved,
+    netns: &Path,
+    repair: bool,
+    look: NodeRead,
+) -> AttachmentReport {
     let clock = Instant::now();
-    let mut report = check_attachment(target, netns, repair);
+    let mut report = check_attachment(target, netns, repair, look);
     report.duration = clock.elapsed();
     report
 }
@@ -127,7 +150,12 @@ fn hostname() -> Option<String> {
 
 /// CHECK for one attachment (BEHAVIOUR 3), as a report rather than a CNI error; with
 /// `repair`, a drifted attachment is repaired (reconcile::repair) and checked again.
-fn check_attachment(target: &Resolved, netns: &Path, repair: bool) -> AttachmentReport {
+fn check_attachment(
+    target: &Resolved,
+    netns: &Path,
+    repair: bool,
+    look: NodeRead,
+) -> AttachmentReport {
     let report = report_for(target, Some(netns), Status::Clean);
     if target.config.skip_call {
         let mut report = report;
@@ -148,7 +176,7 @@ fn check_attachment(target: &Resolved, netns: &Path, repair: bool) -> Attachment
         }
         Err(e) => return with_error(report, &e),
     };
-    match check_live(target, netns, &prev, repair, report.clone()) {
+    match check_live(target, netns, &prev, repair, look, report.clone()) {
         Ok(report) => report,
         // The netns went away while it was being read.
         Err(e) if e.code() == Code::UnknownContainer => gone(report, netns),
@@ -161,7 +189,12 @@ fn drift_now(
     att: &Attachment,
     prev: &PrevView,
     snapshots: &LiveSnapshot,
+    read: NodeRead,
 ) -> Result<Prepared> {
+    let prepare = match read {
+        NodeRead::Whole => prepare,
+        NodeRead::Owned => prepare_owned,
+    };
     prepare(
         Mode::Add,
         &target.config,
@@ -177,13 +210,14 @@ fn check_live(
     netns: &Path,
     prev: &PrevView,
     repair: bool,
+    look: NodeRead,
     mut report: AttachmentReport,
 ) -> Result<AttachmentReport> {
     let att = target.attachment(Some(netns.to_path_buf()));
     // One worker in the pod netns for the attachment's reads and repair.
     let pod = Some(Arc::new(NetnsWorker::new(netns.to_path_buf())));
     let snapshots = LiveSnapshot::in_pod(pod.clone());
-    let found = drift_now(target, &att, prev, &snapshots)?;
+    let found = drift_now(target, &att, prev, &snapshots, look)?;
     if found.plan.is_empty() {
         return Ok(report);
     }
@@ -204,7 +238,7 @@ fn check_live(
         Ok(applied) => applied,
         Err(e) => return Ok(with_error(report, &e)),
     };
-    let left = drift_now(target, &att, prev, &snapshots)?;
+    let left = drift_now(target, &att, prev, &snapshots, look)?;
     report.repair = Some(Repair::of(&applied, &left.plan));
     if left.plan.is_empty() {
         report.status = Status::Repaired;

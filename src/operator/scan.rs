@@ -281,6 +281,89 @@ fn locate_recorded(found: Found, scan: &Scan<'_>, allowed: &AllowedDirs) -> Loca
     }
 }
 
+/// An attachment with a record, as `router agent` keeps it: the data_dir the record is in
+/// and the names of its file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordKey {
+    pub data_dir: PathBuf,
+    pub container_id: String,
+    pub ifname: String,
+}
+
+/// Every recorded attachment `check --all` would find, with its record: the records in the
+/// data_dirs given and in those the cached configs name. An entry without a record is not
+/// among them: only ADD writes one, and DEL removes it.
+pub fn recorded(scan: &Scan<'_>, allowed: &AllowedDirs) -> Result<Vec<(RecordKey, Record)>> {
+    let mut data_dirs: BTreeSet<PathBuf> = scan.data_dirs.iter().cloned().collect();
+    for dir in scan.cache_dirs {
+        for (_, entry) in cache::walk(dir)? {
+            let Ok(entry) = entry else { continue };
+            if !entry.has_router() {
+                continue;
+            }
+            if let Ok(target) = target_of(entry, allowed) {
+                data_dirs.insert(target.data_dir);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for dir in data_dirs {
+        found.extend(recorded_in(&dir)?);
+    }
+    Ok(found)
+}
+
+/// The records in one data_dir (none when it does not exist).
+pub fn recorded_in(dir: &Path) -> Result<Vec<(RecordKey, Record)>> {
+    Ok(FileRecords::new(dir)
+        .all()?
+        .into_iter()
+        .map(|record| {
+            let key = RecordKey {
+                data_dir: dir.to_path_buf(),
+                container_id: record.container_id.clone(),
+                ifname: record.ifname.clone(),
+            };
+            (key, record)
+        })
+        .collect())
+}
+
+/// One recorded attachment located as `check --all` locates it: its cache entry's config,
+/// result and netns when one names it (the record's netns otherwise), else the inputs its
+/// record holds; or the report of why it cannot be located.
+pub fn locate(
+    scan: &Scan<'_>,
+    allowed: &AllowedDirs,
+    key: &RecordKey,
+    record: Record,
+) -> std::result::Result<(Resolved, PathBuf), Box<AttachmentReport>> {
+    let found = Found {
+        dir: key.data_dir.clone(),
+        record,
+    };
+    let entry = cache::find(
+        scan.cache_dirs,
+        &key.container_id,
+        &key.ifname,
+        found.record.network.as_deref(),
+    )
+    .ok()
+    .filter(CacheEntry::has_router);
+    let located = match entry.map(|entry| target_of(entry, allowed)) {
+        Some(Ok(target)) => locate_cached(target, Some(found), allowed),
+        Some(Err(e)) => Located::Reported(Box::new(with_error(
+            AttachmentReport::new(&key.container_id, &key.ifname, Status::Error),
+            &e,
+        ))),
+        None => locate_recorded(found, scan, allowed),
+    };
+    match located {
+        Located::Found { target, netns } => Ok((*target, netns)),
+        Located::Reported(report) => Err(report),
+    }
+}
+
 /// A target from a record's inputs; a record without them is an error naming the file.
 fn target_of_record(found: Found, unnamed: &str, allowed: &AllowedDirs) -> Result<Resolved> {
     let file = found.file();

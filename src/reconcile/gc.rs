@@ -58,7 +58,15 @@ pub fn gc(
     let mut outcome = GcOutcome::default();
     let mut failures = Vec::new();
     for record in &stale {
-        match collect(config, record, world) {
+        // Held while it is collected, so that `router agent` does not repair it meanwhile
+        // (it re-reads the record under the lock, and finds none afterwards).
+        let held = world
+            .host
+            .hold_attachment(&record.container_id, &record.ifname);
+        let collected = held
+            .map_err(Failure::from)
+            .and_then(|_lock| collect(config, record, world));
+        match collected {
             Ok(applied) => {
                 outcome
                     .collected

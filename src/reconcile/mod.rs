@@ -142,6 +142,33 @@ pub fn prepare(
     Ok(prepared)
 }
 
+/// `prepare` reading of the host only what the attachment can own there, as ADD does
+/// (`HostObjects::ThroughPodPeers`): a look cheap enough to repeat often on a node with many
+/// pods (`router agent`). It cannot see another attachment's route in the slot of one of
+/// this one's: that shows as the route missing, and a repair's exclusive add then meets
+/// it (verification reads the whole node and reports it in the way).
+pub fn prepare_owned(
+    mode: Mode,
+    config: &Config,
+    att: &Attachment,
+    prev: Option<&PrevView>,
+    snapshots: &dyn SnapshotSource,
+    records: &dyn RecordStore,
+) -> error::Result<Prepared> {
+    let sources = Sources {
+        snapshots,
+        records,
+        reach: Reach::Attachment,
+    };
+    let prepared = prepare_reading(mode, HostObjects::ThroughPodPeers, config, att, prev, sources)?;
+    // As `prepare`: an overlay whose veth peer is not in this netns means the node's side
+    // would be planned against the wrong netns.
+    if prepared.unready.contains(&Unready::PeerNotInNode) {
+        return Err(overlay_not_ready(config, att, &prepared.unready, 0));
+    }
+    Ok(prepared)
+}
+
 /// How much of an attachment a run reaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reach {

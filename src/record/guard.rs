@@ -56,6 +56,14 @@ impl HostGuard for FileRecords {
         })
     }
 
+    fn hold_attachment(
+        &self,
+        container_id: &str,
+        ifname: &str,
+    ) -> Result<Option<super::AttachmentLock>> {
+        FileRecords::lock_attachment(self, container_id, ifname, false)
+    }
+
     fn check_usable(&self) -> Result<()> {
         let unusable = |e: &dyn std::fmt::Display| {
             Error::NotAvailable(format!(

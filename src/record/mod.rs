@@ -63,6 +63,15 @@ pub trait HostGuard {
     /// Whether ADD could write records and take the host lock now (STATUS): an error
     /// (code 50) names what is unusable.
     fn check_usable(&self) -> Result<()>;
+    /// One attachment's lock, shared with `router agent` (GC holds it while it collects
+    /// that attachment). None where no agent can be: in-memory records.
+    fn hold_attachment(
+        &self,
+        _container_id: &str,
+        _ifname: &str,
+    ) -> Result<Option<AttachmentLock>> {
+        Ok(None)
+    }
 }
 
 impl<T: RecordStore + ?Sized> RecordStore for std::sync::Arc<T> {
@@ -89,6 +98,9 @@ impl<T: HostGuard + ?Sized> HostGuard for std::sync::Arc<T> {
     }
     fn check_usable(&self) -> Result<()> {
         (**self).check_usable()
+    }
+    fn hold_attachment(&self, container_id: &str, ifname: &str) -> Result<Option<AttachmentLock>> {
+        (**self).hold_attachment(container_id, ifname)
     }
 }
 
