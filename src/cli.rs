@@ -306,6 +306,12 @@ struct AgentArgs {
     report_only: bool,
     #[arg(long, value_enum, default_value_t = AgentLogLevel::Info)]
     log_level: AgentLogLevel,
+    /// A directory of network configs (a ConfigMap mounted into the DaemonSet; each file a
+    /// plugin object, a conflist or a NetworkAttachmentDefinition): each file whose
+    /// content changes is rolled out to its network's attachments as `router rollout`
+    /// does by default (no pruning; changes a live pod cannot take refused, never forced).
+    #[arg(long)]
+    config_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -499,6 +505,7 @@ fn agent_command(args: AgentArgs) -> Result<u8> {
         report_only: args.report_only,
         log_level: args.log_level.into(),
         allowed: allowed_dirs(),
+        config_dir: args.config_dir,
     })?;
     Ok(EXIT_ERROR)
 }

@@ -504,7 +504,9 @@ fn run_command(
         records: backends.records.as_ref(),
         host: backends.host.as_ref(),
     };
-    let rolled = phase("records", || rolled_out_config(inv, config, world.records, allowed))?;
+    let rolled = phase("records", || {
+        rolled_out_config(inv, config, world.records, allowed)
+    })?;
     let config = rolled.as_ref().unwrap_or(config);
     match request {
         Request::Add { prev_json, prev } => {

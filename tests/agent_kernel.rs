@@ -934,3 +934,98 @@ fn the_endpoint_answers_only_its_gets_bounds_requests_and_idle_connections_delay
     });
     assert!(answers, "the endpoint does not answer after the flood");
 }
+
+/// Writes one generation of a ConfigMap volume as the kubelet does: the files in a new
+/// `..<generation>` directory, then `..data` swapped to it in one rename, the visible file
+/// a link through `..data`.
+fn configmap_generation(dir: &std::path::Path, generation: &str, file: &str, content: &str) {
+    let real = dir.join(format!("..{generation}"));
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::write(real.join(file), content).unwrap();
+    let staged = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&staged);
+    std::os::unix::fs::symlink(format!("..{generation}"), &staged).unwrap();
+    std::fs::rename(&staged, dir.join("..data")).unwrap();
+    let visible = dir.join(file);
+    if std::fs::symlink_metadata(&visible).is_err() {
+        std::os::unix::fs::symlink(format!("..data/{file}"), &visible).unwrap();
+    }
+}
+
+/// `--config-dir`: the network's config in a ConfigMap directory. At start it is the config
+/// the pods were added with (nothing to do); swapped to a version with one more service
+/// CIDR, every pod gets the new rule, once, and the runtime's CHECK with the ADD-time
+/// config is clean since the record keeps the rolled-out one.
+#[test]
+fn a_config_directory_swapped_to_a_new_version_is_rolled_out_to_every_pod_once() {
+    let c = cluster_v4("acfg", 2);
+    let dir = TempDir::new("acfgd");
+    let mut conflist = c.pods[0].2.conflist.clone();
+    configmap_generation(
+        &dir.0,
+        "2026_12_06_1",
+        "net.conflist",
+        &conflist.to_string(),
+    );
+    let dir_arg = dir.0.to_str().unwrap().to_string();
+    let agent = Agent::start(&c.node, &c.cache, &["--config-dir", &dir_arg]);
+    let outcome = |outcome: &str| {
+        agent.metric(&format!(
+            "router_agent_rollouts_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
+    let unchanged = wait_for(REPAIR_WAIT, || outcome("unchanged") == 2.0);
+    assert!(
+        unchanged,
+        "the first read was not found unchanged:\n{}",
+        agent.log()
+    );
+
+    conflist["plugins"][1]["service_hijack_subnet"] =
+        serde_json::json!(["10.96.0.0/12", "10.97.0.0/16", "fd00:10:96::/108"]);
+    configmap_generation(
+        &dir.0,
+        "2026_12_06_2",
+        "net.conflist",
+        &conflist.to_string(),
+    );
+    let has_rule = |pod: &Pod| {
+        pod.netns
+            .ipx(&["rule"])
+            .contains("to 10.97.0.0/16 lookup 100")
+    };
+    let rolled = wait_for(REPAIR_WAIT, || {
+        c.pods.iter().all(|(pod, _, _)| has_rule(pod)) && outcome("rolled_out") == 2.0
+    });
+    assert!(rolled, "v2 did not reach every pod:\n{}", agent.log());
+    // Read again every second: the same content is not rolled out again.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(outcome("rolled_out"), 2.0, "{}", agent.log());
+    assert_eq!(outcome("refused") + outcome("failed"), 0.0);
+    for (pod, _, net1) in &c.pods {
+        let check = net1.invoke_one(&c.node, pod, "CHECK", "router");
+        assert!(check.ok, "CHECK with the ADD-time config: {}", check.stdout);
+    }
+
+    // A change a live pod cannot take is refused and counted, never forced.
+    let before: Vec<String> = c
+        .pods
+        .iter()
+        .map(|(p, _, _)| p.netns.ipx(&["rule"]))
+        .collect();
+    conflist["plugins"][1]["route_table"] = serde_json::json!(150);
+    configmap_generation(
+        &dir.0,
+        "2026_12_06_3",
+        "net.conflist",
+        &conflist.to_string(),
+    );
+    let refused = wait_for(REPAIR_WAIT, || outcome("refused") == 2.0);
+    assert!(refused, "route_table was not refused:\n{}", agent.log());
+    let after: Vec<String> = c
+        .pods
+        .iter()
+        .map(|(p, _, _)| p.netns.ipx(&["rule"]))
+        .collect();
+    assert_eq!(after, before);
+}

@@ -16,6 +16,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::render::{DriftState, ObjectKind};
+use crate::report::RolloutStatus;
 
 /// Where an attachment stands after the agent's latest look at it.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
@@ -134,6 +135,21 @@ label_words!(NetnsKind {
     Pod => "pod",
 });
 
+/// A `--config-dir` rollout's outcome for one attachment, as a label.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct Outcome(pub RolloutStatus);
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(&self.0.word().replace(' ', "_"))
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: Outcome,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub state: AttachmentState,
@@ -168,6 +184,10 @@ pub struct Metrics {
     pub subscriptions: Family<NetnsLabels, Gauge>,
     /// When the latest full resync ended (Unix seconds): an alert tells a stuck agent by it.
     pub last_resync: Gauge,
+    /// `--config-dir` rollouts, per attachment and outcome.
+    pub rollouts: Family<OutcomeLabels, Counter>,
+    /// `--config-dir` files that could not be read or rolled out at all.
+    pub config_dir_errors: Counter,
     ready: AtomicBool,
     /// The text is encoded under this lock: a scrape sees one moment of every family.
     encoding: Mutex<()>,
@@ -234,6 +254,25 @@ impl Metrics {
             "When the latest full resync ended, in seconds since the Unix epoch",
             last_resync.clone(),
         );
+        let rollouts = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "rollouts",
+            "Attachments a --config-dir rollout reached, by outcome (refused: a change a live pod cannot take, or a removal without pruning; never forced)",
+            rollouts.clone(),
+        );
+        let config_dir_errors = Counter::default();
+        registry.register(
+            "config_dir_errors",
+            "--config-dir reads that failed, files that are no router config, rollouts that could not start",
+            config_dir_errors.clone(),
+        );
+        for status in RolloutStatus::ALL {
+            rollouts
+                .get_or_create(&OutcomeLabels {
+                    outcome: Outcome(status),
+                })
+                .inc_by(0);
+        }
         for state in AttachmentState::ALL {
             attachments.get_or_create(&StateLabels { state }).set(0);
         }
@@ -252,9 +291,20 @@ impl Metrics {
             overflows,
             subscriptions,
             last_resync,
+            rollouts,
+            config_dir_errors,
             ready: AtomicBool::new(false),
             encoding: Mutex::new(()),
         }
+    }
+
+    /// One attachment a `--config-dir` rollout reached.
+    pub fn rolled_out(&self, status: RolloutStatus) {
+        self.rollouts
+            .get_or_create(&OutcomeLabels {
+                outcome: Outcome(status),
+            })
+            .inc();
     }
 
     pub fn drift_found(&self, kind: ObjectKind, state: DriftState) {

@@ -12,8 +12,9 @@
 //! `triggers` (which events concern which attachments, pure), `listen` (the subscribe-only
 //! sockets), `watch` (data_dir watched with inotify), `repair` (the repair thread: lock,
 //! record, check, logs and counts), `metrics` (the Prometheus metrics), `http` (the
-//! endpoint). Nothing here decides about routes: reconcile does, through `operator`.
+//! endpoint), `config_dir` (`--config-dir`: changed network configs rolled out). Nothing here decides about routes: reconcile does, through `operator`.
 
+mod config_dir;
 mod http;
 mod keeper;
 mod listen;
@@ -50,6 +51,8 @@ pub struct Options {
     pub report_only: bool,
     pub log_level: LogLevel,
     pub allowed: AllowedDirs,
+    /// A directory of network configs rolled out when they change (`config_dir`).
+    pub config_dir: Option<PathBuf>,
 }
 
 /// Why an attachment is reconciled: logged with every repair.
@@ -129,6 +132,18 @@ pub fn run(options: Options) -> Result<()> {
         data_dirs = ?options.data_dirs,
         "router agent started"
     );
+    if let Some(dir) = &options.config_dir {
+        config_dir::spawn(
+            config_dir::Watch {
+                dir: dir.clone(),
+                cache_dirs: options.cache_dirs.clone(),
+                data_dirs: options.data_dirs.clone(),
+                allowed: options.allowed.clone(),
+                report_only: options.report_only,
+            },
+            Arc::clone(&metrics),
+        )?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

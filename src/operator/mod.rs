@@ -16,9 +16,7 @@ mod scan;
 pub use check::{check, check_named, check_reading, NodeRead, RunClock};
 pub use plan::{plan, snapshot_request_for, StateSource};
 pub use resolve::{read_json, read_record, resolve, Resolved, Sources};
-pub use scan::{
-    check_all, locate, locate_all, recorded, recorded_in, Located, RecordKey, Scan,
-};
+pub use scan::{check_all, locate, locate_all, recorded, recorded_in, Located, RecordKey, Scan};
 
 /// The data_dir of a config that sets none: where `check --all` reads records by default.
 pub const DEFAULT_DATA_DIR: &str = "/run/cni/router";

@@ -160,7 +160,14 @@ pub fn prepare_owned(
         records,
         reach: Reach::Attachment,
     };
-    let prepared = prepare_reading(mode, HostObjects::ThroughPodPeers, config, att, prev, sources)?;
+    let prepared = prepare_reading(
+        mode,
+        HostObjects::ThroughPodPeers,
+        config,
+        att,
+        prev,
+        sources,
+    )?;
     // As `prepare`: an overlay whose veth peer is not in this netns means the node's side
     // would be planned against the wrong netns.
     if prepared.unready.contains(&Unready::PeerNotInNode) {

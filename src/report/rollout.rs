@@ -17,7 +17,7 @@ use crate::render::{plan_json, render_text, NetnsLabels};
 pub const ROLLOUT_SCHEMA: &str = "router.rollout/v1";
 
 /// What became of one attachment in a rollout.
-#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum RolloutStatus {
     /// The new config was applied and recorded: the attachment now is what it says.
