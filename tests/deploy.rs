@@ -314,11 +314,26 @@ fn the_agent_daemonset_runs_router_agent_on_the_nodes_address_with_the_mounts_an
     }
     let (_, netns) = host_mount(spec, agent, "/run/netns");
     assert_eq!(netns["mountPropagation"], "HostToContainer");
+    // The network configs `--config-dir` rolls out: the optional ConfigMap, read-only.
+    let config_dir = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--config-dir="))
+        .expect("--config-dir set");
+    let mounts = array(&agent["volumeMounts"], "volumeMounts");
+    let networks = mounts
+        .iter()
+        .find(|m| m["mountPath"] == config_dir)
+        .expect("the --config-dir directory is mounted");
+    assert_eq!(networks["readOnly"], true);
+    let volume = array(&spec["volumes"], "volumes")
+        .iter()
+        .find(|v| v["name"] == networks["name"])
+        .expect("its volume");
     assert_eq!(
-        array(&agent["volumeMounts"], "volumeMounts").len(),
-        3,
-        "nothing mounted beyond what it needs"
+        volume["configMap"]["optional"], true,
+        "no ConfigMap: an empty directory"
     );
+    assert_eq!(mounts.len(), 4, "nothing mounted beyond what it needs");
 }
 
 /// Runs promtool (Debian's prometheus package) from the repository root.
