@@ -12,7 +12,7 @@
 //! the run.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::cni::{Backends, Command, Invocation};
@@ -21,8 +21,9 @@ use crate::conflict::{AddressProbe, Conflict, RawSocketProbe, Target};
 use crate::error::{excerpt, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::logging;
+use crate::model::Record;
 use crate::netns::{self, NetnsWorker};
-use crate::record::{AttachmentLock, FileRecords};
+use crate::record::{AttachmentLock, FileRecords, RecordStore};
 use crate::signals::allow_termination;
 use crate::snapshot::LiveSnapshot;
 
@@ -48,7 +49,11 @@ pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
     Ok(Backends {
         snapshots: Box::new(LiveSnapshot::in_pod(pod.clone())),
         executor: Box::new(LiveExecutor::in_pod(pod.clone())),
-        records: Box::new(Arc::clone(&records)),
+        records: Box::new(HeldRecord::new(
+            Arc::clone(&records),
+            attachment_lock.is_some(),
+            invocation,
+        )),
         // Not interruptible: the lock is now taken after the run's own changes
         // (ARCHITECTURE "Ordering"), so a signal during its wait would leave a run half
         // done.
@@ -56,6 +61,88 @@ pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
         probe: Box::new(Interruptible(RawSocketProbe::in_pod(pod))),
         attachment_lock,
     })
+}
+
+/// The records of one plugin run that holds its attachment's lock: that attachment's
+/// record is read from data_dir once and then kept (and kept up to date with what the run
+/// writes or removes), since no one else writes it while the lock is held (`router agent`
+/// and `router rollout` take the same lock). A run reads it several times: for a rolled-out
+/// config, to decide whether DEL may act, to plan. Without the lock every read goes to
+/// the file. Everything else goes to the files.
+struct HeldRecord {
+    files: Arc<FileRecords>,
+    /// The attachment whose lock is held, if it is.
+    held: Option<(String, String)>,
+    /// Its record as last read or written: None until read.
+    known: Mutex<Option<Option<Record>>>,
+}
+
+impl HeldRecord {
+    fn new(files: Arc<FileRecords>, locked: bool, invocation: &Invocation) -> HeldRecord {
+        HeldRecord {
+            files,
+            held: locked.then(|| (invocation.container_id.clone(), invocation.ifname.clone())),
+            known: Mutex::new(None),
+        }
+    }
+
+    fn is_held(&self, container_id: &str, ifname: &str) -> bool {
+        self.held
+            .as_ref()
+            .is_some_and(|(c, i)| c == container_id && i == ifname)
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Option<Option<Record>>> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl RecordStore for HeldRecord {
+    fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
+        if !self.is_held(container_id, ifname) {
+            return self.files.load(container_id, ifname);
+        }
+        let mut known = self.known();
+        if let Some(record) = known.as_ref() {
+            return Ok(record.clone());
+        }
+        let record = self.files.load(container_id, ifname)?;
+        *known = Some(record.clone());
+        Ok(record)
+    }
+
+    fn peers(&self, container_id: &str, ifname: &str) -> Result<Vec<Record>> {
+        self.files.peers(container_id, ifname)
+    }
+
+    fn save(&self, record: &Record) -> Result<()> {
+        let held = self.is_held(&record.container_id, &record.ifname);
+        // Forgotten first: a failed write leaves the file in a state only a read tells.
+        if held {
+            *self.known() = None;
+        }
+        self.files.save(record)?;
+        if held {
+            *self.known() = Some(Some(record.clone()));
+        }
+        Ok(())
+    }
+
+    fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
+        let held = self.is_held(container_id, ifname);
+        if held {
+            *self.known() = None;
+        }
+        self.files.remove(container_id, ifname)?;
+        if held {
+            *self.known() = Some(None);
+        }
+        Ok(())
+    }
+
+    fn all(&self) -> Result<Vec<Record>> {
+        self.files.all()
+    }
 }
 
 /// ADD, CHECK and DEL hold the attachment's lock for the whole run, so that `router agent`
@@ -119,3 +206,6 @@ impl<T: AddressProbe> AddressProbe for Interruptible<T> {
         self.0.detect(target, interval, retries)
     }
 }
+
+#[cfg(test)]
+mod tests;
