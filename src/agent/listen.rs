@@ -10,7 +10,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
@@ -67,10 +66,8 @@ pub fn netns_id(path: &Path) -> Result<NetnsId> {
 }
 
 fn listen(subscription: Subscription, scope: Scope, tx: UnboundedSender<Msg>) -> Result<Listening> {
-    // SAFETY: the Subscription owns its socket for its whole life, and as_raw_fd always
-    // returns that one descriptor; the AsyncFd owns the Subscription.
-    let socket = unsafe { AsyncFd::register(subscription) }
-        .map_err(|e| Error::io("watching a netlink subscription", std::io::Error::from(e)))?;
+    let socket = super::async_fd(subscription)
+        .map_err(|e| Error::io("watching a netlink subscription", e))?;
     let task = tokio::spawn(async move {
         // Multicast notifications are one small message per datagram; 64 KiB holds any.
         let mut buf = Vec::with_capacity(64 * 1024);

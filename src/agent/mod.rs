@@ -151,6 +151,23 @@ pub fn run(options: Options) -> Result<()> {
     runtime.block_on(keeper::Keeper::run(options, metrics))
 }
 
+/// A value that owns the file descriptor `as_raw_fd` returns, the same one for its whole
+/// life, and closes it only when dropped: what tokio's `AsyncFd` needs of what it watches.
+/// Implemented only by the agent's subscription sockets and its inotify descriptor.
+pub(crate) trait OwnsItsFd: std::os::fd::AsRawFd {}
+
+impl OwnsItsFd for crate::netlink::subscribe::Subscription {}
+
+/// Registers `inner` with the event loop. tokio's constructors that take any `AsRawFd`
+/// are unsafe (or deprecated as unsound) because a type could hand out a descriptor it
+/// does not own; `OwnsItsFd` says ours do.
+pub(crate) fn async_fd<T: OwnsItsFd>(inner: T) -> std::io::Result<tokio::io::unix::AsyncFd<T>> {
+    // SAFETY: `T: OwnsItsFd`: the descriptor is owned by `inner`, the same for its whole
+    // life and closed only when it drops; the AsyncFd owns `inner`, so the descriptor stays
+    // open while registered and is deregistered before it closes.
+    unsafe { tokio::io::unix::AsyncFd::register(inner) }.map_err(std::io::Error::from)
+}
+
 /// Parses a duration as the flags take it: `60s`, `500ms`, `2m`, or plain seconds.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();

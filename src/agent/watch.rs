@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 /// The inotify instance, as tokio's AsyncFd wants it (nix's `Inotify` is `AsFd` only).
 struct InotifyFd(Inotify);
 
+// InotifyFd holds its Inotify (and so the descriptor) for its whole life.
+impl super::OwnsItsFd for InotifyFd {}
+
 impl AsRawFd for InotifyFd {
     fn as_raw_fd(&self) -> RawFd {
         self.0.as_fd().as_raw_fd()
@@ -52,11 +55,8 @@ impl Watcher {
     pub fn start(dirs: &[PathBuf], tx: UnboundedSender<Msg>) -> Result<Watcher> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(|e| Error::io("starting inotify", std::io::Error::from(e)))?;
-        // SAFETY: InotifyFd owns the inotify descriptor for its whole life, and as_raw_fd
-        // always returns that one descriptor; the AsyncFd owns the InotifyFd.
         let inotify = Arc::new(
-            unsafe { AsyncFd::register(InotifyFd(inotify)) }
-                .map_err(|e| Error::io("starting inotify", std::io::Error::from(e)))?,
+            super::async_fd(InotifyFd(inotify)).map_err(|e| Error::io("starting inotify", e))?,
         );
         let task = tokio::spawn(read_events(Arc::clone(&inotify), tx));
         let mut watcher = Watcher {

@@ -10,14 +10,13 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::thread::JoinHandleExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
-use nix::sched::{sched_getaffinity, sched_getcpu, setns, CloneFlags, CpuSet};
+use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, setns, CloneFlags, CpuSet};
 use nix::sys::stat::fstat;
 use nix::sys::statfs::{fstatfs, FsType};
 use nix::unistd::Pid;
@@ -261,16 +260,18 @@ impl Entered {
         enter: impl FnOnce() -> Result<()> + Send + 'static,
     ) -> Result<Entered> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("router-netns".to_string())
-            .spawn(move || {
-                let entered = enter();
-                for job in queue {
-                    job(entered.as_ref().map(|_| ()));
-                }
-            })
-            .map_err(|e| Error::io(format!("thread for netns {}", path.display()), e))?;
-        away_from_this_cpu(&thread);
+        let spawned = away_from_this_cpu(|| {
+            std::thread::Builder::new()
+                .name("router-netns".to_string())
+                .spawn(move || {
+                    let entered = enter();
+                    for job in queue {
+                        job(entered.as_ref().map(|_| ()));
+                    }
+                })
+        });
+        let thread =
+            spawned.map_err(|e| Error::io(format!("thread for netns {}", path.display()), e))?;
         Ok(Entered {
             netns,
             jobs: Some(jobs),
@@ -290,30 +291,32 @@ impl Drop for Entered {
     }
 }
 
-/// Moves a just-started thread off the CPU the caller runs on, when the process may use
-/// another. A new thread is often queued on its creator's CPU, and a creator that keeps
-/// working (the host read) leaves it waiting there while the other CPU idles: the pod and
-/// host reads then run one after the other instead of side by side. Best effort: the
+/// Runs `spawn` (which starts a thread) so that the new thread starts off the CPU the
+/// caller runs on, when the process may use another. A new thread is often queued on its
+/// creator's CPU, and a creator that keeps working (the host read) leaves it waiting there
+/// while the other CPU idles: the pod and host reads then run one after the other instead
+/// of side by side. A thread inherits its creator's CPU set, so the caller narrows its own
+/// to the other CPUs around the spawn and then takes back what it had. Best effort: the
 /// thread runs wherever the scheduler puts it when this fails.
-fn away_from_this_cpu(thread: &JoinHandle<()>) {
-    let (Ok(mut allowed), Ok(here)) = (sched_getaffinity(Pid::from_raw(0)), sched_getcpu()) else {
-        return;
+fn away_from_this_cpu<T>(spawn: impl FnOnce() -> T) -> T {
+    let this_thread = Pid::from_raw(0);
+    let (Ok(allowed), Ok(here)) = (sched_getaffinity(this_thread), sched_getcpu()) else {
+        return spawn();
     };
-    let elsewhere =
+    let mut elsewhere = allowed;
+    let others =
         (0..CpuSet::count()).any(|cpu| cpu != here && allowed.is_set(cpu).unwrap_or(false));
-    if !elsewhere || allowed.unset(here).is_err() {
-        return;
+    if !others || elsewhere.unset(here).is_err() {
+        return spawn();
     }
-    let set: *const CpuSet = &allowed;
-    // SAFETY: the thread is alive (its JoinHandle is borrowed); CpuSet is a transparent
-    // wrapper of cpu_set_t, passed with its size; the kernel only reads it.
-    unsafe {
-        libc::pthread_setaffinity_np(
-            thread.as_pthread_t(),
-            std::mem::size_of::<CpuSet>(),
-            set.cast(),
-        );
+    if sched_setaffinity(this_thread, &elsewhere).is_err() {
+        return spawn();
     }
+    let spawned = spawn();
+    // The caller's own set back. Should the kernel refuse (it does not, for a set it just
+    // gave), the caller runs on the other CPUs, which is only where it may run anyway.
+    let _ = sched_setaffinity(this_thread, &allowed);
+    spawned
 }
 
 /// A failure of the thread working in the netns at `path`.
