@@ -71,11 +71,13 @@ fn allowed_cpus() -> Result<usize> {
 
 /// The worker's thread may run on every CPU the process may use but the one its
 /// creator ran on (so that it does not queue behind its creator); with one CPU, on it.
+/// The creator keeps every CPU it had.
 #[test]
 fn a_workers_thread_leaves_its_creators_cpu_to_its_creator() {
     let here = allowed_cpus().unwrap();
     let thread = worker_here().run(allowed_cpus).unwrap();
     assert_eq!(thread, here.saturating_sub(1).max(1));
+    assert_eq!(allowed_cpus().unwrap(), here, "the creator's own CPU set");
 }
 
 #[test]
