@@ -133,13 +133,7 @@ pub fn prepare(
         records,
         reach: Reach::Attachment,
     };
-    let prepared = prepare_reading(mode, HostObjects::All, config, att, prev, sources)?;
-    // `router plan` has no wait: an overlay whose veth peer is not in this netns means
-    // the node's side would be planned against the wrong netns.
-    if prepared.unready.contains(&Unready::PeerNotInNode) {
-        return Err(overlay_not_ready(config, att, &prepared.unready, 0));
-    }
-    Ok(prepared)
+    prepare_refusing_elsewhere(mode, HostObjects::All, config, att, prev, sources)
 }
 
 /// `prepare` reading of the host only what the attachment can own there, as ADD does
@@ -160,16 +154,28 @@ pub fn prepare_owned(
         records,
         reach: Reach::Attachment,
     };
-    let prepared = prepare_reading(
+    prepare_refusing_elsewhere(
         mode,
         HostObjects::ThroughPodPeers,
         config,
         att,
         prev,
         sources,
-    )?;
-    // As `prepare`: an overlay whose veth peer is not in this netns means the node's side
-    // would be planned against the wrong netns.
+    )
+}
+
+/// `prepare_reading` for the operator commands and the agent, which do not wait: an
+/// overlay whose veth peer is not in this netns means the node's side would be planned
+/// against the wrong netns.
+fn prepare_refusing_elsewhere(
+    mode: Mode,
+    host_objects: HostObjects,
+    config: &Config,
+    att: &Attachment,
+    prev: Option<&PrevView>,
+    sources: Sources<'_>,
+) -> error::Result<Prepared> {
+    let prepared = prepare_reading(mode, host_objects, config, att, prev, sources)?;
     if prepared.unready.contains(&Unready::PeerNotInNode) {
         return Err(overlay_not_ready(config, att, &prepared.unready, 0));
     }
