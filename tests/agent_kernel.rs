@@ -686,16 +686,7 @@ fn a_real_prometheus_scraping_the_agent_shows_its_repairs() {
             .expect("Debian's prometheus package provides /usr/bin/prometheus"),
     );
     let clean = pod_state(pod);
-    pod.netns.ipx(&[
-        "rule",
-        "del",
-        "to",
-        "10.96.0.0/12",
-        "lookup",
-        "100",
-        "pref",
-        "1000",
-    ]);
+    delete_service_rule(pod);
     wait_back(&agent, "rule", &clean, || pod_state(pod));
     let query = "/api/v1/query?query=sum(router_agent_repairs_total)";
     let mut last = String::new();
@@ -724,16 +715,7 @@ fn report_only_finds_and_reports_drift_and_changes_nothing() {
     let pod = &c.pods[0].0;
     let agent = Agent::start(&c.node, &c.cache, &["--report-only"]);
     wait_listening(&agent, 1.0);
-    pod.netns.ipx(&[
-        "rule",
-        "del",
-        "to",
-        "10.96.0.0/12",
-        "lookup",
-        "100",
-        "pref",
-        "1000",
-    ]);
+    delete_service_rule(pod);
     let reported = wait_for(REPAIR_WAIT, || {
         agent.metric("router_agent_attachments{state=\"drift\"}") == 1.0
     });
@@ -767,16 +749,7 @@ fn an_attachment_whose_plugin_run_holds_its_lock_is_repaired_only_after_the_run(
         .lock_attachment(&pod.id, "net1", false)
         .unwrap()
         .expect("the data_dir exists");
-    pod.netns.ipx(&[
-        "rule",
-        "del",
-        "to",
-        "10.96.0.0/12",
-        "lookup",
-        "100",
-        "pref",
-        "1000",
-    ]);
+    delete_service_rule(pod);
     // The agent tries again and again while the run lasts; nothing changes meanwhile.
     let tried_at = Instant::now();
     while tried_at.elapsed() < Duration::from_millis(800) {
@@ -801,16 +774,7 @@ fn a_pod_added_while_the_agent_runs_is_kept_and_forgotten_at_its_del() {
     wait_listening(&agent, 1.0);
     assert!(!agent.lines("record found: attachment kept").is_empty());
     let clean = pod_state(&pod);
-    pod.netns.ipx(&[
-        "rule",
-        "del",
-        "to",
-        "10.96.0.0/12",
-        "lookup",
-        "100",
-        "pref",
-        "1000",
-    ]);
+    delete_service_rule(&pod);
     wait_back(&agent, "rule of the pod added later", &clean, || {
         pod_state(&pod)
     });
@@ -916,16 +880,7 @@ fn the_endpoint_answers_only_its_gets_bounds_requests_and_idle_connections_delay
     .unwrap();
     assert!(idle.len() >= 100, "{} connections", idle.len());
     let clean = pod_state(pod);
-    pod.netns.ipx(&[
-        "rule",
-        "del",
-        "to",
-        "10.96.0.0/12",
-        "lookup",
-        "100",
-        "pref",
-        "1000",
-    ]);
+    delete_service_rule(pod);
     wait_back(&agent, "rule during the flood", &clean, || pod_state(pod));
     drop(idle);
     // Served again once the flood is gone (idle ones are closed by the header timeout).

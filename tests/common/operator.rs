@@ -113,9 +113,9 @@ pub fn host_veth(node: &Node, underlay: &str) -> String {
         .to_string()
 }
 
-/// Drift behind router's back: a pod rule and sysctl, and the host route to the pod.
-pub fn tamper(node: &Node, pod: &Pod, index: u8) -> String {
-    let veth = host_veth(node, &underlay_v4(index));
+/// Deletes router's rule sending the service CIDR to the pod table: drift every test of
+/// repairs starts from.
+pub fn delete_service_rule(pod: &Pod) {
     pod.netns.ipx(&[
         "rule",
         "del",
@@ -126,6 +126,12 @@ pub fn tamper(node: &Node, pod: &Pod, index: u8) -> String {
         "pref",
         "1000",
     ]);
+}
+
+/// Drift behind router's back: a pod rule and sysctl, and the host route to the pod.
+pub fn tamper(node: &Node, pod: &Pod, index: u8) -> String {
+    let veth = host_veth(node, &underlay_v4(index));
+    delete_service_rule(pod);
     pod.netns.set_sysctl("net.ipv4.conf.net1.rp_filter", 1);
     node.host.ipx(&[
         "route",
