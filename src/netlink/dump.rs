@@ -4,10 +4,8 @@
 
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::{NetlinkMessage, NLM_F_DUMP, NLM_F_REQUEST};
-use rtnetlink::proto::sys::SocketAddr;
-use rtnetlink::proto::ConnectionHandle;
 
-use super::transport::{answer, Failure, Reply};
+use super::transport::{Failure, Reply};
 use super::Netlink;
 use crate::error::{Error, Result};
 
@@ -50,38 +48,28 @@ impl Netlink {
     /// receive buffer (ARCHITECTURE, "One trip into the pod per run"). The pod and the
     /// host are still read at once, on two threads.
     pub(super) fn dump_all<P>(&self, dumps: &[Dump<P>]) -> Result<Vec<Vec<RouteNetlinkMessage>>> {
-        self.block_on(async {
-            let mut answers = Vec::with_capacity(dumps.len());
-            for dump in dumps {
-                answers.push(dump_on(&self.connection, dump).await?);
-            }
-            Ok(answers)
-        })
+        dumps.iter().map(|dump| self.dump_on(dump)).collect()
     }
-}
 
-/// One dump on the connection, read again while the kernel flags it interrupted.
-async fn dump_on<P>(
-    connection: &ConnectionHandle<RouteNetlinkMessage>,
-    dump: &Dump<P>,
-) -> Result<Vec<RouteNetlinkMessage>> {
-    let object = dump.object.as_str();
-    for _ in 0..DUMP_ATTEMPTS {
-        let mut message = NetlinkMessage::from(dump.request.clone());
-        message.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        let replies = connection
-            .request(message, SocketAddr::new(0, 0))
-            .map_err(|e| Failure::Other(e.to_string()).into_error(object))?;
-        match answer(replies, true).await {
-            Ok(Reply::Complete(messages)) => return Ok(messages),
-            Ok(Reply::Interrupted) => {
-                tracing::debug!(object, "netlink dump interrupted, reading again");
+    /// One dump on the handle's socket, read again while the kernel flags it interrupted.
+    fn dump_on<P>(&self, dump: &Dump<P>) -> Result<Vec<RouteNetlinkMessage>> {
+        let object = dump.object.as_str();
+        for _ in 0..DUMP_ATTEMPTS {
+            let mut message = NetlinkMessage::from(dump.request.clone());
+            message.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+            match self.exchange(message, true) {
+                Ok(Reply::Complete(messages)) => return Ok(messages),
+                Ok(Reply::Interrupted) => {
+                    tracing::debug!(object, "netlink dump interrupted, reading again");
+                }
+                Err(Failure::Errno(errno)) if dump.empty_on.contains(&errno) => {
+                    return Ok(Vec::new())
+                }
+                Err(failure) => return Err(failure.into_error(object)),
             }
-            Err(Failure::Errno(errno)) if dump.empty_on.contains(&errno) => return Ok(Vec::new()),
-            Err(failure) => return Err(failure.into_error(object)),
         }
+        Err(Error::TryAgain(format!(
+            "{object}: the dump was interrupted by concurrent changes {DUMP_ATTEMPTS} times"
+        )))
     }
-    Err(Error::TryAgain(format!(
-        "{object}: the dump was interrupted by concurrent changes {DUMP_ATTEMPTS} times"
-    )))
 }

@@ -5,10 +5,11 @@
 //! meaning (EEXIST on an add and ESRCH/ENOENT on a delete are "already so"). It must not
 //! decide anything: no filtering by ownership, no choice of what a replace removes, no
 //! ordering or rollback, no setns, no sysctls.
-//! Here: the calling thread's `Netlink` handles (one per netns it talks to: a runtime and a
+//! Here: the calling thread's `Netlink` handles (one per netns it talks to: a blocking
 //! socket bound to that netns, opened there) and the single requests; `read` (what a read
 //! asks for and gives), `dump` (the dumps of a read in turn on the handle's socket),
-//! `transport` (answers, failures, codec), `write` (writes), `encode` (model -> messages),
+//! `socket` (requests sent, their answers read back), `transport` (answers, failures,
+//! codec), `write` (writes), `encode` (model -> messages),
 //! `decode` (messages -> model), `subscribe` (the agent's subscribe-only sockets and the
 //! events they carry).
 
@@ -16,6 +17,7 @@ mod decode;
 mod dump;
 mod encode;
 mod read;
+mod socket;
 pub mod subscribe;
 mod transport;
 mod write;
@@ -25,50 +27,43 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::rc::Rc;
 
-use futures_util::stream::Stream;
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::route::RouteAttribute;
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::{NetlinkMessage, NLM_F_REQUEST};
-use rtnetlink::proto::sys::{protocols::NETLINK_ROUTE, AsyncSocket, SocketAddr, TokioSocket};
-use rtnetlink::proto::ConnectionHandle;
 
 use crate::error::{Error, Result};
 use crate::netns::{NetnsId, NetnsWorker, Pending};
 use decode::route_addr;
 use encode::route_get_request;
 pub use read::{Address, Links, Read, ReadRequest, RouteFilter};
-use transport::{answer, io_failure, refused, unreachable_errno, Failure, LoudCodec, Reply};
+use socket::Channel;
+use transport::{collect, refused, unreachable_errno, Failure, Reply};
 pub use write::{Outcome, Write};
 
-/// A netlink connection bound to the netns it was opened in, on its own current-thread
-/// tokio runtime: every call blocks the calling thread until the kernel has answered. Its
-/// one socket carries the writes, the single requests and the dumps, in order. A thread
-/// keeps one per netns it talks to (`on_this_thread`, `in_netns`), with the links its last
-/// Holds no state of what it read: whoever writes names the links its devices are
-/// in. Must not be used from inside an async context.
+/// A netlink socket bound to the netns it was opened in: every call blocks the calling
+/// thread until the kernel has answered. The one socket carries the writes, the single
+/// requests and the dumps, in order. A thread keeps one per netns it talks to
+/// (`on_this_thread`, `in_netns`). Holds no state of what it read: whoever writes names the
+/// links its devices are in. Must not be used from inside an async context (it would block
+/// the event loop's thread).
 pub struct Netlink {
-    rt: tokio::runtime::Runtime,
-    connection: ConnectionHandle<RouteNetlinkMessage>,
+    channel: Channel,
 }
 
-/// A connection opened in some netns, not yet a thread's handle: what a thread inside a
-/// netns hands back (`Opened::here`) so that another thread, which never enters it, can
-/// talk to that netns (a socket stays bound to the netns it was created in).
+/// A socket opened in some netns, not yet a thread's handle: what a thread inside a netns
+/// hands back (`Opened::here`) so that another thread, which never enters it, can talk to
+/// that netns (a socket stays bound to the netns it was created in).
 pub struct Opened {
-    rt: tokio::runtime::Runtime,
-    connection: ConnectionHandle<RouteNetlinkMessage>,
+    channel: Channel,
 }
 
 impl Opened {
-    /// A runtime and one strict-checking rtnetlink socket in the calling thread's netns.
+    /// One strict-checking rtnetlink socket in the calling thread's netns.
     pub fn here() -> Result<Opened> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| io_failure("netlink runtime", e))?;
-        let connection = connect(&rt)?;
-        Ok(Opened { rt, connection })
+        Ok(Opened {
+            channel: Channel::open_here()?,
+        })
     }
 }
 
@@ -154,14 +149,13 @@ fn thread_ending() -> Error {
 impl From<Opened> for Netlink {
     fn from(opened: Opened) -> Netlink {
         Netlink {
-            rt: opened.rt,
-            connection: opened.connection,
+            channel: opened.channel,
         }
     }
 }
 
 /// The calling thread's handle for `key`, opened by `open` when it has none. Refused
-/// inside an async context (a nested `block_on` would panic). Another netns's handle
+/// inside an async context (a blocking wait there would stall the event loop). Another netns's handle
 /// beyond the last `OTHER_NETNS_HANDLES` is closed.
 fn handle(key: HandleKey, open: impl FnOnce() -> Result<Netlink>) -> Result<Rc<Netlink>> {
     if tokio::runtime::Handle::try_current().is_ok() {
@@ -198,10 +192,6 @@ fn handle(key: HandleKey, open: impl FnOnce() -> Result<Netlink>) -> Result<Rc<N
 }
 
 impl Netlink {
-    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.rt.block_on(future)
-    }
-
     /// The source address the kernel picks toward `dst` (`ip route get`); None when
     /// `dst` is unreachable or the answer names no source.
     pub fn preferred_src(&self, dst: IpAddr) -> Result<Option<IpAddr>> {
@@ -266,45 +256,7 @@ impl Netlink {
         message: NetlinkMessage<RouteNetlinkMessage>,
         dump: bool,
     ) -> Result<Reply, Failure> {
-        let replies = self.issue(message)?;
-        self.block_on(answer(replies, dump))
+        let seq = self.channel.send(message)?;
+        collect(|| self.channel.next(seq), dump)
     }
-
-    /// Hands one request to the connection; its answer arrives on the returned stream.
-    /// Nothing is sent until the runtime runs (`block_on`), then requests go out in the
-    /// order they were issued.
-    fn issue(
-        &self,
-        message: NetlinkMessage<RouteNetlinkMessage>,
-    ) -> Result<impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin, Failure> {
-        self.connection
-            .request(message, SocketAddr::new(0, 0))
-            .map_err(|e| Failure::Other(e.to_string()))
-    }
-}
-
-/// A strict-checking rtnetlink socket in the calling thread's netns, its connection
-/// running on `rt`.
-fn connect(rt: &tokio::runtime::Runtime) -> Result<ConnectionHandle<RouteNetlinkMessage>> {
-    // The socket joins the netns of the thread that creates it: this one.
-    let (mut connection, handle, _unsolicited) = {
-        let _context = rt.enter();
-        rtnetlink::proto::new_connection_with_codec::<RouteNetlinkMessage, TokioSocket, LoudCodec>(
-            NETLINK_ROUTE,
-        )
-        .map_err(|e| io_failure("netlink socket", e))?
-    };
-    // NETLINK_GET_STRICT_CHK: the kernel honours the table filter of route dumps
-    // (and rejects malformed requests instead of ignoring their attributes).
-    connection
-        .socket_mut()
-        .socket_mut()
-        .set_netlink_get_strict_chk(true)
-        .map_err(|e| io_failure("netlink socket (NETLINK_GET_STRICT_CHK)", e))?;
-    // NLMSG_DONE carries the dump's error code and, with DUMP_INTR, its consistency.
-    connection.set_forward_done(true);
-    // Success ACKs of NLM_F_ACK requests (the writes) end their reply like DONE does.
-    connection.set_forward_ack(true);
-    rt.spawn(connection);
-    Ok(handle)
 }

@@ -8,7 +8,6 @@ use std::num::NonZeroI32;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::stream::{Stream, StreamExt};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::{
     ErrorMessage, NetlinkBuffer, NetlinkDeserializable, NetlinkHeader, NetlinkMessage,
@@ -18,18 +17,9 @@ use rtnetlink::proto::{NetlinkCodec, NetlinkMessageCodec};
 
 use crate::error::Error;
 
-/// A request the kernel has not finished answering by then is given up (`TryAgain`).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Waits for the whole answer to one request, within REQUEST_TIMEOUT.
-pub(super) async fn answer<S>(replies: S, dump: bool) -> Result<Reply, Failure>
-where
-    S: Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
-{
-    tokio::time::timeout(REQUEST_TIMEOUT, collect(replies, dump))
-        .await
-        .map_err(|_| Failure::Timeout)?
-}
+/// A request the kernel has not answered by then is given up (`TryAgain`): the socket's
+/// receive timeout (`socket`).
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The messages answering one request, or the news that the dump must be read again.
 #[derive(Debug, PartialEq)]
@@ -44,6 +34,8 @@ pub(super) enum Failure {
     /// The kernel's answer: a positive errno.
     Errno(i32),
     Timeout,
+    /// The socket's receive queue overflowed and the kernel dropped answers (ENOBUFS).
+    Lost,
     Other(String),
     Error(Error),
 }
@@ -55,6 +47,9 @@ impl Failure {
             Failure::Timeout => Error::TryAgain(format!(
                 "{object}: no answer from the kernel within {}s",
                 REQUEST_TIMEOUT.as_secs()
+            )),
+            Failure::Lost => Error::TryAgain(format!(
+                "{object}: the kernel's answer was lost (netlink overrun)"
             )),
             Failure::Other(reason) => Error::Kernel {
                 object: object.to_string(),
@@ -92,16 +87,22 @@ pub(super) fn unreachable_errno(errno: i32) -> bool {
     matches!(errno, libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EACCES)
 }
 
-/// Reads the answer to one request. A dump must end with NLMSG_DONE: a stream that
-/// stops before it (the connection died) is an error, not a short list.
-async fn collect<S>(mut replies: S, dump: bool) -> Result<Reply, Failure>
-where
-    S: Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
-{
+/// Reads the answer to one request, message by message from `next` (the socket's
+/// messages for this request, in order). A dump ends with NLMSG_DONE, a write's answer with
+/// its ACK, a get's with its one message. A dump flagged interrupted anywhere, or whose
+/// answers the kernel dropped, is to be read again.
+pub(super) fn collect(
+    mut next: impl FnMut() -> Result<NetlinkMessage<RouteNetlinkMessage>, Failure>,
+    dump: bool,
+) -> Result<Reply, Failure> {
     let mut messages = Vec::new();
     let mut interrupted = false;
-    let mut finished = false;
-    while let Some(message) = replies.next().await {
+    loop {
+        let message = match next() {
+            Ok(message) => message,
+            Err(Failure::Lost) => return Ok(Reply::Interrupted),
+            Err(failure) => return Err(failure),
+        };
         if message.header.flags & NLM_F_DUMP_INTR != 0 {
             interrupted = true;
         }
@@ -109,7 +110,7 @@ where
             NetlinkPayload::InnerMessage(inner) => {
                 messages.push(inner);
                 if !dump {
-                    finished = true;
+                    break;
                 }
             }
             NetlinkPayload::Done(done) => {
@@ -118,15 +119,15 @@ where
                     code if -code == libc::EINTR => interrupted = true,
                     code => return Err(Failure::Errno(-code)),
                 }
-                finished = true;
+                break;
             }
             NetlinkPayload::Error(error) => match error.code {
                 Some(code) if -code.get() == libc::EINTR && dump => {
                     interrupted = true;
-                    finished = true;
+                    break;
                 }
                 Some(code) => return Err(Failure::Errno(-code.get())),
-                None => finished = true,
+                None => break,
             },
             NetlinkPayload::Overrun(_) => interrupted = true,
             _ => {}
@@ -134,13 +135,6 @@ where
     }
     if interrupted {
         return Ok(Reply::Interrupted);
-    }
-    if !finished {
-        return Err(Failure::Other(if dump {
-            "the netlink dump ended without NLMSG_DONE".to_string()
-        } else {
-            "no answer from the kernel".to_string()
-        }));
     }
     Ok(Reply::Complete(messages))
 }

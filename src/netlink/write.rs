@@ -2,7 +2,6 @@
 //! them, many in flight at once, with errnos that mean "already so" read as such. It must
 //! not choose which objects to write nor order, batch or undo them (`execute` does).
 
-use futures_util::stream::Stream;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{NeighbourAttribute, NeighbourState};
 use netlink_packet_route::route::RouteProtocol;
@@ -15,7 +14,7 @@ use rtnetlink::packet_core::{
 use super::encode::{
     ifindex, kernel_rule_action, neighbour_message, route_message, rule_message, RouteWrite,
 };
-use super::transport::{answer, refused, Failure, Reply};
+use super::transport::{collect, refused, Failure, Reply};
 use super::{Links, Netlink};
 use crate::error::{Error, Result};
 use crate::model::{MacAddr, Neighbour, Route, Rule};
@@ -223,17 +222,20 @@ impl Write {
     }
 }
 
-/// One write handed to the connection, named for errors; `sent` is None when there was
-/// nothing to send.
-struct Issued<S> {
+/// Writes in flight at once: their ACKs wait in the socket's receive queue until read,
+/// and a batch of thousands (a rule per CIDR) would overflow it; this many fit with room.
+const IN_FLIGHT: usize = 64;
+
+/// One write sent, named for errors; `sent` is None when there was nothing to send.
+struct Issued {
     object: String,
-    sent: Option<Sent<S>>,
+    sent: Option<Sent>,
 }
 
-/// A request on its way: where its answer arrives (or why it could not be handed over),
-/// and the errnos that mean the kernel already is as asked.
-struct Sent<S> {
-    replies: std::result::Result<S, Failure>,
+/// A request on its way: the sequence number its answer carries (or why it could not be
+/// sent), and the errnos that mean the kernel already is as asked.
+struct Sent {
+    seq: std::result::Result<u32, Failure>,
     already_so: &'static [i32],
 }
 
@@ -248,24 +250,41 @@ impl Netlink {
         })
     }
 
-    /// Sends every write before waiting for any ACK (all requests in flight, the kernel
-    /// applies them in order), then collects the ACKs in order: one result per write.
-    /// A failure does not stop the kernel from applying the writes after it; the caller
-    /// decides what to do with those (`execute` undoes them to stop at the first failure).
+    /// Sends the writes before waiting for their ACKs (up to IN_FLIGHT at a time, the
+    /// kernel applies them in order), then collects the ACKs in order: one result per
+    /// write. A failure does not stop the kernel from applying the writes after it; the
+    /// caller decides what to do with those (`execute` undoes them to stop at the first
+    /// failure).
     pub fn write_many(&self, writes: Vec<Write>) -> Vec<Result<Outcome>> {
-        let issued: Vec<_> = writes
-            .into_iter()
-            .map(|write| self.issue_write(write))
-            .collect();
-        self.block_on(answers_in_order(issued))
+        let mut patience = Patience::default();
+        let mut results = Vec::with_capacity(writes.len());
+        let mut writes = writes.into_iter().peekable();
+        while writes.peek().is_some() {
+            let issued: Vec<Issued> = writes
+                .by_ref()
+                .take(IN_FLIGHT)
+                .map(|write| self.issue_write(write))
+                .collect();
+            for Issued { object, sent } in issued {
+                let outcome = match sent {
+                    // Nothing to send: the object is already so (its device is gone).
+                    None => Ok(Outcome::AlreadySo),
+                    Some(Sent {
+                        seq: Err(failure), ..
+                    }) => Err(failure),
+                    Some(Sent {
+                        seq: Ok(seq),
+                        already_so,
+                    }) => patience.await_answer(self, seq, already_so, &object),
+                };
+                results.push(outcome.map_err(|failure| failure.into_error(&object)));
+            }
+        }
+        results
     }
 
-    /// Hands one write to the connection as an ACKed request (nothing goes out before
-    /// the runtime runs).
-    fn issue_write(
-        &self,
-        write: Write,
-    ) -> Issued<impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin> {
+    /// Sends one write as an ACKed request.
+    fn issue_write(&self, write: Write) -> Issued {
         let Write { object, request } = write;
         let sent = request.map(
             |Request {
@@ -276,38 +295,13 @@ impl Netlink {
                 let mut message = NetlinkMessage::from(message);
                 message.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
                 Sent {
-                    replies: self.issue(message),
+                    seq: self.channel.send(message),
                     already_so,
                 }
             },
         );
         Issued { object, sent }
     }
-}
-
-/// The result of each issued write, awaited in the order they were issued.
-async fn answers_in_order<S>(issued: Vec<Issued<S>>) -> Vec<Result<Outcome>>
-where
-    S: Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
-{
-    let mut patience = Patience::default();
-    let mut results = Vec::with_capacity(issued.len());
-    for Issued { object, sent } in issued {
-        let outcome = match sent {
-            // Nothing to send: the object is already so (its device is gone).
-            None => Ok(Outcome::AlreadySo),
-            Some(Sent {
-                replies: Err(failure),
-                ..
-            }) => Err(failure),
-            Some(Sent {
-                replies: Ok(replies),
-                already_so,
-            }) => patience.await_answer(replies, already_so, &object).await,
-        };
-        results.push(outcome.map_err(|failure| failure.into_error(&object)));
-    }
-    results
 }
 
 /// The stalled rule of a batch: after one request went unanswered for the request
@@ -319,34 +313,30 @@ struct Patience {
 }
 
 impl Patience {
-    async fn await_answer<S>(
+    fn await_answer(
         &mut self,
-        replies: S,
+        nl: &Netlink,
+        seq: u32,
         already_so: &[i32],
         object: &str,
-    ) -> std::result::Result<Outcome, Failure>
-    where
-        S: Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
-    {
+    ) -> std::result::Result<Outcome, Failure> {
         if self.stalled {
             return Err(Failure::Timeout);
         }
-        let outcome = await_one(replies, already_so, object).await;
+        let outcome = await_one(nl, seq, already_so, object);
         self.stalled = matches!(outcome, Err(Failure::Timeout));
         outcome
     }
 }
 
 /// The ACK of one write: an errno in `already_so` means the kernel already is as asked.
-async fn await_one<S>(
-    replies: S,
+fn await_one(
+    nl: &Netlink,
+    seq: u32,
     already_so: &[i32],
     object: &str,
-) -> std::result::Result<Outcome, Failure>
-where
-    S: Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
-{
-    match answer(replies, false).await {
+) -> std::result::Result<Outcome, Failure> {
+    match collect(|| nl.channel.next(seq), false) {
         Ok(Reply::Complete(_)) => Ok(Outcome::Changed),
         Ok(Reply::Interrupted) => Err(Failure::Error(Error::TryAgain(format!(
             "{object}: the kernel's answer was lost (netlink overrun)"

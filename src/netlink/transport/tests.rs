@@ -24,14 +24,14 @@ fn done(code: i32) -> NetlinkPayload<RouteNetlinkMessage> {
     NetlinkPayload::Done(done)
 }
 
+/// What `collect` makes of `messages`, as the socket would hand them out; once they run
+/// out, the socket's receive timeout.
 fn collect_now(
     messages: Vec<NetlinkMessage<RouteNetlinkMessage>>,
     dump: bool,
 ) -> Result<Reply, Failure> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(collect(futures_util::stream::iter(messages), dump))
+    let mut messages = messages.into_iter();
+    collect(|| messages.next().ok_or(Failure::Timeout), dump)
 }
 
 #[test]
@@ -42,7 +42,28 @@ fn a_complete_dump_needs_done() {
         "{reply:?}"
     );
     let reply = collect_now(vec![message(2, route_payload())], true);
-    assert!(matches!(reply, Err(Failure::Other(_))), "{reply:?}");
+    assert_eq!(reply, Err(Failure::Timeout));
+}
+
+#[test]
+fn a_get_is_answered_by_its_one_message_and_a_write_by_its_ack() {
+    let reply = collect_now(vec![message(0, route_payload())], false);
+    assert!(
+        matches!(reply, Ok(Reply::Complete(ref m)) if m.len() == 1),
+        "{reply:?}"
+    );
+    let reply = collect_now(
+        vec![message(0, NetlinkPayload::Error(ErrorMessage::default()))],
+        false,
+    );
+    assert_eq!(reply, Ok(Reply::Complete(Vec::new())));
+}
+
+#[test]
+fn answers_the_kernel_dropped_make_the_dump_read_again() {
+    let mut given = vec![Ok(message(2, route_payload())), Err(Failure::Lost)].into_iter();
+    let reply = collect(|| given.next().unwrap_or(Err(Failure::Timeout)), true);
+    assert_eq!(reply, Ok(Reply::Interrupted));
 }
 
 #[test]
