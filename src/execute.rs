@@ -171,10 +171,21 @@ impl Place<'_> {
         }
     }
 
-    /// Writes the sysctl ops of `ops` in order, in this netns: the pod's through the files
-    /// its worker opened there (a file it did not open, on the worker).
+    /// Writes the sysctl ops of `ops` in order, in this netns: the pod's through files its
+    /// worker opened there, those not open yet opened in one trip to the worker first.
     fn write_sysctls(self, ops: &[Op], policy: Policy) -> Vec<Failed> {
         let mut failures = Vec::new();
+        if let Place::Pod(worker) = self {
+            let keys = ops.iter().filter_map(|op| match &op.change {
+                Change::SetSysctl { key, .. } => Some(key.clone()),
+                _ => None,
+            });
+            // A failure to hand the opening over is not the write's: each write then goes
+            // to the worker on its own and fails or succeeds there, as it says.
+            if let Err(error) = worker.hold_sysctl_files(keys) {
+                tracing::debug!(%error, "sysctl files not opened ahead");
+            }
+        }
         for (index, op) in ops.iter().enumerate() {
             let Change::SetSysctl { key, new, .. } = &op.change else {
                 continue;

@@ -42,8 +42,6 @@ fn request(pod: Option<PathBuf>) -> SnapshotRequest {
         pod_tables: BTreeSet::from([100, 4242]),
         host_tables: BTreeSet::from([MAIN_TABLE]),
         host_sysctl_ifaces: BTreeSet::from(["vethpod".to_string(), "gone0".to_string()]),
-        // gone1: a file opened ahead that does not exist reads as absent.
-        pod_sysctl_ifaces: BTreeSet::from(["eth0", "net1", "gone1"].map(String::from)),
         preferred_src_for: vec![ip("10.244.1.2"), ip("fd00:10:244:1::2"), ip("203.0.113.9")],
         links_only: false,
         every_table: false,
@@ -508,6 +506,33 @@ fn a_read_through_the_pods_peers_sees_only_the_host_objects_through_h() {
 }
 
 #[test]
+fn a_del_read_holds_what_is_through_the_pods_peers_but_not_the_node_addresses() {
+    let t = topology();
+    node_with_other_pods(&t);
+    let through = host_read(&t, HostObjects::ThroughPodPeers);
+    let del = host_read(&t, HostObjects::PodPeersOnly);
+    // What DEL removes or restores on the host is read as ADD's read reads it.
+    assert_eq!(del.host.routes, through.host.routes);
+    assert_eq!(del.host.neighbours, through.host.neighbours);
+    assert_eq!(del.host.rules, through.host.rules);
+    assert_eq!(del.host.sysctls, through.host.sysctls);
+    assert_eq!(
+        del.host.macs.get("vethpod"),
+        through.host.macs.get("vethpod")
+    );
+    assert_eq!(del.host_peer("eth0"), Some("vethpod"));
+    assert_eq!(del.pod, through.pod);
+    // The node's addresses, the links holding them and the preferred sources are facts
+    // only ADD builds from: not read.
+    assert_eq!(
+        del.host.links.keys().collect::<BTreeSet<_>>(),
+        BTreeSet::from([&"vethpod".to_string()])
+    );
+    assert!(del.host.links["vethpod"].addresses.is_empty());
+    assert!(del.host_preferred_src.is_empty());
+}
+
+#[test]
 fn a_read_through_the_pods_peers_without_the_pod_reads_everything() {
     let t = topology();
     node_with_other_pods(&t);
@@ -517,8 +542,12 @@ fn a_read_through_the_pods_peers_without_the_pod_reads_everything() {
         ..request(None)
     };
     let through = snapshot_from(&t.host, req(HostObjects::ThroughPodPeers));
+    let del = snapshot_from(&t.host, req(HostObjects::PodPeersOnly));
     let all = snapshot_from(&t.host, req(HostObjects::All));
     assert_eq!(through, all);
+    // DEL's read, without the pod, also reads the whole node, but never preferred sources.
+    assert_eq!(del.host, all.host);
+    assert!(del.host_preferred_src.is_empty() && !all.host_preferred_src.is_empty());
     assert_eq!(all.host.routes.len(), 4);
 }
 

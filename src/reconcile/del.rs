@@ -50,14 +50,7 @@ pub(super) fn remove(
 ) -> Result<Vec<Op>> {
     let sources = Sources::of(world, reach);
     let mode = Mode::Del;
-    let prepared = prepare_reading(
-        mode,
-        HostObjects::ThroughPodPeers,
-        config,
-        att,
-        prev,
-        sources,
-    )?;
+    let prepared = prepare_reading(mode, HostObjects::PodPeersOnly, config, att, prev, sources)?;
     let own = own_ops(&prepared.plan);
     let own_applied = phase("apply", || world.executor.apply_all(&own, &prepared.actual));
     // Our routes are gone from host_rule_table: under the lock, the rule goes only when no
@@ -77,14 +70,8 @@ pub(super) fn remove(
     // decided above, and a rule kept for a route another DEL removes since is that DEL's
     // to release.
     if !failures.is_empty() || answers.surprising() {
-        let mut after = prepare_reading(
-            mode,
-            HostObjects::ThroughPodPeers,
-            config,
-            att,
-            prev,
-            sources,
-        )?;
+        let mut after =
+            prepare_reading(mode, HostObjects::PodPeersOnly, config, att, prev, sources)?;
         after.plan.ops.retain(|op| !is_shared_rule_op(op));
         if !after.plan.ops.is_empty() {
             return Err(del_error(failures, after.plan));

@@ -95,7 +95,6 @@ pub fn snapshot_request(
         pod_tables: [MAIN_TABLE].into_iter().chain(table).collect(),
         host_tables: BTreeSet::from([host_table]),
         host_sysctl_ifaces,
-        pod_sysctl_ifaces: BTreeSet::from([config.overlay_interface.clone(), att.ifname.clone()]),
         preferred_src_for: chained_addrs.iter().map(IpNet::addr).collect(),
         links_only: config.only_op_mac,
         host_objects: HostObjects::All,
@@ -228,7 +227,8 @@ impl<'a> Sources<'a> {
 }
 
 /// `prepare`, reading `host_objects` of the host: ADD and DEL read only what the
-/// attachment can own there (`HostObjects::ThroughPodPeers`), CHECK and verification all.
+/// attachment can own there (`HostObjects::ThroughPodPeers`; DEL not even the node's
+/// addresses, `PodPeersOnly`), CHECK and verification all.
 pub(super) fn prepare_reading(
     mode: Mode,
     host_objects: HostObjects,

@@ -25,7 +25,7 @@ use crate::netns;
 pub(super) struct HostRead {
     state: NetnsState,
     preferred: BTreeMap<IpAddr, IpAddr>,
-    /// `ThroughPodPeers` with a pod: the host's addresses. Its links (the host veth peer
+    /// `ThroughPodPeers` with a pod: the host's addresses (`PodPeersOnly`: none). Its links (the host veth peer
     /// and those holding the node's addresses) and the routes and neighbours through the
     /// host veth peer are read once the pod's links say which host links are its peers
     /// (`through_peers`).
@@ -52,7 +52,11 @@ pub(super) fn read_host(req: &SnapshotRequest, pod: Option<&File>) -> Result<Hos
                 through_peers_of: Some(nl.addresses()?),
                 ..done(rules_only(nl)?)
             },
-            HostObjects::All | HostObjects::ThroughPodPeers => {
+            HostObjects::PodPeersOnly if pod_id.is_some_and(|id| id >= 0) => HostRead {
+                through_peers_of: Some(Vec::new()),
+                ..done(rules_only(nl)?)
+            },
+            HostObjects::All | HostObjects::ThroughPodPeers | HostObjects::PodPeersOnly => {
                 let (state, sent) = read_netns(nl, &tables)?;
                 HostRead {
                     sent,
@@ -61,16 +65,24 @@ pub(super) fn read_host(req: &SnapshotRequest, pod: Option<&File>) -> Result<Hos
             }
         };
         read.state.other_netns_id = pod_id;
+        // The named links' sysctls come with their link messages; when those are read only
+        // once the pod is (`through_peers_of`), so are the sysctls (`complete_host`).
+        let named = match read.through_peers_of {
+            Some(_) => None,
+            None => Some(req.host_sysctl_ifaces.iter().map(String::as_str)),
+        };
         let ifaces = ALL_AND_DEFAULT
             .into_iter()
-            .chain(req.host_sysctl_ifaces.iter().map(String::as_str));
+            .chain(named.into_iter().flatten());
         read_sysctls(
             &mut read.state,
             ifaces.map(host_step_key),
             &read.sent,
             netns::read_sysctls_here,
         )?;
-        read.preferred = preferred_src(nl, &req.preferred_src_for)?;
+        if req.host_objects != HostObjects::PodPeersOnly {
+            read.preferred = preferred_src(nl, &req.preferred_src_for)?;
+        }
         Ok(read)
     })
 }
@@ -287,5 +299,12 @@ pub(super) fn complete_host(
             };
         }
     }
+    let named = req
+        .host_sysctl_ifaces
+        .iter()
+        .map(|iface| host_step_key(iface))
+        .filter(|key| !host.sysctls.contains_key(key))
+        .collect::<Vec<_>>();
+    read_sysctls(&mut host, named, &sent, netns::read_sysctls_here)?;
     Ok((host, preferred, sent))
 }

@@ -39,10 +39,6 @@ pub struct SnapshotRequest {
     pub host_tables: BTreeSet<u32>,
     /// Host interfaces whose rp_filter is read (besides all and default).
     pub host_sysctl_ifaces: BTreeSet<String>,
-    /// Pod interfaces whose sysctls the run may write besides all and default (the overlay
-    /// interface and the chained interface): their files are opened inside the pod ahead,
-    /// with the pod's netlink socket.
-    pub pod_sysctl_ifaces: BTreeSet<String>,
     /// Addresses to ask the host for its preferred source toward (`ip route get`).
     pub preferred_src_for: Vec<IpAddr>,
     /// Only the pod's links and MACs (`only_op_mac` needs nothing else): no host read.
@@ -73,6 +69,11 @@ pub enum HostObjects {
     /// answers EEXIST, and the re-read after that surprise reads `All`. Without a pod netns
     /// (gone), this reads `All`.
     ThroughPodPeers,
+    /// `ThroughPodPeers` less the facts only ADD builds from: no links holding the node's
+    /// addresses, no addresses, no preferred sources. What DEL removes and restores on the
+    /// host is owned routes, neighbours and sysctls through the host veth peers, whatever
+    /// the node's addresses are. Without a pod netns (gone), this reads `All`.
+    PodPeersOnly,
     /// Only the rules: whether the shared rule is there (ADD, under the host lock).
     Rules,
     /// The rules and the owned routes (protocol 176) of the host tables: whether the shared

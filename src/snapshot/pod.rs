@@ -14,25 +14,16 @@ use crate::model::{
 use crate::netlink::{Netlink, ReadRequest, RouteFilter};
 use crate::netns::NetnsWorker;
 
-/// Begins the pod read: has `worker` open the handle and the sysctl files the run may read
-/// or write (`all`, `default`, whose values no link message carries, and those of the
-/// request's `pod_sysctl_ifaces`, the overlay interface and the chained interface) while
-/// the caller reads the host. A `links_only` request has only the MAC step's sysctls
-/// opened.
+/// Begins the pod read: has `worker` open the handle, and the files of the sysctls no
+/// link message carries (`all`'s and `default`'s), while the caller reads the host. A
+/// link's sysctls come with its link message; its files are opened only when a plan writes
+/// them (`execute`). A `links_only` request reads only links, so it opens no file.
 pub(super) fn begin(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<()> {
     Netlink::open_ahead(worker)?;
-    let ifaces = req.pod_sysctl_ifaces.iter().map(String::as_str);
-    let mac = ifaces.clone().flat_map(mac_step_keys);
-    let keys: Vec<SysctlKey> = match req.links_only {
-        true => mac.collect(),
-        false => ALL_AND_DEFAULT
-            .into_iter()
-            .chain(ifaces)
-            .flat_map(routing_step_keys)
-            .chain(mac)
-            .collect(),
-    };
-    worker.hold_sysctl_files(keys)
+    match req.links_only {
+        true => Ok(()),
+        false => worker.hold_sysctl_files(ALL_AND_DEFAULT.into_iter().flat_map(routing_step_keys)),
+    }
 }
 
 /// The pod's links and MACs only.
