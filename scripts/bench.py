@@ -23,8 +23,9 @@ from inside the host netns (no `ip netns exec` in the measurement), builds fresh
   router (with the host-lock waits it logs) alternating with two of sbr (the reference);
 - the phases of an ADD and a DEL from process start to exit: start-up and tear-down from
   the monotonic clock noted around the process against its own `process` log line, the
-  rest from its `phase` lines (config, set-up, lock, snapshot, plan, record, apply, verify,
-  result, output), what main spent outside them as `unnamed`, and the share named;
+  rest from its `phase` lines (config, set-up, records, lock, snapshot, plan, record, apply,
+  verify, result, release, output), what main spent outside them as `unnamed`, and the
+  share named;
 - compile + plan of 10,000 routes + 1,000 CIDRs (`cargo bench --bench pure_path`; skip with
   --no-pure).
 
@@ -349,10 +350,11 @@ def bursts(router, sbr, work, rounds=2):
 # start-up (exec to main, measured from outside on the monotonic clock), config (stdin, env,
 # parsing), set-up (the log opened, the backends and the pod worker started), records (the
 # attachment's record and its pod's other records read), lock (waiting
-# for the host lock), snapshot, plan, record, apply, verify, result, output (stdout),
+# for the host lock), snapshot, plan, record, apply, verify, result, release (the run's
+# backends dropped: the pod worker, sockets, files, the attachment lock), output (stdout),
 # unnamed (what main spent outside every phase) and tear-down (main's return to the reaping).
 PHASES = ["start-up", "config", "set-up", "records", "lock", "snapshot", "plan", "record", "apply",
-          "verify", "result", "output", "unnamed", "tear-down"]
+          "verify", "result", "release", "output", "unnamed", "tear-down"]
 
 
 def phase_breakdown(router, work, rounds):

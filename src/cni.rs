@@ -508,7 +508,7 @@ fn run_command(
         rolled_out_config(inv, config, world.records, allowed)
     })?;
     let config = rolled.as_ref().unwrap_or(config);
-    match request {
+    let outcome = (|| match request {
         Request::Add { prev_json, prev } => {
             let inputs = AddInputs::new(att.netns.clone(), &input);
             let probe = backends.probe.as_ref();
@@ -550,7 +550,12 @@ fn run_command(
             reconcile::status(world.host)?;
             Ok(None)
         }
-    }
+    })();
+    // The run's backends go before its result is written: the pod worker, the netlink
+    // sockets, the sysctl files, and the attachment lock, released last so that an agent
+    // waiting for it finds the run's work done.
+    phase("release", || drop(backends));
+    outcome
 }
 
 /// The config `router rollout` left in the attachment's record, which ADD, CHECK and DEL of
