@@ -19,8 +19,8 @@ from inside the host netns (no `ip netns exec` in the measurement), builds fresh
 - router ADD on an empty node vs a node already holding 500 other pods' owned host routes
   (table 500) and permanent neighbours, vs one with 100 other pods' host veths, in rotation;
 - 50 pods ADDed at once (a burst): on each fresh pod (eth0 only) a chain of macvlan + static
-  then the plugin, as a runtime runs it, each ADD timed within its chain: two bursts of
-  router (with the host-lock waits it logs) alternating with two of sbr (the reference);
+  then the plugin, as a runtime runs it, each ADD timed within its chain: six bursts of
+  router (with the host-lock waits it logs) alternating with six of sbr (the reference);
 - the phases of an ADD and a DEL from process start to exit: start-up and tear-down from
   the monotonic clock noted around the process against its own `process` log line, the
   rest from its `phase` lines (config, set-up, records, lock, snapshot, plan, record, apply,
@@ -326,19 +326,21 @@ def burst(plugin, conf, work, pods=50):
     return latencies
 
 
-def bursts(router, sbr, work, rounds=2):
+def bursts(router, sbr, work, rounds=6):
     """router's bursts, alternating with sbr's as the reference (how much a plugin's ADD
-    stretches when 50 chains share this machine's cores); each plugin's latencies pooled
-    over its bursts. router runs at its default log level, as on a node: a host-lock wait
+    stretches when 50 chains share this machine's cores), the one that goes first swapped
+    each round; each plugin's latencies pooled over its bursts. One burst's median moves
+    by a third from one burst to the next on 2 cores, so the ratio takes six of each. router runs at its default log level, as on a node: a host-lock wait
     of 1 ms or more is logged at info, and the ADDs' "done" lines show the log was read
     (waits None when it was not)."""
     conf = router_conf(work)
     log = conf["log_options"]["log_file"]
     start = os.path.getsize(log) if os.path.exists(log) else 0
     latencies = {"router ADD in a 50-pod burst": [], "sbr ADD in a 50-pod burst": []}
-    for _ in range(rounds):
-        latencies["router ADD in a 50-pod burst"] += burst(router, conf, work)
-        latencies["sbr ADD in a 50-pod burst"] += burst(sbr, SBR, work)
+    runs = [("router ADD in a 50-pod burst", router, conf), ("sbr ADD in a 50-pod burst", sbr, SBR)]
+    for i in range(rounds):
+        for name, plugin, plugin_conf in (runs if i % 2 == 0 else runs[::-1]):
+            latencies[name] += burst(plugin, plugin_conf, work)
     fields = [l.get("fields", {}) for l in log_lines(log, start)]
     adds_done = sum(1 for f in fields if f.get("message") == "done" and f.get("command") == "Add")
     waits = [f["waited_us"] / 1e6 for f in fields if f.get("message") == "host lock acquired"]

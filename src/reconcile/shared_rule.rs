@@ -43,12 +43,27 @@ pub(super) fn shared_rule_ops(
 /// rule when it is absent (after this run's routes are in its table: ARCHITECTURE
 /// "Ordering"). Returns the ops applied and how the kernel answered them, or those applied
 /// before an error and the error.
+///
+/// The rule is first looked for under the lock held shared: a DEL removes the rule only
+/// with the lock held alone, between its read of the table's owned routes and the removal,
+/// so a rule seen here stays until that table is read again, and that read sees this run's
+/// routes. Only a run that finds the rule missing takes the lock alone, reads again and
+/// adds it; the ADDs of a burst of pod starts on a node that has the rule never queue for
+/// each other.
 pub(super) fn ensure_shared_rule(
     world: &World<'_>,
     desired: &DesiredState,
 ) -> std::result::Result<(Vec<Op>, Answers), (Vec<Op>, Error)> {
     if !uses_shared_rule(desired) {
         return Ok((Vec::new(), Answers::AsPlanned));
+    }
+    {
+        let _shared =
+            phase("lock", || world.host.lock_host_shared()).map_err(|e| (Vec::new(), e))?;
+        let (shared, _) = shared_rule_ops(world, &desired.host).map_err(|e| (Vec::new(), e))?;
+        if shared.is_empty() {
+            return Ok((Vec::new(), Answers::AsPlanned));
+        }
     }
     let _lock = phase("lock", || world.host.lock_host()).map_err(|e| (Vec::new(), e))?;
     let (shared, read) = shared_rule_ops(world, &desired.host).map_err(|e| (Vec::new(), e))?;

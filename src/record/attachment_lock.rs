@@ -170,7 +170,7 @@ fn attempt(path: &Path, wait: bool) -> Result<Attempt> {
     let locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((_, Errno::EWOULDBLOCK)) if !wait => return Ok(Attempt::Busy),
-        Err((file, Errno::EWOULDBLOCK)) => wait_for_lock(file, path)?,
+        Err((file, Errno::EWOULDBLOCK)) => wait_for_lock(file, path, FlockArg::LockExclusive)?,
         Err((_, errno)) => return Err(lock_error(path, errno)),
     };
     let held = locked

@@ -27,33 +27,11 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl HostGuard for FileRecords {
     fn lock_host(&self) -> Result<HostLock> {
-        self.ensure_dir()?;
-        let path = self.dir.join("host.lock");
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening lock {}", path.display()), e))?;
-        let started = Instant::now();
-        let locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(lock),
-            Err((file, Errno::EWOULDBLOCK)) => wait_for_lock(file, &path),
-            Err((_, errno)) => Err(lock_error(&path, errno)),
-        }?;
-        // How long concurrent ADDs and DELs queue on the node (the scale test and
-        // scripts/bench.py read it): at info when the run waited long enough for an
-        // operator to care (another run held the lock), else at debug.
-        let waited_us = started.elapsed().as_micros() as u64;
-        if waited_us >= NOTABLE_WAIT_US {
-            tracing::info!(waited_us, "host lock acquired");
-        } else {
-            tracing::debug!(waited_us, "host lock acquired");
-        }
-        Ok(HostLock {
-            _file: Some(locked),
-        })
+        self.lock_host_as(Hold::Exclusive)
+    }
+
+    fn lock_host_shared(&self) -> Result<HostLock> {
+        self.lock_host_as(Hold::Shared)
     }
 
     fn hold_attachment(
@@ -76,16 +54,66 @@ impl HostGuard for FileRecords {
     }
 }
 
+/// How a lock is held: alone, or beside other shared holders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Hold {
+    Exclusive,
+    Shared,
+}
+
+impl Hold {
+    fn args(self) -> (FlockArg, FlockArg) {
+        match self {
+            Hold::Exclusive => (FlockArg::LockExclusiveNonblock, FlockArg::LockExclusive),
+            Hold::Shared => (FlockArg::LockSharedNonblock, FlockArg::LockShared),
+        }
+    }
+}
+
+impl FileRecords {
+    fn lock_host_as(&self, hold: Hold) -> Result<HostLock> {
+        self.ensure_dir()?;
+        let path = self.dir.join("host.lock");
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening lock {}", path.display()), e))?;
+        let started = Instant::now();
+        let (at_once, waiting) = hold.args();
+        let locked = match Flock::lock(file, at_once) {
+            Ok(lock) => Ok(lock),
+            Err((file, Errno::EWOULDBLOCK)) => wait_for_lock(file, &path, waiting),
+            Err((_, errno)) => Err(lock_error(&path, errno)),
+        }?;
+        // How long concurrent ADDs and DELs queue on the node (the scale test and
+        // scripts/bench.py read it): at info when the run waited long enough for an
+        // operator to care (another run held the lock), else at debug.
+        let waited_us = started.elapsed().as_micros() as u64;
+        let shared = hold == Hold::Shared;
+        if waited_us >= NOTABLE_WAIT_US {
+            tracing::info!(waited_us, shared, "host lock acquired");
+        } else {
+            tracing::debug!(waited_us, shared, "host lock acquired");
+        }
+        Ok(HostLock {
+            _file: Some(locked),
+        })
+    }
+}
+
 /// Waits for the lock held by another run: a blocking flock on a thread of its own, so the
 /// kernel hands the lock over the moment it is released (no polling interval added to every
 /// wait), bounded by LOCK_TIMEOUT. After a timeout the thread may still get the lock: it
 /// then finds nobody to hand it to, and the lock is released as it is dropped.
-pub(super) fn wait_for_lock(file: fs::File, path: &Path) -> Result<Flock<fs::File>> {
+pub(super) fn wait_for_lock(file: fs::File, path: &Path, arg: FlockArg) -> Result<Flock<fs::File>> {
     let (handed, waiting) = mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("router-host-lock".to_string())
         .spawn(move || {
-            let locked = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| errno);
+            let locked = Flock::lock(file, arg).map_err(|(_, errno)| errno);
             // A send after the waiter gave up fails, and drops (releases) the lock.
             let _ = handed.send(locked);
         })

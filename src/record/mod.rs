@@ -60,6 +60,12 @@ pub trait HostGuard {
     /// Serialises the decisions about the shared host rule of concurrent ADDs and DELs (the
     /// runtime runs pods in parallel; ARCHITECTURE "Ordering"): held until the guard drops.
     fn lock_host(&self) -> Result<HostLock>;
+    /// The host lock held beside other shared holders, never beside `lock_host`'s: enough
+    /// to look at the shared rule without changing it (an ADD that finds the rule there
+    /// decides nothing, so concurrent ADDs need not queue for each other).
+    fn lock_host_shared(&self) -> Result<HostLock> {
+        self.lock_host()
+    }
     /// Whether ADD could write records and take the host lock now (STATUS): an error
     /// (code 50) names what is unusable.
     fn check_usable(&self) -> Result<()>;
@@ -95,6 +101,9 @@ impl<T: RecordStore + ?Sized> RecordStore for std::sync::Arc<T> {
 impl<T: HostGuard + ?Sized> HostGuard for std::sync::Arc<T> {
     fn lock_host(&self) -> Result<HostLock> {
         (**self).lock_host()
+    }
+    fn lock_host_shared(&self) -> Result<HostLock> {
+        (**self).lock_host_shared()
     }
     fn check_usable(&self) -> Result<()> {
         (**self).check_usable()

@@ -89,6 +89,42 @@ fn host_lock_excludes_a_second_holder_until_released() {
 }
 
 #[test]
+fn shared_host_lock_holders_hold_it_together_and_exclude_the_exclusive_holder() {
+    let dir = temp_dir("shared-lock");
+    let store = FileRecords::new(&dir);
+    let first = store.lock_host_shared().unwrap();
+    let path = dir.join("host.lock");
+    // Another ADD looking at the rule gets it beside the first at once.
+    let second = fs::File::open(&path).unwrap();
+    let second = match Flock::lock(second, FlockArg::LockSharedNonblock) {
+        Ok(lock) => lock,
+        Err(_) => panic!("a second shared holder was refused"),
+    };
+    // A DEL deciding the rule waits for both.
+    let del = fs::File::open(&path).unwrap();
+    let Err((del, Errno::EWOULDBLOCK)) = Flock::lock(del, FlockArg::LockExclusiveNonblock) else {
+        panic!("the exclusive holder got the lock beside shared holders");
+    };
+    drop(first);
+    let Err((del, Errno::EWOULDBLOCK)) = Flock::lock(del, FlockArg::LockExclusiveNonblock) else {
+        panic!("the exclusive holder got the lock beside a shared holder");
+    };
+    drop(second);
+    let held = match Flock::lock(del, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err(_) => panic!("the exclusive holder was refused once the shared ones left"),
+    };
+    // And while it holds the lock, no ADD looks at the rule.
+    let shared = fs::File::open(&path).unwrap();
+    assert!(matches!(
+        Flock::lock(shared, FlockArg::LockSharedNonblock),
+        Err((_, Errno::EWOULDBLOCK))
+    ));
+    drop(held);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn all_lists_readable_records_whose_names_match_and_skips_the_rest() {
     let dir = temp_dir("all");
     let store = FileRecords::new(&dir);
