@@ -1,6 +1,7 @@
 //! execute: applies ops. The trait the reconciler drives, the live executor (drives
-//! `netlink` from the calling thread through its handle of each side's netns, and writes
-//! sysctl files through `netns`: the pod's through those the run's worker opened there).
+//! `netlink` from the calling thread through its handle of each side's netns, a link's
+//! IPv4 sysctls included, and writes the other sysctls' files through `netns`: the pod's
+//! through those the run's worker opened there).
 //! The in-memory kernel for tests is `testkit::ModelKernel`.
 //! Never plans: it applies what it is given, in order, and says what failed.
 
@@ -158,7 +159,7 @@ impl LiveExecutor {
 enum Place<'a> {
     /// The calling thread's own (the host's).
     Here,
-    /// The pod's: netlink from the calling thread through its handle there, sysctls
+    /// The pod's: netlink from the calling thread through its handle there, file sysctls
     /// through the files the worker opened inside it.
     Pod(&'a NetnsWorker),
 }
@@ -171,8 +172,8 @@ impl Place<'_> {
         }
     }
 
-    /// Writes the sysctl ops of `ops` in order, in this netns: the pod's through files its
-    /// worker opened there, those not open yet opened in one trip to the worker first.
+    /// Writes the file sysctl ops of `ops` in order, in this netns: the pod's through files
+    /// its worker opened there, those not open yet opened in one trip to the worker first.
     fn write_sysctls(self, ops: &[Op], policy: Policy) -> Vec<Failed> {
         let mut failures = Vec::new();
         if let Place::Pod(worker) = self {
@@ -263,22 +264,27 @@ fn apply_run(
     policy: Policy,
     surprise: &Cell<bool>,
 ) -> Vec<Failed> {
-    let is_sysctl = |op: &Op| matches!(op.change, Change::SetSysctl { .. });
     let same_kind_end = |start: usize| {
-        let files = is_sysctl(&ops[start]);
+        let files = is_file_sysctl(&ops[start]);
         ops[start..]
             .iter()
-            .position(|op| is_sysctl(op) != files)
+            .position(|op| is_file_sysctl(op) != files)
             .map_or(ops.len(), |n| start + n)
     };
     in_chunks(ops, policy, same_kind_end, |chunk| {
-        match is_sysctl(&chunk[0]) {
+        match is_file_sysctl(&chunk[0]) {
             true => place.write_sysctls(chunk, policy),
             false => place
                 .netlink(|nl| Ok(apply_run_with(nl, chunk, named, policy, surprise)))
                 .unwrap_or_else(|error| fail_all(chunk.len(), policy, &error)),
         }
     })
+}
+
+/// A sysctl written through its file: those a netlink request cannot set (IPv6's, `all`'s
+/// and `default`'s). A link's IPv4 sysctls go as link requests with the other writes.
+fn is_file_sysctl(op: &Op) -> bool {
+    matches!(&op.change, Change::SetSysctl { key, .. } if !Write::sets_sysctl(key))
 }
 
 /// The links of one side of the state the ops were planned from (None: that side was not
@@ -344,7 +350,7 @@ fn apply_run_with(
 }
 
 /// The devices a change's netlink request names by index (rules name theirs by name,
-/// sysctls are files).
+/// file sysctls none).
 fn devices_named(change: &Change) -> Vec<&str> {
     fn dev(route: &Route) -> Option<&str> {
         route.key.dev.as_deref()
@@ -356,6 +362,7 @@ fn devices_named(change: &Change) -> Vec<&str> {
         | Change::ReplaceNeighbour { new: neighbour, .. }
         | Change::DelNeighbour { neighbour } => vec![neighbour.key.dev.as_str()],
         Change::SetMac { dev, .. } => vec![dev.as_str()],
+        Change::SetSysctl { key, .. } if Write::sets_sysctl(key) => vec![key.iface.as_str()],
         Change::AddRule { .. } | Change::DelRule { .. } | Change::SetSysctl { .. } => Vec::new(),
     }
 }
@@ -399,12 +406,9 @@ fn batch_end(ops: &[Op], start: usize) -> usize {
 }
 
 /// Ops that are one netlink request each. A route replace is several (the replace, then
-/// the removals); a sysctl is a file write.
+/// the removals); a file sysctl is a file write.
 fn is_single_request(op: &Op) -> bool {
-    !matches!(
-        op.change,
-        Change::ReplaceRoute { .. } | Change::SetSysctl { .. }
-    )
+    !matches!(op.change, Change::ReplaceRoute { .. }) && !is_file_sysctl(op)
 }
 
 /// The request of a single-request op; None for the others.
@@ -426,7 +430,8 @@ fn single_write(op: &Op, links: &Links) -> Option<Result<Write>> {
         }
         Change::DelNeighbour { neighbour } => Ok(Write::del_neighbour(neighbour, links)),
         Change::SetMac { dev, new, .. } => Write::set_mac(dev, *new, links),
-        Change::ReplaceRoute { .. } | Change::SetSysctl { .. } => return None,
+        Change::SetSysctl { key, new, .. } => return Write::set_sysctl(key, *new, links),
+        Change::ReplaceRoute { .. } => return None,
     })
 }
 

@@ -409,6 +409,43 @@ fn a_pod_sysctl_changes_the_pod_only() {
 }
 
 #[test]
+fn a_links_ipv4_sysctls_set_over_netlink_read_back_as_their_files_show_zero_included() {
+    let t = topology();
+    let arp_notify = SysctlKey::new("net1", SysctlName::ArpNotify);
+    let ndisc_notify = SysctlKey::new("net1", SysctlName::NdiscNotify);
+    let rp = rp_filter("net1");
+    let (rp_was, arp_was) = (t.pod.sysctl(&rp), t.pod.sysctl(&arp_notify));
+    // Link IPv4 sysctls go as link requests; IPv6's only a file sets.
+    let after = apply_like_the_model(
+        &t,
+        &[
+            set_sysctl(Side::Pod, &rp, Some(rp_was), 2),
+            set_sysctl(Side::Pod, &arp_notify, Some(arp_was), 1),
+            set_sysctl(
+                Side::Pod,
+                &ndisc_notify,
+                Some(t.pod.sysctl(&ndisc_notify)),
+                1,
+            ),
+        ],
+    );
+    assert_eq!((t.pod.sysctl(&rp), t.pod.sysctl(&arp_notify)), (2, 1));
+    assert_eq!(t.pod.sysctl(&ndisc_notify), 1);
+    assert_eq!(pod(&after).sysctls[&arp_notify], 1);
+    // Back to 0: the value a request type that leaves out zeros could not send.
+    apply_like_the_model(
+        &t,
+        &[
+            set_sysctl(Side::Pod, &rp, Some(2), 0),
+            set_sysctl(Side::Pod, &arp_notify, Some(1), 0),
+        ],
+    );
+    assert_eq!((t.pod.sysctl(&rp), t.pod.sysctl(&arp_notify)), (0, 0));
+    // Only that one entry of the link's devconf moved.
+    assert_eq!(t.pod.sysctl(&rp_filter("eth0")), 2);
+}
+
+#[test]
 fn set_mac_changes_the_macvlan_and_the_veth() {
     let t = topology();
     let after = apply_like_the_model(

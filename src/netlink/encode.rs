@@ -17,7 +17,10 @@ use netlink_packet_route::AddressFamily;
 use super::transport::refused;
 use super::{Links, RouteFilter};
 use crate::error::{Error, Result};
-use crate::model::{Family, Neighbour, Route, RouteKind, Rule, RuleAction, IPV6_DEFAULT_METRIC};
+use crate::model::{
+    Family, Neighbour, Route, RouteKind, Rule, RuleAction, SysctlKey, SysctlName, ALL_AND_DEFAULT,
+    IPV6_DEFAULT_METRIC,
+};
 
 pub(super) fn address_family(family: Family) -> AddressFamily {
     match family {
@@ -249,4 +252,36 @@ pub(super) fn neighbour_message(neighbour: &Neighbour, ifindex: u32) -> Neighbou
             IpAddr::V6(a) => NeighbourAddress::Inet6(a),
         }));
     message
+}
+
+/// IPV4_DEVCONF_* of the kernel's uapi (linux/ip.h): a link's IPv4 sysctls by index.
+const IPV4_DEVCONF_RP_FILTER: u16 = 8;
+const IPV4_DEVCONF_ARP_NOTIFY: u16 = 22;
+
+/// The IPv4 devconf index of a link sysctl the kernel sets from an RTM_SETLINK
+/// (IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF); None for a sysctl only its file sets: IPv6's
+/// (the kernel takes no devconf in an AF_INET6 link request), `all`'s and `default`'s (no
+/// link holds them).
+pub(super) fn inet_devconf_index(key: &SysctlKey) -> Option<u16> {
+    if ALL_AND_DEFAULT.contains(&key.iface.as_str()) {
+        return None;
+    }
+    match key.name {
+        SysctlName::RpFilter => Some(IPV4_DEVCONF_RP_FILTER),
+        SysctlName::ArpNotify => Some(IPV4_DEVCONF_ARP_NOTIFY),
+        SysctlName::DisableIpv6 | SysctlName::NdiscNotify => None,
+    }
+}
+
+/// IFLA_INET_CONF's payload setting one devconf entry: a nested attribute whose type is the
+/// entry's index and whose value is the u32 to set. (netlink-packet-route's own request
+/// type leaves out every zero, so it cannot set a value back to 0.)
+pub(super) fn inet_conf_entry(index: u16, value: u32) -> Vec<u8> {
+    const HEADER: u16 = 4;
+    let len = HEADER + 4;
+    let mut bytes = Vec::with_capacity(usize::from(len));
+    bytes.extend_from_slice(&len.to_ne_bytes());
+    bytes.extend_from_slice(&index.to_ne_bytes());
+    bytes.extend_from_slice(&value.to_ne_bytes());
+    bytes
 }
