@@ -260,10 +260,11 @@ impl Entered {
         enter: impl FnOnce() -> Result<()> + Send + 'static,
     ) -> Result<Entered> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let spawned = away_from_this_cpu(|| {
+        let spawned = away_from_this_cpu(|all| {
             std::thread::Builder::new()
                 .name("router-netns".to_string())
                 .spawn(move || {
+                    take_back(all);
                     let entered = enter();
                     for job in queue {
                         job(entered.as_ref().map(|_| ()));
@@ -296,27 +297,38 @@ impl Drop for Entered {
 /// creator's CPU, and a creator that keeps working (the host read) leaves it waiting there
 /// while the other CPU idles: the pod and host reads then run one after the other instead
 /// of side by side. A thread inherits its creator's CPU set, so the caller narrows its own
-/// to the other CPUs around the spawn and then takes back what it had. Best effort: the
-/// thread runs wherever the scheduler puts it when this fails.
-fn away_from_this_cpu<T>(spawn: impl FnOnce() -> T) -> T {
+/// to the other CPUs around the spawn and then takes back what it had; `spawn` gets that
+/// set for the new thread to take back too once it runs (`take_back`), so that only where
+/// it starts is chosen: kept on the other CPUs, it would wait there when they are busy and
+/// this one is idle, as in a burst of pod starts. Best effort: the thread runs wherever the
+/// scheduler puts it when this fails.
+fn away_from_this_cpu<T>(spawn: impl FnOnce(Option<CpuSet>) -> T) -> T {
     let this_thread = Pid::from_raw(0);
     let (Ok(allowed), Ok(here)) = (sched_getaffinity(this_thread), sched_getcpu()) else {
-        return spawn();
+        return spawn(None);
     };
     let mut elsewhere = allowed;
     let others =
         (0..CpuSet::count()).any(|cpu| cpu != here && allowed.is_set(cpu).unwrap_or(false));
     if !others || elsewhere.unset(here).is_err() {
-        return spawn();
+        return spawn(None);
     }
     if sched_setaffinity(this_thread, &elsewhere).is_err() {
-        return spawn();
+        return spawn(None);
     }
-    let spawned = spawn();
+    let spawned = spawn(Some(allowed));
     // The caller's own set back. Should the kernel refuse (it does not, for a set it just
     // gave), the caller runs on the other CPUs, which is only where it may run anyway.
     let _ = sched_setaffinity(this_thread, &allowed);
     spawned
+}
+
+/// Run by a thread `away_from_this_cpu` started: takes back the CPU set its creator had.
+/// Should the kernel refuse, the thread stays on the CPUs it started on.
+fn take_back(all: Option<CpuSet>) {
+    if let Some(all) = all {
+        let _ = sched_setaffinity(Pid::from_raw(0), &all);
+    }
 }
 
 /// A failure of the thread working in the netns at `path`.

@@ -69,15 +69,33 @@ fn allowed_cpus() -> Result<usize> {
         .count())
 }
 
-/// The worker's thread may run on every CPU the process may use but the one its
-/// creator ran on (so that it does not queue behind its creator); with one CPU, on it.
-/// The creator keeps every CPU it had.
+/// The worker's thread is started off its creator's CPU (so that it does not queue behind
+/// its creator), then takes back every CPU the process may use (so that it is not held
+/// waiting on a busy one while another is idle). The creator keeps every CPU it had.
 #[test]
-fn a_workers_thread_leaves_its_creators_cpu_to_its_creator() {
+fn a_workers_thread_starts_off_its_creators_cpu_and_may_then_run_on_any() {
     let here = allowed_cpus().unwrap();
     let thread = worker_here().run(allowed_cpus).unwrap();
-    assert_eq!(thread, here.saturating_sub(1).max(1));
+    assert_eq!(thread, here, "the worker's CPU set once it runs");
     assert_eq!(allowed_cpus().unwrap(), here, "the creator's own CPU set");
+}
+
+/// A thread spawned away from its creator's CPU starts on the other CPUs only (with one
+/// CPU, on it), and holds every CPU once it takes back its creator's set.
+#[test]
+fn a_thread_spawned_away_starts_on_the_other_cpus_and_takes_back_all() {
+    let here = allowed_cpus().unwrap();
+    let (at_start, after) = away_from_this_cpu(|all| {
+        std::thread::spawn(move || {
+            let at_start = allowed_cpus();
+            take_back(all);
+            (at_start, allowed_cpus())
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(at_start.unwrap(), here.saturating_sub(1).max(1));
+    assert_eq!(after.unwrap(), here);
 }
 
 #[test]
