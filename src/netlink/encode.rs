@@ -1,9 +1,10 @@
-//! netlink::encode: model objects -> kernel messages (route, rule and neighbour requests,
-//! dump requests), device names resolved against a `Links`. Pure: it must not send
-//! anything nor choose which objects to write.
+//! netlink::encode: model objects -> kernel messages (route, rule, neighbour and link
+//! sysctl requests, dump requests), device names resolved against a `Links`. Pure: it must
+//! not send anything nor choose which objects to write.
 
 use std::net::IpAddr;
 
+use netlink_packet_route::link::{AfSpecInet, AfSpecUnspec, LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol,
@@ -13,6 +14,7 @@ use netlink_packet_route::rule::{
     RuleAction as NlRuleAction, RuleAttribute, RuleFlags, RuleMessage,
 };
 use netlink_packet_route::AddressFamily;
+use rtnetlink::packet_core::{DefaultNla, NLA_F_NESTED};
 
 use super::transport::refused;
 use super::{Links, RouteFilter};
@@ -273,15 +275,27 @@ pub(super) fn inet_devconf_index(key: &SysctlKey) -> Option<u16> {
     }
 }
 
-/// IFLA_INET_CONF's payload setting one devconf entry: a nested attribute whose type is the
-/// entry's index and whose value is the u32 to set. (netlink-packet-route's own request
-/// type leaves out every zero, so it cannot set a value back to 0.)
-pub(super) fn inet_conf_entry(index: u16, value: u32) -> Vec<u8> {
+/// IFLA_INET_CONF (linux/if_link.h): the devconf entries inside IFLA_AF_SPEC's AF_INET.
+const IFLA_INET_CONF: u16 = 1;
+
+/// RTM_SETLINK of the link `ifindex` whose IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF holds
+/// one devconf entry: a nested attribute whose type is the entry's index and whose value
+/// is the u32 to set. The kernel sets only the entries given. (netlink-packet-route's own
+/// request type leaves out every zero, so it cannot set a value back to 0.)
+pub(super) fn inet_conf_message(ifindex: u32, index: u16, value: u32) -> LinkMessage {
     const HEADER: u16 = 4;
     let len = HEADER + 4;
-    let mut bytes = Vec::with_capacity(usize::from(len));
-    bytes.extend_from_slice(&len.to_ne_bytes());
-    bytes.extend_from_slice(&index.to_ne_bytes());
-    bytes.extend_from_slice(&value.to_ne_bytes());
-    bytes
+    let mut entry = Vec::with_capacity(usize::from(len));
+    entry.extend_from_slice(&len.to_ne_bytes());
+    entry.extend_from_slice(&index.to_ne_bytes());
+    entry.extend_from_slice(&value.to_ne_bytes());
+    let conf = DefaultNla::new(IFLA_INET_CONF | NLA_F_NESTED, entry);
+    let mut message = LinkMessage::default();
+    message.header.index = ifindex;
+    message
+        .attributes
+        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+            AfSpecInet::Other(conf),
+        ])]));
+    message
 }

@@ -2,27 +2,23 @@
 //! them, many in flight at once, with errnos that mean "already so" read as such. It must
 //! not choose which objects to write nor order, batch or undo them (`execute` does).
 
-use netlink_packet_route::link::{AfSpecInet, AfSpecUnspec, LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{NeighbourAttribute, NeighbourState};
 use netlink_packet_route::route::RouteProtocol;
 use netlink_packet_route::rule::RuleAction as NlRuleAction;
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::{
-    DefaultNla, NetlinkMessage, NLA_F_NESTED, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL,
-    NLM_F_REPLACE, NLM_F_REQUEST,
+    NetlinkMessage, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
 
 use super::encode::{
-    ifindex, inet_conf_entry, inet_devconf_index, kernel_rule_action, neighbour_message,
+    ifindex, inet_conf_message, inet_devconf_index, kernel_rule_action, neighbour_message,
     route_message, rule_message, RouteWrite,
 };
 use super::transport::{collect, refused, Failure, Reply};
 use super::{Links, Netlink};
 use crate::error::{Error, Result};
 use crate::model::{MacAddr, Neighbour, Route, Rule, SysctlKey};
-
-/// IFLA_INET_CONF (linux/if_link.h): the devconf entries inside IFLA_AF_SPEC's AF_INET.
-const IFLA_INET_CONF: u16 = 1;
 
 /// What a write did to the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,50 +221,33 @@ impl Write {
             &[],
         ))
     }
-}
 
-impl Write {
-    /// `sysctl -w net.ipv4.conf.<dev>.<name>=<value>` as RTM_SETLINK with IFLA_AF_SPEC /
-    /// AF_INET / IFLA_INET_CONF holding that one entry: the kernel sets the value the file
-    /// shows, on the calling thread's socket, without opening the file (a `/proc/sys/net`
-    /// lookup is slow in a new netns, and the file must be opened inside the netns). None
-    /// for a sysctl only its file sets (`Write::sets_sysctl`).
+    /// `sysctl -w net.ipv4.conf.<dev>.<name>=<value>` as one RTM_SETLINK (`encode`'s
+    /// `inet_conf_message`): the kernel sets the value the file shows, on the calling
+    /// thread's socket, without opening the file (a `/proc/sys/net` lookup is slow in a new
+    /// netns, and the file must be opened inside the netns). None for a sysctl only its file
+    /// sets (`Write::sets_sysctl`).
     pub fn set_sysctl(key: &SysctlKey, value: i64, links: &Links) -> Option<Result<Write>> {
         let index = inet_devconf_index(key)?;
         let object = format!("sysctl -w {key}={value}");
-        Some(Write::set_inet_conf(key, index, value, links, object))
+        let message = u32::try_from(value)
+            .map_err(|_| Error::Kernel {
+                object: object.clone(),
+                reason: "the kernel holds this sysctl as an unsigned 32-bit value".to_string(),
+            })
+            .and_then(|value| {
+                let link = ifindex(links, &key.iface, &object)?;
+                Ok(inet_conf_message(link, index, value))
+            });
+        Some(
+            message
+                .map(|message| Write::send(object, RouteNetlinkMessage::SetLink(message), 0, &[])),
+        )
     }
 
     /// Whether `set_sysctl` writes this sysctl over netlink.
     pub fn sets_sysctl(key: &SysctlKey) -> bool {
         inet_devconf_index(key).is_some()
-    }
-
-    fn set_inet_conf(
-        key: &SysctlKey,
-        index: u16,
-        value: i64,
-        links: &Links,
-        object: String,
-    ) -> Result<Write> {
-        let value = u32::try_from(value).map_err(|_| Error::Kernel {
-            object: object.clone(),
-            reason: "the kernel holds this sysctl as an unsigned 32-bit value".to_string(),
-        })?;
-        let mut message = LinkMessage::default();
-        message.header.index = ifindex(links, &key.iface, &object)?;
-        let conf = DefaultNla::new(IFLA_INET_CONF | NLA_F_NESTED, inet_conf_entry(index, value));
-        message
-            .attributes
-            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
-                AfSpecInet::Other(conf),
-            ])]));
-        Ok(Write::send(
-            object,
-            RouteNetlinkMessage::SetLink(message),
-            0,
-            &[],
-        ))
     }
 }
 
@@ -325,7 +304,7 @@ impl Netlink {
                     Some(Sent {
                         seq: Ok(seq),
                         already_so,
-                    }) => patience.await_answer(self, seq, already_so, &object),
+                    }) => patience.await_answer(self, seq, already_so),
                 };
                 results.push(outcome.map_err(|failure| failure.into_error(&object)));
             }
@@ -368,29 +347,22 @@ impl Patience {
         nl: &Netlink,
         seq: u32,
         already_so: &[i32],
-        object: &str,
     ) -> std::result::Result<Outcome, Failure> {
         if self.stalled {
             return Err(Failure::Timeout);
         }
-        let outcome = await_one(nl, seq, already_so, object);
+        let outcome = await_one(nl, seq, already_so);
         self.stalled = matches!(outcome, Err(Failure::Timeout));
         outcome
     }
 }
 
 /// The ACK of one write: an errno in `already_so` means the kernel already is as asked.
-fn await_one(
-    nl: &Netlink,
-    seq: u32,
-    already_so: &[i32],
-    object: &str,
-) -> std::result::Result<Outcome, Failure> {
+fn await_one(nl: &Netlink, seq: u32, already_so: &[i32]) -> std::result::Result<Outcome, Failure> {
     match collect(|| nl.channel.next(seq), false) {
         Ok(Reply::Complete(_)) => Ok(Outcome::Changed),
-        Ok(Reply::Interrupted) => Err(Failure::Error(Error::TryAgain(format!(
-            "{object}: the kernel's answer was lost (netlink overrun)"
-        )))),
+        // A write's answer is never a dump's: only a lost answer reads as interrupted.
+        Ok(Reply::Interrupted) => Err(Failure::Lost),
         Err(Failure::Errno(errno)) if already_so.contains(&errno) => Ok(Outcome::AlreadySo),
         Err(failure) => Err(failure),
     }

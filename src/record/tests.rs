@@ -72,19 +72,29 @@ fn peers_are_the_same_containers_other_interfaces_only() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// The host lock at `path` taken at once through an open of its own, as another run takes
+/// it; None when a holder keeps it from being taken.
+fn lock_at_once(path: &Path, arg: FlockArg) -> Option<Flock<fs::File>> {
+    let file = fs::File::open(path).unwrap();
+    match Flock::lock(file, arg) {
+        Ok(lock) => Some(lock),
+        Err((_, Errno::EWOULDBLOCK)) => None,
+        Err((_, errno)) => panic!("locking {}: {errno}", path.display()),
+    }
+}
+
 #[test]
 fn host_lock_excludes_a_second_holder_until_released() {
     let dir = temp_dir("lock");
     let store = FileRecords::new(&dir);
     let first = store.lock_host().unwrap();
     let path = dir.join("host.lock");
-    let other = fs::File::open(&path).unwrap();
-    let Err((other, Errno::EWOULDBLOCK)) = Flock::lock(other, FlockArg::LockExclusiveNonblock)
-    else {
-        panic!("a second holder got the host lock");
-    };
+    assert!(
+        lock_at_once(&path, FlockArg::LockExclusiveNonblock).is_none(),
+        "a second holder got the host lock"
+    );
     drop(first);
-    assert!(Flock::lock(other, FlockArg::LockExclusiveNonblock).is_ok());
+    assert!(lock_at_once(&path, FlockArg::LockExclusiveNonblock).is_some());
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -94,32 +104,27 @@ fn shared_host_lock_holders_hold_it_together_and_exclude_the_exclusive_holder() 
     let store = FileRecords::new(&dir);
     let first = store.lock_host_shared().unwrap();
     let path = dir.join("host.lock");
+    let (shared, alone) = (
+        FlockArg::LockSharedNonblock,
+        FlockArg::LockExclusiveNonblock,
+    );
     // Another ADD looking at the rule gets it beside the first at once.
-    let second = fs::File::open(&path).unwrap();
-    let second = match Flock::lock(second, FlockArg::LockSharedNonblock) {
-        Ok(lock) => lock,
-        Err(_) => panic!("a second shared holder was refused"),
-    };
+    let second = lock_at_once(&path, shared).expect("a second shared holder was refused");
     // A DEL deciding the rule waits for both.
-    let del = fs::File::open(&path).unwrap();
-    let Err((del, Errno::EWOULDBLOCK)) = Flock::lock(del, FlockArg::LockExclusiveNonblock) else {
-        panic!("the exclusive holder got the lock beside shared holders");
-    };
+    assert!(
+        lock_at_once(&path, alone).is_none(),
+        "the exclusive holder got the lock beside shared holders"
+    );
     drop(first);
-    let Err((del, Errno::EWOULDBLOCK)) = Flock::lock(del, FlockArg::LockExclusiveNonblock) else {
-        panic!("the exclusive holder got the lock beside a shared holder");
-    };
+    assert!(
+        lock_at_once(&path, alone).is_none(),
+        "the exclusive holder got the lock beside a shared holder"
+    );
     drop(second);
-    let held = match Flock::lock(del, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => lock,
-        Err(_) => panic!("the exclusive holder was refused once the shared ones left"),
-    };
+    let held = lock_at_once(&path, alone)
+        .expect("the exclusive holder was refused once the shared ones left");
     // And while it holds the lock, no ADD looks at the rule.
-    let shared = fs::File::open(&path).unwrap();
-    assert!(matches!(
-        Flock::lock(shared, FlockArg::LockSharedNonblock),
-        Err((_, Errno::EWOULDBLOCK))
-    ));
+    assert!(lock_at_once(&path, shared).is_none());
     drop(held);
     let _ = fs::remove_dir_all(&dir);
 }

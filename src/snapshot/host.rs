@@ -25,10 +25,10 @@ use crate::netns;
 pub(super) struct HostRead {
     state: NetnsState,
     preferred: BTreeMap<IpAddr, IpAddr>,
-    /// `ThroughPodPeers` with a pod: the host's addresses (`PodPeersOnly`: none). Its links (the host veth peer
-    /// and those holding the node's addresses) and the routes and neighbours through the
-    /// host veth peer are read once the pod's links say which host links are its peers
-    /// (`through_peers`).
+    /// `ThroughPodPeers` with a pod: the host's addresses (`PodPeersOnly`: none). Its links
+    /// (the host veth peer and those holding the node's addresses) and the routes and
+    /// neighbours through the host veth peer are read once the pod's links say which host
+    /// links are its peers (`through_peers`).
     through_peers_of: Option<Vec<Address>>,
     /// The managed sysctls the host links read came with.
     sent: Sent,

@@ -16,8 +16,9 @@ use crate::netns::NetnsWorker;
 
 /// Begins the pod read: has `worker` open the handle, and the files of the sysctls no
 /// link message carries (`all`'s and `default`'s), while the caller reads the host. A
-/// link's sysctls come with its link message; its files are opened only when a plan writes
-/// them (`execute`). A `links_only` request reads only links, so it opens no file.
+/// link's sysctls come with its link message; `execute` writes its IPv4 ones as link
+/// requests and opens the file of an IPv6 one only to write it. A `links_only` request
+/// reads only links, so it opens no file.
 pub(super) fn begin(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<()> {
     Netlink::open_ahead(worker)?;
     match req.links_only {
