@@ -481,7 +481,7 @@ fn run_command(
     let parsed = Instant::now();
     let backends = backends(config, inv)?;
     // Logged once the log is open: from the start of the run to a parsed config, then the
-    // log and the backends set up (the pod worker started, data_dir reached).
+    // log and the backends set up (the pod's visitor made, data_dir reached).
     log_phase_between("config", started, parsed);
     log_phase("set-up", parsed);
     for ignored in &allowed.ignored {
@@ -551,7 +551,7 @@ fn run_command(
             Ok(None)
         }
     })();
-    // The run's backends go before its result is written: the pod worker, the netlink
+    // The run's backends go before its result is written: the pod's visitor, the netlink
     // sockets, the sysctl files, and the attachment lock, released last so that an agent
     // waiting for it finds the run's work done.
     phase("release", || drop(backends));

@@ -1,7 +1,7 @@
 //! execute: applies ops. The trait the reconciler drives, the live executor (drives
 //! `netlink` from the calling thread through its handle of each side's netns, a link's
 //! IPv4 sysctls included, and writes the other sysctls' files through `netns`: the pod's
-//! through those the run's worker opened there).
+//! through those the run's visitor opened there).
 //! The in-memory kernel for tests is `testkit::ModelKernel`.
 //! Never plans: it applies what it is given, in order, and says what failed.
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::model::{ActualState, Change, NetnsState, Op, Route, Side};
 use crate::netlink::{Links, Netlink, Outcome, Write};
-use crate::netns::{self, NetnsWorker};
+use crate::netns::{self, NetnsVisitor};
 
 /// An op that failed, with the ops before it applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,18 +85,18 @@ pub trait Executor {
     }
 }
 
-/// Applies ops to the kernel from the calling thread, which never changes netns: host ops
-/// through its handle of its own netns (`Netlink::on_this_thread`), pod ops through its
-/// handle of the pod netns (`Netlink::in_netns`, opened there by the run's worker, shared
-/// with the snapshot: the netns is entered once per run). Sysctls are files: the pod's
-/// are written through the files the worker opened there, the host's here.
+/// Applies ops to the kernel from the calling thread, in its own netns: host ops through
+/// its handle of its own netns (`Netlink::on_this_thread`), pod ops through its handle of
+/// the pod netns (`Netlink::in_netns`, opened in a visit by the run's visitor, shared with
+/// the snapshot). File sysctls: the pod's are written through the files the visitor opened
+/// there, the host's here.
 /// Consecutive ops of one kind (e.g. a thousand route adds) go to the kernel all at once
 /// and their ACKs are collected afterwards; to keep "stops at the first failure", the ops
 /// of such a batch that the kernel applied after the failing one are undone.
 /// Must not be called from async code (netlink blocks the calling thread).
 #[derive(Clone, Debug, Default)]
 pub struct LiveExecutor {
-    pod: Option<Arc<NetnsWorker>>,
+    pod: Option<Arc<NetnsVisitor>>,
 }
 
 /// Whether a failure ends the work (`apply`) or the rest is still tried (`apply_all`).
@@ -107,13 +107,13 @@ enum Policy {
 }
 
 impl LiveExecutor {
-    /// An executor with a worker of its own for the pod netns at `pod_netns`.
+    /// An executor with a visitor of its own for the pod netns at `pod_netns`.
     pub fn new(pod_netns: Option<PathBuf>) -> LiveExecutor {
-        LiveExecutor::in_pod(pod_netns.map(|path| Arc::new(NetnsWorker::new(path))))
+        LiveExecutor::in_pod(pod_netns.map(|path| Arc::new(NetnsVisitor::new(path))))
     }
 
-    /// An executor applying pod ops on `pod`, the run's worker, shared with its snapshot.
-    pub fn in_pod(pod: Option<Arc<NetnsWorker>>) -> LiveExecutor {
+    /// An executor applying pod ops on `pod`, the run's visitor, shared with its snapshot.
+    pub fn in_pod(pod: Option<Arc<NetnsVisitor>>) -> LiveExecutor {
         LiveExecutor { pod }
     }
 
@@ -140,9 +140,9 @@ impl LiveExecutor {
                     let named = Named(Some(&planned_from.host));
                     apply_run(Place::Here, run, named, policy, surprise)
                 }
-                (Side::Pod, Some(worker)) => {
+                (Side::Pod, Some(visitor)) => {
                     let named = Named(planned_from.pod.as_ref());
-                    apply_run(Place::Pod(worker), run, named, policy, surprise)
+                    apply_run(Place::Pod(visitor), run, named, policy, surprise)
                 }
                 (Side::Pod, None) => {
                     let error =
@@ -160,30 +160,30 @@ enum Place<'a> {
     /// The calling thread's own (the host's).
     Here,
     /// The pod's: netlink from the calling thread through its handle there, file sysctls
-    /// through the files the worker opened inside it.
-    Pod(&'a NetnsWorker),
+    /// through the files the visitor opened inside it.
+    Pod(&'a NetnsVisitor),
 }
 
 impl Place<'_> {
     fn netlink<T>(self, f: impl FnOnce(&Netlink) -> Result<T>) -> Result<T> {
         match self {
             Place::Here => Netlink::on_this_thread(f),
-            Place::Pod(worker) => Netlink::in_netns(worker, f),
+            Place::Pod(visitor) => Netlink::in_netns(visitor, f),
         }
     }
 
     /// Writes the file sysctl ops of `ops` in order, in this netns: the pod's through files
-    /// its worker opened there, those not open yet opened in one trip to the worker first.
+    /// its visitor opened there, those not open yet opened in one visit first.
     fn write_sysctls(self, ops: &[Op], policy: Policy) -> Vec<Failed> {
         let mut failures = Vec::new();
-        if let Place::Pod(worker) = self {
+        if let Place::Pod(visitor) = self {
             let keys = ops.iter().filter_map(|op| match &op.change {
                 Change::SetSysctl { key, .. } => Some(key.clone()),
                 _ => None,
             });
-            // A failure to hand the opening over is not the write's: each write then goes
-            // to the worker on its own and fails or succeeds there, as it says.
-            if let Err(error) = worker.hold_sysctl_files(keys) {
+            // A failure to open them ahead is not the write's: each write then visits the
+            // pod on its own and fails or succeeds there, as it says.
+            if let Err(error) = visitor.hold_sysctl_files(keys) {
                 tracing::debug!(%error, "sysctl files not opened ahead");
             }
         }
@@ -193,7 +193,7 @@ impl Place<'_> {
             };
             let written = match self {
                 Place::Here => netns::write_sysctl(key, *new),
-                Place::Pod(worker) => worker.write_sysctl(key, *new),
+                Place::Pod(visitor) => visitor.write_sysctl(key, *new),
             };
             match written {
                 Ok(()) => tracing::debug!(sysctl = %key, value = new, "applied"),

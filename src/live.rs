@@ -1,6 +1,6 @@
 //! live: the backends a real plugin run uses, once its config is known: the kernel snapshot
-//! and the netlink executor for the pod named by CNI_NETNS, sharing one worker thread in
-//! that netns (entered once per run; it opens the pod's netlink socket), the records and
+//! and the netlink executor for the pod named by CNI_NETNS, sharing one visitor of that
+//! netns (its visits open the pod's netlink socket and sysctl files), the records and
 //! host lock in data_dir, raw-socket conflict probes on the chained interface, and the log
 //! file. It wires; it decides nothing. Two things it adds around them: ADD and CHECK refuse
 //! a CNI_NETNS that is not a netns before anything is locked or written, and the conflict
@@ -22,7 +22,7 @@ use crate::error::{excerpt, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::logging;
 use crate::model::Record;
-use crate::netns::{self, NetnsWorker};
+use crate::netns::{self, NetnsVisitor};
 use crate::record::{AttachmentLock, FileRecords, RecordStore};
 use crate::signals::allow_termination;
 use crate::snapshot::LiveSnapshot;
@@ -45,7 +45,7 @@ pub fn backends(config: &Config, invocation: &Invocation) -> Result<Backends> {
     let pod = invocation
         .netns
         .clone()
-        .map(|path| Arc::new(NetnsWorker::new(path)));
+        .map(|path| Arc::new(NetnsVisitor::new(path)));
     Ok(Backends {
         snapshots: Box::new(LiveSnapshot::in_pod(pod.clone())),
         executor: Box::new(LiveExecutor::in_pod(pod.clone())),

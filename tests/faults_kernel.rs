@@ -23,7 +23,7 @@ use router::conflict::NoConflicts;
 use router::error::{Code, Result};
 use router::execute::{Answers, Executor, Failed, LiveExecutor};
 use router::model::{ActualState, AddInputs, Op, Side};
-use router::netns::NetnsWorker;
+use router::netns::NetnsVisitor;
 use router::reconcile::{self, Attachment, World};
 use router::record::{FileRecords, RecordStore};
 use router::snapshot::{LiveSnapshot, SnapshotRequest, SnapshotSource};
@@ -141,25 +141,26 @@ fn the_pod_netns_deleted_between_snapshot_and_apply_is_code_3_and_nothing_is_lef
     pod_deleted_between_snapshot_and_apply("nsgone", 31, false);
 }
 
-/// As in a plugin run (`live`): the snapshot and the executor share the worker that
-/// entered the pod netns, which keeps that netns alive; the apply still finds it gone.
+/// As in a plugin run (`live`): the snapshot and the executor share the visitor whose
+/// visits opened the pod's netlink socket and sysctl files, which keep that netns alive;
+/// the apply still finds it gone.
 #[test]
-fn the_pod_netns_deleted_under_the_runs_shared_worker_is_code_3_too() {
+fn the_pod_netns_deleted_under_the_runs_shared_visitor_is_code_3_too() {
     pod_deleted_between_snapshot_and_apply("nsgone2", 37, true);
 }
 
 fn pod_deleted_between_snapshot_and_apply(tag: &str, index: u8, shared: bool) {
     let p = prepared(tag, index, json!({}));
     let host_before = host_state(&p.node);
-    let worker = p
+    let visitor = p
         .att
         .netns
         .clone()
-        .map(|path| Arc::new(NetnsWorker::new(path)));
+        .map(|path| Arc::new(NetnsVisitor::new(path)));
     let (live, executor) = match shared {
         true => (
-            LiveSnapshot::in_pod(worker.clone()),
-            LiveExecutor::in_pod(worker),
+            LiveSnapshot::in_pod(visitor.clone()),
+            LiveExecutor::in_pod(visitor),
         ),
         false => (
             LiveSnapshot::default(),

@@ -15,7 +15,7 @@ use router::model::{
     PROTOCOL_BOOT, PROTOCOL_KERNEL, ROUTER_PROTOCOL,
 };
 use router::netlink::{Netlink, Write};
-use router::netns::{read_sysctl, run_in_netns, write_sysctl, NetnsWorker};
+use router::netns::{read_sysctl, run_in_netns, visiting, write_sysctl, NetnsVisitor};
 use router::snapshot::{FileSnapshot, HostObjects, LiveSnapshot, SnapshotRequest, SnapshotSource};
 
 /// A file in the temp dir, removed on drop.
@@ -591,65 +591,113 @@ fn netns_inode(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().ino()
 }
 
+/// A visit runs its work inside the netns and brings the calling thread back to its own,
+/// whatever the work did: returned, failed or panicked. Once the path is gone a visit
+/// fails naming it without moving the thread; the same path naming a new netns is visited
+/// as it is now.
 #[test]
-fn a_netns_worker_runs_every_job_inside_its_netns_and_fails_once_the_netns_is_gone() {
-    let ns = Netns::new("worker");
-    let worker = NetnsWorker::new(ns.path());
-    let inside = worker.run(netns_inode_here).unwrap();
+fn a_visit_runs_inside_its_netns_and_always_brings_the_thread_back() {
+    let ns = Netns::new("visit");
+    let visitor = NetnsVisitor::new(ns.path());
+    let home = netns_inode_here().unwrap();
+    let inside = visitor.visit(netns_inode_here).unwrap();
     assert_eq!(inside, netns_inode(&ns.path()));
-    assert_ne!(inside, netns_inode_here().unwrap(), "the caller moved");
-    // The worker's thread reads the pod's sysctls and links (its netlink handle is the one
-    // of that netns): lo is all there is.
-    let links = worker
-        .run(|| Netlink::on_this_thread(|nl| nl.links()))
-        .unwrap();
-    assert_eq!(links.links.keys().collect::<Vec<_>>(), ["lo"]);
+    assert_ne!(inside, home);
+    assert_eq!(netns_inode_here().unwrap(), home, "back after a result");
+    assert!(!visiting());
+
+    let err = visitor.visit(|| -> router::error::Result<()> { Err(Error::TryAgain("x".into())) });
+    assert_eq!(err, Err(Error::TryAgain("x".into())));
+    assert_eq!(netns_inode_here().unwrap(), home, "back after an error");
+
+    let err = visitor
+        .visit(|| -> router::error::Result<()> { panic!("boom") })
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { what, reason, .. } if reason.contains("boom") && what.contains(&ns.name)),
+        "{err:?}"
+    );
+    assert_eq!(netns_inode_here().unwrap(), home, "back after a panic");
+    assert!(!visiting());
 
     run("ip", &["netns", "del", &ns.name]);
-    let err = worker.run(netns_inode_here).unwrap_err();
+    let err = visitor.visit(netns_inode_here).unwrap_err();
     let Error::Io { what, .. } = &err else {
         panic!("{err:?}")
     };
     assert!(what.contains(&ns.name), "{what}");
+    assert_eq!(netns_inode_here().unwrap(), home);
 
-    // The same path naming a new netns: a new thread enters that one.
     run("ip", &["netns", "add", &ns.name]);
     assert_eq!(
-        worker.run(netns_inode_here).unwrap(),
+        visitor.visit(netns_inode_here).unwrap(),
         netns_inode(&ns.path())
     );
+    assert_eq!(netns_inode_here().unwrap(), home);
 }
 
-/// The pod's netlink handle is opened inside the pod by its worker and used from the
-/// calling thread, which never enters the pod: what it reads and writes is the pod's. A
-/// path that names a new netns by now gets a handle of that one.
+/// Inside a visit the thread refuses to open its own netlink handle: opened there, it
+/// would be the visited netns's, kept as the thread's own for node work after the visit.
+/// A handle the thread opened before a visit still talks to its own netns after it.
 #[test]
-fn a_handle_opened_by_the_worker_talks_to_its_netns_from_a_thread_that_never_entered_it() {
+fn a_thread_visiting_another_netns_refuses_its_own_handle_and_keeps_the_one_it_had() {
+    let ns = Netns::new("visitown");
+    ns.ip("link add vo0 type veth peer name vo1");
+    let visitor = NetnsVisitor::new(ns.path());
+    // A thread of the test's own whose netns is another test netns: its "own" handle is
+    // that one's (lo only), never the visited pod's (lo, vo0, vo1).
+    let home = Netns::new("visithome");
+    let home_path = home.path();
+    let seen = run_in_netns(&home_path, move || {
+        let before = Netlink::on_this_thread(|nl| nl.links())?;
+        let inside = visitor.visit(|| {
+            let visiting_inside = visiting();
+            Ok((
+                visiting_inside,
+                Netlink::on_this_thread(|nl| nl.links()).err(),
+            ))
+        })?;
+        let after = Netlink::on_this_thread(|nl| nl.links())?;
+        let names = |l: &router::netlink::Links| l.links.keys().cloned().collect::<Vec<_>>();
+        Ok((names(&before), inside, names(&after)))
+    })
+    .unwrap();
+    let (before, (visiting_inside, refused), after) = seen;
+    assert_eq!(before, ["lo"]);
+    assert!(visiting_inside, "visiting() inside the visit");
+    let Some(Error::Kernel { reason, .. }) = &refused else {
+        panic!("the handle was not refused: {refused:?}")
+    };
+    assert!(reason.contains("visiting"), "{reason}");
+    assert_eq!(after, ["lo"], "still the home netns's handle");
+}
+
+/// The pod's netlink handle is opened in a visit to the pod and used from the calling
+/// thread back in its own netns: what it reads and writes is the pod's. A path that names
+/// a new netns by now gets a handle of that one.
+#[test]
+fn a_handle_opened_in_a_visit_talks_to_its_netns_from_the_thread_back_home() {
     let ns = Netns::new("handle");
     ns.ip("link add hv0 type veth peer name hv1");
-    let worker = NetnsWorker::new(ns.path());
+    let visitor = NetnsVisitor::new(ns.path());
     let caller = netns_inode_here().unwrap();
     let names = || {
-        let links = Netlink::in_netns(&worker, |nl| nl.links()).unwrap();
+        let links = Netlink::in_netns(&visitor, |nl| nl.links()).unwrap();
         links.links.keys().cloned().collect::<Vec<_>>()
     };
     assert_eq!(names(), ["hv0", "hv1", "lo"]);
     let mac: MacAddr = "0a:0b:0c:0d:0e:0f".parse().unwrap();
-    let written = Netlink::in_netns(&worker, |nl| {
+    let written = Netlink::in_netns(&visitor, |nl| {
         let links = nl.link_names()?;
         nl.write(Write::set_mac("hv0", mac, &links)?)
     });
     assert!(written.is_ok(), "{written:?}");
     let address = ns.exec(&["cat", "/sys/class/net/hv0/address"]);
     assert_eq!(address.trim(), "0a:0b:0c:0d:0e:0f");
-    assert_eq!(
-        netns_inode_here().unwrap(),
-        caller,
-        "the caller never moved"
-    );
+    assert_eq!(netns_inode_here().unwrap(), caller, "the caller is back");
 
     run("ip", &["netns", "del", &ns.name]);
-    let err = Netlink::in_netns(&worker, |nl| nl.links()).unwrap_err();
+    let err = Netlink::in_netns(&visitor, |nl| nl.links()).unwrap_err();
     assert!(
         matches!(&err, Error::Io { what, .. } if what.contains(&ns.name)),
         "{err:?}"
@@ -658,40 +706,41 @@ fn a_handle_opened_by_the_worker_talks_to_its_netns_from_a_thread_that_never_ent
     assert_eq!(names(), ["lo"], "the new netns's handle, not the old one's");
 }
 
-/// A run's pod sysctls go through files the worker opened inside the pod, read and written
-/// from the calling thread: they are the pod's, the caller's netns is untouched, a key
-/// without a file reads as absent, and one never held goes to the worker.
+/// A run's pod sysctls go through files a visit opened inside the pod, read and written
+/// from the calling thread back in its own netns: they are the pod's, the caller's netns
+/// is untouched, a key without a file reads as absent, and one never held is read or
+/// written in a visit.
 #[test]
-fn sysctl_files_held_by_the_worker_are_the_pods_from_any_thread() {
+fn sysctl_files_held_from_a_visit_are_the_pods_from_any_thread() {
     let ns = Netns::new("held");
-    let worker = NetnsWorker::new(ns.path());
+    let visitor = NetnsVisitor::new(ns.path());
     let all = SysctlKey::new("all", SysctlName::RpFilter);
     let default = SysctlKey::new("default", SysctlName::RpFilter);
     let missing = SysctlKey::new("nosuchdev", SysctlName::RpFilter);
     let machine_all = read_sysctl(&all).unwrap();
     ns.set_sysctl("net.ipv4.conf.all.rp_filter", 2);
     ns.set_sysctl("net.ipv4.conf.default.rp_filter", 1);
-    worker
+    visitor
         .hold_sysctl_files([all.clone(), missing.clone()])
         .unwrap();
 
-    let read = worker
+    let read = visitor
         .read_sysctls(vec![all.clone(), missing.clone(), default.clone()])
         .unwrap();
     assert_eq!(
         read,
         BTreeMap::from([(all.clone(), 2), (default.clone(), 1)])
     );
-    worker.write_sysctl(&all, 1).unwrap();
+    visitor.write_sysctl(&all, 1).unwrap();
     assert_eq!(ns.sysctl(&all), 1);
     assert_eq!(
-        worker.read_sysctls(vec![all.clone()]).unwrap()[&all],
+        visitor.read_sysctls(vec![all.clone()]).unwrap()[&all],
         1,
         "read afresh"
     );
-    worker.write_sysctl(&default, 2).unwrap();
+    visitor.write_sysctl(&default, 2).unwrap();
     assert_eq!(ns.sysctl(&default), 2);
-    assert!(worker.write_sysctl(&missing, 1).is_err(), "no such sysctl");
+    assert!(visitor.write_sysctl(&missing, 1).is_err(), "no such sysctl");
     assert_eq!(
         read_sysctl(&all).unwrap(),
         machine_all,
@@ -703,9 +752,9 @@ fn sysctl_files_held_by_the_worker_are_the_pods_from_any_thread() {
     run("ip", &["netns", "del", &ns.name]);
     run("ip", &["netns", "add", &ns.name]);
     ns.set_sysctl("net.ipv4.conf.all.rp_filter", 2);
-    worker.hold_sysctl_files([all.clone()]).unwrap();
-    assert_eq!(worker.read_sysctls(vec![all.clone()]).unwrap()[&all], 2);
-    worker.write_sysctl(&all, 0).unwrap();
+    visitor.hold_sysctl_files([all.clone()]).unwrap();
+    assert_eq!(visitor.read_sysctls(vec![all.clone()]).unwrap()[&all], 2);
+    visitor.write_sysctl(&all, 0).unwrap();
     assert_eq!(ns.sysctl(&all), 0);
 }
 

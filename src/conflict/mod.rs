@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use crate::compile::mac_source;
 use crate::error::{Error, Result};
 use crate::model::{Change, MacAddr, Op};
-use crate::netns::{self, NetnsWorker};
+use crate::netns::{self, NetnsVisitor};
 use socket::PacketSocket;
 
 /// Another host holds (or is probing for) one of the chained interface's addresses.
@@ -84,16 +84,16 @@ pub trait AddressProbe {
     ) -> Result<Option<Conflict>>;
 }
 
-/// The live probe: AF_PACKET sockets on the chained interface, in the pod netns, opened on
-/// the run's worker there (`in_pod`, the thread the snapshot and executor use) when it is
-/// for the target's netns, else on a thread of the probe's own.
+/// The live probe: AF_PACKET sockets on the chained interface, in the pod netns, sent and
+/// read in a visit by the run's visitor (`in_pod`, the one the snapshot and executor use)
+/// when it is for the target's netns, else on a thread of the probe's own.
 #[derive(Clone, Debug, Default)]
 pub struct RawSocketProbe {
-    pod: Option<Arc<NetnsWorker>>,
+    pod: Option<Arc<NetnsVisitor>>,
 }
 
 impl RawSocketProbe {
-    pub fn in_pod(pod: Option<Arc<NetnsWorker>>) -> RawSocketProbe {
+    pub fn in_pod(pod: Option<Arc<NetnsVisitor>>) -> RawSocketProbe {
         RawSocketProbe { pod }
     }
 }
@@ -123,7 +123,7 @@ impl AddressProbe for RawSocketProbe {
         let schedule = Schedule::new(interval, retries);
         let probe = move || detect_here(&ifname, mac, &addrs, schedule);
         match self.pod.as_ref().filter(|w| w.path() == target.pod_netns) {
-            Some(worker) => worker.run(probe),
+            Some(visitor) => visitor.visit(probe),
             None => netns::run_in_netns(target.pod_netns, probe),
         }
     }

@@ -45,8 +45,7 @@ impl Netlink {
     /// the read. In turn on one socket rather than at once on a socket each: the kernel
     /// does a dump's work in the syscalls of the thread that asks and reads it, so dumps
     /// on one thread overlap nothing, and each extra socket only adds its setup and its
-    /// receive buffer (ARCHITECTURE, "One trip into the pod per run"). The pod and the
-    /// host are still read at once, on two threads.
+    /// receive buffer (ARCHITECTURE, "Visits to the pod").
     pub(super) fn dump_all<P>(&self, dumps: &[Dump<P>]) -> Result<Vec<Vec<RouteNetlinkMessage>>> {
         dumps.iter().map(|dump| self.dump_on(dump)).collect()
     }

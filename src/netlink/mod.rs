@@ -1,5 +1,5 @@
 //! netlink: the only module that talks rtnetlink. It reads links, addresses, routes, rules
-//! and neighbours of a netns (the calling thread's own, or the one a `NetnsWorker` is in)
+//! and neighbours of a netns (the calling thread's own, or the one a `NetnsVisitor` visits)
 //! into model types, and writes routes, rules, neighbours and MACs from them: one request
 //! per object with NLM_F_ACK, many in flight at once (`write_many`), errno mapped to
 //! meaning (EEXIST on an add and ESRCH/ENOENT on a delete are "already so"). It must not
@@ -33,7 +33,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::{NetlinkMessage, NLM_F_REQUEST};
 
 use crate::error::{Error, Result};
-use crate::netns::{NetnsId, NetnsWorker, Pending};
+use crate::netns::{self, NetnsId, NetnsVisitor};
 use decode::route_addr;
 use encode::route_get_request;
 pub use read::{Address, Links, Read, ReadRequest, RouteFilter};
@@ -51,9 +51,9 @@ pub struct Netlink {
     channel: Channel,
 }
 
-/// A socket opened in some netns, not yet a thread's handle: what a thread inside a netns
-/// hands back (`Opened::here`) so that another thread, which never enters it, can talk to
-/// that netns (a socket stays bound to the netns it was created in).
+/// A socket opened in some netns, not yet a thread's handle: what a visit to a netns brings
+/// back (`Opened::here`) so that the thread, back in its own netns, can talk to the one it
+/// visited (a socket stays bound to the netns it was created in).
 pub struct Opened {
     channel: Channel,
 }
@@ -77,60 +77,33 @@ const OTHER_NETNS_HANDLES: usize = 2;
 thread_local! {
     /// The calling thread's handles, each opened on first use, in the order opened.
     static HANDLES: RefCell<Vec<(HandleKey, Rc<Netlink>)>> = const { RefCell::new(Vec::new()) };
-    /// Handles a netns worker is opening ahead of their first use (`open_ahead`).
-    static OPENING: RefCell<Vec<(NetnsId, Pending<Opened>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Netlink {
     /// Runs `f` with the calling thread's handle of its own netns, opened on first use and
     /// kept until the thread ends. Refused inside an async context (a nested `block_on`
-    /// would panic).
+    /// would panic) and inside a visit to another netns: the handle opened there would be
+    /// that netns's, kept as the thread's own.
     pub fn on_this_thread<T>(f: impl FnOnce(&Netlink) -> Result<T>) -> Result<T> {
+        if netns::visiting() {
+            return Err(refused(
+                "netlink socket",
+                "the thread is visiting another netns".to_string(),
+            ));
+        }
         let nl = handle(None, || Opened::here().map(Netlink::from))?;
         f(&nl)
     }
 
-    /// Runs `f`, on the calling thread, with its handle of the netns `worker` is in (the
-    /// one its path names now): opened there by the worker on first use, then used from
-    /// here, so the caller talks to that netns without ever entering it or waiting on
-    /// another thread for each request.
-    pub fn in_netns<T>(worker: &NetnsWorker, f: impl FnOnce(&Netlink) -> Result<T>) -> Result<T> {
-        let netns = worker.netns()?;
+    /// Runs `f`, on the calling thread, with its handle of the netns `visitor` visits (the
+    /// one its path names now): opened in a visit on first use, then used from the
+    /// thread's own netns, so the thread talks to that netns without staying in it.
+    pub fn in_netns<T>(visitor: &NetnsVisitor, f: impl FnOnce(&Netlink) -> Result<T>) -> Result<T> {
+        let netns = visitor.netns()?;
         let nl = handle(Some(netns), || {
-            let ahead = OPENING
-                .try_with(|o| {
-                    let mut opening = o.borrow_mut();
-                    let at = opening.iter().position(|(id, _)| *id == netns)?;
-                    Some(opening.remove(at).1)
-                })
-                .map_err(|_| thread_ending())?;
-            match ahead {
-                Some(pending) => pending.wait(),
-                None => worker.run(Opened::here),
-            }
-            .map(Netlink::from)
+            visitor.visit(Opened::here).map(Netlink::from)
         })?;
         f(&nl)
-    }
-
-    /// Has `worker` open this thread's handle of its netns now, so that the first
-    /// `in_netns` finds it ready instead of waiting for the worker to start, enter the
-    /// netns and open the socket. Nothing is done when the handle is open already.
-    pub fn open_ahead(worker: &NetnsWorker) -> Result<()> {
-        let netns = worker.netns()?;
-        let open = HANDLES
-            .try_with(|h| h.borrow().iter().any(|(key, _)| *key == Some(netns)))
-            .map_err(|_| thread_ending())?;
-        let opening = OPENING
-            .try_with(|o| o.borrow().iter().any(|(id, _)| *id == netns))
-            .map_err(|_| thread_ending())?;
-        if !open && !opening {
-            let pending = worker.submit(Opened::here)?;
-            OPENING
-                .try_with(|o| o.borrow_mut().push((netns, pending)))
-                .map_err(|_| thread_ending())?;
-        }
-        Ok(())
     }
 }
 
@@ -139,7 +112,6 @@ impl Netlink {
 /// repairs) calls this after each one, so that it holds nothing in a pod between repairs.
 pub fn close_other_netns_handles() {
     let _ = HANDLES.try_with(|h| h.borrow_mut().retain(|(key, _)| key.is_none()));
-    let _ = OPENING.try_with(|o| o.borrow_mut().clear());
 }
 
 fn thread_ending() -> Error {

@@ -1,28 +1,26 @@
-//! netns::files: sysctl files of a worker's netns, opened inside it by the worker, then
-//! read and written from the calling thread (a /proc/sys/net file shows the netns of the
-//! thread that opened it, whichever thread uses it), so a run does not hand each sysctl to
-//! the worker. Must not decide which sysctls a run touches.
+//! netns::files: sysctl files of a visited netns, opened inside it in a visit, then read
+//! and written from outside it (a /proc/sys/net file shows the netns of the thread that
+//! opened it, whichever netns that thread is in later), so a run does not visit the netns
+//! for each sysctl. Must not decide which sysctls a run touches.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use super::{sysctl_error, sysctl_value, NetnsId, Pending};
+use super::{sysctl_error, sysctl_value, NetnsId};
 use crate::error::Result;
 use crate::model::SysctlKey;
 
-/// What one opening job found: each key's file, or None when the sysctl does not exist.
+/// What one opening visit found: each key's file, or None when the sysctl does not exist.
 pub(super) type Opened = Vec<(SysctlKey, Option<File>)>;
 
-/// The files held for one netns (none before the first use), and the openings still on
-/// the worker.
+/// The files held for one netns (none before the first use).
 #[derive(Default)]
 pub(super) struct Held {
     pub(super) netns: Option<NetnsId>,
     files: BTreeMap<SysctlKey, Option<File>>,
     asked: BTreeSet<SysctlKey>,
-    opening: Vec<Pending<Opened>>,
 }
 
 impl Held {
@@ -31,27 +29,19 @@ impl Held {
             netns: Some(netns),
             files: BTreeMap::new(),
             asked: BTreeSet::new(),
-            opening: Vec::new(),
         }
     }
 
-    /// The keys not held nor being opened yet; they count as asked from now on.
+    /// The keys not asked for yet; they count as asked from now on.
     pub(super) fn ask(&mut self, keys: impl IntoIterator<Item = SysctlKey>) -> Vec<SysctlKey> {
         keys.into_iter()
             .filter(|key| self.asked.insert(key.clone()))
             .collect()
     }
 
-    pub(super) fn opening(&mut self, pending: Pending<Opened>) {
-        self.opening.push(pending);
-    }
-
-    /// Takes in what the openings found, waiting for them.
-    pub(super) fn settle(&mut self) -> Result<()> {
-        for pending in std::mem::take(&mut self.opening) {
-            self.files.extend(pending.wait()?);
-        }
-        Ok(())
+    /// Takes in what an opening visit found.
+    pub(super) fn add(&mut self, opened: Opened) {
+        self.files.extend(opened);
     }
 
     /// A held key's file (None: the sysctl does not exist); None for a key not held.

@@ -1,10 +1,11 @@
-//! netns: runs work inside another network namespace on a thread that enters it with
-//! setns(2): a long-lived `NetnsWorker` (entered once, on first use, for a whole run; it
-//! also holds the sysctl files it opened there, `files`) or a thread per call
+//! netns: does work inside another network namespace: in a visit of the calling thread
+//! (`NetnsVisitor`: setns(2) in, the work, setns back before anything else runs on the
+//! thread; it also holds the sysctl files a visit opened, `files`) or on a thread per call
 //! (`run_in_netns`); reads/writes the per-netns sysctls of the calling thread's netns. It
-//! must never change the netns of a thread it did not create.
+//! must never leave a thread in a netns other than the one it found it in.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -12,14 +13,11 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
-use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, setns, CloneFlags, CpuSet};
-use nix::sys::stat::fstat;
+use nix::sched::{setns, CloneFlags};
 use nix::sys::statfs::{fstatfs, FsType};
-use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 use crate::model::{NetnsIdentity, SysctlKey};
@@ -56,57 +54,40 @@ fn panicked(path: &Path, payload: &(dyn Any + Send)) -> Error {
     io_error(path, &format!("panicked: {message}"))
 }
 
-/// A thread in the netns at `path` that runs the work sent to it, one job after another:
-/// what a run must do inside the netns (open its netlink socket, which the caller then
-/// uses from its own thread; read and write /proc/sys; the conflict probe), all after one
-/// entry into the netns. The thread is started and enters the netns on first use; each
-/// use first opens `path` again, so a path that is
-/// gone fails as `run_in_netns` would (`Error::Io` naming it), and a path that names
-/// another netns by now gets a new thread entering that one. Dropping the worker ends its
-/// thread after the work already sent.
-pub struct NetnsWorker {
+/// A run's way into the netns at `path`: what must be done inside it (open its netlink
+/// socket, which the caller then uses from its own netns; open its /proc/sys files; the
+/// conflict probe) is done in a visit (`visit`): the calling thread enters the netns, does
+/// that one thing and comes back before anything else runs on it. Each visit opens `path`
+/// again, so a path that is gone fails (`Error::Io` naming it) and a path that names
+/// another netns by now is entered as it is now. Nothing is held inside the netns between
+/// visits but what a visit opened (a socket, a file), so a dropped visitor keeps no netns
+/// alive.
+pub struct NetnsVisitor {
     path: PathBuf,
-    entered: Mutex<Option<Entered>>,
-    /// Sysctl files of the netns, opened by the thread (`hold_sysctl_files`).
+    /// Sysctl files of the netns, opened in a visit (`hold_sysctl_files`).
     files: Mutex<files::Held>,
-}
-
-/// A job runs its work once the thread is in the netns, or answers with the error that
-/// kept the thread out.
-type Job = Box<dyn FnOnce(std::result::Result<(), &Error>) + Send>;
-
-/// The worker's thread, inside the netns `netns` identifies.
-struct Entered {
-    netns: NetnsId,
-    jobs: Option<Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 /// A netns by its nsfs inode (st_dev, st_ino of any file referring to it).
 pub type NetnsId = (u64, u64);
 
-/// Work handed to a worker; `wait` for its result.
-#[must_use = "wait for the work to get its result"]
-pub struct Pending<T> {
-    path: PathBuf,
-    result: Receiver<Result<T>>,
+thread_local! {
+    /// How many visits the calling thread is inside (a visit may visit another netns).
+    static VISITING: Cell<usize> = const { Cell::new(0) };
 }
 
-impl<T> Pending<T> {
-    /// Waits for the work; a panic in it comes back as an error.
-    pub fn wait(self) -> Result<T> {
-        self.result
-            .recv()
-            .unwrap_or_else(|_| Err(io_error(&self.path, "ended before answering")))
-    }
+/// Whether the calling thread is inside a visit, in a netns other than its own: what it
+/// would open for itself now (a netlink handle of "its own" netns) would be the visited
+/// netns's.
+pub fn visiting() -> bool {
+    VISITING.try_with(Cell::get).unwrap_or(0) > 0
 }
 
-impl NetnsWorker {
-    /// A worker for the netns at `path`; nothing is opened or started before first use.
-    pub fn new(path: PathBuf) -> NetnsWorker {
-        NetnsWorker {
+impl NetnsVisitor {
+    /// A visitor of the netns at `path`; nothing is opened before first use.
+    pub fn new(path: PathBuf) -> NetnsVisitor {
+        NetnsVisitor {
             path,
-            entered: Mutex::new(None),
             files: Mutex::new(files::Held::default()),
         }
     }
@@ -116,29 +97,31 @@ impl NetnsWorker {
     }
 
     /// The netns the path names now; a path that is gone fails (`Error::Io` naming it).
+    /// A stat, not an open: it is asked before every use of the pod's handle and files,
+    /// and nothing is entered through it (a visit opens the path itself).
     pub fn netns(&self) -> Result<NetnsId> {
-        netns_id(&open(&self.path)?, &self.path)
+        let identity = identity_of(&self.path)?;
+        Ok((identity.dev, identity.inode))
     }
 
-    /// Has the thread open the files of `keys` (those not asked for yet), without waiting:
-    /// once open, `read_sysctls` and `write_sysctl` use them from the calling thread.
+    /// Opens the files of `keys` (those not held yet) in one visit: from then on
+    /// `read_sysctls` and `write_sysctl` use them from the calling thread.
     pub fn hold_sysctl_files(&self, keys: impl IntoIterator<Item = SysctlKey>) -> Result<()> {
         let mut held = self.held_files()?;
         let keys = held.ask(keys);
         if !keys.is_empty() {
-            held.opening(self.submit(move || files::open_here(keys))?);
+            held.add(self.visit(move || files::open_here(keys))?);
         }
         Ok(())
     }
 
-    /// The sysctls of `keys` that exist in the netns: from the held files on the calling
-    /// thread, the others read by the thread.
+    /// The sysctls of `keys` that exist in the netns: from the held files, the others read
+    /// in a visit.
     pub fn read_sysctls(&self, keys: Vec<SysctlKey>) -> Result<BTreeMap<SysctlKey, i64>> {
         let mut found = BTreeMap::new();
         let mut unheld = Vec::new();
         {
-            let mut held = self.held_files()?;
-            held.settle()?;
+            let held = self.held_files()?;
             for key in keys {
                 match held.file(&key) {
                     Some(Some(file)) => {
@@ -151,23 +134,20 @@ impl NetnsWorker {
             }
         }
         if !unheld.is_empty() {
-            found.extend(self.run(move || read_sysctls_here(unheld))?);
+            found.extend(self.visit(move || read_sysctls_here(unheld))?);
         }
         Ok(found)
     }
 
-    /// Writes a sysctl of the netns: through its held file on the calling thread, else on
-    /// the thread.
+    /// Writes a sysctl of the netns: through its held file, else in a visit.
     pub fn write_sysctl(&self, key: &SysctlKey, value: i64) -> Result<()> {
         {
-            let mut held = self.held_files()?;
-            held.settle()?;
+            let held = self.held_files()?;
             if let Some(Some(file)) = held.file(key) {
                 return files::write(key, file, value);
             }
         }
-        let key = key.clone();
-        self.run(move || write_sysctl(&key, value))
+        self.visit(|| write_sysctl(key, value))
     }
 
     /// The files held for the netns the path names now; those of another netns are
@@ -181,153 +161,43 @@ impl NetnsWorker {
         Ok(held)
     }
 
-    /// Runs `f` on the worker's thread, inside the netns, and waits for it.
-    pub fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        self.submit(f)?.wait()
-    }
-
-    /// Hands `f` to the worker's thread and returns at once, so the caller can work
-    /// meanwhile. A path that is gone fails now.
-    pub fn submit<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<Pending<T>> {
-        let jobs = self.jobs()?;
-        let (answer, result) = mpsc::sync_channel(1);
-        let path = self.path.clone();
-        let job: Job = Box::new(move |entered| {
-            let result = match entered {
-                Ok(()) => catch_unwind(AssertUnwindSafe(f))
-                    .unwrap_or_else(|payload| Err(panicked(&path, payload.as_ref()))),
-                Err(error) => Err(error.clone()),
-            };
-            // The caller may have stopped waiting: nobody to tell.
-            let _ = answer.send(result);
-        });
-        jobs.send(job)
-            .map_err(|_| io_error(&self.path, "it has ended"))?;
-        Ok(Pending {
-            path: self.path.clone(),
-            result,
-        })
-    }
-
-    /// Where to send jobs: the thread in the netns `path` names now, started if need be.
-    fn jobs(&self) -> Result<Sender<Job>> {
-        let file = open(&self.path)?;
-        let netns = netns_id(&file, &self.path)?;
-        let mut entered = self.entered.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(Entered {
-            netns: current,
-            jobs: Some(jobs),
-            ..
-        }) = entered.as_ref()
-        {
-            if *current == netns {
-                return Ok(jobs.clone());
-            }
-        }
-        // The old thread, if any, ends here (its netns is no longer what the path names).
-        *entered = None;
-        let path = self.path.clone();
-        let started = Entered::start(&self.path, netns, move || enter(&file, &path))?;
-        let jobs = started.jobs.clone();
-        *entered = Some(started);
-        jobs.ok_or_else(|| io_error(&self.path, "no thread"))
+    /// Runs `f` on the calling thread inside the netns the path names now, and brings the
+    /// thread back to the netns it was in before `f`'s result (or panic) goes anywhere.
+    /// A panic in `f` comes back as an error. A thread that cannot come back ends the
+    /// process (`come_back`): nothing may run on it in the wrong netns.
+    pub fn visit<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        // Opened first: a path that is gone fails before the thread moves, and the way
+        // back is in hand before it leaves.
+        let there = open(&self.path)?;
+        let home = current()?;
+        enter(&there, &self.path)?;
+        drop(there);
+        let _ = VISITING.try_with(|v| v.set(v.get() + 1));
+        let result = catch_unwind(AssertUnwindSafe(f));
+        come_back(&home, &self.path);
+        let _ = VISITING.try_with(|v| v.set(v.get().saturating_sub(1)));
+        result.unwrap_or_else(|payload| Err(panicked(&self.path, payload.as_ref())))
     }
 }
 
-impl fmt::Debug for NetnsWorker {
+/// Takes the calling thread back into `home`, the netns it left for `visited`. setns(2)
+/// into a netns the thread was in a moment ago, through a file it holds open, has nothing
+/// to refuse it (the thread had the capability to leave), so a failure here is the kernel
+/// out of memory; the thread is then in the visited netns with the caller's node work
+/// still to run, and the process aborts rather than do any of it there.
+fn come_back(home: &File, visited: &Path) {
+    if let Err(e) = setns(home, CloneFlags::CLONE_NEWNET) {
+        tracing::error!(netns = %visited.display(), error = %e, "could not leave the netns, aborting");
+        std::process::abort();
+    }
+    tracing::debug!(netns = %visited.display(), "left netns");
+}
+
+impl fmt::Debug for NetnsVisitor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NetnsWorker")
+        f.debug_struct("NetnsVisitor")
             .field("path", &self.path)
             .finish_non_exhaustive()
-    }
-}
-
-impl Entered {
-    /// Starts a thread that enters the netns (`enter`) and then runs jobs until the sender
-    /// is dropped; a thread that could not enter answers every job with why. Returns at
-    /// once: the caller does not wait for the thread to be scheduled and enter, so the
-    /// thread starts on an idle CPU and works while the caller reads the host (waiting
-    /// here woke the caller onto the thread's CPU, which then queued behind it).
-    fn start(
-        path: &Path,
-        netns: NetnsId,
-        enter: impl FnOnce() -> Result<()> + Send + 'static,
-    ) -> Result<Entered> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let spawned = away_from_this_cpu(|all| {
-            std::thread::Builder::new()
-                .name("router-netns".to_string())
-                .spawn(move || {
-                    take_back(all);
-                    let entered = enter();
-                    for job in queue {
-                        job(entered.as_ref().map(|_| ()));
-                    }
-                })
-        });
-        let thread =
-            spawned.map_err(|e| Error::io(format!("thread for netns {}", path.display()), e))?;
-        Ok(Entered {
-            netns,
-            jobs: Some(jobs),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Entered {
-    /// Ends the thread once the jobs sent have run, without waiting for it: every job was
-    /// answered, and the thread's own teardown (its netlink handle) is nothing a caller
-    /// waits on: waiting would delay every run's exit by more than the teardown it waits
-    /// for.
-    fn drop(&mut self) {
-        self.jobs = None;
-        self.thread = None;
-    }
-}
-
-/// Runs `spawn` (which starts a thread) so that the new thread starts off the CPU the
-/// caller runs on, when the process may use another. A new thread is often queued on its
-/// creator's CPU, and a creator that keeps working (the host read) leaves it waiting there
-/// while the other CPU idles: the pod and host reads then run one after the other instead
-/// of side by side. A thread inherits its creator's CPU set, so the caller narrows its own
-/// to the other CPUs around the spawn and then takes back what it had; `spawn` gets that
-/// set for the new thread to take back too once it runs (`take_back`), so that only where
-/// it starts is chosen: kept on the other CPUs, it would wait there when they are busy and
-/// this one is idle, as in a burst of pod starts. Best effort: the thread runs wherever the
-/// scheduler puts it when this fails.
-fn away_from_this_cpu<T>(spawn: impl FnOnce(Option<CpuSet>) -> T) -> T {
-    let this_thread = Pid::from_raw(0);
-    let (Ok(allowed), Ok(here)) = (sched_getaffinity(this_thread), sched_getcpu()) else {
-        return spawn(None);
-    };
-    let mut elsewhere = allowed;
-    let others =
-        (0..CpuSet::count()).any(|cpu| cpu != here && allowed.is_set(cpu).unwrap_or(false));
-    if !others || elsewhere.unset(here).is_err() {
-        return spawn(None);
-    }
-    if sched_setaffinity(this_thread, &elsewhere).is_err() {
-        return spawn(None);
-    }
-    let spawned = spawn(Some(allowed));
-    // The caller's own set back. Should the kernel refuse (it does not, for a set it just
-    // gave), the caller runs on the other CPUs, which is only where it may run anyway.
-    let _ = sched_setaffinity(this_thread, &allowed);
-    spawned
-}
-
-/// Run by a thread `away_from_this_cpu` started: takes back the CPU set its creator had.
-/// Should the kernel refuse, the thread stays on the CPUs it started on.
-fn take_back(all: Option<CpuSet>) {
-    if let Some(all) = all {
-        let _ = sched_setaffinity(Pid::from_raw(0), &all);
     }
 }
 
@@ -336,16 +206,8 @@ fn io_error(path: &Path, reason: &str) -> Error {
     Error::io_other(format!("thread in netns {}", path.display()), reason)
 }
 
-/// Which netns the open netns file `file` refers to.
-fn netns_id(file: &File, path: &Path) -> Result<NetnsId> {
-    let stat = fstat(file).map_err(|e| Error::io(netns_what(path), io::Error::from(e)))?;
-    // st_dev and st_ino are u64 on Linux's 64-bit ABIs but not on every target.
-    #[allow(clippy::useless_conversion)]
-    Ok((u64::from(stat.st_dev), u64::from(stat.st_ino)))
-}
-
 /// Runs `f` on a new thread that has entered the netns at `path`, and waits for it.
-/// The calling thread never changes netns. A missing path is `Error::Io` naming it.
+/// The calling thread stays where it is. A missing path is `Error::Io` naming it.
 pub fn run_in_netns<T: Send + 'static>(
     path: &Path,
     f: impl FnOnce() -> Result<T> + Send + 'static,

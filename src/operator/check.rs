@@ -11,7 +11,7 @@ use crate::config::PrevView;
 use crate::error::{Code, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::model::Mode;
-use crate::netns::{self, NetnsWorker};
+use crate::netns::{self, NetnsVisitor};
 use crate::reconcile::{self, prepare, prepare_owned, Attachment, Failure, Prepared, World};
 use crate::report::{AttachmentReport, CheckReport, Repair, RunInfo, Status};
 use crate::snapshot::LiveSnapshot;
@@ -214,8 +214,8 @@ fn check_live(
     mut report: AttachmentReport,
 ) -> Result<AttachmentReport> {
     let att = target.attachment(Some(netns.to_path_buf()));
-    // One worker in the pod netns for the attachment's reads and repair.
-    let pod = Some(Arc::new(NetnsWorker::new(netns.to_path_buf())));
+    // One visitor of the pod netns for the attachment's reads and repair.
+    let pod = Some(Arc::new(NetnsVisitor::new(netns.to_path_buf())));
     let snapshots = LiveSnapshot::in_pod(pod.clone());
     let found = drift_now(target, &att, prev, &snapshots, look)?;
     if found.plan.is_empty() {

@@ -19,7 +19,7 @@ use crate::config::{parse_netconf, AllowedDirs, Config};
 use crate::error::{Code, Error, Result};
 use crate::execute::LiveExecutor;
 use crate::model::Mode;
-use crate::netns::{self, NetnsWorker};
+use crate::netns::{self, NetnsVisitor};
 use crate::operator::{locate_all, Located, Resolved, RunClock, Scan};
 use crate::reconcile::{self, owned_removals, prepare, PlanFailure, World};
 use crate::record::RecordStore;
@@ -236,8 +236,8 @@ fn roll(
     if !recorded {
         return Err(no_record(target).into());
     }
-    // One worker in the pod netns for the attachment's reads and writes.
-    let pod = Some(Arc::new(NetnsWorker::new(netns.to_path_buf())));
+    // One visitor of the pod netns for the attachment's reads and writes.
+    let pod = Some(Arc::new(NetnsVisitor::new(netns.to_path_buf())));
     let snapshots = LiveSnapshot::in_pod(pod.clone());
     let planned = prepare(Mode::Add, new, &att, Some(&prev), &snapshots, &records)?;
     // A dry run's DEL may have removed the record since: a plan without it is a first ADD's.

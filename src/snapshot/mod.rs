@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::model::{ActualState, NetnsState, SysctlKey, Tables, TablesHeld, MAIN_TABLE};
 use crate::netlink::{Netlink, Read, ReadRequest, RouteFilter};
-use crate::netns::{self, NetnsWorker};
+use crate::netns::{self, NetnsVisitor};
 
 mod host;
 mod pod;
@@ -113,27 +113,26 @@ pub trait SnapshotSource {
 }
 
 /// Reads the kernel, both sides from the calling thread, each through its netlink handle
-/// of that netns, its dumps in turn. The pod's handle is opened inside the pod by the run's
-/// worker (`in_pod`, shared with its executor) when the request names its path, else by
-/// one for that call; the worker also reads the pod's /proc/sys files, meanwhile. Must not
-/// be called from async code.
+/// of that netns, its dumps in turn. The pod's handle and /proc/sys files are opened in
+/// visits to the pod by the run's visitor (`in_pod`, shared with its executor) when the
+/// request names its path, else by one for that call. Must not be called from async code.
 #[derive(Clone, Debug, Default)]
 pub struct LiveSnapshot {
-    pod: Option<Arc<NetnsWorker>>,
+    pod: Option<Arc<NetnsVisitor>>,
 }
 
 impl LiveSnapshot {
-    /// Reads the pod netns through `pod`, the run's worker, shared with its executor.
-    pub fn in_pod(pod: Option<Arc<NetnsWorker>>) -> LiveSnapshot {
+    /// Reads the pod netns through `pod`, the run's visitor, shared with its executor.
+    pub fn in_pod(pod: Option<Arc<NetnsVisitor>>) -> LiveSnapshot {
         LiveSnapshot { pod }
     }
 
-    /// The run's worker when it is for `path`, else one for this call.
-    fn worker_for(&self, path: &PathBuf) -> Arc<NetnsWorker> {
+    /// The run's visitor when it is for `path`, else one for this call.
+    fn visitor_for(&self, path: &PathBuf) -> Arc<NetnsVisitor> {
         self.pod
             .as_ref()
-            .filter(|worker| worker.path() == path)
-            .map_or_else(|| Arc::new(NetnsWorker::new(path.clone())), Arc::clone)
+            .filter(|visitor| visitor.path() == path)
+            .map_or_else(|| Arc::new(NetnsVisitor::new(path.clone())), Arc::clone)
     }
 }
 
@@ -149,15 +148,15 @@ pub struct FileSnapshot {
 
 impl SnapshotSource for LiveSnapshot {
     fn snapshot(&self, req: &SnapshotRequest) -> Result<ActualState> {
-        let worker = match &req.pod_netns {
-            Some(path) if netns::is_netns(path)? => Some(self.worker_for(path)),
+        let visitor = match &req.pod_netns {
+            Some(path) if netns::is_netns(path)? => Some(self.visitor_for(path)),
             _ => None,
         };
         if req.pod_only {
-            let pod = match &worker {
-                Some(worker) => pod::read_routes_and_links(worker, &req.pod_tables_read())
+            let pod = match &visitor {
+                Some(visitor) => pod::read_routes_and_links(visitor, &req.pod_tables_read())
                     .map(Some)
-                    .or_else(|e| gone_is_none(worker, e))?,
+                    .or_else(|e| gone_is_none(visitor, e))?,
                 None => None,
             };
             return Ok(ActualState {
@@ -169,16 +168,16 @@ impl SnapshotSource for LiveSnapshot {
                 ..ActualState::default()
             });
         }
-        let pod_file = match &worker {
-            Some(worker) => begin_pod_read(worker, req)?,
+        let pod_file = match &visitor {
+            Some(visitor) => begin_pod_read(visitor, req)?,
             None => None,
         };
         let host = match req.links_only {
             true => Ok(HostRead::default()),
             false => with_retries(|| read_host(req, pod_file.as_ref())),
         };
-        let pod = match (&pod_file, &worker) {
-            (Some(_), Some(worker)) => finish_pod_read(worker, req)?,
+        let pod = match (&pod_file, &visitor) {
+            (Some(_), Some(visitor)) => finish_pod_read(visitor, req)?,
             _ => None,
         };
         let (mut host, mut host_preferred_src, sent) = complete_host(req, host?, pod.as_ref())?;
@@ -203,39 +202,39 @@ impl SnapshotSource for LiveSnapshot {
     }
 }
 
-/// Has `worker` open the pod's handle and sysctl files while the caller reads the host;
-/// returns the pod's netns file (the host's id of it says which host veth is the overlay
+/// Opens the pod's sysctl files before the host is read (`pod::begin`); returns the pod's
+/// netns file (the host's id of it says which host veth is the overlay
 /// interface's peer, the host veth peer), or None when the netns went away since it was
 /// checked.
-fn begin_pod_read(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<Option<File>> {
-    let file = match netns::open(worker.path()) {
+fn begin_pod_read(visitor: &NetnsVisitor, req: &SnapshotRequest) -> Result<Option<File>> {
+    let file = match netns::open(visitor.path()) {
         Ok(file) => file,
-        Err(e) => return gone_is_none(worker, e),
+        Err(e) => return gone_is_none(visitor, e),
     };
-    match pod::begin(worker, req) {
+    match pod::begin(visitor, req) {
         Ok(()) => Ok(Some(file)),
-        Err(e) => gone_is_none(worker, e),
+        Err(e) => gone_is_none(visitor, e),
     }
 }
 
 /// Reads the pod side begun; None when the netns went away meanwhile.
-fn finish_pod_read(worker: &NetnsWorker, req: &SnapshotRequest) -> Result<Option<NetnsState>> {
+fn finish_pod_read(visitor: &NetnsVisitor, req: &SnapshotRequest) -> Result<Option<NetnsState>> {
     let read = match req.links_only {
-        true => pod::read_links(worker),
+        true => pod::read_links(visitor),
         false => {
-            netns::current().and_then(|host| pod::read_all(worker, &req.pod_tables_read(), &host))
+            netns::current().and_then(|host| pod::read_all(visitor, &req.pod_tables_read(), &host))
         }
     };
     match read {
         Ok(state) => Ok(Some(state)),
-        Err(e) => gone_is_none(worker, e),
+        Err(e) => gone_is_none(visitor, e),
     }
 }
 
 /// A pod netns deleted while it is read is gone, like a missing path; any other failure
 /// stands.
-fn gone_is_none<T>(worker: &NetnsWorker, e: Error) -> Result<Option<T>> {
-    match netns::is_netns(worker.path())? {
+fn gone_is_none<T>(visitor: &NetnsVisitor, e: Error) -> Result<Option<T>> {
+    match netns::is_netns(visitor.path())? {
         true => Err(e),
         false => Ok(None),
     }
