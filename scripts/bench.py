@@ -133,12 +133,33 @@ class Pod:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
 
+def data_root():
+    """Where router's data_dir goes: a tmpfs, as /run (the default data_dir is
+    /run/cni/router) is on a node. On a machine whose /run is a disk (this VM's is ext4,
+    where creating a file costs ~0.4 ms, and an ADD creates two: its lock file and its
+    record), the bench would time the disk instead."""
+    return f"/run/rtbench-{os.getpid()}"
+
+
+def mount_data_root(outer_mnt):
+    """Mounts a tmpfs at `data_root()` in this process's own mount namespace (`ip netns
+    exec` gives it one, a slave of the machine's, so the mount is seen by the plugins this
+    bench starts and by nothing outside; it goes with the namespace). Returns whether it
+    did; in the mount namespace of the outer process (`outer_mnt`) it leaves /run as it is
+    and says so."""
+    root = data_root()
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    if os.readlink("/proc/self/ns/mnt") == outer_mnt:
+        print(f"note: no mount namespace of its own: data_dir stays on {root}'s filesystem")
+        return False
+    sh("mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "rtbench", root)
+    return True
+
+
 def router_conf(work, extra=None, level="info"):
-    # data_dir on /run (tmpfs), as the default /run/cni/router is on a node: the record's
-    # fsync costs nothing there, milliseconds on a disk.
     conf = {"cniVersion": "1.0.0", "name": "mv", "type": "router",
             "overlay_hijack_subnet": ["10.244.0.0/16"], "service_hijack_subnet": ["10.96.0.0/12"],
-            "data_dir": f"/run/rtbench-{os.getpid()}/router",
+            "data_dir": f"{data_root()}/router",
             "log_options": {"log_file": f"{work}/router.log", "log_level": level}}
     conf.update(extra or {})
     return conf
@@ -350,10 +371,10 @@ def bursts(router, sbr, work, rounds=6):
 
 # The phases of a run in order, from the runtime starting the process to reaping it:
 # start-up (exec to main, measured from outside on the monotonic clock), config (stdin, env,
-# parsing), set-up (the log opened, the backends and the pod worker started), records (the
+# parsing), set-up (the log opened, the backends and the pod's visitor made), records (the
 # attachment's record and its pod's other records read), lock (waiting
 # for the host lock), snapshot, plan, record, apply, verify, result, release (the run's
-# backends dropped: the pod worker, sockets, files, the attachment lock), output (stdout),
+# backends dropped: the pod's sockets and files, the attachment lock), output (stdout),
 # unnamed (what main spent outside every phase) and tear-down (main's return to the reaping).
 PHASES = ["start-up", "config", "set-up", "records", "lock", "snapshot", "plan", "record", "apply",
           "verify", "result", "release", "output", "unnamed", "tear-down"]
@@ -509,11 +530,15 @@ def inner(args):
     router = args.router
     sections = args.only.split(",") if args.only else SECTIONS
     work = tempfile.mkdtemp(prefix="rtbench-")
+    mounted = False
     try:
+        mounted = mount_data_root(args.outer_mnt)
         results, rss, waits, phases = measure(router, args.sbr, work, sections, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(f"/run/rtbench-{os.getpid()}", ignore_errors=True)
+        if mounted:
+            subprocess.run(["umount", data_root()], capture_output=True)
+        shutil.rmtree(data_root(), ignore_errors=True)
     med = {k: median_ms(v) for k, v in results.items()}
     print(f"{'measurement':34} {'median ms':>10} {'n':>4}")
     for k, v in results.items():
@@ -550,7 +575,8 @@ def outer(args):
             sh("ip", "-n", ns, "link", "set", dev, "up")
             sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
         subprocess.run(["ip", "netns", "exec", NODE, sys.executable, os.path.abspath(__file__),
-                        "--inner", "--router", router, "--sbr", sbr, "--rounds", str(args.rounds)]
+                        "--inner", "--router", router, "--sbr", sbr, "--rounds", str(args.rounds),
+                        "--outer-mnt", os.readlink("/proc/self/ns/mnt")]
                        + ([] if args.pure else ["--no-pure"])
                        + (["--only", args.only] if args.only else []), check=True)
     finally:
@@ -569,6 +595,7 @@ def main():
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--router", help=argparse.SUPPRESS)
     parser.add_argument("--sbr", help=argparse.SUPPRESS)
+    parser.add_argument("--outer-mnt", help=argparse.SUPPRESS)
     args = parser.parse_args()
     inner(args) if args.inner else outer(args)
 
