@@ -29,6 +29,12 @@ from inside the host netns (no `ip netns exec` in the measurement), builds fresh
 - compile + plan of 10,000 routes + 1,000 CIDRs (`cargo bench --bench pure_path`; skip with
   --no-pure).
 
+Each section, and compile + plan, starts once the machine is quiet (idle for 90% of a
+quarter second, waited for up to 15 s): the kernel tears a deleted netns down after `ip
+netns del` returns, and a section that follows hundreds of deleted pods would share the
+CPUs with that. router's data_dir is a tmpfs the bench mounts in its own mount namespace,
+as /run is on a node (`data_root`).
+
 It prints medians (ms), the ratios and whether each target holds. A benchmark, never a test.
 """
 
@@ -448,29 +454,57 @@ def simple_add_rss(router, work):
 SECTIONS = ["version", "add_del", "snapshot", "mac", "cidrs", "rss", "dense", "burst", "phases"]
 
 
+def cpu_times():
+    """(idle, total) jiffies of every CPU so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields)
+
+
+def quiet(timeout=15.0, window=0.25, idle_share=0.9):
+    """Waits (up to `timeout` s) until the machine has been idle for `idle_share` of a
+    `window`, and returns the seconds waited (None: it never was). A deleted netns is torn
+    down by the kernel's workers after `ip netns del` returns: a section that follows one
+    that deleted hundreds of pods would otherwise share the CPUs with that teardown, and
+    the plugin that runs first in its rounds would pay more of it."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        idle0, total0 = cpu_times()
+        time.sleep(window)
+        idle1, total1 = cpu_times()
+        if total1 > total0 and (idle1 - idle0) / (total1 - total0) >= idle_share:
+            return time.monotonic() - start
+    return None
+
+
 def measure(router, sbr, work, sections, rounds):
-    """Runs the chosen sections; returns the samples, peak RSS figures, lock waits, phases."""
+    """Runs the chosen sections, each once the machine is quiet (`quiet`); returns the
+    samples, peak RSS figures, lock waits, phases."""
     results, rss, waits, phases = {}, {}, None, {}
-    if "version" in sections:
-        results.update(version_pairs(router, sbr, rounds))
-    if "add_del" in sections:
-        results.update(add_del_pairs(router, sbr, work, rounds))
-    if "snapshot" in sections:
-        results.update(snapshot_times(router, work, rounds))
-    if "mac" in sections:
-        results.update(mac_pairs(router, work, rounds))
-    if "cidrs" in sections:
-        cidr_times, rss["1000-CIDR ADD"] = thousand_cidrs(router, work, rounds)
-        results.update(cidr_times)
-    if "rss" in sections:
-        rss["ADD"] = [simple_add_rss(router, work)]
-    if "dense" in sections:
-        results.update(dense_node_pairs(router, work, rounds))
-    if "burst" in sections:
-        burst_times, waits = bursts(router, sbr, work)
-        results.update(burst_times)
-    if "phases" in sections:
-        phases = phase_breakdown(router, work, rounds)
+    chosen = [name for name in SECTIONS if name in sections]
+    for name in chosen:
+        if quiet() is None:
+            print(f"note: the machine was not quiet before section {name}")
+        if name == "version":
+            results.update(version_pairs(router, sbr, rounds))
+        elif name == "add_del":
+            results.update(add_del_pairs(router, sbr, work, rounds))
+        elif name == "snapshot":
+            results.update(snapshot_times(router, work, rounds))
+        elif name == "mac":
+            results.update(mac_pairs(router, work, rounds))
+        elif name == "cidrs":
+            cidr_times, rss["1000-CIDR ADD"] = thousand_cidrs(router, work, rounds)
+            results.update(cidr_times)
+        elif name == "rss":
+            rss["ADD"] = [simple_add_rss(router, work)]
+        elif name == "dense":
+            results.update(dense_node_pairs(router, work, rounds))
+        elif name == "burst":
+            burst_times, waits = bursts(router, sbr, work)
+            results.update(burst_times)
+        elif name == "phases":
+            phases = phase_breakdown(router, work, rounds)
     return results, rss, waits, phases
 
 
@@ -547,6 +581,7 @@ def inner(args):
         print_phases(phases)
     checks = list(targets(med, rss, waits, phases))
     if args.pure and not args.only:
+        quiet()
         pure = pure_path()
         checks.append(("compile+plan 10k (ms)", pure[10000], "<= 10", pure[10000] <= 10))
         growth = pure[10000] / pure[1000]
