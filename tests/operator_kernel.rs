@@ -751,3 +751,112 @@ fn an_attachment_whose_netns_cannot_be_located_is_an_error() {
         text.stdout
     );
 }
+
+/// Whether router's rule sending the service CIDR to the pod table is in the pod.
+fn has_service_rule(pod: &Pod) -> bool {
+    pod.netns
+        .exec(&["ip", "-4", "rule", "show"])
+        .lines()
+        .any(|l| l.contains("to 10.96.0.0/12 lookup 100"))
+}
+
+/// The attachment's lock as a plugin run holds it (the same file and flock).
+fn hold_attachment_lock(node: &Node, pod: &Pod) -> router::record::AttachmentLock {
+    router::record::FileRecords::new(&node.dir.join("router"))
+        .lock_attachment(&pod.id, "net1", false)
+        .unwrap()
+        .expect("the node's data_dir exists")
+}
+
+/// `router check --repair` of net1 started on its own thread, as an operator would run it
+/// while the runtime's ADD or DEL is at work.
+fn repair_in_background(node: &Node, cache: &Cache, pod: &Pod) -> std::thread::JoinHandle<Run> {
+    let args: Vec<String> = with(
+        vec!["check"],
+        &with(
+            attachment_args(cache, pod),
+            &["--repair", "--output", "json"],
+        ),
+    )
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let host = node.host.name.clone();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        router_in_named(&host, &args)
+    })
+}
+
+/// A repair from the CLI waits for a plugin run holding the attachment's lock, as the
+/// agent and rollout do: what the run is doing is not drift to undo. Once the run lets
+/// go, the repair goes ahead.
+#[test]
+fn check_repair_waits_for_a_plugin_run_holding_the_attachment_and_then_repairs() {
+    let node = Node::new("orwait");
+    let (pod, _overlay, net1) = attached_pod(&node, "orwait", 7);
+    let cache = Cache::new("orwaitc");
+    cache.write(&net1, &pod.id, Some(&pod.netns.path()));
+    delete_service_rule(&pod);
+    let run = hold_attachment_lock(&node, &pod);
+    let repair = repair_in_background(&node, &cache, &pod);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        !has_service_rule(&pod),
+        "repaired while a plugin run held the attachment"
+    );
+    assert!(
+        !repair.is_finished(),
+        "the repair did not wait for the lock"
+    );
+    drop(run);
+    let out = repair.join().unwrap();
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.json()["attachments"][0]["status"],
+        "repaired",
+        "{}",
+        out.stdout
+    );
+    assert!(has_service_rule(&pod));
+}
+
+/// A repair that waited for the attachment's lock while the runtime's DEL removed the
+/// attachment (its record gone under the lock) re-creates nothing: the DEL's work stands
+/// and the attachment is reported as drift, not repaired.
+#[test]
+fn check_repair_never_recreates_what_a_del_removed_while_it_waited() {
+    let node = Node::new("ordel");
+    let (pod, _overlay, net1) = attached_pod(&node, "ordel", 8);
+    let cache = Cache::new("ordelc");
+    cache.write(&net1, &pod.id, Some(&pod.netns.path()));
+    let del = hold_attachment_lock(&node, &pod);
+    let repair = repair_in_background(&node, &cache, &pod);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // What a DEL does under the lock, as far as this test needs: one of router's objects
+    // of the pod removed, then the record.
+    delete_service_rule(&pod);
+    fs::remove_file(
+        node.dir
+            .join("router")
+            .join(format!("{}-net1.json", pod.id)),
+    )
+    .unwrap();
+    drop(del);
+    let out = repair.join().unwrap();
+    let doc = out.json();
+    let net1_report = &doc["attachments"][0];
+    assert_eq!(net1_report["status"], "drift", "{}", out.stdout);
+    assert!(
+        net1_report["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not repaired"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !has_service_rule(&pod),
+        "the repair re-created what DEL removed"
+    );
+}

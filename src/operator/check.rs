@@ -82,9 +82,39 @@ pub enum NodeRead {
     Owned,
 }
 
-/// CHECK for one attachment, timed: the report carries how long it took.
+/// CHECK for one attachment, timed: the report carries how long it took. With `repair`
+/// the attachment's lock is held for the check and the repair, waited for as a plugin run
+/// waits for it (`router agent`, which holds the lock itself, calls `check_reading`).
 pub fn check(target: &Resolved, netns: &Path, repair: bool) -> AttachmentReport {
-    check_reading(target, netns, repair, NodeRead::Whole)
+    if !repair {
+        return check_reading(target, netns, false, NodeRead::Whole);
+    }
+    let clock = Instant::now();
+    let mut report = check_locked(target, netns);
+    report.duration = clock.elapsed();
+    report
+}
+
+/// CHECK and repair under the attachment's lock, which the runtime's ADD, CHECK and DEL
+/// hold for their whole run (as `router rollout` and `router agent` take it): a run half
+/// done would look like drift to undo, and a DEL done removed the record, so a repair
+/// after it would re-create what the DEL removed and leak it. Without a record under the
+/// lock the attachment is checked and left as it is.
+fn check_locked(target: &Resolved, netns: &Path) -> AttachmentReport {
+    let records = target.records();
+    let lock = match records.lock_attachment(&target.container_id, &target.ifname, false) {
+        Ok(lock) => lock,
+        Err(e) => return with_error(report_for(target, Some(netns), Status::Error), &e),
+    };
+    let recorded = lock.as_ref().is_some_and(|lock| lock.record_exists());
+    let mut report = check_reading(target, netns, recorded, NodeRead::Whole);
+    if !recorded && report.status == Status::Drift {
+        report.message = Some(
+            "not repaired: router holds no record of this attachment (its DEL ran, or it was never recorded), and a repair would re-create what a DEL removed".into(),
+        );
+    }
+    drop(lock);
+    report
 }
 
 /// `check`, reading of the node what `read` says.

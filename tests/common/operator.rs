@@ -34,8 +34,13 @@ pub fn router(node: &Node, args: &[&str]) -> Run {
 
 /// `ip netns exec <netns> router ARGS`: the operator CLI run in `netns`.
 pub fn router_in(netns: &Netns, args: &[&str]) -> Run {
+    router_in_named(&netns.name, args)
+}
+
+/// `router_in` by the netns's name, for a thread that does not own the `Netns`.
+pub fn router_in_named(netns: &str, args: &[&str]) -> Run {
     let out = Command::new("ip")
-        .args(["netns", "exec", &netns.name])
+        .args(["netns", "exec", netns])
         .arg(router_bin())
         .args(args)
         .env_remove("CNI_COMMAND")
