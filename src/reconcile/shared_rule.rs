@@ -6,7 +6,7 @@ use super::World;
 use crate::error::{Error, Result};
 use crate::execute::Answers;
 use crate::logging::phase;
-use crate::model::{ActualState, DesiredNetns, DesiredState, Op};
+use crate::model::{ActualState, Change, DesiredNetns, DesiredState, Op};
 use crate::plan::plan_shared_rule;
 use crate::snapshot::{HostObjects, SnapshotRequest};
 
@@ -44,12 +44,14 @@ pub(super) fn shared_rule_ops(
 /// "Ordering"). Returns the ops applied and how the kernel answered them, or those applied
 /// before an error and the error.
 ///
-/// The rule is first looked for under the lock held shared: a DEL removes the rule only
-/// with the lock held alone, between its read of the table's owned routes and the removal,
-/// so a rule seen here stays until that table is read again, and that read sees this run's
-/// routes. Only a run that finds the rule missing takes the lock alone, reads again and
-/// adds it; the ADDs of a burst of pod starts on a node that has the rule never queue for
-/// each other.
+/// The rule is looked for, and added when missing, under the lock held shared: a DEL
+/// removes the rule only with the lock held alone, between its read of the table's owned
+/// routes and the removal, so a rule seen (or added) here stays until that table is read
+/// again, and that read sees this run's routes. ADDs beside each other need no more: two
+/// that both find the rule missing both add it, and the kernel, which adds rules one at a
+/// time, answers the second EEXIST (already so). So the ADDs of a burst of pod starts never
+/// queue for each other, whether the node had the rule or not. Only a removal (a rule of
+/// this run's left at an old priority) takes the lock alone, reads again and applies.
 pub(super) fn ensure_shared_rule(
     world: &World<'_>,
     desired: &DesiredState,
@@ -60,14 +62,29 @@ pub(super) fn ensure_shared_rule(
     {
         let _shared =
             phase("lock", || world.host.lock_host_shared()).map_err(|e| (Vec::new(), e))?;
-        let (shared, _) = shared_rule_ops(world, &desired.host).map_err(|e| (Vec::new(), e))?;
+        let (shared, read) = shared_rule_ops(world, &desired.host).map_err(|e| (Vec::new(), e))?;
         if shared.is_empty() {
             return Ok((Vec::new(), Answers::AsPlanned));
+        }
+        if shared
+            .iter()
+            .all(|op| matches!(op.change, Change::AddRule { .. }))
+        {
+            return apply(world, shared, &read);
         }
     }
     let _lock = phase("lock", || world.host.lock_host()).map_err(|e| (Vec::new(), e))?;
     let (shared, read) = shared_rule_ops(world, &desired.host).map_err(|e| (Vec::new(), e))?;
-    match phase("apply", || world.executor.apply(&shared, &read)) {
+    apply(world, shared, &read)
+}
+
+/// Applies the shared rule's ops planned from `read`, under the lock the caller holds.
+fn apply(
+    world: &World<'_>,
+    shared: Vec<Op>,
+    read: &ActualState,
+) -> std::result::Result<(Vec<Op>, Answers), (Vec<Op>, Error)> {
+    match phase("apply", || world.executor.apply(&shared, read)) {
         Ok(answers) => Ok((shared, answers)),
         Err(failed) => Err((shared[..failed.index].to_vec(), failed.error)),
     }

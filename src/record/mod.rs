@@ -61,8 +61,9 @@ pub trait HostGuard {
     /// runtime runs pods in parallel; ARCHITECTURE "Ordering"): held until the guard drops.
     fn lock_host(&self) -> Result<HostLock>;
     /// The host lock held beside other shared holders, never beside `lock_host`'s: enough
-    /// to look at the shared rule without changing it (an ADD that finds the rule there
-    /// decides nothing, so concurrent ADDs need not queue for each other).
+    /// to look at the shared rule and to add it (two adds beside each other are safe: the
+    /// kernel answers the second EEXIST), never to remove it, so concurrent ADDs need not
+    /// queue for each other.
     fn lock_host_shared(&self) -> Result<HostLock> {
         self.lock_host()
     }
