@@ -793,10 +793,7 @@ fn repair_in_background(node: &Node, cache: &Cache, pod: &Pod) -> std::thread::J
 /// go, the repair goes ahead.
 #[test]
 fn check_repair_waits_for_a_plugin_run_holding_the_attachment_and_then_repairs() {
-    let node = Node::new("orwait");
-    let (pod, _overlay, net1) = attached_pod(&node, "orwait", 7);
-    let cache = Cache::new("orwaitc");
-    cache.write(&net1, &pod.id, Some(&pod.netns.path()));
+    let (node, pod, _net1, cache) = cached_pod("orwait", 7);
     delete_service_rule(&pod);
     let run = hold_attachment_lock(&node, &pod);
     let repair = repair_in_background(&node, &cache, &pod);
@@ -826,10 +823,7 @@ fn check_repair_waits_for_a_plugin_run_holding_the_attachment_and_then_repairs()
 /// and the attachment is reported as drift, not repaired.
 #[test]
 fn check_repair_never_recreates_what_a_del_removed_while_it_waited() {
-    let node = Node::new("ordel");
-    let (pod, _overlay, net1) = attached_pod(&node, "ordel", 8);
-    let cache = Cache::new("ordelc");
-    cache.write(&net1, &pod.id, Some(&pod.netns.path()));
+    let (node, pod, _net1, cache) = cached_pod("ordel", 8);
     let del = hold_attachment_lock(&node, &pod);
     let repair = repair_in_background(&node, &cache, &pod);
     std::thread::sleep(std::time::Duration::from_millis(200));

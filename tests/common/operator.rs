@@ -107,6 +107,16 @@ pub fn attached_pod(node: &Node, tag: &str, index: u8) -> (Pod, Network, Network
     (pod, overlay, net1)
 }
 
+/// A node with one `attached_pod` whose net1 is in a result cache of its own (with the
+/// netns), as the operator commands find it.
+pub fn cached_pod(tag: &str, index: u8) -> (Node, Pod, Network, Cache) {
+    let node = Node::new(tag);
+    let (pod, _overlay, net1) = attached_pod(&node, tag, index);
+    let cache = Cache::new(&format!("{tag}c"));
+    cache.write(&net1, &pod.id, Some(&pod.netns.path()));
+    (node, pod, net1, cache)
+}
+
 /// The host veth whose table-500 route leads to the pod with this underlay address.
 pub fn host_veth(node: &Node, underlay: &str) -> String {
     let table = node.host.table("-4", "500");
