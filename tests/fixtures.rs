@@ -120,7 +120,10 @@ fn derive(dir: &Path, how: &Derive) {
     state.apply(&how.tamper);
     golden(&dir.join("snapshot.json"), &pretty(&state));
     if how.record {
-        golden(&dir.join("record.json"), &pretty(&prepared.compiled.record));
+        golden(
+            &dir.join("record.json"),
+            &pretty(&prepared.compiled.record()),
+        );
     }
 }
 

@@ -43,7 +43,7 @@ fn cycle(s: &Scenario) -> Cycle {
     let add = s.att.compile(&s.before, None, Mode::Add);
     let add_plan = plan(&add.desired, &s.before, Mode::Add);
     let a1 = applied(&s.before, &add_plan.ops);
-    let del = s.att.compile(&a1, Some(&add.record), Mode::Del);
+    let del = s.att.compile(&a1, Some(&add.record()), Mode::Del);
     let del_plan = plan(&del.desired, &a1, Mode::Del);
     let a2 = applied(&a1, &del_plan.ops);
     Cycle {
@@ -237,7 +237,7 @@ proptest! {
         prop_assert_empty(&plan(&c.add.desired, &c.a1, Mode::Add), "ADD after ADD applied")?;
         prop_assert!(c.del_plan.blocked.is_empty(), "blocked DEL:\n{}", show(&c.del_plan));
         prop_assert_empty(&plan(&c.del.desired, &c.a2, Mode::Del), "DEL after DEL applied")?;
-        let again = s.att.compile(&c.a2, Some(&c.add.record), Mode::Del);
+        let again = s.att.compile(&c.a2, Some(&c.add.record()), Mode::Del);
         prop_assert_empty(&plan(&again.desired, &c.a2, Mode::Del), "second DEL")?;
         let no_record = s.att.compile(&c.a2, None, Mode::Del);
         prop_assert_empty(&plan(&no_record.desired, &c.a2, Mode::Del), "DEL without record")?;
@@ -249,10 +249,10 @@ proptest! {
     fn plan_of_a_state_against_itself_is_empty(k in knobs(false)) {
         let s = build(&k);
         let c = cycle(&s);
-        let check = s.att.compile(&c.a1, Some(&c.add.record), Mode::Add);
+        let check = s.att.compile(&c.a1, Some(&c.add.record()), Mode::Add);
         prop_assert_empty(&plan(&check.desired, &c.a1, Mode::Add), "CHECK after ADD")?;
-        prop_assert_eq!(&check.record, &c.add.record, "CHECK compiles another record");
-        let repeat = s.att.compile(&c.a1, Some(&check.record), Mode::Add);
+        prop_assert_eq!(&check.record(), &c.add.record(), "CHECK compiles another record");
+        let repeat = s.att.compile(&c.a1, Some(&check.record()), Mode::Add);
         prop_assert_empty(&plan(&repeat.desired, &c.a1, Mode::Add), "repeated ADD")?;
     }
 
@@ -288,7 +288,8 @@ proptest! {
     fn no_op_touches_an_unowned_object_except_documented_moves(k in knobs(false)) {
         let s = build(&k);
         let c = cycle(&s);
-        let host_peer = c.add.record.host_peer.as_deref();
+        let record = c.add.record();
+        let host_peer = record.host_peer.as_deref();
         prop_assert_touches_only_owned(&c.add_plan.ops, &c.add.desired, &s.before, &s.att, host_peer)?;
         for key in &c.del.desired.pod.ownership.absent_routes {
             prop_assert!(
@@ -324,7 +325,7 @@ proptest! {
         };
         let mut gained = c.a1.clone();
         gained.host.links.insert("up9".into(), link(9999, None, None, &[new.to_string()]));
-        let check = s.att.compile(&gained, Some(&c.add.record), Mode::Add);
+        let check = s.att.compile(&gained, Some(&c.add.record()), Mode::Add);
         let drift = plan(&check.desired, &gained, Mode::Add);
         prop_assert_caused_by(&drift, address, true)?;
         // Whenever the pod gets host-address routes at all (a usable host peer: the host
@@ -332,16 +333,16 @@ proptest! {
         let routed = !c.add.desired.host.present.rules.is_empty();
         prop_assert_eq!(drift.ops.is_empty(), !routed, "drift:\n{}", show(&drift));
         let repaired = applied(&gained, &drift.ops);
-        let again = s.att.compile(&repaired, Some(&check.record), Mode::Add);
+        let again = s.att.compile(&repaired, Some(&check.record()), Mode::Add);
         prop_assert_empty(&plan(&again.desired, &repaired, Mode::Add), "CHECK after the repair")?;
 
         let mut lost = repaired.clone();
         lost.host.links.remove("up9");
-        let check = s.att.compile(&lost, Some(&again.record), Mode::Add);
+        let check = s.att.compile(&lost, Some(&again.record()), Mode::Add);
         let drift = plan(&check.desired, &lost, Mode::Add);
         prop_assert_caused_by(&drift, address, false)?;
         let repaired = applied(&lost, &drift.ops);
-        let again = s.att.compile(&repaired, Some(&check.record), Mode::Add);
+        let again = s.att.compile(&repaired, Some(&check.record()), Mode::Add);
         prop_assert_empty(&plan(&again.desired, &repaired, Mode::Add), "CHECK after the second repair")?;
         prop_assert_eq!(&repaired.pod, &c.a1.pod, "the pod is not as it was after ADD");
     }
@@ -352,13 +353,13 @@ proptest! {
     fn record_survives_json(k in knobs(false)) {
         let s = build(&k);
         let c = cycle(&s);
-        let text = serde_json::to_string(&c.add.record).expect("serialise record");
+        let text = serde_json::to_string(&c.add.record()).expect("serialise record");
         let back: Record = serde_json::from_str(&text).expect("read record back");
-        prop_assert_eq!(&back, &c.add.record);
+        prop_assert_eq!(&back, &c.add.record());
         let del = s.att.compile(&c.a1, Some(&back), Mode::Del);
         prop_assert_eq!(plan(&del.desired, &c.a1, Mode::Del), c.del_plan);
         let check = s.att.compile(&c.a1, Some(&back), Mode::Add);
-        let check_orig = s.att.compile(&c.a1, Some(&c.add.record), Mode::Add);
+        let check_orig = s.att.compile(&c.a1, Some(&c.add.record()), Mode::Add);
         prop_assert_eq!(
             plan(&check.desired, &c.a1, Mode::Add),
             plan(&check_orig.desired, &c.a1, Mode::Add)
@@ -411,7 +412,7 @@ proptest! {
         let c = cycle(&s);
         let check = net1.compile(&s.before, Some(net1_record), Mode::Add);
         prop_assert_empty(&plan(&check.desired, &s.before, Mode::Add), "net1 CHECK, net2 created")?;
-        let with_peer = Attachment { peers: vec![c.add.record.clone()], ..net1.clone() };
+        let with_peer = Attachment { peers: vec![c.add.record()], ..net1.clone() };
         let check = with_peer.compile(&c.a1, Some(net1_record), Mode::Add);
         let drift = plan(&check.desired, &c.a1, Mode::Add);
         prop_assert_only_conflicting_sysctls(&drift, &c.add.desired, &[Side::Pod, Side::Host], "net1 CHECK, net2 attached")?;
@@ -484,7 +485,7 @@ fn fixture_add_moves_eth0_defaults_into_table_100_and_leaves_net1_in_main() {
         .values()
         .any(|r| r.is_owned() && r.key.from == Some(net("10.244.1.2/32")) && r.key.table == 100));
     assert_eq!(pod.macs["net1"], mac("0a:0b:c0:a8:32:0a"));
-    let check = s.att.compile(&c.a1, Some(&c.add.record), Mode::Add);
+    let check = s.att.compile(&c.a1, Some(&c.add.record()), Mode::Add);
     assert!(plan(&check.desired, &c.a1, Mode::Add).is_empty());
 }
 
@@ -515,7 +516,7 @@ fn fixture_del_restores_eth0_defaults_in_place_of_net1s() {
 fn fixture_host_side_routes_net1_addresses_through_the_host_peer() {
     let s = fixture_scenario();
     let c = cycle(&s);
-    assert_eq!(c.add.record.host_peer.as_deref(), Some(H));
+    assert_eq!(c.add.record().host_peer.as_deref(), Some(H));
     for addr in ["192.168.50.10/32", "fd50::10/128"] {
         let found = c.a1.host.routes.values().find(|r| {
             r.key.table == HOST_RULE_TABLE

@@ -181,9 +181,9 @@ impl AddBuilder<'_> {
     /// through the overlay interface (see ARCHITECTURE.md).
     fn migrate(&mut self, family: Family, mut moved: Moved) {
         let table = self.table;
-        for route in &moved.routes {
-            self.pod.present.insert_route(copy_into(route, table));
-        }
+        self.pod
+            .present
+            .insert_routes(moved.routes.iter().map(|route| copy_into(route, table)));
         let p = moved.interface.clone();
         let applies = migration_applies(self.config().migrate_route, self.ifname(), &p);
         if applies {
@@ -395,15 +395,14 @@ impl AddBuilder<'_> {
         self.host.ownership.keep = host_keep;
     }
 
-    fn finish(mut self, new_mac: Option<MacAddr>) -> Compiled {
-        self.record.pod = self.pod.present.clone();
-        self.record.host = self.host.present.clone();
+    fn finish(self, new_mac: Option<MacAddr>) -> Compiled {
         Compiled {
             desired: DesiredState {
                 pod: self.pod,
                 host: self.host,
             },
             record: self.record,
+            owns_desired: true,
             new_mac,
             notes: self.notes,
             warnings: self.warnings,

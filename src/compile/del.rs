@@ -53,6 +53,7 @@ pub(super) fn compile_del(input: &CompileInput<'_>) -> Result<Compiled> {
     Ok(Compiled {
         desired: DesiredState { pod, host },
         record,
+        owns_desired: false,
         new_mac: None,
         notes,
         warnings: Vec::new(),

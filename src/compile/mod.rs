@@ -54,8 +54,13 @@ pub struct CompileInput<'a> {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     pub desired: DesiredState,
-    /// What ADD writes before applying (for DEL, the record it compiled from).
-    pub record: Record,
+    /// What ADD writes before applying (for DEL, the record it compiled from), but for
+    /// what an ADD owns: `record()` takes that from `desired` when asked. A copy made here
+    /// would double every desired route and neighbour for CHECK, `plan` and the agent,
+    /// which write no record.
+    record: Record,
+    /// Whether `record()` takes what the attachment owns from `desired` (ADD).
+    owns_desired: bool,
     /// The chained interface's new MAC, for the result.
     pub new_mac: Option<MacAddr>,
     /// Decisions worth a log line.
@@ -112,9 +117,23 @@ fn skipped(input: &CompileInput<'_>) -> Compiled {
             config.host_rule_table,
             &config.overlay_interface,
         ),
+        owns_desired: false,
         new_mac: None,
         notes: vec!["skip_call: nothing to do".into()],
         warnings: Vec::new(),
+    }
+}
+
+impl Compiled {
+    /// The attachment's record: what ADD writes before applying, what it owns being the
+    /// desired state's present objects; for DEL, the record it compiled from.
+    pub fn record(&self) -> Record {
+        let mut record = self.record.clone();
+        if self.owns_desired {
+            record.pod = self.desired.pod.present.clone();
+            record.host = self.desired.host.present.clone();
+        }
+        record
     }
 }
 

@@ -332,9 +332,9 @@ fn check_after_add_compiles_from_the_record_to_an_empty_plan() {
     let config = config(json!({}));
     let first = run(&config, &world(), Mode::Add, None).unwrap();
     let after = applied(&first, &world(), Mode::Add);
-    let again = run(&config, &after, Mode::Add, Some(&first.record)).unwrap();
+    let again = run(&config, &after, Mode::Add, Some(&first.record())).unwrap();
     assert!(plan(&again.desired, &after, Mode::Add).is_empty());
-    assert_eq!(again.record, first.record);
+    assert_eq!(again.record(), first.record());
 }
 
 #[test]
@@ -354,7 +354,7 @@ fn del_restores_the_moved_defaults_by_replacing_cs_and_the_mac() {
     let config = config(json!({}));
     let first = run(&config, &world(), Mode::Add, None).unwrap();
     let after = applied(&first, &world(), Mode::Add);
-    let del = run(&config, &after, Mode::Del, Some(&first.record)).unwrap();
+    let del = run(&config, &after, Mode::Del, Some(&first.record())).unwrap();
     let ops = plan(&del.desired, &after, Mode::Del).ops;
     let replaced = ops
         .iter()
@@ -394,7 +394,7 @@ fn del_keeps_what_another_attachment_of_the_pod_wants() {
     let first = run(&config, &world(), Mode::Add, None).unwrap();
     let after = applied(&first, &world(), Mode::Add);
     let prev = prev();
-    let mut peer = first.record.clone();
+    let mut peer = first.record();
     peer.ifname = "net2".into();
     let del = compile(&CompileInput {
         config: &config,
@@ -402,14 +402,14 @@ fn del_keeps_what_another_attachment_of_the_pod_wants() {
         ifname: "net1",
         prev: Some(&prev),
         actual: &after,
-        record: Some(&first.record),
+        record: Some(&first.record()),
         peers: std::slice::from_ref(&peer),
         mode: Mode::Del,
     })
     .unwrap();
     let restored = applied(&del, &after, Mode::Del);
     let neighbours = &restored.pod.as_ref().unwrap().neighbours;
-    assert_eq!(neighbours.len(), first.record.pod.neighbours.len());
+    assert_eq!(neighbours.len(), first.record().pod.neighbours.len());
     assert!(restored.host.rules.values().any(|r| r.is_owned()));
 }
 
@@ -419,7 +419,7 @@ fn del_with_the_pod_gone_cleans_the_host_side() {
     let first = run(&config, &world(), Mode::Add, None).unwrap();
     let mut after = applied(&first, &world(), Mode::Add);
     after.pod = None;
-    let del = run(&config, &after, Mode::Del, Some(&first.record)).unwrap();
+    let del = run(&config, &after, Mode::Del, Some(&first.record())).unwrap();
     let restored = applied(&del, &after, Mode::Del);
     assert!(restored.host.routes.is_empty());
     assert!(restored.host.neighbours.is_empty());
@@ -452,7 +452,7 @@ fn causes(c: &Compiled, actual: &ActualState) -> Vec<String> {
 fn a_node_address_added_since_add_is_drift_that_says_so() {
     let (config, first, now) =
         node_changed_after_add(|addrs| addrs.push("198.51.100.2/24".parse().unwrap()));
-    let again = run(&config, &now, Mode::Add, Some(&first.record)).unwrap();
+    let again = run(&config, &now, Mode::Add, Some(&first.record())).unwrap();
     let change = &again.desired.pod.node_addresses;
     assert_eq!(
         change.added,
@@ -469,7 +469,7 @@ fn a_node_address_added_since_add_is_drift_that_says_so() {
     );
     // The plan applied (what --repair or a repeated ADD does) leaves nothing to say.
     let repaired = applied(&again, &now, Mode::Add);
-    let after_repair = run(&config, &repaired, Mode::Add, Some(&again.record)).unwrap();
+    let after_repair = run(&config, &repaired, Mode::Add, Some(&again.record())).unwrap();
     assert!(plan(&after_repair.desired, &repaired, Mode::Add).is_empty());
     assert!(after_repair.desired.pod.node_addresses.is_empty());
 }
@@ -481,7 +481,7 @@ fn an_owned_route_toward_an_address_the_node_lost_is_drift_that_says_so() {
     // The host's preferred source toward the chained interface was that address too.
     let mut now = now;
     now.host_preferred_src.clear();
-    let again = run(&config, &now, Mode::Add, Some(&first.record)).unwrap();
+    let again = run(&config, &now, Mode::Add, Some(&first.record())).unwrap();
     let removed: BTreeSet<IpAddr> = BTreeSet::from(["fd50::1".parse().unwrap()]);
     assert_eq!(again.desired.pod.node_addresses.removed, removed);
     let mut said = causes(&again, &now);

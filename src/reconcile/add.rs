@@ -226,7 +226,7 @@ impl RecordWrite<'_> {
         Record {
             inputs: Some(inputs),
             rolled_out,
-            ..prepared.compiled.record.clone()
+            ..prepared.compiled.record()
         }
     }
 }

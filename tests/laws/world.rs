@@ -810,7 +810,7 @@ pub(crate) fn build(k: &Knobs) -> Scenario {
     add_chained(&mut actual, "net2", c2);
     Scenario {
         before: actual,
-        att: attachment("net2", c2, config2, vec![first.record]),
+        att: attachment("net2", c2, config2, vec![first.record()]),
     }
 }
 
