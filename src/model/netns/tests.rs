@@ -104,3 +104,35 @@ fn snapshots_without_netns_ids_match_veth_peers_by_index_alone() {
     let back: NetnsState = serde_json::from_value(json).unwrap();
     assert_eq!(back.other_netns_id, None);
 }
+
+/// Routes inserted at once end as they would one after another: normalised, a later route
+/// of a key already there (in the map or earlier in the batch) in its place.
+#[test]
+fn routes_inserted_at_once_end_as_inserted_one_by_one() {
+    let route = |dst: &str, protocol: u8| Route::link(100, dst.parse().unwrap(), "eth0", protocol);
+    let mut one_by_one = NetnsState::default();
+    let mut at_once = NetnsState::default();
+    for state in [&mut one_by_one, &mut at_once] {
+        state.insert_route(route("10.0.0.0/8", 2));
+        state.insert_route(route("192.0.2.0/24", 2));
+    }
+    // A host address with bits past its prefix, a key already in the map, one twice in
+    // the batch, and one new.
+    let batch = vec![
+        route("10.1.2.3/8", 176),
+        route("192.0.2.0/24", 176),
+        route("198.51.100.0/24", 3),
+        route("198.51.100.0/24", 176),
+        route("fd00::/64", 176),
+    ];
+    for r in batch.clone() {
+        one_by_one.insert_route(r);
+    }
+    at_once.insert_routes(batch);
+    assert_eq!(at_once, one_by_one);
+    assert_eq!(at_once.routes.len(), 4);
+    assert!(
+        at_once.routes.values().all(|r| r.protocol == 176),
+        "the later route of each key"
+    );
+}
